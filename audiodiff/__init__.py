@@ -1,0 +1,7 @@
+"""audiodiff: audio generation with diffusion models, on a laptop CPU or many GPUs."""
+
+from audiodiff.audio import MelSpec, load_audio, save_audio
+
+__version__ = "0.1.0"
+
+__all__ = ["MelSpec", "load_audio", "save_audio", "__version__"]
