@@ -1,0 +1,12 @@
+"""Offline dataset builders (no downloads): spoken digits rendered by espeak-ng and instrument
+notes rendered by fluidsynth from a General MIDI soundfont.
+
+Each writes `out_dir/wavs/*.wav` (16-bit PCM, mono), `out_dir/manifest.jsonl` (one row per
+clip; paths relative to the manifest) and `out_dir/info.json`, and returns a `BuildReport`.
+"""
+
+from audiodiff.data.builders.common import BuildError, BuildReport, MissingToolError
+from audiodiff.data.builders.digits import build_digits
+from audiodiff.data.builders.notes import build_notes
+
+__all__ = ["BuildError", "BuildReport", "MissingToolError", "build_digits", "build_notes"]
