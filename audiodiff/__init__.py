@@ -1,7 +1,9 @@
 """audiodiff: audio generation with diffusion models, on a laptop CPU or many GPUs."""
 
 from audiodiff.audio import MelSpec, load_audio, save_audio
+from audiodiff.pipeline import GenerateOutput, Pipeline
+from audiodiff.vocoder import Vocoder
 
 __version__ = "0.1.0"
 
-__all__ = ["MelSpec", "load_audio", "save_audio", "__version__"]
+__all__ = ["GenerateOutput", "MelSpec", "Pipeline", "Vocoder", "load_audio", "save_audio", "__version__"]

@@ -1,0 +1,177 @@
+"""Checkpoint directories: `config.json` + `model.safetensors` (inference weights), plus
+`training_state.safetensors` + `training_state.json` for resuming.
+
+Writes are atomic (a temporary sibling directory, fsync, then rename), so a killed process leaves
+either the previous checkpoint or the new one, never half of one. Reads use safetensors and JSON
+only: nothing in a checkpoint can execute code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "CheckpointError",
+    "list_checkpoints",
+    "load_state_dict",
+    "newest_checkpoint",
+    "read_json",
+    "resolve_checkpoint",
+    "write_checkpoint",
+]
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "training_state.safetensors"
+STATE_META = "training_state.json"
+MAX_JSON_BYTES = 16 * 1024 * 1024
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be written or loaded; the message names the file and the fix."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data) -> None:
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, allow_nan=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def write_checkpoint(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Atomically create directory `target` by calling `write(tmp_dir)` and renaming.
+
+    An existing `target` is replaced only after the new one is complete. Failures (a full or
+    read-only disk) raise a CheckpointError and leave the previous checkpoint untouched.
+    """
+    target = Path(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        write(tmp)
+        _fsync_dir(tmp)
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not target.exists():
+            os.rename(old, target)
+        raise CheckpointError(
+            f"could not write checkpoint {target}: {error.strerror or error}; "
+            "check free space and write permission; the previous checkpoint is intact"
+        ) from None
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from a checkpoint, with a size limit and clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; a checkpoint directory needs {CONFIG} and {WEIGHTS}")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{path}: {path.stat().st_size} bytes, too large for a config")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_state_dict(path: str | os.PathLike, module: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file; with `module`, check names and shapes and load them."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; a checkpoint directory needs {CONFIG} and {WEIGHTS}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error}); re-export the checkpoint") from None
+    if module is not None:
+        expected = module.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        wrong = [
+            f"{name} {list(tensors[name].shape)} (model has {list(expected[name].shape)})"
+            for name in expected
+            if name in tensors and tensors[name].shape != expected[name].shape
+        ]
+        if missing or unexpected or wrong:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+            if unexpected:
+                parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+            if wrong:
+                parts.append(f"{len(wrong)} with the wrong shape (e.g. {wrong[:2]})")
+            raise CheckpointError(f"{path}: weights do not match the model in config.json: " + "; ".join(parts))
+        module.load_state_dict(tensors)
+    return tensors
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete `step_N` checkpoints under `run_dir/checkpoints`, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = []
+    for child in folder.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / CONFIG).is_file() and (child / WEIGHTS).is_file():
+            found.append((int(match.group(1)), child))
+    return [path for _, path in sorted(found)]
+
+
+def newest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint directory, or a run directory (its newest checkpoint)."""
+    path = Path(path).expanduser()
+    if (path / CONFIG).is_file():
+        return path
+    newest = newest_checkpoint(path)
+    if newest is not None:
+        return newest
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run directory")
+    raise CheckpointError(f"{path}: no {CONFIG} here and no checkpoints/step_N inside; point at a checkpoint directory")

@@ -1,0 +1,231 @@
+"""The `audiodiff` command line. Each subcommand is a function registered in `COMMANDS`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+
+
+def command(name: str, help: str):
+    """Register `(add_arguments, run)` for subcommand `name`."""
+
+    def register(add_arguments):
+        def with_run(run):
+            COMMANDS[name] = (add_arguments, run, help)
+            return run
+
+        return with_run
+
+    return register
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from audiodiff.audio import AudioError
+    from audiodiff.checkpoint import CheckpointError
+    from audiodiff.config import ConfigError
+    from audiodiff.data.dataset import DatasetError
+    from audiodiff.models.conditioning import ConditionError
+    from audiodiff.train.trainer import TrainingError
+    from audiodiff.vocoder import VocoderError
+
+    return (AudioError, CheckpointError, ConfigError, DatasetError, ConditionError, TrainingError, VocoderError)
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def _train_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="a recipe's config.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
+    parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.steps=200 data.path=data/digits")
+
+
+@command("train", "train a diffusion model or a vocoder from a YAML config (torchrun-compatible)")(_train_args)
+def run_train(args: argparse.Namespace) -> int:
+    from audiodiff.config import ConfigError, apply_overrides, from_dict, load_yaml
+    from audiodiff.train.trainer import Trainer
+
+    data = apply_overrides(load_yaml(args.config), args.overrides)
+    kind = data.get("kind", "diffusion")
+    tasks = _train_tasks()
+    if kind not in tasks:
+        raise ConfigError(f"{args.config}: kind={kind!r}; valid kinds are {sorted(tasks)}")
+    config_cls, task_cls = tasks[kind]
+    config = from_dict(config_cls, data)
+    task = task_cls(config)
+    trainer = Trainer(task, config.train, resume=args.resume, progress=not args.no_progress)
+    try:
+        path = trainer.fit()
+    finally:
+        trainer.dist.close()
+    if trainer.dist.is_main:
+        print(f"checkpoint: {path}")
+    return 0
+
+
+def _train_tasks() -> dict:
+    from audiodiff.config import DiffusionRunConfig
+    from audiodiff.train.diffusion import DiffusionTask
+
+    return {"diffusion": (DiffusionRunConfig, DiffusionTask)}
+
+
+# --------------------------------------------------------------------------------------------
+# generate
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint directory or a run directory (its newest checkpoint)")
+    source.add_argument("--model", help="a bundled model name, e.g. digits")
+    parser.add_argument("--vocoder", help="a vocoder checkpoint directory or griffin_lim (default: the model's)")
+
+
+def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--label", help="class label, e.g. seven")
+    parser.add_argument("--text", help="text prompt (caption)")
+    parser.add_argument("--negative-label", help="label to guide away from")
+    parser.add_argument("--negative-text", help="text to guide away from")
+    parser.add_argument(
+        "--number", action="append", default=[], metavar="NAME=VALUE", help="numeric condition, e.g. pitch=60 (repeatable)"
+    )
+    parser.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    parser.add_argument("--sampler", help="ddim, ddpm, euler, heun or dpmpp_2m (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _parse_numbers(items: list[str]) -> dict[str, float]:
+    from audiodiff.config import ConfigError
+
+    numbers = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            numbers[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--number {item!r}: expected NAME=VALUE with a numeric value, e.g. pitch=60") from None
+    return numbers
+
+
+def _load_pipeline(args: argparse.Namespace):
+    from audiodiff.pipeline import Pipeline
+
+    return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder)
+
+
+def _output_paths(out: str, count: int, stem: str = "sample") -> list[Path]:
+    path = Path(out)
+    if path.suffix.lower() == ".wav":
+        if count == 1:
+            return [path]
+        return [path.with_name(f"{path.stem}_{i}.wav") for i in range(count)]
+    return [path / f"{stem}_{i}.wav" for i in range(count)]
+
+
+def _write_clips(audio, sample_rate: int, paths: list[Path], plot: bool) -> None:
+    from audiodiff.audio import save_audio
+    from audiodiff.plots import spectrogram_image
+
+    for clip, path in zip(audio, paths):
+        save_audio(path, clip, sample_rate)
+        if plot:
+            spectrogram_image(clip, sample_rate, path.with_suffix(".png"), path.name)
+        print(path)
+
+
+def _generate_args(parser: argparse.ArgumentParser) -> None:
+    _add_model_args(parser)
+    _add_sampling_args(parser)
+    parser.add_argument("--n", type=int, default=1, help="number of clips")
+    parser.add_argument("--duration", type=float, help="seconds (default: the training length)")
+    parser.add_argument("--out", required=True, help="a .wav file, or a directory for several clips")
+    parser.add_argument("--plot", action="store_true", help="also write a spectrogram PNG beside each wav")
+
+
+@command("generate", "generate audio from a trained model")(_generate_args)
+def run_generate(args: argparse.Namespace) -> int:
+    pipe = _load_pipeline(args)
+    out = pipe.generate(
+        label=args.label,
+        text=args.text,
+        n=args.n,
+        steps=args.steps,
+        sampler=args.sampler,
+        guidance=args.guidance,
+        seed=args.seed,
+        duration=args.duration,
+        negative_label=args.negative_label,
+        negative_text=args.negative_text,
+        progress=True,
+        **_parse_numbers(args.number),
+    )
+    _write_clips(out.audio, out.sample_rate, _output_paths(args.out, args.n), args.plot)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="builder", required=True)
+    synth = sub.add_parser("synth", help="a small synthetic set (tones, noise, chirps) for trying things out")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--per-class", type=int, default=32)
+    synth.add_argument("--seed", type=int, default=0)
+    for name, (add, _, help_text) in DATA_BUILDERS.items():
+        add(sub.add_parser(name, help=help_text))
+
+
+DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {}
+
+
+@command("data", "build or index datasets")(_data_args)
+def run_data(args: argparse.Namespace) -> int:
+    if args.builder == "synth":
+        from audiodiff.data.synth import build_synthetic
+
+        print(build_synthetic(args.out, per_class=args.per_class, seed=args.seed))
+        return 0
+    return DATA_BUILDERS[args.builder][1](args)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiodiff", description="Audio generation with diffusion models: train, generate, edit, vocode, evaluate."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_arguments, run, help_text) in COMMANDS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(child)
+        child.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except _user_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Dataclass configs: YAML recipe files and `section.key=value` overrides, checked strictly.
+
+An unknown key is an error that lists the valid keys; a value of the wrong type is an error that
+names the key, the value and the expected type. Configs round-trip through plain dicts (JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from audiodiff.audio import MelSpec
+from audiodiff.models.conditioning import ConditioningConfig
+from audiodiff.models.unet import UNetConfig
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "DiffusionConfig",
+    "DiffusionRunConfig",
+    "SamplingConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "from_dict",
+    "load_yaml",
+    "to_dict",
+]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and the fix."""
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested) as plain JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(item) for item in obj]
+    if isinstance(obj, dict):
+        return {str(key): to_dict(value) for key, value in obj.items()}
+    return obj
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build dataclass `cls` from `data`, checking keys and types recursively."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        place = f"{where}: " if where else ""
+        raise ConfigError(f"{place}unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+    values = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        values[name] = _convert(hints[name], value, key)
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or cls.__name__}: {error}") from None
+
+
+def _convert(kind: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if kind is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} does not fit {kind}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
+        return from_dict(kind, value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item_kind = args[0] if args else Any
+        items = [_convert(item_kind, item, f"{key}[{i}]") for i, item in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        value_kind = args[1] if len(args) > 1 else Any
+        return {str(k): _convert(value_kind, v, f"{key}.{k}") for k, v in value.items()}
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads 1e-4 as a string
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `section.key=value` strings (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.steps=100")
+        dotted, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# The schema of a diffusion training run (a recipe's config.yaml); each section is a dataclass.
+
+
+@dataclasses.dataclass
+class DataConfig:
+    path: str = ""  # a folder of audio files, or a manifest (.jsonl / .csv)
+    split: str | None = "train"  # manifest rows with another `split` are left out (None = all)
+    representation: Literal["mel", "wave"] = "mel"
+    sample_rate: int = 16000
+    channels: int = 1  # 1 downmixes; 2 keeps (or duplicates) stereo
+    segment_seconds: float = 1.0
+    min_seconds: float = 0.05  # shorter files are skipped
+    random_crop: bool = True
+    normalize: Literal["none", "peak", "loudness"] = "peak"
+    label_from_folder: bool = False  # plain folders: the parent folder names the label
+    number_fields: list[str] = dataclasses.field(default_factory=list)  # manifest fields used as numbers
+    max_items: int | None = None
+    max_file_seconds: float = 600.0  # longer files are skipped (a guard against huge headers)
+    num_workers: int = 0
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_seconds * self.sample_rate))
+
+
+
+@dataclasses.dataclass
+class DiffusionConfig:
+    shift: float = 1.0  # log-SNR shift: > 1 trains (and samples) more at high noise; for long inputs
+
+
+@dataclasses.dataclass
+class SamplingConfig:
+    """Defaults for generation and training previews."""
+
+    sampler: str = "dpmpp_2m"
+    steps: int = 25
+    guidance: float = 3.0
+    vocoder: str = "griffin_lim"  # "griffin_lim", or a vocoder checkpoint directory
+    griffin_lim_iters: int = 32
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    out_dir: str = "runs/default"
+    steps: int = 10_000
+    batch_size: int = 32  # per process
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    lr_schedule: Literal["cosine", "constant", "exponential"] = "cosine"
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    lr_gamma: float = 0.999  # exponential: lr * lr_gamma ** (step / 100)
+    grad_clip: float = 1.0  # 0 disables clipping
+    ema_decay: float = 0.999
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware has it natively, else fp32
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 500
+    keep_last: int = 3
+    preview_every: int = 500  # 0 disables previews
+    preview_count: int = 4
+    nan_policy: Literal["skip", "stop"] = "skip"  # on a non-finite loss or gradient
+    max_bad_steps: int = 20  # consecutive skipped steps before the run stops anyway
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("train.steps and train.batch_size must be at least 1")
+        if self.ckpt_every < 1 or self.keep_last < 1:
+            raise ConfigError("train.ckpt_every and train.keep_last must be at least 1")
+
+
+@dataclasses.dataclass
+class DiffusionRunConfig:
+    """A diffusion training run: what a recipe's config.yaml holds."""
+
+    kind: Literal["diffusion"] = "diffusion"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    mel: MelSpec = dataclasses.field(default_factory=MelSpec)
+    model: UNetConfig = dataclasses.field(default_factory=UNetConfig)
+    conditioning: ConditioningConfig = dataclasses.field(default_factory=ConditioningConfig)
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        wave = self.data.representation == "wave"
+        if wave and self.model.dims != 1:
+            raise ConfigError("data.representation=wave needs model.dims=1")
+        if not wave and self.model.dims != 2:
+            raise ConfigError("data.representation=mel needs model.dims=2")
+        if wave and self.model.in_channels != self.data.channels:
+            raise ConfigError(f"model.in_channels={self.model.in_channels} must equal data.channels={self.data.channels}")
+        if self.mel.sample_rate != self.data.sample_rate and not wave:
+            raise ConfigError(f"mel.sample_rate={self.mel.sample_rate} must equal data.sample_rate={self.data.sample_rate}")

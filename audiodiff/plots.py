@@ -1,0 +1,92 @@
+"""Pictures a person would rather look at than read: spectrograms and loss curves (PNG)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["plot_loss_curve", "plot_spectrograms", "spectrogram_image"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _log_spectrogram(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    from audiodiff.audio import MelSpec
+
+    mel_spec = MelSpec(sample_rate=sample_rate, f_max=sample_rate / 2, n_mels=80)
+    audio = torch.as_tensor(audio).float().reshape(-1)
+    if audio.numel() <= mel_spec.n_fft:
+        audio = torch.nn.functional.pad(audio, (0, mel_spec.n_fft + mel_spec.hop_length - audio.numel()))
+    return mel_spec(audio)
+
+
+def plot_spectrograms(
+    clips: list[torch.Tensor], sample_rate: int, path: str | os.PathLike, titles: list[str] | None = None, columns: int = 4
+) -> Path:
+    """A grid of mel spectrograms of audio clips (`[samples]` or `[channels, samples]`)."""
+    plt = _pyplot()
+    count = max(1, len(clips))
+    columns = min(columns, count)
+    rows = (count + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= len(clips):
+            ax.axis("off")
+            continue
+        clip = torch.as_tensor(clips[index]).float()
+        mel = _log_spectrogram(clip[0] if clip.dim() > 1 else clip, sample_rate)
+        seconds = clip.shape[-1] / sample_rate
+        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma", extent=(0, seconds, 0, 80))
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("mel band")
+        if titles and index < len(titles):
+            ax.set_title(titles[index], fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | os.PathLike, title: str | None = None) -> Path:
+    """One clip's mel spectrogram as a PNG."""
+    return plot_spectrograms([audio], sample_rate, path, [title] if title else None, columns=1)
+
+
+def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> Path | None:
+    """Loss (and every other `*loss*` field) against step, from training log records."""
+    keys = sorted({k for record in records for k in record if "loss" in k})
+    if not records or not keys:
+        return None
+    plt = _pyplot()
+    latest: dict[int, dict] = {}
+    for record in records:  # a resumed run may log a step twice; keep the last
+        latest[int(record["step"])] = record
+    steps = sorted(latest)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for key in keys:
+        points = [(s, latest[s][key]) for s in steps if key in latest[s]]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=key, linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if all(latest[s].get(k, 1) > 0 for s in steps for k in keys):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,156 @@
+"""The diffusion training task: data, U-Net, v-objective with conditioning dropout, previews."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from audiodiff.audio import save_audio
+from audiodiff.config import DiffusionRunConfig, TrainConfig, to_dict
+from audiodiff.data.dataset import AudioDataset, DatasetError, collate, scan_items
+from audiodiff.diffusion.objective import v_loss
+from audiodiff.models.conditioning import tokenize
+from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.plots import plot_spectrograms
+from audiodiff.train.trainer import StepContext
+
+__all__ = ["DiffusionTask", "resolve_conditioning"]
+
+MAX_TEXT_VOCAB = 4000
+
+
+def resolve_conditioning(config: DiffusionRunConfig, items) -> DiffusionRunConfig:
+    """Fill `auto` conditioning (label set, caption vocabulary, number ranges) from the data."""
+    cond = config.conditioning
+    labels = cond.labels
+    if labels == "auto":
+        labels = sorted({item.label for item in items if item.label is not None}, key=_natural)
+        if not labels:
+            raise DatasetError("conditioning.labels=auto, but no item has a label; set data.label_from_folder or use a manifest")
+    text = cond.text
+    if text is not None and not text.vocab:
+        counts = collections.Counter(word for item in items for word in tokenize(item.text or ""))
+        if not counts:
+            raise DatasetError("text conditioning is on, but no item has a caption; add `text` to the manifest or .txt sidecars")
+        text = dataclasses.replace(text, vocab=[w for w, _ in counts.most_common(MAX_TEXT_VOCAB)])
+    numbers = {}
+    for name, span in cond.numbers.items():
+        if span in ("auto", [], None):
+            values = [item.numbers.get(name, math.nan) for item in items]
+            values = [v for v in values if math.isfinite(v)]
+            if not values:
+                raise DatasetError(f"conditioning.numbers.{name}=auto, but no item has a '{name}' value")
+            span = [min(values), max(values)]
+        numbers[name] = [float(span[0]), float(span[1])]
+    return dataclasses.replace(config, conditioning=dataclasses.replace(cond, labels=list(labels), text=text, numbers=numbers))
+
+
+def _natural(label: str):
+    return (0, int(label)) if label.isdigit() else (1, label)
+
+
+class DiffusionTask:
+    def __init__(self, config: DiffusionRunConfig, verbose: bool = True):
+        numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers))
+        items, self.report = scan_items(config.data)
+        if verbose and self.report.num_skipped:
+            print(self.report, file=sys.stderr)
+        self.config = resolve_conditioning(config, items)
+        self.dataset = AudioDataset(items, self.config.data, self.config.mel, self.config.conditioning.labels)
+        self.num_workers = config.data.num_workers
+        self.preview_vocoder = None
+
+    def collate(self, rows: list[dict]) -> dict:
+        return collate(rows)
+
+    def build(self, device: torch.device, cfg: TrainConfig) -> None:
+        self.device = device
+        self.preview_count = cfg.preview_count
+        self.model = build_model(self.config).to(device)
+        self.net: nn.Module = self.model
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            (no_decay if param.dim() < 2 or "norm" in name or "embed" in name else decay).append(param)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=cfg.betas,
+        )
+        self.modules = {"model": self.model}
+        self.optimizers = {"model": self.optimizer}
+        self.ema_module = self.model
+
+    def wrap(self, wrap_fn) -> None:
+        self.net = wrap_fn(self.model)
+
+    def _drop(self, batch: dict, generator: torch.Generator) -> dict:
+        """Conditioning dropout: each condition of each item is nulled with its probability."""
+        cond_cfg = self.config.conditioning
+        cond = {}
+        size = batch["x"].shape[0]
+        for name in cond_cfg.names():
+            keep = torch.rand(size, generator=generator) >= cond_cfg.drop_prob_for(name)
+            value = batch[name]
+            if name == "text":
+                cond[name] = [text if k else "" for text, k in zip(value, keep.tolist())]
+            elif name == "label":
+                cond[name] = torch.where(keep, value, torch.full_like(value, -1)).to(self.device)
+            else:
+                cond[name] = torch.where(keep, value, torch.full_like(value, math.nan)).to(self.device)
+        return cond
+
+    def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
+        x = batch["x"].to(self.device, non_blocking=True)
+        cond = self._drop(batch, ctx.generator)
+        with ctx.autocast():
+            loss = v_loss(self.net, x, cond, self.config.diffusion.shift, ctx.generator)
+        ctx.backward(loss, self.model, self.optimizer)
+        return {"loss": float(loss.detach())}
+
+    def export_config(self) -> dict:
+        data = to_dict(self.config)
+        data["dataset"] = self.report.to_dict()
+        return data
+
+    def preview(self, module: nn.Module, out_dir: Path, step: int) -> None:
+        """A few samples from the EMA weights: wavs and one spectrogram grid."""
+        config = self.config
+        if config.sampling.vocoder != "griffin_lim" and self.preview_vocoder is None:
+            from audiodiff.vocoder import Vocoder
+
+            self.preview_vocoder = Vocoder.from_pretrained(config.sampling.vocoder, config.mel)
+        pipe = Pipeline(module, config, self.preview_vocoder, device=self.device)
+        count = self.preview_count
+        kwargs, titles = self._preview_conditions(count)
+        out = pipe.generate(n=count, seed=1234, steps=min(config.sampling.steps, 25), **kwargs)
+        module.train(False)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for index, clip in enumerate(out.audio):
+            save_audio(out_dir / f"sample_{index}.wav", clip, out.sample_rate)
+        plot_spectrograms(list(out.audio), out.sample_rate, out_dir / "spectrograms.png", titles)
+
+    def _preview_conditions(self, count: int) -> tuple[dict, list[str]]:
+        cond = self.config.conditioning
+        items = self.dataset.items
+        kwargs: dict = {}
+        titles = [""] * count
+        if cond.labels:
+            labels = [cond.labels[i % len(cond.labels)] for i in range(count)]
+            kwargs["label"] = labels
+            titles = labels
+        elif cond.text:
+            texts = [items[(i * 7919) % len(items)].text or "" for i in range(count)]
+            kwargs["text"] = texts
+            titles = [t[:40] for t in texts]
+        for name, (low, high) in cond.numbers.items():
+            values = [low + (high - low) * (i + 0.5) / count for i in range(count)]
+            kwargs[name] = values
+            titles = [f"{t} {name}={v:g}".strip() for t, v in zip(titles, values)]
+        return kwargs, titles
