@@ -1,0 +1,432 @@
+"""Vocoder generators: normalised log-mel `[batch, n_mels, frames]` -> audio `[batch, 1, frames * hop]`.
+
+Two families, chosen by name from `GENERATORS` through `build_generator`:
+
+- HiFi-GAN V1/V2/V3 (Kong et al. 2020): transposed-convolution upsampling to the sample rate with
+  multi-receptive-field residual blocks, weight-normalised, `tanh` output.
+- ISTFT (Vocos-like, Siuzdenko et al. 2023): a ConvNeXt backbone at frame rate and a head that
+  predicts a complex spectrum, turned into audio by `audiodiff.audio.istft`. Far cheaper than
+  HiFi-GAN, because nothing runs at the sample rate except one inverse FFT.
+
+Every generator keeps its architecture in a small config dataclass; `generator.config` is that
+config as a JSON-ready dict, and `build_generator(name, mel_spec, **generator.config)` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+
+from audiodiff.audio import MelSpec, istft
+
+__all__ = [
+    "GENERATORS",
+    "Generator",
+    "HiFiGAN",
+    "HiFiGANConfig",
+    "IstftGenerator",
+    "IstftGeneratorConfig",
+    "build_generator",
+    "derive_upsample_rates",
+]
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (as JSON gives them back) -> tuples, recursively, so configs compare and hash."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(item) for item in value)
+    return value
+
+
+def _config_dict(config: Any) -> dict:
+    """A config dataclass as a JSON-ready dict (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return {name: plain(value) for name, value in dataclasses.asdict(config).items()}
+
+
+class Generator(nn.Module):
+    """What every generator offers: `forward(mel) -> audio`, `config`, `mel_spec`, `remove_weight_norm`."""
+
+    name: str = "generator"
+    settings: Any  # the config dataclass
+
+    def __init__(self, mel_spec: MelSpec):
+        super().__init__()
+        self.mel_spec = mel_spec
+
+    @property
+    def config(self) -> dict:
+        """The architecture as a JSON-ready dict; `build_generator(name, mel_spec, **config)` rebuilds it."""
+        return _config_dict(self.settings)
+
+    @property
+    def hop_length(self) -> int:
+        return self.mel_spec.hop_length
+
+    def num_parameters(self) -> int:
+        return sum(parameter.numel() for parameter in self.parameters())
+
+    def remove_weight_norm(self) -> "Generator":
+        """Fold weight normalisation into plain weights for inference (same outputs, faster)."""
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        return self
+
+    def _check_mel(self, mel: torch.Tensor) -> None:
+        if mel.dim() != 3 or mel.shape[1] != self.mel_spec.n_mels:
+            raise ValueError(
+                f"{self.name}: expected a mel [batch, {self.mel_spec.n_mels}, frames], got {list(mel.shape)}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# HiFi-GAN
+
+
+@dataclasses.dataclass
+class HiFiGANConfig:
+    """HiFi-GAN architecture. The defaults are the paper's V1; `upsample_rates` must multiply to the hop.
+
+    resblock_type 1 stacks (dilated conv, conv) pairs; type 2 (V3) a single dilated conv per step.
+    Each upsampling kernel must exceed its rate by an even number so the output length is exact.
+    """
+
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
+    upsample_initial_channel: int = 512
+    resblock_type: int = 1
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _tuples(getattr(self, field.name)))
+        problems = []
+        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
+            problems.append("upsample_rates and upsample_kernel_sizes need the same length")
+        for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes):
+            if rate < 1 or kernel < rate or (kernel - rate) % 2:
+                problems.append(f"upsample kernel {kernel} must be >= rate {rate} and differ from it by an even number")
+        if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
+            problems.append("resblock_kernel_sizes and resblock_dilation_sizes need the same length")
+        if self.resblock_type not in RESBLOCKS:
+            problems.append(f"resblock_type={self.resblock_type} is not one of {sorted(RESBLOCKS)}")
+        if self.upsample_initial_channel >> len(self.upsample_rates) < 1:
+            problems.append("upsample_initial_channel is too small to halve at every upsampling stage")
+        if problems:
+            raise ValueError("HiFiGANConfig: " + "; ".join(problems))
+
+    def for_hop(self, hop_length: int) -> "HiFiGANConfig":
+        """This config with upsampling rates (and kernels = 2 x rate, +1 if odd) that multiply to `hop_length`."""
+        if math.prod(self.upsample_rates) == hop_length:
+            return self
+        rates = derive_upsample_rates(hop_length, len(self.upsample_rates))
+        kernels = tuple(2 * rate + rate % 2 for rate in rates)
+        return dataclasses.replace(self, upsample_rates=rates, upsample_kernel_sizes=kernels)
+
+
+def derive_upsample_rates(hop_length: int, num_stages: int, max_rate: int = 16) -> tuple[int, ...]:
+    """Split `hop_length` into at most `num_stages` integer rates, largest first, as balanced as possible.
+
+    256 with 4 stages -> (4, 4, 4, 4); 200 -> (5, 5, 4, 2); 300 -> (5, 5, 4, 3). Fails when a
+    prime factor of the hop exceeds `max_rate` (the upsampling kernel would be huge).
+    """
+    factors, rest, prime = [], hop_length, 2
+    while rest > 1:
+        while rest % prime == 0:
+            factors.append(prime)
+            rest //= prime
+        prime += 1
+    if hop_length < 2 or max(factors) > max_rate:
+        raise ValueError(
+            f"HiFi-GAN cannot upsample by hop_length={hop_length}: it needs integer rates of at most "
+            f"{max_rate} whose product is the hop (e.g. hops 128, 200, 240, 256, 300, 320, 441 work); "
+            "choose such a hop in the MelSpec or pass `upsample_rates` explicitly"
+        )
+    stages = [1] * min(num_stages, len(factors))
+    for factor in sorted(factors, reverse=True):
+        smallest = min(range(len(stages)), key=stages.__getitem__)
+        stages[smallest] *= factor
+    if max(stages) > max_rate:
+        raise ValueError(
+            f"HiFi-GAN cannot split hop_length={hop_length} into {num_stages} rates of at most {max_rate}; "
+            "pass `upsample_rates` (and kernels) explicitly"
+        )
+    return tuple(sorted(stages, reverse=True))
+
+
+def _conv_padding(kernel_size: int, dilation: int = 1) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlockType1(nn.Module):
+    """Residual steps of (leaky ReLU, dilated conv, leaky ReLU, conv); `[batch, channels, time]` in and out."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...], slope: float = 0.1):
+        super().__init__()
+        self.slope = slope
+        self.dilated = nn.ModuleList(
+            weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_conv_padding(kernel_size, d)))
+            for d in dilations
+        )
+        self.plain = nn.ModuleList(
+            weight_norm(nn.Conv1d(channels, channels, kernel_size, padding=_conv_padding(kernel_size)))
+            for _ in dilations
+        )
+        for conv in [*self.dilated, *self.plain]:
+            _init_hifigan(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for dilated, plain in zip(self.dilated, self.plain):
+            step = dilated(F.leaky_relu(x, self.slope))
+            x = x + plain(F.leaky_relu(step, self.slope))
+        return x
+
+
+class ResBlockType2(nn.Module):
+    """Residual steps of (leaky ReLU, dilated conv): HiFi-GAN V3's lighter block."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...], slope: float = 0.1):
+        super().__init__()
+        self.slope = slope
+        self.dilated = nn.ModuleList(
+            weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_conv_padding(kernel_size, d)))
+            for d in dilations
+        )
+        for conv in self.dilated:
+            _init_hifigan(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for dilated in self.dilated:
+            x = x + dilated(F.leaky_relu(x, self.slope))
+        return x
+
+
+RESBLOCKS: dict[int, type[nn.Module]] = {1: ResBlockType1, 2: ResBlockType2}
+
+
+def _init_hifigan(module: nn.Module, std: float = 0.01) -> None:
+    """HiFi-GAN's initialisation: N(0, 0.01) weights (applied before weight norm splits them)."""
+    weight = module.parametrizations.weight.original1 if parametrize.is_parametrized(module) else module.weight
+    with torch.no_grad():
+        weight.normal_(0.0, std)
+        if parametrize.is_parametrized(module):  # keep g = |v| so the effective weight is the drawn one
+            dims = tuple(range(1, weight.dim()))
+            module.parametrizations.weight.original0.copy_(weight.norm(dim=dims, keepdim=True))
+
+
+class MultiReceptiveField(nn.Module):
+    """The average of parallel residual blocks with different kernels (HiFi-GAN's MRF)."""
+
+    def __init__(self, channels: int, config: HiFiGANConfig):
+        super().__init__()
+        block = RESBLOCKS[config.resblock_type]
+        self.blocks = nn.ModuleList(
+            block(channels, kernel, dilations)
+            for kernel, dilations in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.blocks[0](x)
+        for block in self.blocks[1:]:
+            total = total + block(x)
+        return total / len(self.blocks)
+
+
+class HiFiGAN(Generator):
+    """HiFi-GAN generator: mel `[batch, n_mels, frames]` -> audio `[batch, 1, frames * hop]` in (-1, 1)."""
+
+    name = "hifigan"
+
+    def __init__(self, mel_spec: MelSpec, config: HiFiGANConfig | None = None):
+        super().__init__(mel_spec)
+        config = config or HiFiGANConfig()
+        if math.prod(config.upsample_rates) != mel_spec.hop_length:
+            raise ValueError(
+                f"HiFi-GAN upsample_rates {list(config.upsample_rates)} multiply to "
+                f"{math.prod(config.upsample_rates)}, but the mel hop is {mel_spec.hop_length}; "
+                f"use HiFiGANConfig.for_hop({mel_spec.hop_length}) or matching rates"
+            )
+        self.settings = config
+        channels = config.upsample_initial_channel
+        self.conv_pre = weight_norm(nn.Conv1d(mel_spec.n_mels, channels, 7, padding=3))
+        self.upsamples = nn.ModuleList()
+        self.fields = nn.ModuleList()
+        for rate, kernel in zip(config.upsample_rates, config.upsample_kernel_sizes):
+            upsample = nn.ConvTranspose1d(channels, channels // 2, kernel, stride=rate, padding=(kernel - rate) // 2)
+            self.upsamples.append(weight_norm(upsample))
+            _init_hifigan(self.upsamples[-1])
+            channels //= 2
+            self.fields.append(MultiReceptiveField(channels, config))
+        self.conv_post = weight_norm(nn.Conv1d(channels, 1, 7, padding=3))
+        _init_hifigan(self.conv_post)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        self._check_mel(mel)
+        x = self.conv_pre(mel)
+        for upsample, field in zip(self.upsamples, self.fields):
+            x = field(upsample(F.leaky_relu(x, 0.1)))
+        # The paper's final activation uses leaky ReLU's default slope (0.01), not 0.1.
+        return torch.tanh(self.conv_post(F.leaky_relu(x, 0.01)))
+
+
+# --------------------------------------------------------------------------------------------
+# ISTFT generator (Vocos-like)
+
+
+@dataclasses.dataclass
+class IstftGeneratorConfig:
+    """ConvNeXt backbone at frame rate + ISTFT head. `n_fft=None` uses the mel's n_fft; the hop is always the mel's.
+
+    `max_magnitude` caps the predicted spectral magnitude (exp of the clamped log), which keeps
+    early training stable; a full-scale sine peaks near n_fft/4, so the default leaves headroom.
+    """
+
+    dim: int = 256
+    intermediate_dim: int = 768
+    num_layers: int = 6
+    kernel_size: int = 7
+    layer_scale_init: float | None = None  # None: 1 / num_layers
+    n_fft: int | None = None
+    max_magnitude: float = 1000.0
+
+    def __post_init__(self):
+        if self.dim < 1 or self.intermediate_dim < 1 or self.num_layers < 0:
+            raise ValueError("IstftGeneratorConfig: dim, intermediate_dim must be positive; num_layers >= 0")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"IstftGeneratorConfig: kernel_size={self.kernel_size} must be odd (same padding)")
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv -> LayerNorm -> MLP (GELU) -> layer scale, residual; `[batch, dim, frames]` in and out."""
+
+    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float):
+        super().__init__()
+        self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.expand = nn.Linear(dim, intermediate_dim)
+        self.project = nn.Linear(intermediate_dim, dim)
+        self.scale = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = rearrange(self.depthwise(x), "b c t -> b t c")
+        y = self.project(F.gelu(self.expand(self.norm(y)))) * self.scale
+        return x + rearrange(y, "b t c -> b c t")
+
+
+class IstftHead(nn.Module):
+    """Features `[batch, frames, dim]` -> audio `[batch, frames * hop]` via a predicted complex spectrum."""
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int, max_magnitude: float):
+        super().__init__()
+        if n_fft < hop_length or (n_fft - hop_length) % 2:
+            raise ValueError(f"ISTFT head: n_fft={n_fft} must be >= hop {hop_length} and differ from it by an even number")
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.max_log_magnitude = math.log(max_magnitude)
+        self.out = nn.Linear(dim, n_fft + 2)  # log-magnitude and phase for n_fft//2 + 1 bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_magnitude, phase = rearrange(self.out(x).float(), "b t (two f) -> two b f t", two=2)
+        magnitude = torch.exp(log_magnitude.clamp(max=self.max_log_magnitude))
+        spectrum = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+        return istft(spectrum, self.n_fft, self.hop_length)
+
+
+class IstftGenerator(Generator):
+    """Vocos-style generator: mel `[batch, n_mels, frames]` -> audio `[batch, 1, frames * hop]` (not clipped)."""
+
+    name = "istft"
+
+    def __init__(self, mel_spec: MelSpec, config: IstftGeneratorConfig | None = None):
+        super().__init__(mel_spec)
+        config = config or IstftGeneratorConfig()
+        self.settings = config
+        layer_scale = config.layer_scale_init if config.layer_scale_init is not None else 1 / max(config.num_layers, 1)
+        self.embed = nn.Conv1d(mel_spec.n_mels, config.dim, config.kernel_size, padding=config.kernel_size // 2)
+        self.embed_norm = nn.LayerNorm(config.dim)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(config.dim, config.intermediate_dim, config.kernel_size, layer_scale)
+            for _ in range(config.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(config.dim)
+        self.head = IstftHead(config.dim, config.n_fft or mel_spec.n_fft, mel_spec.hop_length, config.max_magnitude)
+        self.apply(_init_vocos)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        self._check_mel(mel)
+        x = self.embed(mel)
+        x = rearrange(self.embed_norm(rearrange(x, "b c t -> b t c")), "b t c -> b c t")
+        for block in self.blocks:
+            x = block(x)
+        audio = self.head(self.final_norm(rearrange(x, "b c t -> b t c")))
+        return audio[:, None]
+
+
+def _init_vocos(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv1d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorPreset:
+    """A generator class and the config a name stands for."""
+
+    cls: type[Generator]
+    config: Any
+
+
+GENERATORS: dict[str, GeneratorPreset] = {
+    "hifigan_v1": GeneratorPreset(HiFiGAN, HiFiGANConfig()),
+    "hifigan_v2": GeneratorPreset(HiFiGAN, HiFiGANConfig(upsample_initial_channel=128)),
+    "hifigan_v3": GeneratorPreset(
+        HiFiGAN,
+        HiFiGANConfig(
+            upsample_rates=(8, 8, 4),
+            upsample_kernel_sizes=(16, 16, 8),
+            upsample_initial_channel=256,
+            resblock_type=2,
+            resblock_kernel_sizes=(3, 5, 7),
+            resblock_dilation_sizes=((1, 2), (2, 6), (3, 12)),
+        ),
+    ),
+    "istft": GeneratorPreset(IstftGenerator, IstftGeneratorConfig()),
+}
+
+
+def build_generator(name: str, mel_spec: MelSpec, **overrides: Any) -> Generator:
+    """The generator `name` for `mel_spec`, with config fields replaced by `overrides`.
+
+    HiFi-GAN presets adapt their upsampling rates to the mel hop unless `upsample_rates` is given.
+    """
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; valid names are {sorted(GENERATORS)}")
+    preset = GENERATORS[name]
+    valid = {field.name for field in dataclasses.fields(preset.config)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"generator {name!r}: unknown config fields {unknown}; valid fields are {sorted(valid)}")
+    config = dataclasses.replace(preset.config, **overrides)
+    if isinstance(config, HiFiGANConfig) and "upsample_rates" not in overrides:
+        config = config.for_hop(mel_spec.hop_length)
+    generator = preset.cls(mel_spec, config)
+    generator.name = name
+    return generator

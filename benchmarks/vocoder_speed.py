@@ -1,0 +1,179 @@
+"""Vocoder speed on this machine: how many times faster than real time each vocoder runs.
+
+HiFi-GAN V1/V2/V3 (weight norm folded), the ISTFT generator and Griffin-Lim (32 iterations),
+at batch 1 and 16, for 1 s and 10 s of 22.05 kHz audio, all in one run so they share the
+machine's conditions. Untrained weights: speed does not depend on them. Runs are interleaved
+(one round over every vocoder, repeated), so background load hits all of them alike; the
+median of the rounds is reported.
+
+    python benchmarks/vocoder_speed.py [--threads 2] [--budget 20] [--out benchmarks/results/vocoder_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from audiodiff.audio import MelSpec, griffin_lim
+from audiodiff.vocoder.generators import build_generator
+
+MEL_SPEC = MelSpec(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, f_max=11025)
+CASES = [(1, 1.0), (1, 10.0), (16, 1.0), (16, 10.0)]  # (batch, seconds)
+HIFIGANS = ("hifigan_v1", "hifigan_v2", "hifigan_v3")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def vocoders(seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """name -> mel `[batch, n_mels, frames]` -> audio, each ready for inference."""
+    torch.manual_seed(seed)
+    out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    for name in HIFIGANS:
+        out[name] = build_generator(name, MEL_SPEC).eval().remove_weight_norm()
+    istft = build_generator("istft", MEL_SPEC).eval()
+    out["istft"] = istft
+    out["griffin_lim_32"] = lambda mel: griffin_lim(mel, MEL_SPEC, num_iters=32)
+    return out
+
+
+def time_call(function: Callable[[torch.Tensor], torch.Tensor], mel: torch.Tensor) -> float:
+    start = time.perf_counter()
+    function(mel)
+    return time.perf_counter() - start
+
+
+def measure(budget_s: float, max_repeats: int) -> list[dict]:
+    """Seconds per call for every (vocoder, case): a warm-up, then interleaved rounds within a time budget."""
+    models = vocoders()
+    rows = []
+    for batch, seconds in CASES:
+        frames = round(seconds * MEL_SPEC.sample_rate / MEL_SPEC.hop_length)
+        mel = torch.randn(batch, MEL_SPEC.n_mels, frames, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+        audio_seconds = batch * frames * MEL_SPEC.hop_length / MEL_SPEC.sample_rate
+        times: dict[str, list[float]] = {}
+        repeats: dict[str, int] = {}
+        with torch.inference_mode():
+            for name, model in models.items():
+                first = time_call(model, mel)  # warm-up (allocator, oneDNN primitives for this shape)
+                times[name] = []
+                if first > budget_s:  # V1 at 16 x 10 s: the warm-up run is the one measurement
+                    times[name].append(first)
+                    repeats[name] = 0
+                else:
+                    repeats[name] = max(1, min(max_repeats, int(budget_s / max(first, 1e-6))))
+            for round_index in range(max_repeats):
+                for name, model in models.items():
+                    if round_index < repeats[name]:
+                        times[name].append(time_call(model, mel))
+        for name in models:
+            median = statistics.median(times[name])
+            rows.append(
+                {
+                    "vocoder": name,
+                    "batch": batch,
+                    "seconds": seconds,
+                    "frames": frames,
+                    "repeats": len(times[name]),
+                    "warm_up_included": repeats[name] == 0,
+                    "median_s": median,
+                    "min_s": min(times[name]),
+                    "x_real_time": audio_seconds / median,
+                }
+            )
+        print(f"measured batch {batch} x {seconds:g} s", flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    names = list(dict.fromkeys(row["vocoder"] for row in rows))
+    header = "| vocoder | params | " + " | ".join(f"b{b} x {s:g} s" for b, s in CASES) + " |"
+    lines = [header, "|" + "---|" * (2 + len(CASES))]
+    params = parameter_counts()
+    for name in names:
+        cells = []
+        for batch, seconds in CASES:
+            row = next(r for r in rows if r["vocoder"] == name and r["batch"] == batch and r["seconds"] == seconds)
+            cells.append(f"{row['x_real_time']:.1f}x ({row['median_s'] * 1e3:.1f} ms, n={row['repeats']})")
+        lines.append(f"| {name} | {params.get(name, '-')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parameter_counts() -> dict[str, str]:
+    counts = {}
+    for name in (*HIFIGANS, "istft"):
+        generator = build_generator(name, MEL_SPEC)
+        counts[name] = f"{generator.num_parameters() / 1e6:.2f}M"
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed runs per vocoder and case")
+    parser.add_argument("--max-repeats", type=int, default=9)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "vocoder_speed.json")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        print(f"note: load average {load_before[0]:.1f} before the run; other processes will slow every vocoder")
+    rows = measure(args.budget, args.max_repeats)
+    load_after = os.getloadavg()
+    by_case = {(r["batch"], r["seconds"]): {} for r in rows}
+    for row in rows:
+        by_case[(row["batch"], row["seconds"])][row["vocoder"]] = row["median_s"]
+    speedups = {
+        f"b{batch}x{seconds:g}s": times["hifigan_v1"] / times["istft"] for (batch, seconds), times in by_case.items()
+    }
+    print()
+    print(
+        f"x real time (higher is faster); {args.threads} threads; {cpu_model()}; torch {torch.__version__}; "
+        f"1-min load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    print(table(rows))
+    print("istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items()))
+
+    result = {
+        "benchmark": "vocoder_speed",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu_model": cpu_model(),
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        },
+        "mel_spec": MEL_SPEC.to_dict(),
+        "generator_configs": {name: build_generator(name, MEL_SPEC).config for name in (*HIFIGANS, "istft")},
+        "parameters": parameter_counts(),
+        "rows": rows,
+        "istft_speedup_over_hifigan_v1": speedups,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
