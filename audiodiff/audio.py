@@ -361,7 +361,8 @@ def griffin_lim(
     inverse = _inverse_filterbank(mel_spec, str(mel.device))  # [n_mels, freqs]
     linear = torch.einsum("bmk,mf->bfk", magnitude, inverse).clamp_min(0.0)
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    phase = torch.rand(linear.shape, generator=generator).to(linear.device) * (2 * math.pi)
+    # the same starting phase for every item, so an item's audio does not depend on the batch
+    phase = torch.rand(linear.shape[1:], generator=generator).to(linear.device).expand_as(linear) * (2 * math.pi)
     angles = torch.polar(torch.ones_like(linear), phase)
     previous = torch.zeros_like(angles)
     n_fft, hop, win = mel_spec.n_fft, mel_spec.hop_length, mel_spec.win_length

@@ -30,12 +30,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from audiodiff.audio import AudioError
     from audiodiff.checkpoint import CheckpointError
     from audiodiff.config import ConfigError
+    from audiodiff.data.builders import BuildError
     from audiodiff.data.dataset import DatasetError
     from audiodiff.models.conditioning import ConditionError
     from audiodiff.train.trainer import TrainingError
     from audiodiff.vocoder import VocoderError
 
-    return (AudioError, CheckpointError, ConfigError, DatasetError, ConditionError, TrainingError, VocoderError)
+    return (AudioError, BuildError, CheckpointError, ConfigError, DatasetError, ConditionError, TrainingError, VocoderError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +188,72 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
         add(sub.add_parser(name, help=help_text))
 
 
-DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {}
+def _digits_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (wavs/, manifest.jsonl, info.json)")
+    parser.add_argument("--num-clips", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=1.0, help="clip length")
+    parser.add_argument("--sample-rate", type=int, default=16_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, help="parallel renderers (default: one per CPU)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
+
+
+def _run_digits(args: argparse.Namespace) -> int:
+    from audiodiff.data.builders import build_digits
+
+    report = build_digits(
+        args.out, args.num_clips, args.seed, args.sample_rate, args.seconds, args.workers, overwrite=args.overwrite
+    )
+    print(report)
+    return 0
+
+
+def _int_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    values = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        values.extend(range(int(low), int(high) + 1) if high else [int(low)])
+    return values
+
+
+def _notes_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (wavs/, manifest.jsonl, info.json)")
+    parser.add_argument("--programs", help="General MIDI programs, e.g. 0,24,40-42 (default: a set covering the families)")
+    parser.add_argument("--pitches", help="MIDI pitches, e.g. 48-72 (default: each instrument's range within 36-84)")
+    parser.add_argument("--velocities", help="MIDI velocities, e.g. 50,75,100,127")
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--soundfont", help="a .sf2 file (default: Debian's FluidR3_GM)")
+    parser.add_argument("--sample-rate", type=int, default=16_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def _run_notes(args: argparse.Namespace) -> int:
+    from audiodiff.data.builders import build_notes
+
+    report = build_notes(
+        args.out,
+        programs=_int_list(args.programs),
+        pitches=_int_list(args.pitches),
+        velocities=_int_list(args.velocities),
+        seconds=args.seconds,
+        seed=args.seed,
+        soundfont=args.soundfont,
+        sample_rate=args.sample_rate,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    print(report)
+    return 0
+
+
+DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
+    "digits": (_digits_args, _run_digits, "spoken digits zero..nine rendered by espeak-ng (offline)"),
+    "notes": (_notes_args, _run_notes, "instrument notes rendered by fluidsynth from a General MIDI soundfont"),
+}
 
 
 @command("data", "build or index datasets")(_data_args)

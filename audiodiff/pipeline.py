@@ -196,7 +196,7 @@ class Pipeline:
         if n < 1:
             raise ValueError(f"n={n}: must be at least 1")
         sampling = self.config.sampling
-        steps = steps or sampling.steps
+        steps = sampling.steps if steps is None else int(steps)
         cond = self.model.conditioner.prepare(n, label=label, text=text, **numbers)
         negative = self.model.conditioner.prepare(n, label=negative_label, text=negative_text)
         scale = sampling.guidance if guidance is None else float(guidance)

@@ -174,7 +174,7 @@ def guided(model: Model, scale: float, uncond: dict | None = None, interval: tup
 
     def model_fn(x, theta, cond):
         level = float(theta.flatten()[0]) / HALF_PI
-        if scale == 1.0 or not low <= level <= high:
+        if scale == 1.0 or not low - 1e-6 <= level <= high + 1e-6:
             return model(x, theta, cond)
         if scale == 0.0:
             return model(x, theta, uncond)

@@ -127,6 +127,8 @@ class Batches:
                     batch_sampler=batches,
                     collate_fn=self.task.collate,
                     num_workers=self.num_workers,
+                    # its own generator: creating a loader must not consume the global RNG
+                    generator=torch.Generator().manual_seed(self.seed + self.epoch),
                 )
                 self._iterator = iter(loader)
             try:
@@ -219,8 +221,11 @@ class Trainer:
 
     # -- the loop
 
-    def fit(self) -> Path:
+    def fit(self, stop_at: int | None = None) -> Path:
+        """Train to `train.steps` (or stop early at step `stop_at`, checkpointed, as if killed
+        there); returns the last checkpoint written."""
         cfg, dist, task = self.cfg, self.dist, self.task
+        end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -248,7 +253,7 @@ class Trainer:
         last_path = None
         window_start, window_steps = time.perf_counter(), 0
         try:
-            while self.step < cfg.steps:
+            while self.step < end:
                 batch = self.batches.next()
                 self._set_lr()
                 ctx.step = self.step
@@ -279,9 +284,9 @@ class Trainer:
                         log.flush()
                 if cfg.preview_every and self.step % cfg.preview_every == 0 and self.step < cfg.steps:
                     self._preview()
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.ckpt_every == 0 or self.step == end:
                     last_path = self.save()
-            if cfg.preview_every:
+            if cfg.preview_every and self.step == cfg.steps:
                 self._preview()
         finally:
             bar.close()
@@ -385,6 +390,7 @@ class Trainer:
     def save(self) -> Path:
         """Write `out_dir/checkpoints/step_N` atomically (rank 0) and drop old ones."""
         target = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+        digests = self.dist.all_gather_object(_digest(self.task.modules))
         generators = self.dist.all_gather_object(self.generator.get_state())
         torch_rng = self.dist.all_gather_object(torch.get_rng_state())
         if self.dist.is_main:
@@ -397,7 +403,10 @@ class Trainer:
             for rank, (gen, rng) in enumerate(zip(generators, torch_rng)):
                 tensors[f"rng.generator.{rank}"] = gen
                 tensors[f"rng.torch.{rank}"] = rng
+            if len(set(digests)) > 1:
+                raise TrainingError(f"ranks hold different weights at step {self.step} ({digests}); this is a bug, please report it")
             meta.update(
+                rank_digests=digests,
                 step=self.step,
                 data=self.batches.state(),
                 world_size=self.dist.world_size,
@@ -465,6 +474,18 @@ class Trainer:
             self.scaler.load_state_dict(meta["scaler"])
         if self.dist.is_main:
             tqdm.write(f"resumed from {path} (step {self.step})", file=sys.stderr)
+
+
+def _digest(modules: dict[str, nn.Module]) -> str:
+    """A hash of all trainable weights, to check that every rank holds the same model."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _load_prefixed(module: nn.Module, tensors: dict, prefix: str, path: Path) -> None:

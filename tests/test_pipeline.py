@@ -1,0 +1,93 @@
+"""Pipeline loading, saving and generation behaviour on small untrained or briefly trained models."""
+
+import json
+
+import pytest
+import torch
+
+from audiodiff.checkpoint import CheckpointError
+from audiodiff.models.conditioning import ConditionError
+from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.vocoder import GriffinLimVocoder, VocoderError
+from audiodiff.audio import MelSpec
+from tests.util import tiny_config
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "run", conditioning={"labels": ["low", "high"], "numbers": {"pitch": [40, 90]}})
+    model = build_model(config)
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=0.02)
+    return Pipeline(model, config)
+
+
+def test_same_seed_gives_the_same_audio_at_any_batch_size(pipe):
+    one = pipe.generate(label="low", n=1, steps=3, seed=5)
+    four = pipe.generate(label="low", n=4, steps=3, seed=2)  # item 3 uses seed 5
+    assert torch.allclose(one.mel[0], four.mel[3], atol=1e-5)  # batched matmuls round differently
+    assert torch.allclose(one.audio[0], four.audio[3], atol=1e-3)
+    assert not torch.allclose(four.audio[0], four.audio[1])
+
+
+def test_stochastic_sampler_is_reproducible_per_seed(pipe):
+    one = pipe.generate(label="high", n=1, steps=3, seed=7, sampler="ddpm")
+    two = pipe.generate(label="high", n=2, steps=3, seed=6, sampler="ddpm")
+    assert torch.allclose(one.mel[0], two.mel[1], atol=1e-5)
+
+
+def test_output_shape_and_rate(pipe):
+    out = pipe.generate(n=2, steps=2, duration=0.5)
+    assert out.audio.shape == (2, 1, 8000 // 256 * 256) and out.sample_rate == 16000
+    assert out.audio.abs().max() <= 1.0 and out.mel.shape == (2, 80, 31)
+
+
+def test_unknown_label_and_out_of_range_number_are_clear_errors(pipe):
+    with pytest.raises(ConditionError, match=r"knows \['low', 'high'\]"):
+        pipe.generate(label="seven")
+    with pytest.raises(ConditionError, match="far outside the trained range"):
+        pipe.generate(pitch=500)
+    with pytest.raises(ConditionError, match="does not take 'velocity'"):
+        pipe.generate(velocity=3)
+
+
+def test_bad_steps_and_duration_are_refused(pipe):
+    with pytest.raises(ValueError, match="steps=0"):
+        pipe.generate(steps=0)
+    with pytest.raises(ValueError, match="duration"):
+        pipe.generate(duration=-1)
+
+
+def test_save_and_load_round_trip(pipe, tmp_path):
+    path = pipe.save_pretrained(tmp_path / "saved")
+    loaded = Pipeline.from_pretrained(path)
+    assert loaded.labels == ["low", "high"]
+    a = pipe.generate(label="high", steps=2, seed=1).audio
+    b = loaded.generate(label="high", steps=2, seed=1).audio
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_missing_weights_file_is_named(pipe, tmp_path):
+    path = pipe.save_pretrained(tmp_path / "saved")
+    (path / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors: missing"):
+        Pipeline.from_pretrained(path)
+
+
+def test_missing_directory_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        Pipeline.from_pretrained(tmp_path / "nothing")
+
+
+def test_mismatched_weights_are_refused(pipe, tmp_path):
+    path = pipe.save_pretrained(tmp_path / "saved")
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["channels"] = 32
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        Pipeline.from_pretrained(path)
+
+
+def test_vocoder_with_other_mel_settings_is_refused(pipe):
+    with pytest.raises(VocoderError, match="n_mels: 80 != 64"):
+        Pipeline(pipe.model, pipe.config, GriffinLimVocoder(MelSpec(n_mels=64)))

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from audiodiff.models.conditioning import ConditionError, ConditioningConfig, TextConfig
+from audiodiff.models.unet import UNet, UNetConfig
+
+SMALL = dict(channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,), head_channels=16)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 80, 64), (1, 1, 80, 63), (3, 1, 37, 21)])
+def test_unet_2d_keeps_shape_for_any_size(shape):
+    model = UNet(UNetConfig(dims=2, **SMALL))
+    assert model(torch.randn(shape), torch.rand(shape[0])).shape == shape
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 4096), (1, 1, 4001), (1, 2, 999)])
+def test_unet_1d_keeps_shape_for_any_length(shape):
+    model = UNet(UNetConfig(dims=1, in_channels=shape[1], patch_size=4, **SMALL))
+    assert model(torch.randn(shape), torch.rand(shape[0])).shape == shape
+
+
+def test_unet_rejects_wrong_rank_with_a_clear_message():
+    model = UNet(UNetConfig(dims=2, **SMALL))
+    with pytest.raises(ValueError, match="expects"):
+        model(torch.randn(2, 1, 100), torch.rand(2))
+
+
+def test_conditioning_changes_the_output():
+    cond = ConditioningConfig(labels=["a", "b"], text=TextConfig(vocab=["low", "high"], dim=32), numbers={"pitch": [0, 127]})
+    model = UNet(UNetConfig(dims=2, **SMALL), cond)
+    for p in model.parameters():  # zero-initialised output layers would hide the conditioning
+        torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(2, 1, 16, 16), torch.full((2,), 0.5)
+    base = model(x, t, {})
+    for batch in ({"label": torch.tensor([0, 1])}, {"text": ["low", "high"]}, {"pitch": torch.tensor([10.0, 90.0])}):
+        assert not torch.allclose(model(x, t, batch), base)
+
+
+def test_prepare_lists_known_labels_and_conditions():
+    cond = ConditioningConfig(labels=["zero", "one"])
+    model = UNet(UNetConfig(dims=2, **SMALL), cond)
+    assert model.conditioner.prepare(2, label="one")["label"].tolist() == [1, 1]
+    with pytest.raises(ConditionError, match=r"\['zero', 'one'\]"):
+        model.conditioner.prepare(1, label="seven")
+    with pytest.raises(ConditionError, match="does not take 'text'"):
+        model.conditioner.prepare(1, text="hello")
+
+
+def test_config_rejects_bad_attention_levels():
+    with pytest.raises(ValueError, match="attention_levels"):
+        UNetConfig(channel_mults=(1, 2), attention_levels=(3,))
