@@ -16,9 +16,10 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from audiodiff.audio import MelSpec
+from audiodiff.audio import MelSpec, load_audio, resample, to_channels
 from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_state_dict, read_json, resolve_checkpoint, save_tensors, write_checkpoint, write_json
 from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
+from audiodiff.diffusion.editing import inpaint, slerp, vary
 from audiodiff.diffusion.objective import angles_for_steps
 from audiodiff.diffusion.samplers import get_sampler, guided, net_as_model
 from audiodiff.models.unet import UNet
@@ -27,6 +28,8 @@ from audiodiff.vocoder import GriffinLimVocoder, Vocoder, check_compatible
 __all__ = ["GenerateOutput", "Pipeline", "bundled_path", "BUNDLED_DIR"]
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
+LONG_FACTOR = 1.5  # beyond this many training lengths, generate window by window
+MAX_PASS_FACTOR = 4.0  # editing takes at most this many training lengths in one pass
 MAX_PARAMETERS = 2_000_000_000  # refuse configs that would build a model larger than this
 RUN_SECTIONS = [f.name for f in dataclasses.fields(DiffusionRunConfig)]
 
@@ -174,6 +177,44 @@ class Pipeline:
 
     # -- generation
 
+    def _conditioned(
+        self, n, label, text, negative_label, negative_text, guidance, guidance_interval, numbers
+    ) -> tuple[Callable, dict]:
+        """The sampler-level model with guidance applied, and the condition batch."""
+        sampling = self.config.sampling
+        cond = self.model.conditioner.prepare(n, label=label, text=text, **numbers)
+        negative = self.model.conditioner.prepare(n, label=negative_label, text=negative_text)
+        scale = sampling.guidance if guidance is None else float(guidance)
+        if not cond and not negative:
+            scale = 1.0  # nothing to guide towards
+        return guided(net_as_model(self.model), scale, negative, guidance_interval), cond
+
+    @staticmethod
+    def _noise_fn(seeds: list[int], offset: int = 10_000_019) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Fresh noise per item from its own generator, so items do not depend on the batch."""
+        generators = [torch.Generator().manual_seed(s + offset) for s in seeds]
+
+        def noise(like: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.randn(like.shape[1:], generator=g) for g in generators]).to(like)
+
+        return noise
+
+    def _progress(self, total: int, progress: bool, callback):
+        bar = tqdm(total=total, disable=not progress, desc="sampling", unit="step", leave=False)
+
+        def on_step(info: dict) -> None:
+            bar.update(1)
+            if callback is not None:
+                callback(info)
+
+        return bar, on_step
+
+    @staticmethod
+    def _check_steps(steps: int) -> int:
+        if not 1 <= steps <= 1000:
+            raise ValueError(f"steps={steps}: must be between 1 and 1000")
+        return steps
+
     def generate(
         self,
         label=None,
@@ -192,59 +233,33 @@ class Pipeline:
         **numbers,
     ) -> GenerateOutput:
         """Sample `n` clips. Item i uses seed `seed + i`, so a seed gives the same audio at any
-        batch size. Conditions left as None are unconditional."""
+        batch size. Conditions left as None are unconditional. A duration longer than the
+        training clips is generated window by window, each continuing the last."""
         if n < 1:
             raise ValueError(f"n={n}: must be at least 1")
-        sampling = self.config.sampling
-        steps = sampling.steps if steps is None else int(steps)
-        cond = self.model.conditioner.prepare(n, label=label, text=text, **numbers)
-        negative = self.model.conditioner.prepare(n, label=negative_label, text=negative_text)
-        scale = sampling.guidance if guidance is None else float(guidance)
-        if not cond and not negative:
-            scale = 1.0  # nothing to guide towards
         seeds = [int(seed) + i for i in range(n)]
-        x = self.initial_noise(self._shape(n, duration), seeds)
-        x = self.sample(x, cond, steps, sampler or sampling.sampler, scale, negative, guidance_interval, seeds, progress, callback)
+        model, cond = self._conditioned(n, label, text, negative_label, negative_text, guidance, guidance_interval, numbers)
+        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        shape = self._shape(n, duration)
+        window = self._shape(n, None)[-1]
+        if shape[-1] > window * LONG_FACTOR:
+            first = self.initial_noise(shape[:-1] + (window,), seeds)
+            x = self._sample(model, first, cond, steps, sampler, seeds, progress, callback)
+            x = self._extend(model, x, shape[-1], cond, steps, seeds, progress, callback)
+        else:
+            x = self._sample(model, self.initial_noise(shape, seeds), cond, steps, sampler, seeds, progress, callback)
         return self.decode(x, seeds)
 
     def initial_noise(self, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
         return torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
 
-    def sample(
-        self,
-        x: torch.Tensor,
-        cond: dict,
-        steps: int,
-        sampler: str,
-        guidance: float,
-        negative: dict | None = None,
-        guidance_interval: tuple[float, float] = (0.0, 1.0),
-        seeds: list[int] | None = None,
-        progress: bool = False,
-        callback: Callable[[dict], None] | None = None,
-        t_start: float = 1.0,
-    ) -> torch.Tensor:
-        """Run a sampler from noise level `t_start` (1 = pure noise) down to 0."""
-        if not 1 <= steps <= 1000:
-            raise ValueError(f"steps={steps}: must be between 1 and 1000")
-        sample_fn = get_sampler(sampler)
-        model = guided(net_as_model(self.model), guidance, negative or {}, guidance_interval)
-        angles = angles_for_steps(steps, self.config.diffusion.shift, t_start=t_start)
-        generators = [torch.Generator().manual_seed(s + 10_000_019) for s in (seeds or range(x.shape[0]))]
-
-        def noise(like: torch.Tensor) -> torch.Tensor:
-            return torch.stack([torch.randn(like.shape[1:], generator=g) for g in generators]).to(like)
-
-        bar = tqdm(total=steps, disable=not progress, desc="sampling", unit="step", leave=False)
-
-        def on_step(info: dict) -> None:
-            bar.update(1)
-            if callback is not None:
-                callback(info)
-
+    def _sample(self, model, x, cond, steps, sampler, seeds, progress, callback) -> torch.Tensor:
+        sample_fn = get_sampler(sampler or self.config.sampling.sampler)
+        angles = angles_for_steps(steps, self.config.diffusion.shift)
+        bar, on_step = self._progress(steps, progress, callback)
         try:
             with torch.inference_mode():
-                return sample_fn(model, x, angles, cond, on_step, noise)
+                return sample_fn(model, x, angles, cond, on_step, self._noise_fn(seeds))
         finally:
             bar.close()
 
@@ -255,3 +270,304 @@ class Pipeline:
             audio = self.vocoder(mel).float().cpu()
             return GenerateOutput(audio, self.sample_rate, seeds, mel.cpu())
         return GenerateOutput(x.float().clamp(-1, 1).cpu(), self.sample_rate, seeds)
+
+    # -- editing
+
+    def _audio_batch(self, audio, sample_rate: int | None, name: str = "audio") -> torch.Tensor:
+        """A path, `[samples]`, `[channels, samples]` or `[n, channels, samples]` at the model's
+        rate and channel count, as `[n, channels, samples]`."""
+        if isinstance(audio, (str, os.PathLike)):
+            audio, sample_rate = load_audio(audio)
+        audio = torch.as_tensor(audio, dtype=torch.float32)
+        if audio.dim() == 1:
+            audio = audio[None, None]
+        elif audio.dim() == 2:
+            audio = audio[None]
+        if audio.dim() != 3 or audio.shape[-1] == 0:
+            raise ValueError(f"{name}: expected [samples], [channels, samples] or [n, channels, samples], got {list(audio.shape)}")
+        if not torch.isfinite(audio).all():
+            raise ValueError(f"{name}: contains NaN or Inf samples")
+        if sample_rate is None:
+            raise ValueError(f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)")
+        channels = self.config.data.channels if not self.is_mel else 1
+        audio = to_channels(resample(audio, int(sample_rate), self.sample_rate), channels, name)
+        minimum = self.mel_spec.n_fft if self.is_mel else 1
+        if audio.shape[-1] < minimum:
+            raise ValueError(f"{name}: {audio.shape[-1]} samples is too short; need at least {minimum}")
+        return audio
+
+    def _max_samples(self) -> int:
+        return int(self.default_duration() * MAX_PASS_FACTOR * self.sample_rate)
+
+    def _encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio `[n, channels, samples]` -> model space (mel `[n, 1, mels, frames]` or audio)."""
+        if self.is_mel:
+            frames = self.mel_spec.num_frames(audio.shape[-1])
+            return self.mel_spec(audio[..., : self.mel_spec.num_samples(frames)]).to(self.device)
+        return audio.to(self.device)
+
+    def _to_model_mask(self, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A sample mask `[samples]` (1 = regenerate) -> a mask over x's last axis."""
+        if not self.is_mel:
+            return mask[: x.shape[-1]].float()
+        hop = self.mel_spec.hop_length
+        frames = x.shape[-1]
+        padded = torch.nn.functional.pad(mask.float(), (0, max(0, frames * hop - mask.numel())))[: frames * hop]
+        frame_mask = padded.reshape(frames, hop).amax(dim=1)
+        # widen by one frame each side: an STFT frame spans several hops
+        return torch.nn.functional.max_pool1d(frame_mask[None, None], 3, 1, 1)[0, 0]
+
+    def _splice(self, generated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, fade_seconds: float = 0.01) -> torch.Tensor:
+        """Put the original audio back where mask is 0, with short linear crossfades."""
+        length = generated.shape[-1]
+        keep = torch.nn.functional.pad(1 - mask.float(), (0, max(0, length - mask.numel())))[:length]
+        width = max(1, int(fade_seconds * self.sample_rate))
+        kernel = torch.ones(1, 1, width) / width
+        # erode the kept region by the fade width, then blur: the fade happens inside the generated part
+        keep = -torch.nn.functional.max_pool1d(-keep[None, None], 2 * width + 1, 1, width)
+        keep = torch.nn.functional.conv1d(torch.nn.functional.pad(keep, (width // 2, width - 1 - width // 2), mode="replicate"), kernel)[0, 0]
+        keep = torch.maximum(keep.clamp(0, 1), 1 - torch.nn.functional.pad(mask.float(), (0, max(0, length - mask.numel())))[:length])
+        original = torch.nn.functional.pad(original, (0, max(0, length - original.shape[-1])))[..., :length]
+        return keep * original + (1 - keep) * generated
+
+    def vary(
+        self,
+        audio,
+        strength: float = 0.5,
+        sample_rate: int | None = None,
+        label=None,
+        text=None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        negative_label=None,
+        negative_text=None,
+        callback: Callable[[dict], None] | None = None,
+        **numbers,
+    ) -> GenerateOutput:
+        """Audio-to-audio variation: noise the input to level `strength`, then sample back.
+        strength 0 returns the input unchanged; 1 ignores it."""
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength={strength}: must be between 0 (return the input) and 1 (ignore it)")
+        batch = self._audio_batch(audio, sample_rate)
+        if batch.shape[-1] > self._max_samples():
+            raise ValueError(
+                f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model varies at most "
+                f"{self._max_samples() / self.sample_rate:.1f} s in one pass; trim it"
+            )
+        n = batch.shape[0]
+        seeds = [int(seed) + i for i in range(n)]
+        if strength == 0:
+            return GenerateOutput(batch.clone(), self.sample_rate, seeds, self._encode(batch)[:, 0].cpu() if self.is_mel else None)
+        model, cond = self._conditioned(n, label, text, negative_label, negative_text, guidance, (0.0, 1.0), numbers)
+        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        bar, on_step = self._progress(max(1, round(steps * strength)), progress, callback)
+        try:
+            with torch.inference_mode():
+                x = vary(
+                    model, self._encode(batch), float(strength), steps, cond, self._noise_fn(seeds),
+                    sampler or self.config.sampling.sampler, self.config.diffusion.shift, on_step,
+                )
+        finally:
+            bar.close()
+        return self.decode(x, seeds)
+
+    def inpaint(
+        self,
+        audio,
+        mask=None,
+        sample_rate: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        label=None,
+        text=None,
+        steps: int | None = None,
+        resample_steps: int = 2,
+        guidance: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        negative_label=None,
+        negative_text=None,
+        callback: Callable[[dict], None] | None = None,
+        **numbers,
+    ) -> GenerateOutput:
+        """Regenerate a span and keep the rest: `mask` is `[samples]` at the model's rate (1 =
+        regenerate), or give `start`/`end` in seconds. Kept audio is returned unchanged (mel
+        models splice the input back in with 10 ms crossfades)."""
+        batch = self._audio_batch(audio, sample_rate)
+        length = batch.shape[-1]
+        sample_mask = self._sample_mask(mask, start, end, length)
+        return self._inpaint(batch, sample_mask, length, label, text, steps, resample_steps, guidance, seed,
+                             progress, negative_label, negative_text, callback, numbers)
+
+    def _sample_mask(self, mask, start, end, length: int) -> torch.Tensor:
+        if mask is None:
+            if start is None and end is None:
+                raise ValueError("inpaint needs a mask, or start=/end= seconds of the span to regenerate")
+            first = int(round((start or 0.0) * self.sample_rate))
+            last = int(round((end if end is not None else length / self.sample_rate) * self.sample_rate))
+            if not 0 <= first < last <= length:
+                raise ValueError(
+                    f"span {start}..{end} s is outside the audio (0..{length / self.sample_rate:.2f} s) or empty"
+                )
+            mask = torch.zeros(length)
+            mask[first:last] = 1
+        mask = torch.as_tensor(mask).float().flatten()
+        if mask.numel() != length:
+            raise ValueError(f"mask has {mask.numel()} values; the audio has {length} samples at {self.sample_rate} Hz")
+        if mask.max() <= 0:
+            raise ValueError("mask is all zero: nothing to regenerate")
+        if mask.min() >= 1:
+            raise ValueError("mask is all one: nothing to keep; use generate() instead")
+        return mask
+
+    def _inpaint(self, batch, sample_mask, length, label, text, steps, resample_steps, guidance, seed,
+                 progress, negative_label, negative_text, callback, numbers) -> GenerateOutput:
+        if batch.shape[-1] > self._max_samples():
+            raise ValueError(
+                f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model inpaints at most "
+                f"{self._max_samples() / self.sample_rate:.1f} s in one pass; trim it around the span"
+            )
+        n = batch.shape[0]
+        seeds = [int(seed) + i for i in range(n)]
+        model, cond = self._conditioned(n, label, text, negative_label, negative_text, guidance, (0.0, 1.0), numbers)
+        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        known = self._encode(batch)
+        model_mask = self._to_model_mask(sample_mask, known)
+        bar, on_step = self._progress(steps, progress, callback)
+        try:
+            with torch.inference_mode():
+                x = inpaint(model, known, model_mask, steps, cond, self._noise_fn(seeds), resample_steps,
+                            shift=self.config.diffusion.shift, callback=on_step)
+        finally:
+            bar.close()
+        out = self.decode(x, seeds)
+        out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
+        if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
+            out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1]:]], dim=-1)
+        return out
+
+    def continue_(
+        self,
+        audio,
+        seconds: float,
+        sample_rate: int | None = None,
+        label=None,
+        text=None,
+        steps: int | None = None,
+        resample_steps: int = 2,
+        guidance: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+        **numbers,
+    ) -> GenerateOutput:
+        """Continue audio by `seconds` (outpainting at the end). Beyond one window the model
+        continues window by window, each seeing the end of the last as context."""
+        if not 0 < float(seconds) <= 600:
+            raise ValueError(f"seconds={seconds}: must be between 0 and 600")
+        batch = self._audio_batch(audio, sample_rate)
+        window = self._shape(1, None)[-1]
+        known = self._encode(batch)
+        if self.is_mel:
+            batch = batch[..., : self.mel_spec.num_samples(known.shape[-1])]
+        n = batch.shape[0]
+        seeds = [int(seed) + i for i in range(n)]
+        model, cond = self._conditioned(n, label, text, None, None, guidance, (0.0, 1.0), numbers)
+        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        added = self._shape(1, float(seconds))[-1]
+        x = self._extend(model, known[..., -window // 2 :] if known.shape[-1] > window // 2 else known,
+                         None, cond, steps, seeds, progress, callback, added=added, resample_steps=resample_steps)
+        generated = x[..., -added:]
+        full = torch.cat([known, generated], dim=-1)
+        out = self.decode(full, seeds)
+        mask = torch.zeros(out.audio.shape[-1])
+        mask[batch.shape[-1]:] = 1
+        out.audio = self._splice(out.audio, batch, mask)
+        return out
+
+    def _extend(self, model, x, total, cond, steps, seeds, progress, callback, added=None, resample_steps=2):
+        """Grow x along its last axis to `total` (or by `added`), one window at a time; each
+        window keeps its first half (the end of what exists) and generates the rest."""
+        window = self._shape(1, None)[-1]
+        target = total if total is not None else x.shape[-1] + added
+        noise = self._noise_fn(seeds, offset=20_000_033)
+        while x.shape[-1] < target:
+            context = x[..., -(window // 2) :]
+            new = min(window - context.shape[-1], target - x.shape[-1])
+            known = torch.cat([context, torch.zeros(*x.shape[:-1], new, device=x.device, dtype=x.dtype)], dim=-1)
+            mask = torch.zeros(known.shape[-1], device=x.device)
+            mask[context.shape[-1]:] = 1
+            bar, on_step = self._progress(steps, progress, callback)
+            try:
+                with torch.inference_mode():
+                    filled = inpaint(model, known, mask, steps, cond, noise, resample_steps,
+                                     shift=self.config.diffusion.shift, callback=on_step)
+            finally:
+                bar.close()
+            x = torch.cat([x, filled[..., context.shape[-1]:]], dim=-1)
+        return x[..., :target]
+
+    def loop(
+        self,
+        label=None,
+        text=None,
+        n: int = 1,
+        duration: float | None = None,
+        seam_fraction: float = 0.3,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        **numbers,
+    ) -> GenerateOutput:
+        """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
+        the middle, regenerate a span around that seam, rotate back."""
+        first = self.generate(label=label, text=text, n=n, steps=steps, guidance=guidance, seed=seed, duration=duration, **numbers)
+        model, cond = self._conditioned(n, label, text, None, None, guidance, (0.0, 1.0), numbers)
+        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        x = first.mel[:, None].to(self.device) if self.is_mel else first.audio.to(self.device)
+        length = x.shape[-1]
+        rolled = torch.roll(x, length // 2, dims=-1)
+        mask = torch.zeros(length, device=x.device)
+        half_seam = max(1, int(length * seam_fraction / 2))
+        mask[length // 2 - half_seam : length // 2 + half_seam] = 1
+        with torch.inference_mode():
+            healed = inpaint(model, rolled, mask, steps, cond, self._noise_fn(first.seeds), 2, shift=self.config.diffusion.shift)
+        x = torch.roll(healed, -(length // 2), dims=-1)
+        if self.is_mel:  # vocode three copies and keep the middle, so the wrap-around is seamless in audio too
+            out = self.decode(torch.cat([x, x, x], dim=-1), first.seeds)
+            samples = out.audio.shape[-1] // 3
+            out.audio = out.audio[..., samples : 2 * samples]
+            out.mel = x[:, 0].cpu()
+            return out
+        return self.decode(x, first.seeds)
+
+    def interpolate(
+        self,
+        seed_a: int,
+        seed_b: int,
+        count: int = 5,
+        label=None,
+        text=None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        duration: float | None = None,
+        sampler: str | None = None,
+        **numbers,
+    ) -> GenerateOutput:
+        """`count` clips between the clips of two seeds, by spherical interpolation of their
+        starting noise (deterministic samplers give a smooth path)."""
+        if count < 2:
+            raise ValueError(f"count={count}: need at least 2 points")
+        shape = self._shape(1, duration)
+        a, b = self.initial_noise(shape, [seed_a]), self.initial_noise(shape, [seed_b])
+        weights = torch.linspace(0, 1, count).tolist()
+        x = torch.cat([slerp(a, b, w) for w in weights])
+        model, cond = self._conditioned(count, label, text, None, None, guidance, (0.0, 1.0), numbers)
+        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        seeds = [seed_a] * count
+        x = self._sample(model, x, cond, steps, sampler or "ddim", seeds, False, None)
+        return self.decode(x, seeds)

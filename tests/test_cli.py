@@ -101,3 +101,15 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path, trained):
     meta = json.loads((tmp_path / "run" / "checkpoints" / "step_00000003" / "training_state.json").read_text())
     assert meta["world_size"] == 2
     assert len(meta["rank_digests"]) == 2 and meta["rank_digests"][0] == meta["rank_digests"][1]
+
+
+def test_edit_commands_write_wavs(trained):
+    source = trained / "source.wav"
+    run_cli("generate", "--checkpoint", trained / "run", "--label", "low", "--steps", "2", "--out", source)
+    base = soundfile.info(str(source)).frames
+    run_cli("vary", "--checkpoint", trained / "run", source, "--strength", "0.3", "--steps", "3", "--out", trained / "v.wav")
+    run_cli("inpaint", "--checkpoint", trained / "run", source, "--start", "0.2", "--end", "0.4", "--steps", "2", "--out", trained / "i.wav")
+    run_cli("continue", "--checkpoint", trained / "run", source, "--seconds", "0.5", "--steps", "2", "--out", trained / "c.wav")
+    assert soundfile.info(str(trained / "v.wav")).frames == base
+    assert soundfile.info(str(trained / "i.wav")).frames == base
+    assert abs(soundfile.info(str(trained / "c.wav")).frames - (base + 8000)) <= 256

@@ -37,7 +37,7 @@ class UNetConfig:
     dropout: float = 0.0
     kernel_size: int = 3
     downsample_factor: int = 2  # per level, along every axis
-    patch_size: int = 1  # dims=1: fold this many samples into channels before the first conv
+    patch_size: int = 1  # fold patch_size (per axis) neighbouring values into channels at the stem
     norm_groups: int = 32
     embed_dim: int = 0  # time/conditioning embedding width; 0 means 4 * channels
 
@@ -54,8 +54,8 @@ class UNetConfig:
             problems.append(f"attention_levels {bad} outside 0..{len(self.channel_mults) - 1}")
         if self.kernel_size % 2 == 0:
             problems.append(f"kernel_size={self.kernel_size} must be odd")
-        if self.patch_size > 1 and self.dims != 1:
-            problems.append("patch_size > 1 is for waveform models (dims=1)")
+        if self.patch_size < 1:
+            problems.append(f"patch_size={self.patch_size} must be at least 1")
         for mult in self.channel_mults:
             width = self.channels * mult
             if width % self.groups_for(width) or width % self.head_channels and self.attention_levels:
@@ -193,7 +193,7 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(cfg.channels, embed), nn.SiLU(), nn.Linear(embed, embed))
 
         widths = [cfg.channels * m for m in cfg.channel_mults]
-        in_ch = cfg.in_channels * cfg.patch_size
+        in_ch = cfg.in_channels * cfg.patch_size**cfg.dims
         self.stem = _conv(cfg.dims, in_ch, widths[0], cfg.kernel_size, padding=cfg.kernel_size // 2)
 
         self.down = nn.ModuleList()
@@ -245,8 +245,7 @@ class UNet(nn.Module):
             t = t.expand(x.shape[0])
         size = x.shape[2:]
         x = self._pad(x)
-        if cfg.patch_size > 1:
-            x = rearrange(x, "b c (t p) -> b (c p) t", p=cfg.patch_size)
+        x = self._patch(x)
 
         emb, context = self.conditioner(cond or {}, x.shape[0], x.device)
         emb = self.time_mlp(timestep_embedding(t, cfg.channels)) + emb
@@ -261,9 +260,24 @@ class UNet(nn.Module):
             h = level(torch.cat([h, skips.pop()], dim=1), emb, context)
         out = self.head(h)
 
-        if cfg.patch_size > 1:
-            out = rearrange(out, "b (c p) t -> b c (t p)", p=cfg.patch_size)
+        out = self._unpatch(out)
         return out[(..., *(slice(0, n) for n in size))]
+
+    def _patch(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.patch_size
+        if p == 1:
+            return x
+        if self.config.dims == 1:
+            return rearrange(x, "b c (t p) -> b (c p) t", p=p)
+        return rearrange(x, "b c (h p) (w q) -> b (c p q) h w", p=p, q=p)
+
+    def _unpatch(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.patch_size
+        if p == 1:
+            return x
+        if self.config.dims == 1:
+            return rearrange(x, "b (c p) t -> b c (t p)", p=p)
+        return rearrange(x, "b (c p q) h w -> b c (h p) (w q)", p=p, q=p)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         multiple = self.config.total_downsampling
