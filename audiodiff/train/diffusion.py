@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from audiodiff.audio import save_audio
 from audiodiff.config import DiffusionRunConfig, TrainConfig, to_dict
-from audiodiff.data.dataset import AudioDataset, DatasetError, collate, scan_items
+from audiodiff.data.dataset import DatasetError, collate, make_dataset, scan_items
 from audiodiff.diffusion.objective import v_loss
 from audiodiff.models.conditioning import tokenize
 from audiodiff.pipeline import Pipeline, build_model
@@ -34,7 +34,7 @@ def resolve_conditioning(config: DiffusionRunConfig, items) -> DiffusionRunConfi
         if not labels:
             raise DatasetError("conditioning.labels=auto, but no item has a label; set data.label_from_folder or use a manifest")
     text = cond.text
-    if text is not None and not text.vocab:
+    if text is not None and text.encoder == "builtin" and not text.vocab:
         counts = collections.Counter(word for item in items for word in tokenize(item.text or ""))
         if not counts:
             raise DatasetError("text conditioning is on, but no item has a caption; add `text` to the manifest or .txt sidecars")
@@ -60,10 +60,10 @@ class DiffusionTask:
         numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers))
         items, self.report = scan_items(config.data)
-        if verbose and self.report.num_skipped:
+        if verbose:
             print(self.report, file=sys.stderr)
         self.config = resolve_conditioning(config, items)
-        self.dataset = AudioDataset(items, self.config.data, self.config.mel, self.config.conditioning.labels)
+        self.dataset = make_dataset(items, self.config.data, self.config.mel, self.config.conditioning.labels)
         self.num_workers = config.data.num_workers
         self.preview_vocoder = None
 
