@@ -312,9 +312,81 @@ def _run_notes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    """How to read a data source: the options of `DataConfig` that `scan` and `shard` take."""
+    parser.add_argument("--layout", default="auto", help="auto, folder, manifest, speech_commands, sc09, ljspeech, nsynth, shards")
+    parser.add_argument("--label-from-folder", action="store_true", help="plain folders: the parent folder names the label")
+    parser.add_argument("--split", help="keep only this split (default: all, each row keeps its split)")
+    parser.add_argument("--labels", help="keep only these labels, comma-separated (e.g. the ten digit words)")
+    parser.add_argument("--number-fields", help="manifest fields to read as numbers, comma-separated (e.g. pitch,velocity)")
+    parser.add_argument("--min-seconds", type=float, default=0.05, help="shorter files are skipped")
+    parser.add_argument("--max-file-seconds", type=float, default=600.0, help="longer files are skipped")
+    parser.add_argument("--no-scan-cache", action="store_true", help="decode every file even if it was checked before")
+
+
+def _source_config(args: argparse.Namespace, path: str):
+    from audiodiff.config import DataConfig
+
+    def names(text: str | None) -> list[str] | None:
+        return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+    return DataConfig(
+        path=path,
+        layout=args.layout,
+        split=args.split,
+        labels_subset=names(args.labels),
+        label_from_folder=args.label_from_folder,
+        number_fields=names(args.number_fields) or [],
+        min_seconds=args.min_seconds,
+        max_file_seconds=args.max_file_seconds,
+        scan_cache=not args.no_scan_cache,
+    )
+
+
+def _scan_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="DIR", help="a folder of audio, a known layout or a manifest")
+    parser.add_argument("--out", required=True, help="the manifest to write (.jsonl); paths are relative to its folder where possible")
+    _source_args(parser)
+
+
+def _run_scan(args: argparse.Namespace) -> int:
+    from audiodiff.data.dataset import scan_items
+    from audiodiff.data.manifest import write_manifest
+
+    items, report = scan_items(_source_config(args, args.source), progress=None)
+    path = write_manifest(items, args.out)
+    print(report)
+    print(f"manifest: {path} ({len(items)} rows)")
+    return 0
+
+
+def _shard_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="MANIFEST", help="a manifest (or any folder `data scan` reads)")
+    parser.add_argument("--out", required=True, help="folder for shard-NNNNN.tar files and index.json")
+    parser.add_argument("--shard-size", type=int, default=1000, help="items per shard")
+    parser.add_argument("--seed", type=int, default=0, help="the shuffle before sharding, so shards mix the classes")
+    parser.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
+    _source_args(parser)
+
+
+def _run_shard(args: argparse.Namespace) -> int:
+    from audiodiff.data.dataset import scan_items
+    from audiodiff.data.shards import write_shards
+
+    source = Path(args.source).expanduser()
+    items, report = scan_items(_source_config(args, args.source), progress=None)
+    print(report)
+    index = write_shards(items, args.out, args.shard_size, source if source.is_dir() else source.parent, args.seed, args.overwrite)
+    count = -(-len(items) // args.shard_size)
+    print(f"shards: {count} in {index.parent} ({len(items)} items); train with data.path={index.parent}")
+    return 0
+
+
 DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
     "digits": (_digits_args, _run_digits, "spoken digits zero..nine rendered by espeak-ng (offline)"),
     "notes": (_notes_args, _run_notes, "instrument notes rendered by fluidsynth from a General MIDI soundfont"),
+    "scan": (_scan_args, _run_scan, "check every audio file of a folder or layout and write a manifest (.jsonl)"),
+    "shard": (_shard_args, _run_shard, "write a manifest's audio as tar shards that training streams"),
 }
 
 

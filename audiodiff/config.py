@@ -182,25 +182,36 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 @dataclasses.dataclass
 class DataConfig:
-    path: str = ""  # a folder of audio files, or a manifest (.jsonl / .csv)
-    split: str | None = "train"  # manifest rows with another `split` are left out (None = all)
+    path: str = ""  # a folder of audio, a manifest (.jsonl / .csv), a known layout, or a shard folder
+    layout: str = "auto"  # auto, folder, manifest, speech_commands, sc09, ljspeech, nsynth, shards
+    split: str | None = "train"  # items of another split are left out (None = all); items without one are kept
+    labels_subset: list[str] | None = None  # keep only items with these labels (None = all)
     representation: Literal["mel", "wave"] = "mel"
-    sample_rate: int = 16000
+    sample_rate: int = 16000  # files at other rates are resampled on load
     channels: int = 1  # 1 downmixes; 2 keeps (or duplicates) stereo
     segment_seconds: float = 1.0
-    min_seconds: float = 0.05  # shorter files are skipped
+    min_seconds: float = 0.05  # shorter files are skipped; longer ones are cropped, shorter segments padded
     random_crop: bool = True
-    normalize: Literal["none", "peak", "loudness"] = "peak"
+    normalize: Literal["none", "peak", "loudness"] = "peak"  # one gain per file, from the whole file
     label_from_folder: bool = False  # plain folders: the parent folder names the label
     number_fields: list[str] = dataclasses.field(default_factory=list)  # manifest fields used as numbers
     max_items: int | None = None
     max_file_seconds: float = 600.0  # longer files are skipped (a guard against huge headers)
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes
+    cache_dir: str | None = None  # full-length mels (or resampled waves) cached here; None = off
+    scan_cache: bool = True  # remember file checks (by path, size, mtime) so a restart does not decode every file
+
+    def __post_init__(self):
+        if self.segment_seconds <= 0 or self.sample_rate <= 0:
+            raise ConfigError(f"data.segment_seconds={self.segment_seconds} and data.sample_rate={self.sample_rate} must be positive")
+        if self.channels not in (1, 2):
+            raise ConfigError(f"data.channels={self.channels}: use 1 (mono) or 2 (stereo)")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers} must be 0 (load in the training process) or more")
 
     @property
     def segment_samples(self) -> int:
         return int(round(self.segment_seconds * self.sample_rate))
-
 
 
 @dataclasses.dataclass

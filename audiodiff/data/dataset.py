@@ -1,222 +1,73 @@
-"""Training datasets: a folder of audio files or a manifest, checked once up front.
+"""Training datasets: a folder, a manifest, a known layout or tar shards, checked once up front.
 
-Every file is opened when the dataset is built: unreadable, empty, non-finite, silent and
-too-short files are skipped and counted in a `ScanReport` (how many, why, the first few paths),
-so a bad file never stops a run in hour three; a dataset with nothing usable is an error before
-training starts. Items are random crops (or zero-padded) of a fixed segment, as waveform
-`[channels, samples]` or normalised log-mel `[channels, n_mels, frames]`, plus their conditions.
+Every file is checked when the dataset is built (`scan_items`): missing, unreadable, empty,
+corrupt, non-finite, silent and too-short files are skipped and counted in a `ScanReport` (how
+many, why, the first few paths), so a bad file never stops a run in hour three; a dataset with
+nothing usable is an error before training starts. What the checks found is cached by path,
+size and mtime (`audiodiff.data.checks`), so a restart does not decode every file again.
+
+Items are crops (or zero-padded) of a fixed segment, as waveform `[channels, samples]` or
+normalised log-mel `[channels, n_mels, frames]`, plus their conditions; see
+`audiodiff.data.features` for resampling, normalisation and the on-disk feature cache.
 """
 
 from __future__ import annotations
 
-import collections
-import csv
-import dataclasses
-import json
 import math
-import os
 from pathlib import Path
 
-import numpy as np
-import soundfile
 import torch
 from torch.utils.data import Dataset
 
+from audiodiff.audio import AudioError, MelSpec
 from audiodiff.config import DataConfig
-from audiodiff.audio import (
-    AUDIO_EXTENSIONS,
-    AudioError,
-    MelSpec,
-    crop_or_pad,
-    load_audio,
-    normalize_loudness,
-    normalize_peak,
-)
+from audiodiff.data.checks import SILENCE_PEAK, check_items
+from audiodiff.data.features import ItemLoader
+from audiodiff.data.items import AudioItem, DatasetError, ScanReport
+from audiodiff.data.layouts import resolve_layout
 
-__all__ = ["AudioDataset", "AudioItem", "DatasetError", "ScanReport", "collate", "scan_items"]
-
-SILENCE_PEAK = 1e-4  # a file whose peak is below this is treated as silent
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be trained on; the message says why and what to fix."""
+__all__ = [
+    "AudioDataset",
+    "AudioItem",
+    "DatasetError",
+    "SILENCE_PEAK",
+    "ScanReport",
+    "collate",
+    "make_dataset",
+    "scan_items",
+]
 
 
-@dataclasses.dataclass
-class AudioItem:
-    path: Path
-    label: str | None = None
-    text: str | None = None
-    numbers: dict[str, float] = dataclasses.field(default_factory=dict)
-    seconds: float = 0.0
+def scan_items(cfg: DataConfig, progress: bool | None = None) -> tuple[list[AudioItem], ScanReport]:
+    """The usable items at `cfg.path` (of `cfg.split`, `cfg.labels_subset`), and what was skipped.
 
-
-@dataclasses.dataclass
-class ScanReport:
-    """What a scan kept and skipped, with reasons and examples."""
-
-    source: str
-    kept: int = 0
-    skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-    def skip(self, reason: str, where: str) -> None:
-        self.skipped[reason] += 1
-        self.examples.setdefault(reason, [])
-        if len(self.examples[reason]) < 3:
-            self.examples[reason].append(where)
-
-    @property
-    def num_skipped(self) -> int:
-        return sum(self.skipped.values())
-
-    def __str__(self) -> str:
-        lines = [f"{self.source}: {self.kept} usable, {self.num_skipped} skipped"]
-        for reason, count in self.skipped.most_common():
-            lines.append(f"  {count} x {reason} (e.g. {', '.join(self.examples[reason])})")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "kept": self.kept, "skipped": dict(self.skipped), "examples": self.examples}
-
-
-# --------------------------------------------------------------------------------------------
-# Finding items
-
-
-def _read_manifest_rows(path: Path, report: ScanReport) -> list[dict]:
-    rows = []
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            for line_no, row in enumerate(csv.DictReader(handle), start=2):
-                if not row.get("path"):
-                    report.skip("manifest row without a path", f"{path.name}:{line_no}")
-                    continue
-                rows.append(row)
-        return rows
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                report.skip("malformed manifest line", f"{path.name}:{line_no}")
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("path"), str):
-                report.skip("manifest row without a path", f"{path.name}:{line_no}")
-                continue
-            rows.append(row)
-    return rows
-
-
-def _inside(root: Path, candidate: Path) -> bool:
-    try:
-        candidate.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
-
-
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
-
-
-def _items_from_manifest(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioItem]:
-    root = path.parent
-    items = []
-    for row in _read_manifest_rows(path, report):
-        if cfg.split is not None and "split" in row and row["split"] != cfg.split:
-            continue
-        file = (root / row["path"]) if not os.path.isabs(row["path"]) else Path(row["path"])
-        if not _inside(root, file):
-            report.skip("path outside the dataset folder", row["path"])
-            continue
-        label = row.get("label")
-        text = row.get("text") or row.get("caption")
-        numbers = {name: _number(row.get(name)) for name in cfg.number_fields}
-        items.append(AudioItem(file, str(label) if label not in (None, "") else None, text or None, numbers))
-    return items
-
-
-def _items_from_folder(path: Path, cfg: DataConfig) -> list[AudioItem]:
-    items = []
-    for file in sorted(path.rglob("*")):
-        if file.suffix.lower() not in AUDIO_EXTENSIONS or not file.is_file():
-            continue
-        label = file.parent.name if cfg.label_from_folder and file.parent != path else None
-        caption = file.with_suffix(".txt")
-        text = caption.read_text(encoding="utf-8", errors="replace").strip() if caption.is_file() else None
-        items.append(AudioItem(file, label, text or None))
-    return items
-
-
-def scan_items(cfg: DataConfig) -> tuple[list[AudioItem], ScanReport]:
-    """Find the items that `cfg.path` names and check every file; see the module docstring."""
+    `progress`: show a progress bar while checking files (None: only on a terminal)."""
     if not cfg.path:
-        raise DatasetError("data.path is empty; set it to a folder of audio files or a manifest (.jsonl/.csv)")
+        raise DatasetError("data.path is empty; set it to a folder of audio files, a manifest (.jsonl/.csv) or a shard folder")
     path = Path(cfg.path).expanduser()
-    report = ScanReport(str(path))
-    if path.is_dir():
-        manifest = next((path / name for name in ("manifest.jsonl", "manifest.csv") if (path / name).is_file()), None)
-        items = _items_from_manifest(manifest, cfg, report) if manifest else _items_from_folder(path, cfg)
-    elif path.is_file() and path.suffix.lower() in (".jsonl", ".csv"):
-        items = _items_from_manifest(path, cfg, report)
-    else:
-        raise DatasetError(f"{path}: not a folder or a .jsonl/.csv manifest")
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder; fix data.path")
+    layout = resolve_layout(cfg.layout, path)
+    report = ScanReport(str(path), layout=layout.name)
+    items = layout.read(path, cfg, report)
+    if cfg.split is not None:
+        items = [item for item in items if item.split in (None, cfg.split)]
+    if cfg.labels_subset is not None:
+        wanted = set(cfg.labels_subset)
+        items = [item for item in items if item.label in wanted]
     if cfg.max_items is not None:
         items = items[: cfg.max_items]
-
-    usable = []
-    for item in items:
-        reason = _check_file(item, cfg)
-        if reason:
-            report.skip(reason, str(item.path))
-        else:
-            usable.append(item)
+    root = path if path.is_dir() else path.parent
+    usable = items if layout.checked else check_items(items, cfg, root, report, progress)
     report.kept = len(usable)
     if not usable:
-        raise DatasetError(f"no usable audio in {path}:\n{report}\nfix or replace the files, or point data.path elsewhere")
+        chosen = f" of split {cfg.split!r}" if cfg.split is not None else ""
+        subset = f" with labels in {cfg.labels_subset}" if cfg.labels_subset is not None else ""
+        raise DatasetError(
+            f"no usable audio{chosen}{subset} in {path}:\n{report}\n"
+            "fix or replace the files, check data.split / data.labels_subset / data.layout, or point data.path elsewhere"
+        )
     return usable, report
-
-
-def _check_file(item: AudioItem, cfg: DataConfig) -> str | None:
-    """None if the file is usable, else the reason to skip it. Fills item.seconds."""
-    if not item.path.is_file():
-        return "missing file"
-    try:
-        info = soundfile.info(str(item.path))
-    except Exception:
-        return "unreadable or not audio"
-    if info.frames <= 0 or info.samplerate <= 0:
-        return "empty (0 samples)"
-    if info.samplerate > 768_000:
-        return "absurd sample rate"
-    seconds = info.frames / info.samplerate
-    if seconds > cfg.max_file_seconds:
-        return f"longer than data.max_file_seconds={cfg.max_file_seconds:g}"
-    if seconds < cfg.min_seconds:
-        return f"shorter than data.min_seconds={cfg.min_seconds:g}"
-    try:
-        data, _ = soundfile.read(str(item.path), dtype="float32", always_2d=True)
-    except Exception:
-        return "unreadable or not audio"
-    if data.size == 0:
-        return "empty (0 samples)"
-    if not np.isfinite(data).all():
-        return "NaN or Inf samples"
-    if np.abs(data).max() < SILENCE_PEAK:
-        return "silent"
-    item.seconds = seconds
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# The dataset
 
 
 class AudioDataset(Dataset):
@@ -224,44 +75,44 @@ class AudioDataset(Dataset):
     sees exactly the data an uninterrupted run would."""
 
     def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = ()):
-        self.items = items
-        self.cfg = cfg
-        self.mel_spec = mel_spec if cfg.representation == "mel" else None
         if cfg.representation == "mel" and mel_spec is None:
             raise DatasetError("a mel dataset needs a MelSpec")
-        if self.mel_spec is not None and self.mel_spec.sample_rate != cfg.sample_rate:
+        if cfg.representation == "mel" and mel_spec.sample_rate != cfg.sample_rate:
             raise DatasetError(
-                f"data.sample_rate={cfg.sample_rate} differs from mel.sample_rate={self.mel_spec.sample_rate}; make them equal"
+                f"data.sample_rate={cfg.sample_rate} differs from mel.sample_rate={mel_spec.sample_rate}; make them equal"
             )
+        self.items = items
+        self.cfg = cfg
+        self.loader = ItemLoader(cfg, mel_spec)
+        self.mel_spec = self.loader.mel_spec
         self.label_index = {label: i for i, label in enumerate(labels)}
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, index: int, seed: int | None = None) -> torch.Tensor:
-        """The item's audio segment `[channels, samples]`."""
-        item = self.items[index]
-        audio, _ = load_audio(item.path, self.cfg.sample_rate, self.cfg.channels)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        audio = crop_or_pad(audio, self.cfg.segment_samples, generator, random=self.cfg.random_crop)
-        if self.cfg.normalize == "peak":
-            audio = normalize_peak(audio)
-        elif self.cfg.normalize == "loudness":
-            audio = normalize_loudness(audio)
-        return audio
-
-    def __getitem__(self, key) -> dict:
-        index, seed = key if isinstance(key, tuple) else (key, None)
-        item = self.items[index]
+    def example(self, item: AudioItem, seed: int | None, data: bytes | None = None) -> dict:
+        """`{"x", "label", "text", <numbers>}` for one item (its audio as `data` bytes if given)."""
         try:
-            audio = self.load(index, seed)
+            x = self.loader.segment(item, seed, data)
         except AudioError as error:  # the file changed after the scan
-            raise DatasetError(f"{item.path}: {error}; it passed the scan, so it changed on disk") from None
-        x = self.mel_spec(audio) if self.mel_spec is not None else audio
+            raise DatasetError(f"{item.name}: {error}; it passed the scan, so it changed since") from None
         out = {"x": x, "label": self.label_index.get(item.label, -1), "text": item.text or ""}
         for name in self.cfg.number_fields:
             out[name] = item.numbers.get(name, math.nan)
         return out
+
+    def __getitem__(self, key) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        return self.example(self.items[index], seed)
+
+
+def make_dataset(items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = ()) -> Dataset:
+    """An `AudioDataset`, or a `ShardStream` (an iterable dataset) for items that live in shards."""
+    if items and items[0].member is not None:
+        from audiodiff.data.shards import ShardStream
+
+        return ShardStream(items, cfg, mel_spec, labels)
+    return AudioDataset(items, cfg, mel_spec, labels)
 
 
 def collate(rows: list[dict]) -> dict:

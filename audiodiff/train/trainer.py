@@ -19,7 +19,7 @@ from typing import Protocol
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from audiodiff.checkpoint import (
@@ -118,19 +118,21 @@ class Batches:
         usable = len(mine) // self.batch_size * self.batch_size
         return [mine[i : i + self.batch_size] for i in range(0, usable, self.batch_size)]
 
+    def _loader(self) -> DataLoader:
+        """The rest of the current epoch, from `position` on."""
+        return DataLoader(
+            self.task.dataset,
+            batch_sampler=self._epoch_batches()[self.position :],
+            collate_fn=self.task.collate,
+            num_workers=self.num_workers,
+            # its own generator: creating a loader must not consume the global RNG
+            generator=torch.Generator().manual_seed(self.seed + self.epoch),
+        )
+
     def next(self) -> dict:
         while True:
             if self._iterator is None:
-                batches = self._epoch_batches()[self.position :]
-                loader = DataLoader(
-                    self.task.dataset,
-                    batch_sampler=batches,
-                    collate_fn=self.task.collate,
-                    num_workers=self.num_workers,
-                    # its own generator: creating a loader must not consume the global RNG
-                    generator=torch.Generator().manual_seed(self.seed + self.epoch),
-                )
-                self._iterator = iter(loader)
+                self._iterator = iter(self._loader())
             try:
                 batch = next(self._iterator)
             except StopIteration:
@@ -144,6 +146,44 @@ class Batches:
 
     def load_state(self, state: dict) -> None:
         self.epoch, self.position, self._iterator = int(state["epoch"]), int(state["position"]), None
+
+    def close(self) -> None:
+        """Stop the DataLoader workers now (left to the garbage collector, each takes ~5 s to exit)."""
+        self._iterator = None
+
+
+class StreamBatches(Batches):
+    """Batches from an iterable dataset that forms them itself (`audiodiff.data.shards.ShardStream`):
+    it is told the epoch and how many batches were used, and streams the rest. Its order depends
+    on the number of streams (processes x workers); a resume with another count starts a new epoch."""
+
+    def __init__(self, task: TrainTask, batch_size: int, seed: int, dist: Distributed, num_workers: int):
+        super().__init__(task, batch_size, seed, dist, num_workers)
+        task.dataset.configure(batch_size, seed, dist.rank, dist.world_size, num_workers)
+
+    def _loader(self) -> DataLoader:
+        self.task.dataset.start(self.epoch, self.position)
+        return DataLoader(
+            self.task.dataset,
+            batch_size=None,  # the dataset yields lists of rows, one per batch
+            collate_fn=self.task.collate,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed + self.epoch),
+        )
+
+    def state(self) -> dict:
+        return {**super().state(), "streams": self.task.dataset.num_streams}
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        if state.get("streams") != self.task.dataset.num_streams:
+            if self.dist.is_main:
+                tqdm.write(
+                    f"warning: the checkpoint streamed shards with {state.get('streams')} readers, this run with "
+                    f"{self.task.dataset.num_streams} (processes x data.num_workers); starting the next epoch",
+                    file=sys.stderr,
+                )
+            self.epoch, self.position = self.epoch + 1, 0
 
 
 class StepContext:
@@ -235,7 +275,8 @@ class Trainer:
             device_ids = [dist.device.index] if dist.device.type == "cuda" else None
             task.wrap(lambda module: nn.parallel.DistributedDataParallel(module, device_ids=device_ids))
         torch.manual_seed(cfg.seed * 7919 + dist.rank)  # dropout differs per rank
-        self.batches = Batches(task, cfg.batch_size, cfg.seed, dist, getattr(task, "num_workers", 0))
+        source = StreamBatches if isinstance(task.dataset, IterableDataset) else Batches
+        self.batches = source(task, cfg.batch_size, cfg.seed, dist, getattr(task, "num_workers", 0))
         if dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._clean_partial()
@@ -290,6 +331,7 @@ class Trainer:
                 self._preview()
         finally:
             bar.close()
+            self.batches.close()
             if log:
                 log.close()
         dist.barrier()

@@ -1,0 +1,147 @@
+"""Every recipe's smoke variant: its config.yaml as written (representation, model, conditioning),
+on a tiny generated copy of its data, trained for 2 steps through the CLI, then one clip generated.
+So no recipe rots: a renamed key, a data field the recipe needs, or a model that no longer builds
+fails here."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiodiff.cli import main
+from audiodiff.data.builders import build_digits, build_notes
+from audiodiff.data.builders import notes as notes_module
+from audiodiff.data.synth import build_synthetic, synth_clip
+from audiodiff.pipeline import Pipeline
+from tests.util import write_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path(notes_module.DEFAULT_SOUNDFONT).is_file(),
+    reason="fluidsynth or the FluidR3_GM soundfont not installed",
+)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Tiny data sets, made on first use: name -> folder."""
+    root = tmp_path_factory.mktemp("recipe-data")
+    makers = {
+        "synth": lambda folder: build_synthetic(folder, per_class=2, seconds=0.5),
+        "digits": lambda folder: build_digits(folder, num_clips=10, seed=0, workers=2, progress=False),
+        "notes": lambda folder: build_notes(folder, programs=[0, 33], pitches=[55, 67], velocities=[60, 120], workers=2, progress=False),
+        "folder": make_user_folder,
+    }
+    made = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            makers[name](root / name)
+            made[name] = root / name
+        return made[name]
+
+    return get
+
+
+def make_user_folder(folder: Path) -> None:
+    """What a user might have: sub-folders, captions for some files, mixed rates and channels."""
+    generator = torch.Generator().manual_seed(0)
+    for kind, rate, channels in (("low", 22050, 2), ("high", 16000, 1), ("chirp", 44100, 1)):
+        for index in range(2):
+            audio, _ = synth_clip(kind, rate, 1.5, generator)
+            write_clip(folder / kind, f"{kind}{index}.wav", audio.expand(channels, -1), rate)
+            if index == 0:
+                (folder / kind / f"{kind}{index}.txt").write_text(f"a {kind} sound, take {index}")
+
+
+def train_recipe(name: str, data_path: Path, out: Path, *overrides: str) -> Path:
+    """`audiodiff train --config recipes/NAME/config.yaml` on tiny data for 2 steps."""
+    code = main(
+        [
+            "train",
+            "--config",
+            str(ROOT / "recipes" / name / "config.yaml"),
+            "--no-progress",
+            f"data.path={data_path}",
+            f"data.cache_dir={out / 'cache'}",
+            f"train.out_dir={out / 'run'}",
+            "train.steps=2",
+            "train.batch_size=4",
+            "train.warmup_steps=1",
+            "train.ckpt_every=2",
+            "train.preview_every=0",
+            "train.log_every=1",
+            "train.precision=fp32",
+            "sampling.griffin_lim_iters=4",
+            *overrides,
+        ]
+    )
+    assert code == 0
+    return out / "run"
+
+
+def generate_one(run: Path, **conditions) -> torch.Tensor:
+    pipe = Pipeline.from_pretrained(run)
+    out = pipe.generate(n=1, steps=2, seed=0, progress=False, **conditions)
+    assert out.audio.shape[:2] == (1, pipe.config.data.channels) and torch.isfinite(out.audio).all()
+    assert out.audio.shape[-1] == pytest.approx(pipe.config.data.segment_seconds * out.sample_rate, rel=0.05)
+    return out.audio
+
+
+def test_every_recipe_has_a_smoke_test_here():
+    recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
+    tested = {"quickstart", "digits-mel", "digits-wave", "notes-mel", "folder"}
+    assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
+
+
+def test_quickstart_recipe(tmp_path, data):
+    run = train_recipe("quickstart", data("synth"), tmp_path)
+    generate_one(run, label="high")
+
+
+@needs_espeak
+def test_digits_mel_recipe(tmp_path, data):
+    run = train_recipe("digits-mel", data("digits"), tmp_path)
+    generate_one(run, label="seven", text="the word seven, said slowly")
+
+
+@needs_espeak
+def test_digits_wave_recipe(tmp_path, data):
+    run = train_recipe("digits-wave", data("digits"), tmp_path)
+    config = Pipeline.from_pretrained(run).config
+    assert (config.data.representation, config.data.sample_rate, config.model.dims) == ("wave", 8000, 1)
+    generate_one(run, label="three")
+    assert list((tmp_path / "cache").glob("wave-*/settings.json"))  # the resampled waves were cached
+
+
+@needs_fluidsynth
+def test_notes_mel_recipe(tmp_path, data):
+    run = train_recipe("notes-mel", data("notes"), tmp_path)
+    config = Pipeline.from_pretrained(run).config
+    assert config.conditioning.labels == ["bass", "keyboard"]
+    low, high = config.conditioning.numbers["pitch"]
+    assert 55 <= low < high <= 67 and set(config.conditioning.numbers) == {"pitch", "velocity"}
+    generate_one(run, label="bass", pitch=60, velocity=100, text="an electric bass playing C4, loud")
+
+
+def test_folder_recipe_unconditional(tmp_path, data):
+    run = train_recipe("folder", data("folder"), tmp_path)
+    generate_one(run)
+
+
+def test_folder_recipe_with_labels_and_captions(tmp_path, data):
+    run = train_recipe(
+        "folder", data("folder"), tmp_path, "data.label_from_folder=true", "conditioning.labels=auto", "conditioning.text={dim: 32, layers: 1, heads: 2}"
+    )
+    config = Pipeline.from_pretrained(run).config
+    assert config.conditioning.labels == ["chirp", "high", "low"] and "sound" in config.conditioning.text.vocab
+    generate_one(run, label="low", text="a low sound")
+
+
+def test_mel_recipes_share_one_mel_spec_so_they_share_a_vocoder():
+    from audiodiff.config import DiffusionRunConfig, from_dict, load_yaml
+
+    specs = [from_dict(DiffusionRunConfig, load_yaml(ROOT / "recipes" / name / "config.yaml")).mel for name in ("digits-mel", "notes-mel", "folder")]
+    assert specs[0] == specs[1] == specs[2]
