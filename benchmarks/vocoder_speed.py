@@ -1,10 +1,10 @@
 """Vocoder speed on this machine: how many times faster than real time each vocoder runs.
 
-HiFi-GAN V1/V2/V3 (weight norm folded), the ISTFT generator and Griffin-Lim (32 iterations),
-at batch 1 and 16, for 1 s and 10 s of 22.05 kHz audio, all in one run so they share the
-machine's conditions. Untrained weights: speed does not depend on them. Runs are interleaved
-(one round over every vocoder, repeated), so background load hits all of them alike; the
-median of the rounds is reported.
+HiFi-GAN V1/V2/V3 (weight norm folded), the ISTFT generator (default and Vocos-sized) and
+Griffin-Lim (32 iterations), at batch 1 and 16, for 1 s and 10 s of 22.05 kHz audio, all in one
+run so they share the machine's conditions. Untrained weights: speed does not depend on them.
+Runs are interleaved (one round over every vocoder, repeated), so background load hits all of
+them alike; the median of the rounds is reported, with the load average before and after.
 
     python benchmarks/vocoder_speed.py [--threads 2] [--budget 20] [--out benchmarks/results/vocoder_speed.json]
 """
@@ -29,6 +29,7 @@ from audiodiff.vocoder.generators import build_generator
 MEL_SPEC = MelSpec(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, f_max=11025)
 CASES = [(1, 1.0), (1, 10.0), (16, 1.0), (16, 10.0)]  # (batch, seconds)
 HIFIGANS = ("hifigan_v1", "hifigan_v2", "hifigan_v3")
+VOCOS_SIZE = {"dim": 512, "intermediate_dim": 1536, "num_layers": 8}  # the published Vocos backbone, for scale
 
 
 def cpu_model() -> str:
@@ -47,16 +48,18 @@ def vocoders(seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]
     out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     for name in HIFIGANS:
         out[name] = build_generator(name, MEL_SPEC).eval().remove_weight_norm()
-    istft = build_generator("istft", MEL_SPEC).eval()
-    out["istft"] = istft
+    out["istft"] = build_generator("istft", MEL_SPEC).eval()
+    out["istft_vocos_size"] = build_generator("istft", MEL_SPEC, **VOCOS_SIZE).eval()
     out["griffin_lim_32"] = lambda mel: griffin_lim(mel, MEL_SPEC, num_iters=32)
     return out
 
 
-def time_call(function: Callable[[torch.Tensor], torch.Tensor], mel: torch.Tensor) -> float:
-    start = time.perf_counter()
+def time_call(function: Callable[[torch.Tensor], torch.Tensor], mel: torch.Tensor) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call. CPU time barely moves with background load
+    at one thread, so `--threads 1` gives each vocoder's compute cost even on a busy machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
     function(mel)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measure(budget_s: float, max_repeats: int) -> list[dict]:
@@ -67,23 +70,24 @@ def measure(budget_s: float, max_repeats: int) -> list[dict]:
         frames = round(seconds * MEL_SPEC.sample_rate / MEL_SPEC.hop_length)
         mel = torch.randn(batch, MEL_SPEC.n_mels, frames, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
         audio_seconds = batch * frames * MEL_SPEC.hop_length / MEL_SPEC.sample_rate
-        times: dict[str, list[float]] = {}
+        times: dict[str, list[tuple[float, float]]] = {}
         repeats: dict[str, int] = {}
         with torch.inference_mode():
             for name, model in models.items():
                 first = time_call(model, mel)  # warm-up (allocator, oneDNN primitives for this shape)
                 times[name] = []
-                if first > budget_s:  # V1 at 16 x 10 s: the warm-up run is the one measurement
+                if first[0] > budget_s:  # V1 at 16 x 10 s: the warm-up run is the one measurement
                     times[name].append(first)
                     repeats[name] = 0
                 else:
-                    repeats[name] = max(1, min(max_repeats, int(budget_s / max(first, 1e-6))))
+                    repeats[name] = max(1, min(max_repeats, int(budget_s / max(first[0], 1e-6))))
             for round_index in range(max_repeats):
                 for name, model in models.items():
                     if round_index < repeats[name]:
                         times[name].append(time_call(model, mel))
         for name in models:
-            median = statistics.median(times[name])
+            median = statistics.median(wall for wall, _ in times[name])
+            median_cpu = statistics.median(cpu for _, cpu in times[name])
             rows.append(
                 {
                     "vocoder": name,
@@ -93,15 +97,18 @@ def measure(budget_s: float, max_repeats: int) -> list[dict]:
                     "repeats": len(times[name]),
                     "warm_up_included": repeats[name] == 0,
                     "median_s": median,
-                    "min_s": min(times[name]),
+                    "min_s": min(wall for wall, _ in times[name]),
                     "x_real_time": audio_seconds / median,
+                    "median_cpu_s": median_cpu,
+                    "x_real_time_per_cpu_second": audio_seconds / median_cpu,
                 }
             )
         print(f"measured batch {batch} x {seconds:g} s", flush=True)
     return rows
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], key: str = "x_real_time") -> str:
+    """Markdown table of `key` (times faster than real time) per vocoder and case."""
     names = list(dict.fromkeys(row["vocoder"] for row in rows))
     header = "| vocoder | params | " + " | ".join(f"b{b} x {s:g} s" for b, s in CASES) + " |"
     lines = [header, "|" + "---|" * (2 + len(CASES))]
@@ -110,7 +117,8 @@ def table(rows: list[dict]) -> str:
         cells = []
         for batch, seconds in CASES:
             row = next(r for r in rows if r["vocoder"] == name and r["batch"] == batch and r["seconds"] == seconds)
-            cells.append(f"{row['x_real_time']:.1f}x ({row['median_s'] * 1e3:.1f} ms, n={row['repeats']})")
+            seconds_key = "median_s" if key == "x_real_time" else "median_cpu_s"
+            cells.append(f"{row[key]:.1f}x ({row[seconds_key] * 1e3:.1f} ms, n={row['repeats']})")
         lines.append(f"| {name} | {params.get(name, '-')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -118,8 +126,8 @@ def table(rows: list[dict]) -> str:
 def parameter_counts() -> dict[str, str]:
     counts = {}
     for name in (*HIFIGANS, "istft"):
-        generator = build_generator(name, MEL_SPEC)
-        counts[name] = f"{generator.num_parameters() / 1e6:.2f}M"
+        counts[name] = f"{build_generator(name, MEL_SPEC).num_parameters() / 1e6:.2f}M"
+    counts["istft_vocos_size"] = f"{build_generator('istft', MEL_SPEC, **VOCOS_SIZE).num_parameters() / 1e6:.2f}M"
     return counts
 
 
@@ -145,10 +153,12 @@ def main() -> None:
     }
     print()
     print(
-        f"x real time (higher is faster); {args.threads} threads; {cpu_model()}; torch {torch.__version__}; "
+        f"x real time (higher is faster); threads={args.threads}; {cpu_model()}; torch {torch.__version__}; "
         f"1-min load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
     print(table(rows))
+    print("\nx real time per second of process CPU time (the compute cost; robust to load at 1 thread)")
+    print(table(rows, "x_real_time_per_cpu_second"))
     print("istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items()))
 
     result = {

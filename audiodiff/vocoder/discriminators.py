@@ -60,7 +60,7 @@ class _ConvStack(nn.Module):
 
 
 class PeriodDiscriminator(nn.Module):
-    """One period p: audio `[batch, 1, samples]` reflect-padded to a multiple of p and viewed as `[batch, 1, samples/p, p]`."""
+    """One period p: audio `[batch, 1, samples]`, reflect-padded to a multiple of p, as `[batch, 1, samples/p, p]`."""
 
     def __init__(self, period: int, channels: tuple[int, ...] = (32, 128, 512, 1024), kernel_size: int = 5):
         super().__init__()
