@@ -15,3 +15,17 @@ def synth_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synth")
     build_synthetic(folder, per_class=6, seconds=0.5)
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep the tests' scan caches out of the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("AUDIODIFF_CACHE_DIR")
+    os.environ["AUDIODIFF_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("AUDIODIFF_CACHE_DIR", None)
+    else:
+        os.environ["AUDIODIFF_CACHE_DIR"] = old
