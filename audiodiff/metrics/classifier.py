@@ -63,6 +63,7 @@ class AudioClassifier(nn.Module):
         self.dropout = float(dropout)
         self.clip_samples = clip_samples  # the clip length it was trained on; evaluation crops to it
         self.training_info: dict = {}  # filled by train_classifier; saved in config.json
+        self.source: str | None = None  # the directory it was loaded from, if any
 
         blocks, previous = [], 1
         for width in self.channels:
@@ -166,6 +167,7 @@ class AudioClassifier(nn.Module):
             **config["architecture"],
         )
         model.training_info = config.get("training") or {}
+        model.source = str(directory)
         model.load_state_dict(safetensors.torch.load_file(str(weights_path)))
         return model.to(device).eval()
 

@@ -3,6 +3,7 @@
 Both sides are loaded the same way (mono, one sample rate, start-aligned crop or zero-pad to one
 clip length) before any metric sees them. Labels come from folder layout: when every file of a
 folder lies in a first-level subfolder (`root/seven/001.wav`), the subfolder name is its label.
+A side can also be a list of `(path, label)` pairs (e.g. one split of a dataset manifest).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib.util
 import math
 import os
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -33,8 +34,10 @@ from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_
 
 __all__ = ["evaluate_folders", "find_audio", "labelled_files"]
 
-Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
-"""A folder (searched recursively) or a list of audio files."""
+Source = Union[
+    str, os.PathLike, Sequence[Union[str, os.PathLike]], Sequence[tuple[Union[str, os.PathLike], Optional[str]]]
+]
+"""A folder (searched recursively), a list of audio files, or a list of `(path, label)` pairs."""
 
 
 class _AudioSet:
@@ -58,13 +61,19 @@ class _AudioSet:
             paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
             if not paths:
                 raise FileNotFoundError(f"{name}: empty list of files; pass a folder or at least one audio file")
+            pairs, labels = [path for path in paths if isinstance(path, tuple)], None
+            if pairs and len(pairs) != len(paths):
+                raise ValueError(f"{name}: mix of (path, label) pairs and plain paths; pass one kind")
+            if pairs:
+                paths = [path for path, _ in pairs]
+                labels = [None if label is None else str(label) for _, label in pairs]
             self.paths = [Path(path) for path in paths]
             missing = [str(path) for path in self.paths if not path.is_file()]
             if missing:
                 raise FileNotFoundError(f"{name}: no such file(s) {missing[:5]}")
             self.description = f"{len(self.paths)} files"
             self.keys = [path.stem for path in self.paths]
-            self.labels = None
+            self.labels = labels if labels is not None and folder_labels and None not in labels else None
 
     def summary(self) -> dict:
         counts = None
@@ -120,9 +129,9 @@ def _check_labels(audio_set: _AudioSet, classifier: AudioClassifier) -> None:
     unknown = sorted(set(audio_set.labels) - set(classifier.labels))
     if unknown:
         raise ValueError(
-            f"{audio_set.name} folder {audio_set.description}: label subfolders {unknown} are not classes "
-            f"of the classifier ({classifier.labels}); rename the subfolders, train a classifier on these labels, "
-            "or pass folder_labels=False if the subfolders are not labels"
+            f"{audio_set.name} {audio_set.description}: labels {unknown} are not classes of the classifier "
+            f"({classifier.labels}); rename the label subfolders, train a classifier on these labels, "
+            "or pass folder_labels=False if the labels are not classes"
         )
 
 

@@ -79,21 +79,37 @@ def plot_spectrogram_grid(
 
 
 def plot_class_accuracy(
-    per_class_accuracy: Mapping[str, float | None], path: str | os.PathLike, title: str = "Per-class accuracy"
+    per_class_accuracy: Mapping[str, float | None],
+    path: str | os.PathLike,
+    title: str = "Per-class accuracy",
+    compare: Mapping[str, float | None] | None = None,
+    names: tuple[str, str] = ("generated", "real"),
 ) -> Path:
-    """Write a bar chart PNG of accuracy per class (classes with no clips are left empty)."""
+    """Write a bar chart PNG of accuracy per class (classes with no clips are left empty);
+    `compare` draws a second bar per class (e.g. real clips, the floor), `names` labels the two."""
     if not per_class_accuracy:
         raise ValueError("plot_class_accuracy: no classes")
     labels = list(per_class_accuracy)
-    values = [per_class_accuracy[label] for label in labels]
-    figure = Figure(figsize=(max(4.0, 0.6 * len(labels) + 1.5), 3.2))
+    series = [[per_class_accuracy[label] for label in labels]]
+    if compare is not None:
+        series.append([compare.get(label) for label in labels])
+    width = 0.8 / len(series)
+    figure = Figure(figsize=(max(4.0, 0.6 * len(series) * len(labels) + 1.5), 3.2))
     ax = figure.subplots()
     figure.subplots_adjust(bottom=0.22, top=0.88)
-    ax.bar(range(len(labels)), [value or 0.0 for value in values], color="tab:blue")
-    for x, value in enumerate(values):
-        ax.text(x, (value or 0.0) + 0.02, "n/a" if value is None else f"{value:.2f}", ha="center", fontsize=7)
+    colors = ("tab:blue", "tab:gray")
+    for index, values in enumerate(series):
+        offset = (index - (len(series) - 1) / 2) * width
+        positions = [x + offset for x in range(len(labels))]
+        name = names[index] if compare is not None else None
+        ax.bar(positions, [value or 0.0 for value in values], width=width, color=colors[index], label=name)
+        for x, value in zip(positions, values):
+            ax.text(x, (value or 0.0) + 0.02, "n/a" if value is None else f"{value:.2f}", ha="center", fontsize=6)
     ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0, fontsize=8)
-    ax.set_ylim(0, 1.1)
+    ax.set_ylim(0, 1.35 if compare is not None else 1.1)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("accuracy")
     ax.set_title(title)
+    if compare is not None:
+        ax.legend(fontsize=7, loc="upper right", ncol=2)
     return _save(figure, path)

@@ -1,0 +1,218 @@
+"""The README's "Figures" section, generated from the benchmark JSON in `benchmarks/results/`:
+one subsection per benchmark with its table, its plot, the machine, the date and the command.
+Only the text between the `<!-- figures:start -->` and `<!-- figures:end -->` markers changes.
+
+    python -m benchmarks.figures [--results benchmarks/results] [--readme README.md] [--print]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+if __package__ in (None, ""):  # run as a file: python benchmarks/figures.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import RESULTS
+
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _number(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _provenance(result: dict) -> str:
+    machine = result.get("machine") or {}
+    threads = machine.get("threads")
+    bf16 = machine.get("native_bf16")
+    parts = [
+        machine.get("cpu_model", "unknown CPU"),
+        f"{threads} threads" if threads else None,
+        f"torch {machine['torch']}" if machine.get("torch") else None,
+        None if bf16 is None else ("native bf16" if bf16 else "no native bf16"),
+    ]
+    load = machine.get("load_average") or machine.get("load_average_before")
+    if load:
+        parts.append(f"load average {load[0]:.1f}")
+    run = f"`{result['command']}`" if result.get("command") else "command not recorded"
+    return f"_{', '.join(p for p in parts if p)}; {result.get('date', 'date unknown')}; {run}_"
+
+
+def _model(result: dict) -> str:
+    """The model a result was measured on, flagged when it was still in training."""
+    step, planned = result.get("training_step"), result.get("training_steps_planned")
+    text = f"{result.get('checkpoint')} (training step {step}"
+    if step is not None and planned and step < planned:
+        text += f" of {planned}: a model still in training, numbers for wiring only"
+    return text + ")"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def render_unet_vs_peers(result: dict, images: str) -> list[str]:
+    lines = ["### U-Net against peers (same parameter count)", ""]
+    rows = result.get("results", [])
+    precisions = list(dict.fromkeys(row["precision"] for row in rows))
+    header = ["model", "input", "params (vs ours)"]
+    for precision in precisions:
+        batch = next(row["input"][0] for row in rows if row["precision"] == precision)
+        header += [f"{precision} train steps/s (batch {batch})", f"{precision} sample ms/step"]
+    body = []
+    for key in dict.fromkeys((row["name"], row["dims"]) for row in rows):
+        group = {row["precision"]: row for row in rows if (row["name"], row["dims"]) == key}
+        first = next(iter(group.values()))
+        ratio = first.get("parameters_vs_ours")
+        cells = [first["name"] + (" (diagnostic)" if first.get("diagnostic") else ""), "x".join(map(str, first["input"][1:])),
+                 f"{first['parameters'] / 1e6:.2f}M ({'–' if ratio is None else f'{ratio:+.1%}'})"]
+        for precision in precisions:
+            row = group.get(precision)
+            cells += [_number(row and row["train_steps_per_s"], 3), _number(row and row["sample_ms_per_step"], 1)]
+        body.append(cells)
+    lines += _table(header, body) + [""]
+    for line in sorted(result.get("summary", []), key=lambda line: (-line["dims"], line["precision"] != "fp32")):
+        lines.append(
+            f"- {'mel' if line['dims'] == 2 else 'waveform'} {line['precision']}: ours is {line['train_speedup']:.2f}x the "
+            f"fastest peer in training ({line['fastest_peer_train']}) and {line['sample_speedup']:.2f}x in sampling "
+            f"({line['fastest_peer_sample']}); target {line['target']}x: {'met' if line['target_met'] else '**missed**'}"
+        )
+    for row in result.get("not_run", []):
+        lines.append(f"- not run: {row['name']} (dims {row['dims']}): {row['error']}")
+    lines += [f"- note: {note}" for note in result.get("notes", [])]
+    return lines
+
+
+def render_samplers(result: dict, images: str) -> list[str]:
+    lines = ["### Sample quality against sampling steps", ""]
+    curve = [row for row in result.get("rows", []) if row.get("curve")]
+    steps = sorted({row["steps"] for row in curve})
+    body = []
+    for sampler in dict.fromkeys(row["sampler"] for row in curve):
+        values = {row["steps"]: row["frechet"] for row in curve if row["sampler"] == sampler}
+        body.append([sampler] + [_number(values.get(step)) for step in steps])
+    lines += _table(["sampler"] + [f"{step} steps" for step in steps], body) + [""]
+    lines.append(
+        f"Fréchet distance in the evaluation classifier's features against {result.get('num_reference_clips')} real "
+        f"test clips, {result.get('num_clips')} generated clips, guidance {result.get('guidance')}, vocoder "
+        f"{result.get('vocoder')}; model {_model(result)}. "
+        f"Floor (real train clips, as many): {_number((result.get('floor') or {}).get('frechet'))}."
+    )
+    target = result.get("target")
+    if target:
+        lines += ["", f"- target: {target['sampler']} at {target['few_steps']} steps within {target['allowed_gap']:.0%} of "
+                      f"{target['many_steps']} steps: {_number(target['few_frechet'])} vs {_number(target['many_frechet'])} "
+                      f"({target['relative_gap']:+.1%}): {'met' if target['met'] else '**missed**'}"]
+    if result.get("plot"):
+        lines += ["", f"![Fréchet distance against steps]({images}/{result['plot']})"]
+    return lines
+
+
+def render_end_to_end(result: dict, images: str) -> list[str]:
+    lines = ["### End-to-end generation speed (1 s of audio)", ""]
+    body = [[row["vocoder"], str(row["batch"]), _number(row["median_s"]), _number(row["diffusion_s"]),
+             _number(row["vocoder_s"]), _number(row["x_real_time"])] for row in result.get("rows", [])]
+    lines += _table(["vocoder", "batch", "total s", "diffusion s", "vocoder s", "x real time"], body) + [""]
+    settings = result.get("settings", {})
+    lines.append(f"Model {_model(result)}: {settings.get('sampler')}, {settings.get('steps')} steps, guidance "
+                 f"{settings.get('guidance')}, {result.get('machine', {}).get('threads')} threads.")
+    if result.get("default_vocoder_is_griffin_lim"):
+        lines.append("Its default vocoder is Griffin-Lim, so the rows above are also the Griffin-Lim baseline.")
+    target = result.get("target")
+    if target:
+        lines += ["", f"- target: {target['wanted']:g}x real time at batch {target['batch']}: {target['x_real_time']:.2f}x, "
+                      f"{'met' if target['met'] else '**missed**'}"]
+    return lines
+
+
+def render_vocoder_speed(result: dict, images: str) -> list[str]:
+    lines = ["### Vocoder speed (x real time, higher is faster)", ""]
+    rows = result.get("rows", [])
+    cases = list(dict.fromkeys((row["batch"], row["seconds"]) for row in rows))
+    parameters = result.get("parameters", {})
+    body = []
+    for name in dict.fromkeys(row["vocoder"] for row in rows):
+        cells = [name, parameters.get(name, "–")]
+        for batch, seconds in cases:
+            row = next((r for r in rows if (r["vocoder"], r["batch"], r["seconds"]) == (name, batch, seconds)), None)
+            cells.append(_number(row and row["x_real_time"], 1))
+        body.append(cells)
+    return lines + _table(["vocoder", "params"] + [f"batch {b} x {s:g} s" for b, s in cases], body)
+
+
+def render_unet_speed(result: dict, images: str) -> list[str]:
+    lines = ["### U-Net speed by size and precision", ""]
+    body = [[str(row["dims"]), row["size"], row["precision"], f"{row['parameters'] / 1e6:.2f}M",
+             _number(row["train_steps_per_s"], 3), _number(row["sample_ms_per_step"], 1)] for row in result.get("results", [])]
+    return lines + _table(["dims", "size", "precision", "params", "train steps/s", "sample ms/step"], body)
+
+
+RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
+    "unet_vs_peers": render_unet_vs_peers,
+    "samplers": render_samplers,
+    "end_to_end": render_end_to_end,
+    "vocoder_speed": render_vocoder_speed,
+    "unet_speed": render_unet_speed,
+}
+"""Benchmark name (its JSON file's stem) -> markdown lines; the README shows them in this order."""
+
+
+def load_results(folder: str | Path) -> dict[str, dict]:
+    """The newest result of each known benchmark: its own JSON file, else its entry in all.json."""
+    folder = Path(folder)
+    combined = {}
+    if (folder / "all.json").is_file():
+        combined = json.loads((folder / "all.json").read_text()).get("benchmarks", {})
+    results = {}
+    for name in RENDERERS:
+        path = folder / f"{name}.json"
+        result = json.loads(path.read_text()) if path.is_file() else combined.get(name)
+        if result and "error" not in result:
+            results[name] = result
+    return results
+
+
+def render(results: dict[str, dict], images: str = "benchmarks/results") -> str:
+    """Markdown for the Figures section; `images` is the plots' folder as seen from the README."""
+    lines = ["## Figures", "",
+             f"Generated by `python -m benchmarks.figures` from the JSON in `{images}/`; rerun the benchmarks with "
+             "`AUDIODIFF_PAUSE_TRAINING=1 benchmarks/quiet.sh python -m benchmarks` (training paused while timing). "
+             "Each table names the machine, the date and the command."]
+    if not results:
+        lines += ["", "No benchmark results yet."]
+    for name, renderer in RENDERERS.items():
+        if name in results:
+            lines += ["", *renderer(results[name], images), "", _provenance(results[name])]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str, section: str) -> str:
+    """`text` with everything between the figure markers replaced by `section`."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"README: markers {START} ... {END} not found (in that order); add them where the figures go")
+    return text[: start + len(START)] + "\n" + section + text[end:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--print", action="store_true", help="print the section instead of writing the README")
+    args = parser.parse_args()
+    images = Path(args.results).resolve().relative_to(args.readme.resolve().parent).as_posix()
+    section = render(load_results(args.results), images)
+    if args.print:
+        print(section)
+        return
+    args.readme.write_text(update_readme(args.readme.read_text(), section))
+    print(f"updated {args.readme} ({len(section.splitlines())} lines between the markers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""`audiodiff eval` end to end on tiny folders: scores beside the real-vs-real floor, a dataset
+split as the reference, sampling from a checkpoint, and clear errors for unusable input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiodiff.audio import resample, save_audio
+from audiodiff.cli import main
+from audiodiff.data.synth import build_synthetic, synth_clip
+from audiodiff.evaluation import ClipSet, floor_subset
+from audiodiff.train.diffusion import DiffusionTask
+from audiodiff.train.trainer import Trainer
+from tests.util import tiny_config
+
+CLASSES = ("low", "high", "noise")
+RATE = 16000
+
+
+def write_clips(folder: Path, per_label: int, seed: int, rate: int = RATE, tail_seconds: float = 0.0) -> Path:
+    """`folder/LABEL/NNNN.wav`, `per_label` synthetic 0.5 s clips of each class, at `rate`,
+    followed by `tail_seconds` of noise (after 50 ms of silence, so resampling does not smear it
+    into the clip)."""
+    generator = torch.Generator().manual_seed(seed)
+    for label in CLASSES:
+        for index in range(per_label):
+            audio, _ = synth_clip(label, RATE, 0.5, generator)
+            if tail_seconds:
+                tail = 0.3 * torch.randn(1, round(tail_seconds * RATE))
+                audio = torch.cat([audio, torch.zeros(1, RATE // 20), tail], dim=-1)
+            save_audio(folder / label / f"{index:04d}.wav", resample(audio, RATE, rate), rate)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A dataset with train/test splits (18 + 2 clips per class) and a classifier trained on it."""
+    root = tmp_path_factory.mktemp("eval")
+    build_synthetic(root / "data", per_class=20, classes=CLASSES, seconds=0.5)
+    args = ["eval", "train-classifier", "--data", root / "data", "--out", root / "classifier", "--epochs", "4", "--clip-seconds", "0.5"]
+    assert main([str(arg) for arg in args]) == 0
+    return root
+
+
+def run_eval(*args) -> int:
+    return main(["eval", *map(str, args)])
+
+
+def test_train_classifier_reports_and_saves_test_accuracy(workspace):
+    config = json.loads((workspace / "classifier" / "config.json").read_text())
+    assert config["labels"] == sorted(CLASSES)
+    assert config["training"]["num_items"] == 54  # the train split only
+    assert config["training"]["evaluation"]["test"]["num_items"] == 6
+
+
+def test_eval_end_to_end_writes_scores_beside_the_floor(workspace, tmp_path):
+    generated = write_clips(tmp_path / "generated", 3, seed=1)
+    reference = write_clips(tmp_path / "reference", 4, seed=2)
+    floor = write_clips(tmp_path / "floor", 5, seed=3)
+    out = tmp_path / "out"
+    code = run_eval("--generated", generated, "--reference", reference, "--classifier", workspace / "classifier",
+                    "--floor-reference", floor, "--out", out)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    scores = {row["score"]: row for row in metrics["scores"]}
+    assert set(scores) >= {"frechet_classifier", "accuracy", "inception_score", "am_score"}
+    assert all(scores["frechet_classifier"][key] is not None for key in ("model", "floor"))
+    assert metrics["floor"]["num_clips"] == 9  # as many as generated, 3 per label
+    assert set(metrics["per_class_accuracy"]["model"]) == set(CLASSES)
+    report = (out / "report.md").read_text()
+    assert "floor (real vs real)" in report and "Fréchet distance" in report
+    for plot in ("generated_spectrograms.png", "reference_spectrograms.png", "floor_spectrograms.png", "class_accuracy.png"):
+        assert (out / plot).is_file() and f"({plot})" in report
+
+
+def test_floor_is_scored_exactly_like_generated_clips(workspace, tmp_path):
+    floor = write_clips(tmp_path / "floor", 3, seed=3)
+    shutil.copytree(floor, tmp_path / "generated")  # the "model" reproduces the floor clips
+    reference = write_clips(tmp_path / "reference", 4, seed=2)
+    run_eval("--generated", tmp_path / "generated", "--reference", reference, "--classifier", workspace / "classifier",
+             "--floor-reference", floor, "--out", tmp_path / "out")
+    for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["scores"]:
+        assert row["model"] == pytest.approx(row["floor"]), row["score"]
+
+
+def test_reference_split_of_a_manifest_and_floor_drawn_from_train(workspace, tmp_path):
+    generated = write_clips(tmp_path / "generated", 2, seed=1)
+    assert run_eval("--generated", generated, "--reference", workspace / "data", "--classifier", workspace / "classifier",
+                    "--out", tmp_path / "out") == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["reference"]["num_clips"] == 6 and "split test" in metrics["reference"]["source"]
+    assert "split train" in metrics["floor"]["source"]
+    assert metrics["floor"]["num_clips"] == 6
+
+
+def test_floor_subset_draws_as_many_clips_per_label_as_generated():
+    pool = ClipSet("pool", [Path(f"{i}.wav") for i in range(30)], ["a"] * 10 + ["b"] * 20)
+    like = ClipSet("generated", [Path(f"g{i}.wav") for i in range(5)], ["a", "a", "b", "b", "b"])
+    floor = floor_subset(pool, like, seed=0)
+    assert floor.label_counts() == {"a": 2, "b": 3}
+    assert floor.paths != floor_subset(pool, like, seed=1).paths
+    assert floor.paths == floor_subset(pool, like, seed=0).paths
+
+
+def test_other_sample_rates_and_lengths_are_resampled_and_cropped_alike(workspace, tmp_path):
+    reference = write_clips(tmp_path / "reference", 4, seed=2)
+    longer = write_clips(tmp_path / "generated", 4, seed=2, rate=22050, tail_seconds=0.3)  # same first 0.5 s
+    run_eval("--generated", longer, "--reference", reference, "--classifier", workspace / "classifier",
+             "--floor-reference", write_clips(tmp_path / "floor", 4, seed=3), "--out", tmp_path / "out")
+    scores = {row["score"]: row for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["scores"]}
+    assert scores["frechet_classifier"]["model"] < 0.05 * scores["frechet_classifier"]["floor"]  # ~0: same audio
+
+
+def test_eval_samples_from_a_checkpoint(workspace, tmp_path):
+    config = tiny_config(workspace / "data", tmp_path / "run", seconds=0.5, conditioning={"labels": "auto"},
+                         train={"steps": 2, "ckpt_every": 2})
+    Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
+    out = tmp_path / "out"
+    assert run_eval("--checkpoint", tmp_path / "run", "--per-label", 2, "--steps", 2, "--reference", workspace / "data",
+                    "--classifier", workspace / "classifier", "--out", out) == 0
+    assert sorted(p.name for p in (out / "generated").iterdir()) == sorted(CLASSES)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["generated"]["num_clips"] == 6
+    assert metrics["sampling"]["steps"] == 2 and metrics["sampling"]["training_step"] == 2
+    assert run_eval("--checkpoint", tmp_path / "run", "--reference", workspace / "data", "--out", out) == 2  # no overwrite
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_empty_generated_folder_is_a_clear_error(workspace, tmp_path, capsys):
+    (tmp_path / "generated").mkdir()
+    assert run_eval("--generated", tmp_path / "generated", "--reference", workspace / "data", "--out", tmp_path / "out") == 2
+    assert "no audio files" in capsys.readouterr().err
+
+
+def test_labels_the_classifier_does_not_know_are_a_clear_error(workspace, tmp_path, capsys):
+    generated = write_clips(tmp_path / "generated", 2, seed=1)
+    (generated / "low").rename(generated / "seven")
+    code = run_eval("--generated", generated, "--reference", workspace / "data", "--classifier", workspace / "classifier",
+                    "--out", tmp_path / "out")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "['seven']" in err and "not classes of the classifier" in err
+
+
+def test_too_few_clips_for_a_frechet_distance_says_how_many(workspace, tmp_path, capsys):
+    save_audio(tmp_path / "generated" / "low" / "0.wav", torch.zeros(1, RATE // 2), RATE)
+    code = run_eval("--generated", tmp_path / "generated", "--reference", workspace / "data", "--classifier",
+                    workspace / "classifier", "--out", tmp_path / "out")
+    assert code == 2
+    assert "needs at least 2 clips per set" in capsys.readouterr().err
+
+
+def test_unknown_split_lists_the_splits_there_are(workspace, tmp_path, capsys):
+    generated = write_clips(tmp_path / "generated", 2, seed=1)
+    assert run_eval("--generated", generated, "--reference", workspace / "data", "--split", "dev", "--out", tmp_path / "o") == 2
+    assert "['test', 'train']" in capsys.readouterr().err
+
+
+def test_missing_reference_is_a_clear_error(tmp_path, capsys):
+    assert run_eval("--generated", tmp_path, "--out", tmp_path / "out") == 2
+    assert "--reference" in capsys.readouterr().err

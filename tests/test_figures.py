@@ -1,0 +1,58 @@
+"""The README's Figures section is rendered from benchmark JSON, between its markers only."""
+
+import json
+
+import pytest
+
+from benchmarks.figures import END, START, load_results, render, update_readme
+
+UNET = {
+    "benchmark": "unet_vs_peers",
+    "date": "2026-01-02T03:04:05+00:00",
+    "command": "python -m benchmarks.unet_vs_peers",
+    "machine": {"cpu_model": "Test CPU", "threads": 2, "torch": "2.11.0", "native_bf16": False, "load_average": [0.1, 0, 0]},
+    "results": [
+        {"name": "ours", "dims": 2, "precision": "fp32", "input": [32, 1, 80, 64], "parameters": 6_500_000,
+         "parameters_vs_ours": 0.0, "train_steps_per_s": 1.5, "sample_ms_per_step": 200.0},
+        {"name": "peer", "dims": 2, "precision": "fp32", "input": [32, 1, 80, 64], "parameters": 6_200_000,
+         "parameters_vs_ours": -0.046, "train_steps_per_s": 0.5, "sample_ms_per_step": 600.0},
+    ],
+    "summary": [{"dims": 2, "precision": "fp32", "fastest_peer_train": "peer", "train_speedup": 3.0,
+                 "fastest_peer_sample": "peer", "sample_speedup": 3.0, "target": 1.5, "target_met": True}],
+    "not_run": [{"name": "gone", "dims": 1, "error": "ImportError: no module named gone"}],
+}
+SAMPLERS = {
+    "benchmark": "samplers", "date": "2026-01-02", "command": "python -m benchmarks.samplers",
+    "rows": [{"sampler": "ddim", "steps": 4, "curve": True, "frechet": 9.0},
+             {"sampler": "ddim", "steps": 8, "curve": True, "frechet": 5.0}],
+    "floor": {"frechet": 1.0}, "plot": "samplers.png",
+    "target": {"sampler": "dpmpp_2m", "few_steps": 10, "many_steps": 100, "few_frechet": 5.5, "many_frechet": 5.0,
+               "relative_gap": 0.1, "allowed_gap": 0.1, "met": False},
+}
+
+
+def test_render_makes_tables_with_machine_date_and_command():
+    text = render({"unet_vs_peers": UNET, "samplers": SAMPLERS}, images="benchmarks/results")
+    assert "| ours | 1x80x64 | 6.50M (+0.0%) | 1.500 | 200.0 |" in text and "fp32 train steps/s (batch 32)" in text
+    assert "3.00x the fastest peer in training (peer)" in text and "not run: gone (dims 1): ImportError" in text
+    assert "| ddim | 9.00 | 5.00 |" in text and "**missed**" in text
+    assert "![Fréchet distance against steps](benchmarks/results/samplers.png)" in text
+    assert "Test CPU, 2 threads" in text and "2026-01-02T03:04:05+00:00" in text and "`python -m benchmarks.unet_vs_peers`" in text
+
+
+def test_load_results_skips_failed_benchmarks_and_prefers_their_own_files(tmp_path):
+    (tmp_path / "all.json").write_text(json.dumps({"benchmarks": {"samplers": SAMPLERS, "end_to_end": {"error": "exit status 1"}}}))
+    (tmp_path / "unet_vs_peers.json").write_text(json.dumps(UNET))
+    assert sorted(load_results(tmp_path)) == ["samplers", "unet_vs_peers"]
+
+
+def test_update_readme_replaces_only_the_text_between_the_markers():
+    readme = f"# Title\n\nintro\n\n{START}\nold figures\n{END}\n\nafter\n"
+    updated = update_readme(readme, "## Figures\nnew\n")
+    assert updated == f"# Title\n\nintro\n\n{START}\n## Figures\nnew\n{END}\n\nafter\n"
+    assert update_readme(updated, "## Figures\nnew\n") == updated
+
+
+def test_update_readme_without_markers_says_what_to_add():
+    with pytest.raises(ValueError, match="figures:start"):
+        update_readme("# no markers\n", "x")
