@@ -2,8 +2,8 @@
 
 from audiodiff.audio import MelSpec, load_audio, save_audio
 from audiodiff.pipeline import GenerateOutput, Pipeline
-from audiodiff.vocoder import Vocoder
+from audiodiff.vocoder import GriffinLimVocoder, Vocoder
 
 __version__ = "0.1.0"
 
-__all__ = ["GenerateOutput", "MelSpec", "Pipeline", "Vocoder", "load_audio", "save_audio", "__version__"]
+__all__ = ["GenerateOutput", "GriffinLimVocoder", "MelSpec", "Pipeline", "Vocoder", "load_audio", "save_audio", "__version__"]

@@ -74,10 +74,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_tasks() -> dict:
-    from audiodiff.config import DiffusionRunConfig
+    from audiodiff.config import DiffusionRunConfig, VocoderRunConfig
     from audiodiff.train.diffusion import DiffusionTask
+    from audiodiff.train.vocoder import VocoderTask
 
-    return {"diffusion": (DiffusionRunConfig, DiffusionTask)}
+    return {"diffusion": (DiffusionRunConfig, DiffusionTask), "vocoder": (VocoderRunConfig, VocoderTask)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +234,64 @@ def run_continue(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
     out = pipe.continue_(args.input, seconds=args.seconds, **_edit_kwargs(args))
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# vocode and export
+
+
+def _vocode_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vocoder", required=True, help="a vocoder checkpoint directory, a bundled name, or griffin_lim")
+    parser.add_argument("--mel-from", help="with griffin_lim: a checkpoint whose MelSpec to use (default: 16 kHz, 80 mels)")
+    parser.add_argument("input", help="audio file (resampled to the vocoder's rate)")
+    parser.add_argument("output", help="output .wav")
+    parser.add_argument("--plot", action="store_true", help="also write a spectrogram PNG (input vs output)")
+
+
+@command("vocode", "mel round trip: analyse a file to a mel and resynthesise it with a vocoder")(_vocode_args)
+def run_vocode(args: argparse.Namespace) -> int:
+    import time
+
+    from audiodiff.audio import MelSpec, load_audio, save_audio
+    from audiodiff.vocoder import Vocoder
+
+    mel_spec = None
+    if args.vocoder == "griffin_lim":
+        mel_spec = MelSpec()
+        if args.mel_from:
+            from audiodiff.pipeline import Pipeline
+
+            mel_spec = Pipeline.from_pretrained(args.mel_from).mel_spec or mel_spec
+    vocoder = Vocoder.from_pretrained(args.vocoder, mel_spec)
+    rate = vocoder.mel_spec.sample_rate
+    audio, _ = load_audio(args.input, sample_rate=rate, channels=1)
+    started = time.perf_counter()
+    out = vocoder(vocoder.mel_spec(audio))[0]
+    seconds = time.perf_counter() - started
+    save_audio(args.output, out, rate)
+    if args.plot:
+        from audiodiff.plots import plot_spectrograms
+
+        plot_spectrograms([audio, out], rate, Path(args.output).with_suffix(".png"), ["input", f"{vocoder.kind} vocoder"], columns=2)
+    duration = out.shape[-1] / rate
+    print(f"{args.output}: {duration:.2f} s vocoded in {seconds:.3f} s ({duration / max(seconds, 1e-9):.0f}x real time)")
+    return 0
+
+
+def _export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vocoder", required=True, help="a GAN vocoder checkpoint directory or bundled name")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+
+
+@command("export", "export a GAN vocoder to ONNX or TorchScript for deployment")(_export_args)
+def run_export(args: argparse.Namespace) -> int:
+    from audiodiff.vocoder import Vocoder
+    from audiodiff.vocoder.export import export_vocoder
+
+    path, report = export_vocoder(Vocoder.from_pretrained(args.vocoder), args.out, args.format)
+    print(f"{path}: {report}")
     return 0
 
 
@@ -519,6 +578,30 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
 EVAL_COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "train-classifier": (_train_classifier_args, _run_train_classifier, "train the evaluation classifier on labelled real clips"),
 }
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+
+
+def _demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
+                        help="a checkpoint or run directory to serve beside the bundled models (repeatable)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves the local network)")
+    parser.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--device", default="cpu", help="where the models run, e.g. cpu or cuda")
+
+
+@command("demo", "the Gradio page: generate, edit, compare vocoders, read about a model")(_demo_args)
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        from audiodiff.demo import launch
+    except ImportError as error:
+        print(f"error: the demo needs gradio ({error}); pip install 'audiodiff[demo]'", file=sys.stderr)
+        return 2
+    launch(args.checkpoint, host=args.host, port=args.port, share=args.share, device=args.device)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ __all__ = [
     "DiffusionRunConfig",
     "SamplingConfig",
     "TrainConfig",
+    "VocoderLossConfig",
+    "VocoderModelConfig",
+    "VocoderRunConfig",
     "apply_overrides",
     "from_dict",
     "load_yaml",
@@ -182,7 +185,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 @dataclasses.dataclass
 class DataConfig:
-    path: str = ""  # a folder of audio, a manifest (.jsonl / .csv), a known layout, or a shard folder
+    path: str | list[str] = ""  # a folder of audio, a manifest (.jsonl/.csv), a known layout, a shard folder, or a list of them
     layout: str = "auto"  # auto, folder, manifest, speech_commands, sc09, ljspeech, nsynth, shards
     split: str | None = "train"  # items of another split are left out (None = all); items without one are kept
     labels_subset: list[str] | None = None  # keep only items with these labels (None = all)
@@ -286,3 +289,52 @@ class DiffusionRunConfig:
             raise ConfigError(f"model.in_channels={self.model.in_channels} must equal data.channels={self.data.channels}")
         if self.mel.sample_rate != self.data.sample_rate and not wave:
             raise ConfigError(f"mel.sample_rate={self.mel.sample_rate} must equal data.sample_rate={self.data.sample_rate}")
+
+
+# --------------------------------------------------------------------------------------------
+# The schema of a vocoder training run.
+
+
+@dataclasses.dataclass
+class VocoderModelConfig:
+    generator: str = "istft"  # istft, hifigan_v1, hifigan_v2, hifigan_v3
+    generator_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # overrides of the preset
+    discriminators: list[str] = dataclasses.field(default_factory=lambda: ["mpd", "mrd"])  # mpd, msd, mrd
+    discriminator_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class VocoderLossConfig:
+    mel: float = 45.0
+    feature_matching: float = 2.0
+    adversarial: float = 1.0
+    stft: float = 0.0  # multi-resolution STFT loss weight (0 = off)
+    discriminator_start: int = 0  # steps of reconstruction-only warm-up before the GAN losses
+    max_grad_norm: float = 0.0  # 0 = no clipping (HiFi-GAN clips nothing)
+
+
+@dataclasses.dataclass
+class VocoderRunConfig:
+    """A vocoder training run: segments of audio, their mels, a generator and discriminators."""
+
+    kind: Literal["vocoder"] = "vocoder"
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(representation="wave", segment_seconds=0.5, random_crop=True)
+    )
+    mel: MelSpec = dataclasses.field(default_factory=MelSpec)
+    model: VocoderModelConfig = dataclasses.field(default_factory=VocoderModelConfig)
+    loss: VocoderLossConfig = dataclasses.field(default_factory=VocoderLossConfig)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            out_dir="runs/vocoder", lr=2e-4, betas=(0.8, 0.99), lr_schedule="exponential", lr_gamma=0.999,
+            warmup_steps=0, grad_clip=0.0, ema_decay=0.0, batch_size=16, precision="auto",
+        )
+    )
+
+    def __post_init__(self):
+        if self.data.representation != "wave":
+            raise ConfigError("a vocoder trains on audio: set data.representation=wave")
+        if self.data.sample_rate != self.mel.sample_rate:
+            raise ConfigError(f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}")
+        if self.data.channels != 1:
+            raise ConfigError("vocoders are mono: set data.channels=1")

@@ -20,4 +20,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[${AUDIODIFF_EXTRAS:-dev,demo}]"
+python3 -m pip install -q --disable-pip-version-check -e ".[${AUDIODIFF_EXTRAS:-dev,demo,onnx}]"

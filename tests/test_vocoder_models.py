@@ -132,7 +132,7 @@ def test_gan_steps_change_both_models_and_give_finite_losses():
     weights = LossWeights(stft=1.0)
     for _ in range(2):
         losses = gan_step(generator, discriminators, optim_g, optim_d, mel, audio, MEL_SPEC, weights)
-    assert set(losses) == {"discriminator", "generator", "mel", "stft", "adversarial", "feature_matching"}
+    assert set(losses) == {"discriminator", "generator", "mel", "stft", "adversarial", "feature_matching", "skipped_updates"}
     assert all(math.isfinite(value) for value in losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, discriminators.parameters()))
@@ -149,7 +149,7 @@ def test_warm_up_step_leaves_the_discriminators_alone():
         generator, discriminators, optim_g, optim_d, MEL_SPEC(audio[:, 0]), audio, MEL_SPEC, adversarial=False,
         autocast_dtype=torch.bfloat16,
     )
-    assert set(losses) == {"generator", "mel"}
+    assert set(losses) == {"generator", "mel", "skipped_updates"}
     assert all(torch.equal(a, b) for a, b in zip(d_before, discriminators.parameters()))
 
 
@@ -182,3 +182,17 @@ def test_istft_generator_overfits_one_clip():
     with torch.no_grad():
         final = mel_l1_loss(generator(mel), audio, MEL_SPEC).item()
     assert final < 0.6 * initial
+
+
+def test_non_finite_loss_skips_the_update():
+    torch.manual_seed(0)
+    generator = build_generator("istft", MEL_SPEC, dim=16, intermediate_dim=32, num_layers=1)
+    discriminators = Discriminators(("mrd",), {"mrd": {"channels": 4, "resolutions": ((256, 64, 256),)}})
+    optim_g = torch.optim.AdamW(generator.parameters(), 1e-3)
+    optim_d = torch.optim.AdamW(discriminators.parameters(), 1e-3)
+    before = [p.detach().clone() for p in generator.parameters()]
+    audio = torch.full((2, 1, 16 * MEL_SPEC.hop_length), float("nan"))
+    mel = torch.zeros(2, MEL_SPEC.n_mels, 16)
+    losses = gan_step(generator, discriminators, optim_g, optim_d, mel, audio, MEL_SPEC)
+    assert losses["skipped_updates"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, generator.parameters()))

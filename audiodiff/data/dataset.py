@@ -13,6 +13,8 @@ normalised log-mel `[channels, n_mels, frames]`, plus their conditions; see
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from pathlib import Path
 
@@ -42,6 +44,11 @@ def scan_items(cfg: DataConfig, progress: bool | None = None) -> tuple[list[Audi
     """The usable items at `cfg.path` (of `cfg.split`, `cfg.labels_subset`), and what was skipped.
 
     `progress`: show a progress bar while checking files (None: only on a terminal)."""
+    if isinstance(cfg.path, (list, tuple)):
+        if not cfg.path:
+            raise DatasetError("data.path is an empty list; name at least one folder or manifest")
+        scans = [scan_items(dataclasses.replace(cfg, path=one), progress) for one in cfg.path]
+        return [item for items, _ in scans for item in items], ScanReport.merged([report for _, report in scans])
     if not cfg.path:
         raise DatasetError("data.path is empty; set it to a folder of audio files, a manifest (.jsonl/.csv) or a shard folder")
     path = Path(cfg.path).expanduser()

@@ -66,6 +66,19 @@ class ScanReport:
     def num_skipped(self) -> int:
         return sum(self.skipped.values())
 
+    @classmethod
+    def merged(cls, reports: list["ScanReport"]) -> "ScanReport":
+        """One report for several sources (a data.path list)."""
+        out = cls(" + ".join(r.source for r in reports), layout=" + ".join(dict.fromkeys(r.layout for r in reports)))
+        for report in reports:
+            out.kept += report.kept
+            out.skipped.update(report.skipped)
+            out.converted.update(report.converted)
+            for key, examples in report.examples.items():
+                for where in examples:
+                    out._example(key, where)
+        return out
+
     def __str__(self) -> str:
         layout = f" ({self.layout} layout)" if self.layout else ""
         lines = [f"{self.source}{layout}: {self.kept} usable, {self.num_skipped} skipped"]

@@ -270,7 +270,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         task.build(dist.device, cfg)
-        self.ema = EMA(task.ema_module, cfg.ema_decay) if task.ema_module is not None else None
+        self.ema = EMA(task.ema_module, cfg.ema_decay) if task.ema_module is not None and cfg.ema_decay > 0 else None
         if dist.enabled:
             device_ids = [dist.device.index] if dist.device.type == "cuda" else None
             task.wrap(lambda module: nn.parallel.DistributedDataParallel(module, device_ids=device_ids))

@@ -344,11 +344,15 @@ class IstftHead(nn.Module):
         self.max_log_magnitude = math.log(max_magnitude)
         self.out = nn.Linear(dim, n_fft + 2)  # log-magnitude and phase for n_fft//2 + 1 bins
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_magnitude, phase = rearrange(self.out(x).float(), "b t (two f) -> two b f t", two=2)
+    def spectrum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real and imaginary parts `[batch, n_fft//2+1, frames]` (exportable: no complex dtype)."""
+        log_magnitude, phase = self.out(x).float().transpose(1, 2).chunk(2, dim=1)  # [b, f, t] each
         magnitude = torch.exp(log_magnitude.clamp(max=self.max_log_magnitude))
-        spectrum = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
-        return istft(spectrum, self.n_fft, self.hop_length)
+        return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        real, imag = self.spectrum(x)
+        return istft(torch.complex(real, imag), self.n_fft, self.hop_length)
 
 
 class IstftGenerator(Generator):
@@ -373,14 +377,17 @@ class IstftGenerator(Generator):
         self.head = IstftHead(config.dim, config.n_fft or mel_spec.n_fft, mel_spec.hop_length, config.max_magnitude)
         self.apply(_init_vocos)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def features(self, mel: torch.Tensor) -> torch.Tensor:
+        """The backbone: mel `[batch, n_mels, frames]` -> features `[batch, frames, dim]`."""
         self._check_mel(mel)
         x = self.embed(mel)
         x = rearrange(self.embed_norm(rearrange(x, "b c t -> b t c")), "b t c -> b c t")
         for block in self.blocks:
             x = block(x)
-        audio = self.head(self.final_norm(rearrange(x, "b c t -> b t c")))
-        return audio[:, None]
+        return self.final_norm(rearrange(x, "b c t -> b t c"))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(mel))[:, None]
 
 
 def _init_vocos(module: nn.Module) -> None:

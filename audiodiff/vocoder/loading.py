@@ -16,7 +16,13 @@ def _griffin_lim(path: Path | None, config: dict, mel_spec: MelSpec) -> Vocoder:
     return GriffinLimVocoder(mel_spec, int(config.get("num_iters", 32)))
 
 
-VOCODER_KINDS = {"griffin_lim": _griffin_lim}
+def _gan(path: Path, config: dict, mel_spec: MelSpec) -> Vocoder:
+    from audiodiff.vocoder.gan import GANVocoder
+
+    return GANVocoder.from_folder(path, config, mel_spec)
+
+
+VOCODER_KINDS = {"griffin_lim": _griffin_lim, "gan": _gan}
 
 
 def load_vocoder(path: str | os.PathLike, mel_spec: MelSpec | None = None) -> Vocoder:
@@ -27,7 +33,9 @@ def load_vocoder(path: str | os.PathLike, mel_spec: MelSpec | None = None) -> Vo
         return GriffinLimVocoder(mel_spec)
     from audiodiff.pipeline import bundled_path
 
-    folder = bundled_path(str(path)) or Path(path).expanduser()
+    from audiodiff.checkpoint import resolve_checkpoint
+
+    folder = bundled_path(str(path)) or resolve_checkpoint(path)
     config = read_json(folder / CONFIG)
     kind = config.get("kind")
     if kind not in VOCODER_KINDS:

@@ -50,7 +50,7 @@ def gan_step(
     stay in float32. Pass a `scaler` for float16. `loss_mel_spec` computes the mel loss with another
     analysis (HiFi-GAN used a full-band one); by default it is `mel_spec`.
     Keys: generator (total), mel, [stft], and with `adversarial`: discriminator, adversarial,
-    feature_matching.
+    feature_matching; `skipped_updates` counts updates skipped for a non-finite loss or gradient.
     """
     weights = weights or LossWeights()
     loss_mel_spec = loss_mel_spec or mel_spec
@@ -68,6 +68,7 @@ def gan_step(
     generator.train()
     discriminators.train()
     losses: dict[str, float] = {}
+    skipped = 0
 
     with autocast:
         fake = generator(mel)
@@ -78,7 +79,7 @@ def gan_step(
             logits, _ = discriminators(torch.cat([audio, fake.detach().to(audio.dtype)]))
         real_logits, fake_logits = _split(logits)
         loss_d = discriminator_loss(real_logits, fake_logits)
-        _update(loss_d, discriminators, optim_d, scaler, max_grad_norm)
+        skipped += not _update(loss_d, discriminators, optim_d, scaler, max_grad_norm)
         losses["discriminator"] = loss_d.item()
 
     optim_g.zero_grad(set_to_none=True)
@@ -105,10 +106,11 @@ def gan_step(
         loss_g = loss_g + weights.adversarial * loss_adv + weights.feature_matching * loss_fm
         losses["adversarial"] = loss_adv.item()
         losses["feature_matching"] = loss_fm.item()
-    _update(loss_g, generator, optim_g, scaler, max_grad_norm)
+    skipped += not _update(loss_g, generator, optim_g, scaler, max_grad_norm)
     if scaler is not None:
         scaler.update()
     losses["generator"] = loss_g.item()
+    losses["skipped_updates"] = float(skipped)
     return losses
 
 
@@ -124,15 +126,18 @@ def _update(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
     max_grad_norm: float | None,
-) -> None:
+) -> bool:
+    """Backward and step; False (and no step) if the loss or the gradient is not finite."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
     if scaler is not None:
-        scaler.scale(loss).backward()
-        if max_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        scaler.unscale_(optimizer)
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm else float("inf"))
+    if not (torch.isfinite(norm) and torch.isfinite(loss.detach())):
+        optimizer.zero_grad(set_to_none=True)
+        return False
+    if scaler is not None:
         scaler.step(optimizer)
     else:
-        loss.backward()
-        if max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
+    return True

@@ -1,0 +1,109 @@
+"""The vocoder training task: audio segments, their mels, a generator and discriminators,
+one GAN step per batch (`gan_step`), previews of real clips resynthesised."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from audiodiff.audio import save_audio
+from audiodiff.config import TrainConfig, VocoderRunConfig, to_dict
+from audiodiff.data.dataset import collate, make_dataset, scan_items
+from audiodiff.plots import plot_spectrograms
+from audiodiff.train.trainer import StepContext
+from audiodiff.vocoder.discriminators import Discriminators
+from audiodiff.vocoder.generators import build_generator
+from audiodiff.vocoder.losses import LossWeights, mel_l1_loss
+from audiodiff.vocoder.training import gan_step
+
+__all__ = ["VocoderTask"]
+
+
+class VocoderTask:
+    def __init__(self, config: VocoderRunConfig, verbose: bool = True):
+        self.config = config
+        self.mel_spec = config.mel
+        items, self.report = scan_items(config.data)
+        if verbose:
+            print(self.report, file=sys.stderr)
+        self.dataset = make_dataset(items, config.data, None)
+        self.num_workers = config.data.num_workers
+        self.preview_items = items[:: max(1, len(items) // 4)][:4]
+        loss = config.loss
+        self.weights = LossWeights(mel=loss.mel, feature_matching=loss.feature_matching, adversarial=loss.adversarial, stft=loss.stft)
+
+    def collate(self, rows: list[dict]) -> dict:
+        return collate(rows)
+
+    def build(self, device: torch.device, cfg: TrainConfig) -> None:
+        model = self.config.model
+        self.device = device
+        self.generator = build_generator(model.generator, self.mel_spec, **model.generator_config).to(device)
+        self.discriminators = Discriminators(tuple(model.discriminators), model.discriminator_options).to(device)
+        self.g_net: nn.Module = self.generator
+        self.d_net: nn.Module = self.discriminators
+        self.optim_g = torch.optim.AdamW(self.generator.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.optim_d = torch.optim.AdamW(self.discriminators.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.modules = {"generator": self.generator, "discriminators": self.discriminators}
+        self.optimizers = {"generator": self.optim_g, "discriminators": self.optim_d}
+        self.ema_module = self.generator
+
+    def wrap(self, wrap_fn) -> None:
+        self.g_net = wrap_fn(self.generator)
+        self.d_net = wrap_fn(self.discriminators)
+
+    def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
+        audio = batch["x"].to(self.device)  # [batch, 1, samples]
+        frames = self.mel_spec.num_frames(audio.shape[-1])
+        audio = audio[..., : self.mel_spec.num_samples(frames)]
+        mel = self.mel_spec(audio[:, 0])
+        losses = gan_step(
+            self.g_net,
+            self.d_net,
+            self.optim_g,
+            self.optim_d,
+            mel,
+            audio,
+            self.mel_spec,
+            self.weights,
+            adversarial=ctx.step >= self.config.loss.discriminator_start,
+            autocast_dtype=ctx.trainer.amp_dtype,
+            scaler=ctx.trainer.scaler,
+            max_grad_norm=self.config.loss.max_grad_norm or None,
+        )
+        if losses.pop("skipped_updates", 0):
+            ctx.trainer.bad_step = True
+        return losses
+
+    def export_config(self) -> dict:
+        return {
+            "kind": "gan",
+            "generator": self.generator.name,
+            "generator_config": self.generator.config,
+            "mel": self.mel_spec.to_dict(),
+            "folded": False,
+            "recipe": to_dict(self.config),
+            "dataset": self.report.to_dict(),
+        }
+
+    @torch.no_grad()
+    def preview(self, module: nn.Module, out_dir: Path, step: int) -> None:
+        """Real clips and their resynthesis (wavs), a spectrogram grid and the mel L1."""
+        module.eval()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        clips, titles, distances = [], [], []
+        for index, item in enumerate(self.preview_items):
+            audio = self.dataset.loader.segment(item, seed=index)
+            audio = audio[:, : self.mel_spec.num_samples(self.mel_spec.num_frames(audio.shape[-1]))].to(self.device)
+            fake = module(self.mel_spec(audio))[0].clamp(-1, 1)
+            distances.append(mel_l1_loss(fake[None], audio[None], self.mel_spec).item())
+            save_audio(out_dir / f"real_{index}.wav", audio.cpu(), self.mel_spec.sample_rate)
+            save_audio(out_dir / f"vocoded_{index}.wav", fake.cpu(), self.mel_spec.sample_rate)
+            clips += [audio.cpu(), fake.cpu()]
+            titles += [f"real {index}", f"vocoded {index} (mel L1 {distances[-1]:.3f})"]
+        plot_spectrograms(clips, self.mel_spec.sample_rate, out_dir / "spectrograms.png", titles, columns=2)
+        (out_dir / "mel_l1.txt").write_text(f"{sum(distances) / max(1, len(distances)):.4f}\n")
+        module.train()

@@ -1,0 +1,88 @@
+"""`GANVocoder`: a trained generator (HiFi-GAN or ISTFT) behind the `Vocoder` interface.
+
+A checkpoint directory holds `config.json` ({"kind": "gan", "generator": name,
+"generator_config": {...}, "mel": {...}, "folded": bool}) and `model.safetensors`. Weights are
+saved in training form (weight norm) unless `folded`; loading folds them for inference.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from audiodiff.audio import MelSpec
+from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_state_dict, save_tensors, write_checkpoint, write_json
+from audiodiff.vocoder import Vocoder
+from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
+
+__all__ = ["GANVocoder"]
+
+MAX_GENERATOR_PARAMETERS = 500_000_000
+
+
+class GANVocoder(Vocoder):
+    kind = "gan"
+
+    def __init__(self, generator: Generator, info: dict | None = None):
+        super().__init__(generator.mel_spec)
+        self.generator = generator.eval()
+        self.info = info or {}
+        self.folded = False
+
+    def generate(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.generator(mel.to(next(self.generator.parameters()).device))
+
+    def fold(self) -> "GANVocoder":
+        """Fold weight norm into the weights (faster inference; cannot be trained further)."""
+        if not self.folded:
+            self.generator.remove_weight_norm()
+            self.folded = True
+        return self
+
+    def config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "generator": self.generator.name,
+            "generator_config": self.generator.config,
+            "mel": self.mel_spec.to_dict(),
+            "folded": self.folded,
+            **{k: v for k, v in self.info.items() if k not in ("path",)},
+        }
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        config, state = self.config(), self.generator.state_dict()
+
+        def write(folder: Path) -> None:
+            write_json(folder / CONFIG, config)
+            save_tensors(folder / WEIGHTS, state)
+
+        return write_checkpoint(path, write)
+
+    @classmethod
+    def from_folder(cls, folder: Path, config: dict, mel_spec: MelSpec) -> "GANVocoder":
+        name = config.get("generator")
+        if name not in GENERATORS:
+            raise CheckpointError(f"{folder / CONFIG}: generator={name!r}; known generators are {sorted(GENERATORS)}")
+        options = config.get("generator_config") or {}
+        if not isinstance(options, dict):
+            raise CheckpointError(f"{folder / CONFIG}: generator_config must be an object")
+        try:
+            with torch.device("meta"):
+                probe = build_generator(name, mel_spec, **options)
+            size = sum(p.numel() for p in probe.parameters())
+            if size > MAX_GENERATOR_PARAMETERS:
+                raise CheckpointError(f"{folder / CONFIG}: a generator of {size / 1e9:.1f}B parameters is absurd; the config is corrupt")
+            generator = build_generator(name, mel_spec, **options)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{folder / CONFIG}: cannot build the generator ({error})") from None
+        folded = bool(config.get("folded", False))
+        if folded:
+            generator.remove_weight_norm()
+        load_state_dict(folder / WEIGHTS, generator)
+        info = {k: v for k, v in config.items() if k not in ("kind", "generator", "generator_config", "mel", "folded")}
+        info["path"] = str(folder)
+        vocoder = cls(generator, info)
+        vocoder.folded = folded
+        return vocoder.fold()

@@ -1,0 +1,106 @@
+"""The vocoder in use: checkpoints, training through the trainer, the vocode command, export."""
+
+import json
+import math
+
+import pytest
+import soundfile
+import torch
+
+from audiodiff.audio import AudioError, MelSpec, save_audio
+from audiodiff.config import from_dict, VocoderRunConfig
+from audiodiff.data.synth import build_synthetic
+from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.train.trainer import Trainer
+from audiodiff.train.vocoder import VocoderTask
+from audiodiff.vocoder import GriffinLimVocoder, Vocoder, VocoderError
+from audiodiff.vocoder.export import PARITY_TOLERANCE, ExportedVocoder, export_vocoder
+from audiodiff.vocoder.gan import GANVocoder
+from audiodiff.vocoder.generators import build_generator
+from tests.test_cli import run_cli
+from tests.util import tiny_config, tone
+
+MEL = MelSpec()
+TINY_ISTFT = {"dim": 32, "intermediate_dim": 64, "num_layers": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny vocoder trained for a few steps, the GAN on for the last ones."""
+    root = tmp_path_factory.mktemp("voc")
+    build_synthetic(root / "data", per_class=3, seconds=0.5)
+    config = from_dict(VocoderRunConfig, {
+        "data": {"path": str(root / "data"), "split": None, "representation": "wave", "segment_seconds": 0.25},
+        "model": {"generator": "istft", "generator_config": TINY_ISTFT, "discriminators": ["mpd", "mrd"],
+                  "discriminator_options": {"mpd": {"periods": [2, 3], "channels": [4, 8]}, "mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}}},
+        "loss": {"discriminator_start": 3, "stft": 1.0},
+        "train": {"out_dir": str(root / "run"), "steps": 5, "batch_size": 2, "ckpt_every": 5, "preview_every": 5, "log_every": 1, "precision": "fp32", "ema_decay": 0.9},
+    })
+    Trainer(VocoderTask(config, verbose=False), config.train, progress=False).fit()
+    return root
+
+
+def test_training_runs_gan_steps_and_writes_a_loadable_vocoder(trained):
+    records = [json.loads(line) for line in (trained / "run" / "log.jsonl").read_text().splitlines()]
+    assert "discriminator" not in records[0] and "discriminator" in records[-1]
+    assert all(math.isfinite(v) for r in records for k, v in r.items() if isinstance(v, float))
+    vocoder = Vocoder.from_pretrained(trained / "run")
+    assert isinstance(vocoder, GANVocoder) and vocoder.mel_spec == MEL
+    assert vocoder(torch.rand(2, 80, 7) * 2 - 1).shape == (2, 1, 7 * 256)
+    preview = trained / "run" / "previews" / "step_00000005"
+    assert (preview / "vocoded_0.wav").is_file() and (preview / "spectrograms.png").is_file()
+
+
+def test_save_and_load_round_trip_gives_the_same_audio(tmp_path):
+    torch.manual_seed(0)
+    vocoder = GANVocoder(build_generator("istft", MEL, **TINY_ISTFT))
+    mel = torch.rand(1, 80, 10) * 2 - 1
+    before = vocoder(mel)
+    loaded = Vocoder.from_pretrained(vocoder.save_pretrained(tmp_path / "v"))
+    assert torch.allclose(loaded(mel), before, atol=1e-6)
+
+
+def test_bad_mels_get_clear_errors():
+    vocoder = GriffinLimVocoder(MEL)
+    with pytest.raises(AudioError, match="expected \\[batch, 80 mels"):
+        vocoder(torch.zeros(1, 64, 10))
+    with pytest.raises(AudioError, match="NaN or Inf"):
+        vocoder(torch.full((1, 80, 10), float("nan")))
+    with pytest.raises(AudioError, match="empty"):
+        vocoder(torch.zeros(1, 80, 0))
+
+
+def test_pipeline_refuses_a_vocoder_with_other_mel_settings(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "run")
+    other = GANVocoder(build_generator("istft", MelSpec(f_max=7000), **TINY_ISTFT))
+    with pytest.raises(VocoderError, match="f_max: 8000.0 != 7000"):
+        Pipeline(build_model(config), config, other)
+
+
+def test_vocode_command_resamples_and_writes_the_round_trip(trained, tmp_path):
+    save_audio(tmp_path / "in.wav", tone(440, 0.5, sample_rate=22050), 22050)
+    result = run_cli("vocode", "--vocoder", trained / "run", tmp_path / "in.wav", tmp_path / "out.wav", "--plot")
+    info = soundfile.info(str(tmp_path / "out.wav"))
+    assert info.samplerate == 16000 and info.frames == 8000 // 256 * 256
+    assert "real time" in result.stdout and (tmp_path / "out.png").is_file()
+    run_cli("vocode", "--vocoder", "griffin_lim", tmp_path / "in.wav", tmp_path / "gl.wav")
+    assert soundfile.info(str(tmp_path / "gl.wav")).frames == info.frames
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("name,options", [("istft", TINY_ISTFT), ("hifigan_v2", {"upsample_initial_channel": 16})])
+def test_export_matches_pytorch(tmp_path, fmt, name, options):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="optional: pip install 'audiodiff[onnx]'")
+        pytest.importorskip("onnxscript", reason="optional: pip install 'audiodiff[onnx]'")
+    torch.manual_seed(0)
+    vocoder = GANVocoder(build_generator(name, MEL, **options)).fold()
+    path, report = export_vocoder(vocoder, tmp_path / f"voc.{'onnx' if fmt == 'onnx' else 'pt'}", fmt)
+    mel = torch.rand(3, 80, 23) * 2 - 1
+    assert (ExportedVocoder(path)(mel) - vocoder(mel)).abs().max() <= PARITY_TOLERANCE
+    assert "parity" in report
+
+
+def test_export_command(trained, tmp_path):
+    result = run_cli("export", "--vocoder", trained / "run", "--format", "torchscript", "--out", tmp_path / "v.pt")
+    assert "parity" in result.stdout and (tmp_path / "v.pt.json").is_file()
