@@ -133,17 +133,26 @@ class Pipeline:
         local = folder / choice
         return Vocoder.from_pretrained(local if (local / CONFIG).is_file() else choice, config.mel)
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write config.json + model.safetensors (and the vocoder, if trained, in `vocoder/`)."""
+    def save_pretrained(
+        self, path: str | os.PathLike, dtype: torch.dtype | None = None, vocoder_name: str | None = None
+    ) -> Path:
+        """Write config.json + model.safetensors (and a trained vocoder in `vocoder/`).
+
+        `dtype=torch.float16` stores the weights at half size (they load back as float32);
+        `vocoder_name` refers to a vocoder by name (e.g. a bundled one) instead of copying it.
+        """
         config = to_dict(self.config)
         has_weights = self.vocoder is not None and not isinstance(self.vocoder, GriffinLimVocoder)
-        config["sampling"]["vocoder"] = "vocoder" if has_weights else "griffin_lim"
+        config["sampling"]["vocoder"] = vocoder_name or ("vocoder" if has_weights else "griffin_lim")
         data = {**config, **{k: v for k, v in self.info.items() if k != "path"}}
+        state = self.model.state_dict()
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
         def write(folder: Path) -> None:
             write_json(folder / CONFIG, data)
-            save_tensors(folder / WEIGHTS, self.model.state_dict())
-            if has_weights:
+            save_tensors(folder / WEIGHTS, state)
+            if has_weights and vocoder_name is None:
                 self.vocoder.save_pretrained(folder / "vocoder")
 
         return write_checkpoint(path, write)

@@ -51,8 +51,11 @@ class GANVocoder(Vocoder):
             **{k: v for k, v in self.info.items() if k not in ("path",)},
         }
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """config.json + model.safetensors; `dtype=torch.float16` halves the file (loads as float32)."""
         config, state = self.config(), self.generator.state_dict()
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
         def write(folder: Path) -> None:
             write_json(folder / CONFIG, config)

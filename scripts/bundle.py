@@ -1,0 +1,51 @@
+"""Ship trained models inside the package (audiodiff/weights/NAME), in float16.
+
+    python scripts/bundle.py vocoder runs/vocoder-16k --name vocoder-16k
+    python scripts/bundle.py diffusion runs/digits-mel --name digits --vocoder vocoder-16k [--metrics eval/digits/metrics.json]
+
+The diffusion model refers to the bundled vocoder by name, so two models can share one vocoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from audiodiff.checkpoint import resolve_checkpoint
+from audiodiff.pipeline import BUNDLED_DIR, Pipeline
+from audiodiff.vocoder import Vocoder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["diffusion", "vocoder"])
+    parser.add_argument("checkpoint", help="a checkpoint or run directory")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--vocoder", help="diffusion: the bundled vocoder to use (default: Griffin-Lim)")
+    parser.add_argument("--metrics", help="diffusion: a metrics.json from `audiodiff eval` to record in config.json")
+    args = parser.parse_args()
+    target = BUNDLED_DIR / args.name
+    source = resolve_checkpoint(args.checkpoint)
+    if args.kind == "vocoder":
+        vocoder = Vocoder.from_pretrained(source)
+        vocoder.info.pop("recipe", None)
+        vocoder.save_pretrained(target, dtype=torch.float16)
+    else:
+        pipe = Pipeline.from_pretrained(source, vocoder=args.vocoder or "griffin_lim")
+        pipe.info.pop("dataset", None)
+        pipe.info["source"] = str(source)
+        if args.metrics:
+            pipe.info["metrics"] = json.loads(Path(args.metrics).read_text())
+        pipe.save_pretrained(target, dtype=torch.float16, vocoder_name=args.vocoder)
+    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    print(f"{target}: {size / 1e6:.1f} MB")
+    total = sum(f.stat().st_size for f in BUNDLED_DIR.rglob("*") if f.is_file())
+    print(f"all bundled weights: {total / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
