@@ -63,7 +63,8 @@ def write_json(path: Path, data) -> None:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
-    os.chmod(path, 0o644)  # safetensors creates 0600 files; checkpoints are shared and packaged    with open(path, "rb") as handle:
+    os.chmod(path, 0o644)  # safetensors creates 0600 files; checkpoints are shared and packaged
+    with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 
 
