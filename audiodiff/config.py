@@ -237,6 +237,7 @@ class SamplingConfig:
 class TrainConfig:
     out_dir: str = "runs/default"
     steps: int = 10_000
+    max_minutes: float = 0.0  # stop (checkpointed) after this much training time, summed over resumes; 0 = no limit
     batch_size: int = 32  # per process
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.99)

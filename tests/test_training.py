@@ -137,3 +137,9 @@ def test_nan_policy_stop_stops_with_a_message(tmp_path, synth_dir):
     task.train_step = lambda batch, ctx: original(dict(batch, x=batch["x"] * float("inf")), ctx)
     with pytest.raises(TrainingError, match="nan_policy=stop"):
         Trainer(task, config.train, progress=False).fit()
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path, synth_dir):
+    config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 50, "max_minutes": 1e-6, "ckpt_every": 100})
+    trainer, path = train(config)
+    assert trainer.step == 1 and path.name == "step_00000001" and path.is_dir()

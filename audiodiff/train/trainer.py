@@ -325,8 +325,13 @@ class Trainer:
                         log.flush()
                 if cfg.preview_every and self.step % cfg.preview_every == 0 and self.step < cfg.steps:
                     self._preview()
-                if self.step % cfg.ckpt_every == 0 or self.step == end:
+                out_of_time = cfg.max_minutes > 0 and self.dist.broadcast_flag(self.wall_seconds > cfg.max_minutes * 60)
+                if self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time:
                     last_path = self.save()
+                if out_of_time:
+                    if dist.is_main:
+                        tqdm.write(f"stopping at step {self.step}: train.max_minutes={cfg.max_minutes:g} reached", file=sys.stderr)
+                    break
             if cfg.preview_every and self.step == cfg.steps:
                 self._preview()
         finally:
