@@ -177,7 +177,20 @@ def _stft_padding(n_fft: int, hop_length: int) -> int:
     return (n_fft - hop_length) // 2
 
 
-@functools.lru_cache(maxsize=32)
+def _cached(function):
+    """lru_cache for constant tensors, built outside inference mode so that a tensor first made
+    during inference can still be used later in autograd."""
+    cached = functools.lru_cache(maxsize=32)(function)
+
+    @functools.wraps(function)
+    def wrapper(*args):
+        with torch.inference_mode(False):
+            return cached(*args)
+
+    return wrapper
+
+
+@_cached
 def _hann(win_length: int, n_fft: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     window = torch.hann_window(win_length, periodic=True, dtype=torch.float64)
     left = (n_fft - win_length) // 2
@@ -329,7 +342,7 @@ class MelSpec:
         return mel
 
 
-@functools.lru_cache(maxsize=16)
+@_cached
 def _filterbank(spec: MelSpec, device: str, dtype: torch.dtype) -> torch.Tensor:
     fb = torchaudio.functional.melscale_fbanks(
         spec.n_fft // 2 + 1,
@@ -343,7 +356,7 @@ def _filterbank(spec: MelSpec, device: str, dtype: torch.dtype) -> torch.Tensor:
     return fb.to(device=device, dtype=dtype)
 
 
-@functools.lru_cache(maxsize=16)
+@_cached
 def _inverse_filterbank(spec: MelSpec, device: str) -> torch.Tensor:
     return torch.linalg.pinv(spec.filterbank("cpu", torch.float64)).float().to(device)
 

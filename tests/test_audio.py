@@ -117,3 +117,12 @@ def test_crop_or_pad_lengths():
 
 def test_resample_changes_length():
     assert resample(torch.randn(1, 16000), 16000, 8000).shape == (1, 8000)
+
+
+def test_mel_made_first_in_inference_mode_still_works_with_autograd():
+    mel_spec = MelSpec(n_mels=72)  # a spec no other test has cached yet
+    with torch.inference_mode():
+        mel_spec(torch.randn(4096))
+    audio = torch.randn(4096, requires_grad=True)
+    mel_spec(audio).sum().backward()
+    assert audio.grad is not None
