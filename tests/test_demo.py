@@ -1,0 +1,227 @@
+"""The Gradio page end to end: a tiny trained model served on 127.0.0.1, driven through
+`gradio_client` (the API a page uses) and through a real browser (Debian chromium + Playwright)."""
+
+import math
+import socket
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+
+gr = pytest.importorskip("gradio", reason="the demo needs gradio: pip install 'audiodiff[demo]'")
+gradio_client = pytest.importorskip("gradio_client")
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from audiodiff.data.synth import build_synthetic  # noqa: E402
+from audiodiff.demo import NO_MODEL_HELP, Limits, ModelStore, build_app, launch  # noqa: E402
+from audiodiff.train.diffusion import DiffusionTask  # noqa: E402
+from audiodiff.train.trainer import Trainer  # noqa: E402
+from tests.util import tiny_config, tone, write_clip  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+LIMITS = Limits(max_steps=8, max_batch=2, max_seconds=1.0, max_upload_seconds=2.0)
+SAMPLE_RATE = 16000
+HOP = 256
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A model with a label, a text prompt and a pitch number, trained for two steps."""
+    root = tmp_path_factory.mktemp("demo")
+    build_synthetic(root / "data", per_class=3, seconds=0.25)
+    config = tiny_config(
+        root / "data", root / "run",
+        conditioning={"labels": "auto", "text": {"dim": 16, "layers": 1, "heads": 2}, "numbers": {"pitch": "auto"}},
+        sampling={"steps": 3, "griffin_lim_iters": 4}, train={"steps": 2, "ckpt_every": 2},
+    )
+    Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    torch.set_num_threads(1)
+    port = free_port()
+    app = launch([checkpoint], port=port, limits=LIMITS, prevent_thread_lock=True, quiet=True)
+    yield app, f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[1], verbose=False)
+
+
+def value(output):
+    """An output of the client: a component update carries its value inside."""
+    return output["value"] if isinstance(output, dict) and output.get("__type__") == "update" else output
+
+
+def generate(client, duration=0.5, batch_size=2, steps=2, label="high", prompt="", **extra):
+    args = dict(model="run", label=label, prompt=prompt, negative_label="", negative_prompt="", number_1=70.0,
+                number_2=0, number_3=0, number_4=0, duration=duration, sampler="dpmpp_2m", steps=steps,
+                guidance=2.0, seed=3, batch_size=batch_size) | extra
+    return client.predict(**args, api_name="/generate")
+
+
+@pytest.fixture(scope="module")
+def source_wav(tmp_path_factory):
+    """0.512 s: a whole number of mel frames, so a mel round trip keeps its length."""
+    return write_clip(tmp_path_factory.mktemp("clips"), "tone.wav", tone(440, seconds=0.512))
+
+
+def test_server_binds_to_localhost(server):
+    assert server[0].server_name == "127.0.0.1"
+
+
+def test_generate_returns_audio_of_the_asked_length_and_rate(client):
+    outputs = generate(client, duration=0.5, batch_size=2)
+    audios, images, files, status = outputs[:2], outputs[2:4], outputs[4], outputs[5]
+    for audio, image in zip(audios, images):
+        info = soundfile.info(value(audio))
+        assert info.samplerate == SAMPLE_RATE and info.frames == SAMPLE_RATE // 2 // HOP * HOP
+        assert Path(value(image)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(files) == 2 and "2 clip(s)" in status
+
+
+def test_unused_result_slots_are_empty(client):
+    outputs = generate(client, batch_size=1)
+    assert value(outputs[0]) is not None and value(outputs[1]) is None and len(outputs[4]) == 1
+
+
+def test_steps_over_the_limit_name_the_limit(client):
+    with pytest.raises(AppError, match="maximum value 8"):
+        generate(client, steps=20)
+
+
+def test_unknown_label_lists_the_known_ones(client):
+    with pytest.raises(AppError, match=r"unknown label 'seven'.*'chirp', 'high', 'low', 'noise'"):
+        generate(client, label="seven")
+
+
+def test_text_prompt_generates(client):
+    outputs = generate(client, label="", prompt="a high loud tone", batch_size=1)
+    assert soundfile.info(value(outputs[0])).samplerate == SAMPLE_RATE
+
+
+def test_variation_returns_audio_of_the_input_length(client, source_wav):
+    result, before, after, status = client.predict(
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.5, 2, 1, api_name="/vary")
+    assert soundfile.info(result).frames == soundfile.info(str(source_wav)).frames
+    assert Path(before).is_file() and Path(after).is_file() and "variation" in status
+
+
+def test_outpainting_keeps_the_span(client, source_wav):
+    result, *_ = client.predict(
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.1, 0.3, "outside", 2, 1, api_name="/inpaint")
+    original, _ = soundfile.read(str(source_wav))
+    edited, _ = soundfile.read(result)
+    kept = slice(int(0.12 * SAMPLE_RATE), int(0.28 * SAMPLE_RATE))  # inside the crossfades
+    assert abs(edited[kept] - original[kept]).max() < 1e-3 and abs(edited - original).max() > 1e-2
+
+
+def test_continuation_adds_the_asked_seconds(client, source_wav):
+    result, *_ = client.predict(
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.25, 2, 1, api_name="/continue")
+    assert abs(soundfile.info(result).frames - (soundfile.info(str(source_wav)).frames + SAMPLE_RATE // 4)) <= HOP
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda folder: _write_bytes(folder / "notes.wav", b"this is text, not audio"), "notes.wav: not a readable audio file"),
+        (lambda folder: write_clip(folder, "empty.wav", torch.zeros(1, 0)), "empty.wav"),
+        (lambda folder: write_clip(folder, "long.wav", torch.zeros(1, 8000 * 3), 8000), r"long.wav: 3.0 s long, over the 2 s limit"),
+    ],
+    ids=["not-audio", "empty", "too-long"],
+)
+def test_bad_upload_gets_a_clear_message_and_the_page_keeps_working(client, tmp_path, make, message):
+    with pytest.raises(AppError, match=message):
+        client.predict("run", handle_file(str(make(tmp_path))), "low", "", 70.0, 0, 0, 0, 0.5, 2, 1, api_name="/vary")
+    assert value(generate(client, batch_size=1)[0]) is not None
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_upload_over_the_byte_limit_names_the_limit(checkpoint, source_wav):
+    from audiodiff.demo import DemoActions, discover_models
+
+    actions = DemoActions(ModelStore(discover_models([checkpoint])), Limits(max_upload_bytes=1000))
+    with pytest.raises(gr.Error, match=r"tone.wav: 0.0 MB, over this page's upload limit of 0.001 MB"):
+        actions.read_upload(str(source_wav), SAMPLE_RATE, 1)
+
+
+def test_vocoder_tab_plays_both_round_trips_with_timings(client, source_wav):
+    *outputs, timings = client.predict("run", handle_file(str(source_wav)), api_name="/vocode")
+    wavs = outputs[0::2]
+    lengths = {soundfile.info(path).frames for path in wavs}
+    assert len(wavs) == 3 and lengths == {soundfile.info(str(source_wav)).frames}
+    assert "Griffin-Lim" in timings and timings.count(" ms |") == 2
+
+
+def test_eight_concurrent_generate_requests_all_complete(server, client):
+    jobs = [client.submit(model="run", label="low", prompt="", negative_label="", negative_prompt="", number_1=60.0,
+                          number_2=0, number_3=0, number_4=0, duration=0.25, sampler="ddim", steps=2, guidance=2.0,
+                          seed=seed, batch_size=1, api_name="/generate") for seed in range(8)]
+    results = [job.result(timeout=120) for job in jobs]
+    assert all(soundfile.info(value(outputs[0])).frames > 0 for outputs in results)
+    assert server[0].audiodiff_store.load_count == 1  # the model loaded once for every request
+
+
+def test_model_picker_fills_the_conditions_it_takes(checkpoint):
+    from audiodiff.demo import FORM_FIELDS, DemoActions, discover_models
+
+    actions = DemoActions(ModelStore(discover_models([checkpoint])), LIMITS)
+    form = dict(zip(FORM_FIELDS, actions.form("run", label="noise")))
+    assert form["label"]["value"] == "noise" and [v for _, v in form["label"]["choices"]][1:] == ["chirp", "high", "low", "noise"]
+    assert form["prompt"]["visible"] and form["number_1"]["visible"] and not form["number_2"]["visible"]
+    low, high = form["number_1"]["minimum"], form["number_1"]["maximum"]
+    assert 40 < low < high < 100 and math.isclose(form["number_1"]["value"], round((low + high) / 2, 2))
+    assert "Training" in form["about"]["value"] and "step 2 of 2" in form["about"]["value"]
+
+
+def test_page_without_models_says_how_to_get_one():
+    app = build_app(store=ModelStore({}))
+    texts = [block.value for block in app.blocks.values() if isinstance(block, gr.Markdown)]
+    assert NO_MODEL_HELP in texts and "audiodiff train" in NO_MODEL_HELP
+
+
+def test_cli_refuses_a_missing_checkpoint(tmp_path, capsys):
+    from audiodiff.cli import main
+
+    assert main(["demo", "--checkpoint", str(tmp_path / "nothing")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does)")
+def test_browser_generates_and_shows_audio_and_spectrogram(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(server[1])
+            page.locator("#prompt textarea").fill("a high loud tone")
+            page.locator("#generate").click()
+            page.locator(".result-audio audio[src]").first.wait_for(state="attached", timeout=60_000)
+            page.locator(".result-spectrogram img").first.wait_for(state="visible", timeout=30_000)
+            source = page.locator(".result-audio audio[src]").first.get_attribute("src")
+            page.screenshot(path=str(artifacts / "demo_generate.png"), full_page=True)
+        finally:
+            browser.close()
+    assert source and (source.startswith("blob:") or ".wav" in source)
