@@ -35,6 +35,9 @@ __all__ = [
     "to_channels",
 ]
 
+MAX_SAMPLE_RATE, MAX_N_FFT = 768_000, 65_536  # beyond these a header or config is corrupt
+MAX_CHANNELS = 256
+MAX_DECODED_BYTES = 4 << 30  # a file that would decode to more float32 than this is refused (split it)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 
 
@@ -72,8 +75,15 @@ def load_audio(
     """
     path = Path(path)
     file_rate, file_channels, file_frames = audio_info(path)
-    if file_rate <= 0 or file_rate > 768_000:
+    if file_rate <= 0 or file_rate > MAX_SAMPLE_RATE:
         raise AudioError(f"{path}: absurd sample rate {file_rate} Hz in the header")
+    if not 0 < file_channels <= MAX_CHANNELS:
+        raise AudioError(f"{path}: {file_channels} channels in the header; at most {MAX_CHANNELS} are supported")
+    if file_frames * file_channels * 4 > MAX_DECODED_BYTES:
+        raise AudioError(
+            f"{path}: would decode to {file_frames * file_channels * 4 / 2**30:.1f} GiB (limit {MAX_DECODED_BYTES >> 30} GiB); "
+            "the header is corrupt or the file too long: split it into clips"
+        )
     if max_seconds is not None and file_frames > max_seconds * file_rate:
         raise AudioError(
             f"{path}: {file_frames / file_rate:.1f} s long, over the {max_seconds:g} s limit; "
@@ -124,6 +134,15 @@ def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor
     """Band-limited resampling along the last axis."""
     if orig_rate == new_rate:
         return audio
+    divisor = math.gcd(int(orig_rate), int(new_rate))
+    if (orig_rate // divisor) * (new_rate // divisor) > 1_000_000:
+        # a ratio like 524287:16000 would make torchaudio build a polyphase kernel of tens of GB;
+        # soxr (a librosa dependency) resamples any ratio in constant memory
+        import soxr
+
+        flat = audio.detach().reshape(-1, audio.shape[-1]).cpu().double().numpy().T
+        out = torch.from_numpy(np.ascontiguousarray(soxr.resample(flat, orig_rate, new_rate).T))
+        return out.reshape(*audio.shape[:-1], -1).to(audio.dtype).to(audio.device)
     return torchaudio.functional.resample(audio, int(orig_rate), int(new_rate))
 
 
@@ -268,6 +287,8 @@ class MelSpec:
         top = self.f_max if self.f_max is not None else self.sample_rate / 2
         if not 0 <= self.f_min < top <= self.sample_rate / 2 + 1e-6:
             problems.append(f"need 0 <= f_min < f_max <= sample_rate/2 (got {self.f_min}, {top})")
+        if self.n_fft > MAX_N_FFT or not 0 < self.sample_rate <= MAX_SAMPLE_RATE:
+            problems.append(f"need n_fft <= {MAX_N_FFT} and sample_rate <= {MAX_SAMPLE_RATE}")
         if self.n_mels < 1 or self.n_mels > self.n_fft // 2 + 1:
             problems.append(f"n_mels={self.n_mels} must be in 1..{self.n_fft // 2 + 1}")
         if not self.norm_max > self.norm_min:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,7 @@ __all__ = [
     "load_state_dict",
     "newest_checkpoint",
     "read_json",
+    "remove_checkpoint",
     "resolve_checkpoint",
     "write_checkpoint",
 ]
@@ -35,6 +37,10 @@ STATE = "training_state.safetensors"
 STATE_META = "training_state.json"
 MAX_JSON_BYTES = 16 * 1024 * 1024
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+# Test hook: seconds to sleep after each checkpoint file is written, so tests can kill a process
+# in the middle of a checkpoint write (tests/reliability). Unset in normal use.
+SLOW_WRITE_ENV = "AUDIODIFF_TEST_SLOW_CHECKPOINT"
+_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle (protocol 2+) or a torch.save zip archive
 
 
 class CheckpointError(ValueError):
@@ -54,18 +60,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _slow_write_for_tests() -> None:
+    if os.environ.get(SLOW_WRITE_ENV):
+        time.sleep(float(os.environ[SLOW_WRITE_ENV]))
+
+
 def write_json(path: Path, data) -> None:
     with open(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=False, allow_nan=True)
         handle.flush()
         os.fsync(handle.fileno())
+    _slow_write_for_tests()
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    except SafetensorError as error:  # safetensors reports a full disk (ENOSPC, EFBIG) this way
+        raise OSError(f"{path.name}: {error}") from None
     os.chmod(path, 0o644)  # safetensors creates 0600 files; checkpoints are shared and packaged
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+    _slow_write_for_tests()
 
 
 def write_checkpoint(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -124,6 +140,13 @@ def load_state_dict(path: str | os.PathLike, module: torch.nn.Module | None = No
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        if head.startswith(_PICKLE_MAGIC):
+            raise CheckpointError(
+                f"{path}: a pickle or torch.save file, not safetensors; audiodiff never unpickles checkpoint files "
+                "(unpickling can run code). Convert it where you trust it: safetensors.torch.save_file(state_dict, path)"
+            ) from None
         raise CheckpointError(f"{path}: not a readable safetensors file ({error}); re-export the checkpoint") from None
     if module is not None:
         expected = module.state_dict()
@@ -158,6 +181,18 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
         if match and (child / CONFIG).is_file() and (child / WEIGHTS).is_file():
             found.append((int(match.group(1)), child))
     return [path for _, path in sorted(found)]
+
+
+def remove_checkpoint(path: str | os.PathLike) -> None:
+    """Delete a checkpoint directory as one step: rename it to a hidden name, then remove it, so a
+    kill during the removal leaves no half-deleted `step_N` that looks complete."""
+    path = Path(path)
+    hidden = path.parent / f".{path.name}.old-{os.getpid()}"
+    try:
+        os.rename(path, hidden)
+    except OSError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def newest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

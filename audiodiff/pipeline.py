@@ -42,6 +42,24 @@ def bundled_path(name: str) -> Path | None:
     return folder if (folder / CONFIG).is_file() else None
 
 
+def check_vocoder_name(name: str, where: Path) -> None:
+    """A checkpoint may name "griffin_lim", a bundled vocoder or a sub-folder of its own, nothing
+    elsewhere on the disk (a hostile config must not make the loader read other folders)."""
+    if name == "griffin_lim" or bundled_path(name) is not None:
+        return
+    if "/" in name or "\\" in name or name.startswith(".") or not (where.parent / name / CONFIG).is_file():
+        raise CheckpointError(
+            f"{where}: sampling.vocoder={name!r} is neither griffin_lim, a bundled vocoder ({bundled_vocoders()}) "
+            "nor a sub-folder of the checkpoint; pass vocoder= to from_pretrained (--vocoder on the command line) to use another"
+        )
+
+
+def bundled_vocoders() -> list[str]:
+    if not BUNDLED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file() and read_json(p / CONFIG).get("kind") != "diffusion")
+
+
 def bundled_names() -> list[str]:
     if not BUNDLED_DIR.is_dir():
         return []
@@ -58,8 +76,11 @@ class GenerateOutput:
 
 def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
     """Build the U-Net a config describes, after checking its size on the meta device."""
-    with torch.device("meta"):
-        probe = UNet(config.model, config.conditioning)
+    try:
+        with torch.device("meta"):
+            probe = UNet(config.model, config.conditioning)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as error:  # e.g. sizes that overflow
+        raise CheckpointError(f"{where}: cannot build the model it describes ({error}); the config is corrupt") from None
     count = sum(p.numel() for p in probe.parameters())
     if count > MAX_PARAMETERS:
         raise CheckpointError(
@@ -119,6 +140,8 @@ class Pipeline:
         if config.data.representation == "mel":
             choice = vocoder if vocoder is not None else config.sampling.vocoder
             if isinstance(choice, str):
+                if vocoder is None:  # named by the checkpoint itself: only a sub-folder or a bundled vocoder
+                    check_vocoder_name(choice, folder / CONFIG)
                 vocoder = cls._load_vocoder(choice, folder, config)
             else:
                 vocoder = choice

@@ -133,9 +133,20 @@ def read_ljspeech(path: Path, cfg: DataConfig, report: ScanReport) -> list[Audio
             if len(fields) < 2 or not fields[0].strip():
                 report.skip("malformed metadata.csv line", f"metadata.csv:{line_no}")
                 continue
+            if not _plain_name(fields[0].strip()):
+                report.skip(OUTSIDE, f"metadata.csv:{line_no} {fields[0].strip()[:80]}")
+                continue
             text = fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]
             items.append(AudioItem(path / "wavs" / f"{fields[0].strip()}.wav", text=text.strip() or None))
     return items
+
+
+OUTSIDE = "file name that leaves the dataset folder"
+
+
+def _plain_name(name: str) -> bool:
+    """A file name a layout may join to its folder: no separators, no '..', not absolute, no NUL."""
+    return bool(name) and not any(c in name for c in "/\\\0") and name not in (".", "..")
 
 
 def _nsynth_folders(path: Path) -> list[Path]:
@@ -173,6 +184,9 @@ def read_nsynth(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioIt
             raise DatasetError(f"{folder / 'examples.json'}: expected an object of notes by name")
         split = _split_of(folder.name)
         for name, note in sorted(examples.items()):
+            if not _plain_name(name):
+                report.skip(OUTSIDE, f"{folder.name}/examples.json:{name[:80]}")
+                continue
             try:
                 label = str(note["instrument_family_str"])
                 numbers = {"pitch": float(note["pitch"]), "velocity": float(note["velocity"])}

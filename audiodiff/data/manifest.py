@@ -30,7 +30,7 @@ def read_manifest_rows(path: Path, report: ScanReport) -> list[tuple[str, dict]]
     reader = _read_csv if path.suffix.lower() == ".csv" else _read_jsonl
     rows = []
     for where, row in reader(path, report):
-        if not isinstance(row.get("path"), str) or not row["path"].strip():
+        if not isinstance(row.get("path"), str) or not row["path"].strip() or "\0" in row["path"]:
             report.skip(NO_PATH, where)
             continue
         rows.append((where, row))

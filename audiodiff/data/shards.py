@@ -39,6 +39,9 @@ FORMAT = "audiodiff-shards"
 VERSION = 1
 
 
+MAX_MEMBER_BYTES = 1 << 30  # one clip; a larger member is a corrupt or hostile shard
+
+
 def is_shard_folder(path: Path) -> bool:
     """True if `path` holds an index.json written by `write_shards` (read from its first bytes)."""
     index = path / INDEX
@@ -98,19 +101,30 @@ def read_shard_items(path: Path, cfg: DataConfig, report: ScanReport) -> list[Au
         index = json.loads((path / INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise DatasetError(f"{path / INDEX}: unreadable ({error}); write the shards again") from None
-    if index.get("format") != FORMAT or index.get("version") != VERSION:
+    if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != VERSION:
         raise DatasetError(f"{path / INDEX}: not a version-{VERSION} {FORMAT} index; write the shards again")
-    shards = [path / shard["name"] for shard in index["shards"]]
+    try:
+        names = [str(shard["name"]) for shard in index["shards"]]
+        rows = list(index["items"])
+    except (KeyError, TypeError) as error:
+        raise DatasetError(f"{path / INDEX}: malformed index ({error!r}); write the shards again") from None
+    bad = [name for name in names if "/" in name or "\\" in name or name.startswith(".") or "\0" in name]
+    if bad:
+        raise DatasetError(f"{path / INDEX}: shard names {bad[:3]} leave the shard folder; write the shards again")
+    shards = [path / name for name in names]
     present = [shard.is_file() for shard in shards]
     items = []
-    for row in index["items"]:
-        shard = shards[row["shard"]]
-        if not present[row["shard"]]:
-            report.skip("missing shard file", f"{shard}:{row['member']}")
-            continue
-        numbers = row_numbers({k: v for k, v in row.items() if k not in ("shard", "member")}, cfg.number_fields)
-        items.append(
-            AudioItem(
+    for position, row in enumerate(rows):
+        try:
+            number = row["shard"]
+            if not isinstance(number, int) or not 0 <= number < len(shards):
+                raise ValueError(f"shard {number!r} is not in the index")
+            shard = shards[number]
+            if not present[number]:
+                report.skip("missing shard file", f"{shard}:{row['member']}")
+                continue
+            numbers = row_numbers({k: v for k, v in row.items() if k not in ("shard", "member")}, cfg.number_fields)
+            item = AudioItem(
                 shard,
                 label=row.get("label"),
                 text=row.get("text"),
@@ -119,9 +133,12 @@ def read_shard_items(path: Path, cfg: DataConfig, report: ScanReport) -> list[Au
                 split=row.get("split"),
                 sample_rate=int(row.get("sample_rate", 0)),
                 channels=int(row.get("channels", 0)),
-                member=row["member"],
+                member=str(row["member"]),
             )
-        )
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            report.skip("malformed shard index row", f"{path / INDEX}:items[{position}]")
+            continue
+        items.append(item)
     return items
 
 
@@ -212,6 +229,8 @@ def _read_members(shard: Path, wanted: set[str]) -> dict[str, bytes]:
         with tarfile.open(shard, mode="r|*") as tar:
             for member in tar:
                 if member.name in wanted:
+                    if not member.isfile() or member.size > MAX_MEMBER_BYTES:
+                        raise DatasetError(f"{shard}: member {member.name} is not a file of at most {MAX_MEMBER_BYTES >> 20} MB")
                     found[member.name] = tar.extractfile(member).read()
                     if len(found) == len(wanted):
                         break

@@ -19,6 +19,8 @@ import torch.nn as nn
 
 __all__ = ["ConditioningConfig", "Conditioner", "ConditionError", "TextConfig", "tokenize"]
 
+MAX_TEXT_LAYERS, MAX_NUMBERS = 64, 64  # guards against absurd configs (checked before anything is built)
+
 
 class ConditionError(ValueError):
     """A condition the model does not take, or a value it was not trained with."""
@@ -37,6 +39,13 @@ class TextConfig:
     heads: int = 4
     max_tokens: int = 32
 
+    def __post_init__(self):
+        if min(self.dim, self.heads, self.max_tokens) < 1 or not 0 <= self.layers <= MAX_TEXT_LAYERS or self.dim % self.heads:
+            raise ValueError(
+                f"TextConfig: dim={self.dim}, heads={self.heads}, max_tokens={self.max_tokens} must be positive, dim a multiple "
+                f"of heads, and layers={self.layers} in 0..{MAX_TEXT_LAYERS}"
+            )
+
 
 @dataclasses.dataclass
 class ConditioningConfig:
@@ -47,6 +56,8 @@ class ConditioningConfig:
     drop: dict[str, float] = dataclasses.field(default_factory=dict)  # per-condition override
 
     def __post_init__(self):
+        if len(self.numbers) > MAX_NUMBERS or not all(0 <= p <= 1 for p in [self.drop_prob, *self.drop.values()]):
+            raise ValueError(f"ConditioningConfig: at most {MAX_NUMBERS} numbers, and drop probabilities in [0, 1]")
         if isinstance(self.labels, str) and self.labels != "auto":
             raise ValueError(f"conditioning.labels={self.labels!r}: give a list of names or 'auto'")
         for name, span in self.numbers.items():

@@ -22,6 +22,8 @@ from audiodiff.models.conditioning import Conditioner, ConditioningConfig
 
 __all__ = ["UNet", "UNetConfig"]
 
+MAX_LEVELS, MAX_RES_BLOCKS = 16, 64  # far beyond any useful U-Net; guards against absurd configs
+
 
 @dataclasses.dataclass
 class UNetConfig:
@@ -56,6 +58,17 @@ class UNetConfig:
             problems.append(f"kernel_size={self.kernel_size} must be odd")
         if self.patch_size < 1:
             problems.append(f"patch_size={self.patch_size} must be at least 1")
+        small = {k: getattr(self, k) for k in ("in_channels", "channels", "head_channels", "norm_groups", "kernel_size", "downsample_factor")}
+        problems += [f"{name}={value} must be at least 1" for name, value in small.items() if value < 1]
+        if self.num_res_blocks < 0 or self.embed_dim < 0 or any(mult < 1 for mult in self.channel_mults):
+            problems.append("num_res_blocks and embed_dim must be >= 0 and channel_mults >= 1")
+        if len(self.channel_mults) > MAX_LEVELS or self.num_res_blocks > MAX_RES_BLOCKS:
+            # checked before anything is built: a hostile config.json could ask for millions of blocks
+            problems.append(f"at most {MAX_LEVELS} levels and {MAX_RES_BLOCKS} blocks per level")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout={self.dropout} must be in [0, 1)")
+        if problems:
+            raise ValueError("UNetConfig: " + "; ".join(problems))
         for mult in self.channel_mults:
             width = self.channels * mult
             if width % self.groups_for(width) or width % self.head_channels and self.attention_levels:

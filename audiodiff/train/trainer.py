@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from audiodiff.checkpoint import (
     list_checkpoints,
     load_state_dict,
     read_json,
+    remove_checkpoint,
     save_tensors,
     write_checkpoint,
     write_json,
@@ -39,6 +42,10 @@ from audiodiff.config import TrainConfig
 from audiodiff.train.distributed import Distributed
 
 __all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext"]
+
+# Test hooks (tests/reliability): rank AUDIODIFF_TEST_DIE_RANK (default 0) kills itself with SIGKILL
+# when it is about to run step AUDIODIFF_TEST_DIE_AT_STEP (1-based), as a crashed process would.
+DIE_AT_STEP_ENV, DIE_RANK_ENV = "AUDIODIFF_TEST_DIE_AT_STEP", "AUDIODIFF_TEST_DIE_RANK"
 
 
 class TrainingError(RuntimeError):
@@ -290,11 +297,14 @@ class Trainer:
         bar = tqdm(
             total=cfg.steps, initial=self.step, disable=not (self.progress and dist.is_main), dynamic_ncols=True, unit="step"
         )
-        log = (self.out_dir / "log.jsonl").open("a") if dist.is_main else None
+        log = self._open_log() if dist.is_main else None
         last_path = None
         window_start, window_steps = time.perf_counter(), 0
+        die_at = int(os.environ.get(DIE_AT_STEP_ENV, 0)) if int(os.environ.get(DIE_RANK_ENV, 0)) == dist.rank else 0
         try:
             while self.step < end:
+                if self.step + 1 == die_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 batch = self.batches.next()
                 self._set_lr()
                 ctx.step = self.step
@@ -321,8 +331,7 @@ class Trainer:
                     self.history.append(record)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()} | {"it/s": record["steps_per_sec"]})
                     if log:
-                        log.write(json.dumps(record) + "\n")
-                        log.flush()
+                        self._write_log(log, record)
                 if cfg.preview_every and self.step % cfg.preview_every == 0 and self.step < cfg.steps:
                     self._preview()
                 out_of_time = cfg.max_minutes > 0 and self.dist.broadcast_flag(self.wall_seconds > cfg.max_minutes * 60)
@@ -338,9 +347,58 @@ class Trainer:
             bar.close()
             self.batches.close()
             if log:
-                log.close()
+                with contextlib.suppress(OSError):
+                    log.close()
         dist.barrier()
         return last_path or self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+
+    # -- the log
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "log.jsonl"
+
+    def _log_error(self, error: OSError) -> TrainingError:
+        newest = list_checkpoints(self.out_dir)
+        kept = f"the last checkpoint ({newest[-1].name}) is intact" if newest else "no checkpoint was written yet"
+        return TrainingError(
+            f"could not write {self.log_path}: {error.strerror or error}; check free space and write permission, "
+            f"then --resume ({kept})"
+        )
+
+    def _open_log(self):
+        try:
+            return self.log_path.open("a")
+        except OSError as error:
+            raise self._log_error(error) from None
+
+    def _write_log(self, log, record: dict) -> None:
+        try:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        except OSError as error:
+            raise self._log_error(error) from None
+
+    def _trim_log(self, step: int) -> None:
+        """Keep the log records up to `step`: a resumed run logs the later steps again (a killed
+        run may also have left half a line)."""
+        path = self.log_path
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+                kept.append(line + "\n")
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            temporary.write_text("".join(kept), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as error:
+            raise self._log_error(error) from None
 
     def lr(self, step: int) -> float:
         cfg = self.cfg
@@ -481,7 +539,7 @@ class Trainer:
 
             write_checkpoint(target, write)
             for old in list_checkpoints(self.out_dir)[: -self.cfg.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_checkpoint(old)
             self._plot_losses()
         self.dist.barrier()
         return target
@@ -490,9 +548,24 @@ class Trainer:
         checkpoints = list_checkpoints(self.out_dir)
         if not checkpoints:
             if self.dist.is_main:
+                self._trim_log(0)
                 tqdm.write(f"--resume: no checkpoint in {self.out_dir}/checkpoints yet; starting from step 0", file=sys.stderr)
             return
         path = checkpoints[-1]
+        try:
+            self._load_state(path)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+            if isinstance(error, CheckpointError):
+                raise
+            raise CheckpointError(
+                f"{path}: the training state is damaged or was not written by audiodiff ({type(error).__name__}: {error}); "
+                "remove this checkpoint directory to resume from the one before"
+            ) from None
+        if self.dist.is_main:
+            self._trim_log(self.step)
+            tqdm.write(f"resumed from {path} (step {self.step})", file=sys.stderr)
+
+    def _load_state(self, path: Path) -> None:
         meta = read_json(path / STATE_META)
         tensors = load_state_dict(path / STATE)
         for name, module in self.task.modules.items():
@@ -519,8 +592,6 @@ class Trainer:
             torch.set_rng_state(tensors[f"rng.torch.{rank}"])
         if self.scaler and meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])
-        if self.dist.is_main:
-            tqdm.write(f"resumed from {path} (step {self.step})", file=sys.stderr)
 
 
 def _digest(modules: dict[str, nn.Module]) -> str:

@@ -78,7 +78,7 @@ class GANVocoder(Vocoder):
             if size > MAX_GENERATOR_PARAMETERS:
                 raise CheckpointError(f"{folder / CONFIG}: a generator of {size / 1e9:.1f}B parameters is absurd; the config is corrupt")
             generator = build_generator(name, mel_spec, **options)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise CheckpointError(f"{folder / CONFIG}: cannot build the generator ({error})") from None
         folded = bool(config.get("folded", False))
         if folded:

@@ -38,6 +38,8 @@ __all__ = [
     "derive_upsample_rates",
 ]
 
+MAX_STAGES = 64  # upsampling stages, resblocks, dilations or ConvNeXt layers: far beyond any real vocoder
+
 
 def _tuples(value: Any) -> Any:
     """Lists (as JSON gives them back) -> tuples, recursively, so configs compare and hash."""
@@ -125,7 +127,10 @@ class HiFiGANConfig:
             problems.append("resblock_kernel_sizes and resblock_dilation_sizes need the same length")
         if self.resblock_type not in RESBLOCKS:
             problems.append(f"resblock_type={self.resblock_type} is not one of {sorted(RESBLOCKS)}")
-        if self.upsample_initial_channel >> len(self.upsample_rates) < 1:
+        lengths = [len(self.upsample_rates), len(self.resblock_kernel_sizes), *map(len, self.resblock_dilation_sizes)]
+        if max(lengths) > MAX_STAGES:  # checked before anything is built: a hostile config could ask for millions
+            problems.append(f"at most {MAX_STAGES} upsampling stages, resblocks and dilations")
+        elif self.upsample_initial_channel >> len(self.upsample_rates) < 1:
             problems.append("upsample_initial_channel is too small to halve at every upsampling stage")
         if problems:
             raise ValueError("HiFiGANConfig: " + "; ".join(problems))
@@ -308,8 +313,8 @@ class IstftGeneratorConfig:
     max_magnitude: float = 1000.0
 
     def __post_init__(self):
-        if self.dim < 1 or self.intermediate_dim < 1 or self.num_layers < 0:
-            raise ValueError("IstftGeneratorConfig: dim, intermediate_dim must be positive; num_layers >= 0")
+        if self.dim < 1 or self.intermediate_dim < 1 or not 0 <= self.num_layers <= MAX_STAGES:
+            raise ValueError(f"IstftGeneratorConfig: dim, intermediate_dim must be positive; num_layers in 0..{MAX_STAGES}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"IstftGeneratorConfig: kernel_size={self.kernel_size} must be odd (same padding)")
 
