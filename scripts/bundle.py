@@ -1,7 +1,7 @@
 """Ship trained models inside the package (audiodiff/weights/NAME), in float16.
 
     python scripts/bundle.py vocoder runs/vocoder-16k --name vocoder-16k
-    python scripts/bundle.py diffusion runs/digits-mel --name digits --vocoder vocoder-16k [--metrics eval/digits/metrics.json]
+    python scripts/bundle.py diffusion runs/digits-mel --name digits --vocoder vocoder-16k [--steps 12] [--metrics eval=eval/digits/metrics.json]
 
 The diffusion model refers to the bundled vocoder by name, so two models can share one vocoder.
 """
@@ -26,20 +26,32 @@ def main() -> None:
     parser.add_argument("checkpoint", help="a checkpoint or run directory")
     parser.add_argument("--name", required=True)
     parser.add_argument("--vocoder", help="diffusion: the bundled vocoder to use (default: Griffin-Lim)")
-    parser.add_argument("--metrics", help="diffusion: a metrics.json from `audiodiff eval` to record in config.json")
+    parser.add_argument("--metrics", action="append", default=[], metavar="NAME=JSON",
+                        help="record a metrics JSON (from `audiodiff eval` or a benchmark) in config.json under NAME")
+    parser.add_argument("--steps", type=int, help="diffusion: default sampling steps of the bundled model")
     args = parser.parse_args()
     target = BUNDLED_DIR / args.name
     source = resolve_checkpoint(args.checkpoint)
+    metrics = {}
+    for item in args.metrics:
+        name, _, path = item.partition("=")
+        found = json.loads(Path(path).read_text())
+        if "scores" in found:  # an `audiodiff eval` result: keep the summary, not every clip's numbers
+            found = {k: found[k] for k in ("date", "sampling", "generated", "reference", "floor", "scores", "per_class_accuracy") if k in found}
+        metrics[name] = found
     if args.kind == "vocoder":
         vocoder = Vocoder.from_pretrained(source)
         vocoder.info.pop("recipe", None)
+        if metrics:
+            vocoder.info["metrics"] = metrics
         vocoder.save_pretrained(target, dtype=torch.float16)
     else:
         pipe = Pipeline.from_pretrained(source, vocoder=args.vocoder or "griffin_lim")
         pipe.info.pop("dataset", None)
         pipe.info["source"] = str(source)
-        if args.metrics:
-            pipe.info["metrics"] = json.loads(Path(args.metrics).read_text())
+        pipe.info["metrics"] = metrics
+        if args.steps:
+            pipe.config.sampling.steps = args.steps
         pipe.save_pretrained(target, dtype=torch.float16, vocoder_name=args.vocoder)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"{target}: {size / 1e6:.1f} MB")
