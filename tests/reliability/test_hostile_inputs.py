@@ -24,7 +24,7 @@ from audiodiff.data.dataset import scan_items
 from audiodiff.data.items import DatasetError
 from tests.reliability.helpers import record
 
-FUZZ = settings(max_examples=int(os.environ.get("AUDIODIFF_FUZZ_EXAMPLES", "60")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("AUDIODIFF_FUZZ_EXAMPLES", "40")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 SUFFIXES = [".wav", ".flac", ".ogg", ".mp3", ".aiff"]
 COUNTS: dict[str, dict[str, int]] = {}

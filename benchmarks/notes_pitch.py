@@ -1,0 +1,103 @@
+"""Does the notes model play the asked pitch and instrument? For held-out (test-split) notes, generate
+a note with the same family, pitch and velocity, then measure: the F0 (pyin, median over voiced
+frames) within 50 cents of the asked MIDI pitch, and the instrument family recognised by the
+evaluation classifier trained on real notes. The same measures on the real test notes are the floor
+(pyin also misses some real notes: drums-like, inharmonic or very low ones).
+
+    python benchmarks/notes_pitch.py --model notes --classifier runs/classifier-notes [--count 80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from audiodiff.audio import load_audio
+from audiodiff.evaluation import load_classifier
+from audiodiff.metrics.signal import estimate_f0
+from audiodiff.pipeline import Pipeline
+
+
+def midi_hz(pitch: float) -> float:
+    return 440.0 * 2 ** ((pitch - 69) / 12)
+
+
+def cents_off(audio: torch.Tensor, sample_rate: int, pitch: float) -> float:
+    """Cents between the median voiced F0 of the note's first 0.6 s and the asked pitch (NaN if unvoiced)."""
+    target = midi_hz(pitch)
+    f0, voiced = estimate_f0(audio[..., : int(0.6 * sample_rate)], sample_rate, fmin=max(30.0, target / 2.2), fmax=min(sample_rate / 2, target * 2.2))
+    values = f0.flatten()[voiced.flatten()]
+    if values.numel() == 0:
+        return math.nan
+    return float(1200 * torch.log2(values.median() / target))
+
+
+def score(clips: list[torch.Tensor], rows: list[dict], sample_rate: int, classifier) -> dict:
+    cents = [cents_off(clip, sample_rate, row["pitch"]) for clip, row in zip(tqdm(clips, desc="pitch", leave=False), rows)]
+    within = [abs(c) <= 50 for c in cents if not math.isnan(c)]
+    result = {
+        "within_50_cents": round(sum(within) / len(clips), 3),
+        "unvoiced": sum(math.isnan(c) for c in cents),
+        "median_abs_cents": round(float(torch.tensor([abs(c) for c in cents if not math.isnan(c)]).median()), 1) if within else None,
+    }
+    if classifier is not None:
+        size = classifier.clip_samples
+        batch = torch.stack([torch.nn.functional.pad(clip[0, :size], (0, max(0, size - clip.shape[-1]))) for clip in clips])
+        predicted = classifier.predict(batch)
+        result["family_accuracy"] = round(sum(p == row["label"] for p, row in zip(predicted, rows)) / len(rows), 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="notes")
+    parser.add_argument("--classifier")
+    parser.add_argument("--data", default="data/notes")
+    parser.add_argument("--count", type=int, default=80)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/notes_pitch.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    manifest = Path(args.data) / "manifest.jsonl"
+    rows = [row for row in map(json.loads, manifest.read_text().splitlines()) if row.get("split") == "test"]
+    rows = rows[:: max(1, len(rows) // args.count)][: args.count]
+    pipe = Pipeline.from_pretrained(args.model)
+    low, high = pipe.config.conditioning.numbers["pitch"]
+    rows = [row for row in rows if low <= row["pitch"] <= high and row["label"] in pipe.labels]
+    classifier = load_classifier(args.classifier) if args.classifier else None
+    generated = []
+    for index, row in enumerate(tqdm(rows, desc="generating")):
+        out = pipe.generate(label=row["label"], pitch=row["pitch"], velocity=row["velocity"], n=1, seed=index, steps=args.steps, progress=False)
+        generated.append(out.audio[0])
+    sample_rate = pipe.config.data.sample_rate
+    real = [load_audio(manifest.parent / row["path"], sample_rate, 1)[0] for row in rows]
+    length = min(min(c.shape[-1] for c in generated), min(c.shape[-1] for c in real))
+    generated, real = [c[..., :length] for c in generated], [c[..., :length] for c in real]
+    result = {
+        "benchmark": "notes_pitch",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python benchmarks/notes_pitch.py --model {args.model} --count {args.count}"
+        + (f" --classifier {args.classifier}" if args.classifier else ""),
+        "notes": len(rows),
+        "targets": "F0 within 50 cents of the asked pitch for at least 90% of clips; family recognised in at least 80%",
+        "model": {"source": args.model, "training_step": pipe.info.get("training", {}).get("step"), **score(generated, rows, sample_rate, classifier)},
+        "real_floor": score(real, rows, sample_rate, classifier),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("notes", "model", "real_floor")}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
