@@ -152,12 +152,34 @@ def render_unet_speed(result: dict, images: str) -> list[str]:
     return lines + _table(["dims", "size", "precision", "params", "train steps/s", "sample ms/step"], body)
 
 
+def render_vocoder_fidelity(result: dict, images: str) -> list[str]:
+    lines = ["### Vocoder fidelity on real speech (digits test clips through mel and back)", ""]
+    body = []
+    for name, row in result.get("results", {}).items():
+        fd, distances = row["scores"]["frechet_classifier"], row["distances_to_original"]
+        body.append([name, _number(fd["vocoded"]), _number(fd["floor"]), _number(row["frechet_over_floor"], 1),
+                     _number(row["scores"]["accuracy"]["vocoded"], 3), _number(distances["mel_l1"], 3), _number(distances["mr_stft"], 3)])
+    lines += _table(["vocoder", "Fréchet (classifier)", "real floor", "x floor", "accuracy", "mel L1", "multi-res STFT"], body)
+    return lines + ["", f"{result.get('clips')} clips; targets: {result.get('targets')}."]
+
+
+def render_notes_pitch(result: dict, images: str) -> list[str]:
+    lines = ["### Notes: asked pitch and instrument", ""]
+    body = [[side, _number(row.get("within_50_cents"), 3), str(row.get("unvoiced")), _number(row.get("median_abs_cents"), 1),
+             _number(row.get("family_accuracy"), 3)] for side, row in (("model", result["model"]), ("real notes", result["real_floor"]))]
+    lines += _table(["", "F0 within 50 cents", "no F0 found", "median |cents|", "family recognised"], body)
+    return lines + ["", f"{result.get('notes')} held-out notes, model {result['model'].get('source')} (training step "
+                        f"{result['model'].get('training_step')}); targets: {result.get('targets')}."]
+
+
 RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_vs_peers": render_unet_vs_peers,
     "samplers": render_samplers,
     "end_to_end": render_end_to_end,
     "vocoder_speed": render_vocoder_speed,
     "unet_speed": render_unet_speed,
+    "vocoder_fidelity": render_vocoder_fidelity,
+    "notes_pitch": render_notes_pitch,
 }
 """Benchmark name (its JSON file's stem) -> markdown lines; the README shows them in this order."""
 

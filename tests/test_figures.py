@@ -56,3 +56,15 @@ def test_update_readme_replaces_only_the_text_between_the_markers():
 def test_update_readme_without_markers_says_what_to_add():
     with pytest.raises(ValueError, match="figures:start"):
         update_readme("# no markers\n", "x")
+
+
+def test_vocoder_fidelity_and_notes_pitch_tables():
+    fidelity = {"clips": 20, "targets": "within 1.5x", "results": {"v": {
+        "scores": {"frechet_classifier": {"vocoded": 6.0, "floor": 3.0}, "accuracy": {"vocoded": 1.0}},
+        "distances_to_original": {"mel_l1": 0.2, "mr_stft": 1.5}, "frechet_over_floor": 2.0}}}
+    pitch = {"notes": 8, "targets": "90%", "model": {"source": "notes", "training_step": 5, "within_50_cents": 0.5,
+             "unvoiced": 1, "median_abs_cents": 30.0, "family_accuracy": 0.25},
+             "real_floor": {"within_50_cents": 1.0, "unvoiced": 0, "median_abs_cents": 4.0, "family_accuracy": 1.0}}
+    text = render({"vocoder_fidelity": fidelity, "notes_pitch": pitch})
+    assert "| v | 6.00 | 3.00 | 2.0 | 1.000 | 0.200 | 1.500 |" in text
+    assert "| model | 0.500 | 1 | 30.0 | 0.250 |" in text and "| real notes | 1.000 | 0 | 4.0 | 1.000 |" in text
