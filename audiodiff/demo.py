@@ -187,6 +187,23 @@ def _number_specs(pipe: Pipeline) -> list[tuple[str, float, float]]:
     return specs
 
 
+def _slot_ranges(store: "ModelStore") -> list[tuple[float, float]]:
+    """For each number slot, the lowest low and highest high over the store's models (from their
+    config.json, without loading weights)."""
+    ranges: list[tuple[float, float]] = []
+    for name in store.names:
+        numbers = (store.config(name).get("conditioning") or {}).get("numbers") or {}
+        for slot, span in enumerate(list(numbers.values())[:NUMBER_SLOTS]):
+            if not (isinstance(span, (list, tuple)) and len(span) == 2):
+                continue
+            low, high = float(span[0]), float(span[1])
+            if slot < len(ranges):
+                ranges[slot] = (min(ranges[slot][0], low), max(ranges[slot][1], high))
+            else:
+                ranges += [(0.0, 1.0)] * (slot - len(ranges)) + [(low, high)]
+    return ranges
+
+
 def _seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
@@ -327,6 +344,8 @@ class DemoActions:
             kwargs["text"] = prompt.strip()
         for slot, (name, low, high) in enumerate(_number_specs(pipe)):
             value = numbers[slot] if slot < min(NUMBER_SLOTS, len(numbers)) else (low + high) / 2
+            if not low - 1e-6 <= float(value) <= high + 1e-6:
+                raise gr.Error(f"{name}={value:g}: outside the range this model was trained on ({low:g}..{high:g})")
             kwargs[name] = float(value)
         return kwargs
 
@@ -590,6 +609,11 @@ def _build_page(actions: DemoActions, default: str) -> None:
     """Components and events of the page for a store with at least one model."""
     limits, store = actions.limits, actions.store
     initial = dict(zip(FORM_FIELDS, actions.form(default)))
+    for slot, (low, high) in enumerate(_slot_ranges(store)):
+        # the sliders' own bounds (which gradio enforces on every request, whatever model it names)
+        # span every model's range in that slot; the handler checks the chosen model's range
+        field = initial[f"number_{slot + 1}"]
+        field.update(minimum=min(low, field["minimum"]), maximum=max(high, field["maximum"]))
     rows = actions.example_rows()
     compute = dict(concurrency_limit=limits.concurrency, concurrency_id="model")
     with gr.Row():

@@ -35,7 +35,8 @@ def test_sixteen_concurrent_generate_requests_all_complete(server, client):  # n
     results = [job.result(timeout=300) for job in jobs]
     frames = [soundfile.info(value(outputs[0])).frames for outputs in results]
     assert len(frames) == 16 and all(f > 0 for f in frames)
-    assert server[0].audiodiff_store.load_count == 1
+    store = server[0].audiodiff_store
+    assert store.load_count == len(store._pipes)  # every model loaded once
     record("demo_abuse", case="16 concurrent generate requests", trials=16, completed=len(frames))
 
 
@@ -101,9 +102,10 @@ ARGUMENTS = {
     "batch over the limit": (dict(batch_size=500), "maximum value 2"),
     "duration over the limit": (dict(duration=3600.0), "1"),
     "huge guidance": (dict(guidance=1e30), "greater than maximum value 10"),
+    "pitch below the model's trained range": (dict(number_1=30.0), r"pitch=30: outside the range this model was trained on|less than minimum"),
     "10,000-character prompt": (dict(prompt="loud " * 2000, label=""), "200 characters"),
     "unknown sampler": (dict(sampler="rm -rf"), "not in the list of choices: .*'ddim'"),
-    "unknown model": (dict(model="../../etc"), r"not in the list of choices: \['run'\]"),
+    "unknown model": (dict(model="../../etc"), r"not in the list of choices: .*'run'"),
 }
 
 
@@ -117,5 +119,6 @@ def test_out_of_range_arguments_are_refused_with_a_message(client, case):  # noq
 
 def test_the_server_still_serves_after_all_of_the_above(server, client):  # noqa: F811  (runs last in this file)
     assert still_serving(client)
-    assert server[0].audiodiff_store.load_count == 1
+    store = server[0].audiodiff_store
+    assert store.load_count == len(store._pipes)  # every model loaded once
     record("demo_abuse", case="a generate request after every abuse above", trials=1, completed=True)
