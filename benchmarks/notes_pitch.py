@@ -32,7 +32,7 @@ def midi_hz(pitch: float) -> float:
 def cents_off(audio: torch.Tensor, sample_rate: int, pitch: float) -> float:
     """Cents between the median voiced F0 of the note's first 0.6 s and the asked pitch (NaN if unvoiced)."""
     target = midi_hz(pitch)
-    f0, voiced = estimate_f0(audio[..., : int(0.6 * sample_rate)], sample_rate, fmin=max(30.0, target / 2.2), fmax=min(sample_rate / 2, target * 2.2))
+    f0, voiced = estimate_f0(audio[..., : int(0.6 * sample_rate)], sample_rate, fmin=max(30.0, target / 4), fmax=min(sample_rate / 2 - 1, target * 4))
     values = f0.flatten()[voiced.flatten()]
     if values.numel() == 0:
         return math.nan

@@ -1,0 +1,56 @@
+"""The models shipped inside the package: they load offline by name, generate what they are asked
+for, share one vocoder, stay within the size budget and carry their provenance and metrics."""
+
+import json
+
+import pytest
+import soundfile
+import torch
+
+from audiodiff.checkpoint import CONFIG
+from audiodiff.cli import main
+from audiodiff.pipeline import BUNDLED_DIR, Pipeline, bundled_names
+
+MAX_BUNDLED_BYTES = 40 * 1000 * 1000
+
+
+def test_the_default_models_are_bundled_within_the_size_budget():
+    assert {"digits", "notes"} <= set(bundled_names())
+    total = sum(path.stat().st_size for path in BUNDLED_DIR.rglob("*") if path.is_file())
+    assert total <= MAX_BUNDLED_BYTES, f"bundled weights: {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", ["digits", "notes"])
+def test_a_bundled_model_records_its_training_and_metrics(name):
+    config = json.loads((BUNDLED_DIR / name / CONFIG).read_text())
+    assert config["training"]["step"] > 0 and config["training"]["wall_seconds"] > 0
+    assert config["metrics"] and config["sampling"]["vocoder"] == "vocoder-16k"
+
+
+def test_digits_generates_the_asked_digit_through_the_bundled_vocoder():
+    pipe = Pipeline.from_pretrained("digits")
+    assert type(pipe.vocoder).__name__ == "GANVocoder"
+    assert "seven" in pipe.labels and pipe.config.conditioning.text is not None
+    out = pipe.generate(label="seven", text="seven, spoken slowly", n=1, steps=4, seed=0, progress=False)
+    assert out.sample_rate == 16000 and out.audio.shape[:2] == (1, 1) and torch.isfinite(out.audio).all()
+    assert out.audio.abs().max() > 0.05  # speech, not silence
+
+
+def test_notes_shares_the_digits_vocoder_and_takes_instrument_and_pitch():
+    digits, notes = Pipeline.from_pretrained("digits"), Pipeline.from_pretrained("notes")
+    assert notes.mel_spec == digits.mel_spec and notes.config.sampling.vocoder == digits.config.sampling.vocoder
+    assert {"pitch", "velocity"} <= set(notes.config.conditioning.numbers)
+    out = notes.generate(label=notes.labels[0], pitch=60, velocity=100, n=1, steps=4, seed=0, progress=False)
+    assert torch.isfinite(out.audio).all() and out.audio.abs().max() > 0.01
+
+
+def test_cli_generates_from_a_bundled_model(tmp_path):
+    out = tmp_path / "seven.wav"
+    assert main(["generate", "--model", "digits", "--label", "seven", "--out", str(out), "--steps", "4"]) == 0
+    info = soundfile.info(str(out))
+    assert info.samplerate == 16000 and info.duration == pytest.approx(1.0, abs=0.05)
+
+
+def test_an_unknown_bundled_name_lists_the_bundled_ones(capsys):
+    assert main(["generate", "--model", "digitz", "--out", "x.wav"]) != 0
+    assert "digits" in capsys.readouterr().err
