@@ -119,7 +119,8 @@ def render_end_to_end(result: dict, images: str) -> list[str]:
              _number(row["vocoder_s"]), _number(row["x_real_time"])] for row in result.get("rows", [])]
     lines += _table(["vocoder", "batch", "total s", "diffusion s", "vocoder s", "x real time"], body) + [""]
     settings = result.get("settings", {})
-    lines.append(f"Model {_model(result)}: {settings.get('sampler')}, {settings.get('steps')} steps, guidance "
+    model = f"{Path(str(result.get('checkpoint'))).name} (training step {result.get('training_step')}; speed does not depend on it)"
+    lines.append(f"Model {model}: {settings.get('sampler')}, {settings.get('steps')} steps, guidance "
                  f"{settings.get('guidance')}, {result.get('machine', {}).get('threads')} threads.")
     if result.get("default_vocoder_is_griffin_lim"):
         lines.append("Its default vocoder is Griffin-Lim, so the rows above are also the Griffin-Lim baseline.")

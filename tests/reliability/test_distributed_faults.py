@@ -1,10 +1,8 @@
 """Distributed faults under torchrun: one rank dying ends the run on every rank, in bounded
 time, with an error that names the rank that died (no rank is left waiting for it)."""
 
-from tests.reliability.test_killed_training import torchrun_chain  # noqa: F401  (the shared torchrun runs)
 
-
-def test_one_rank_dying_stops_the_others_with_a_message(torchrun_chain):  # noqa: F811
+def test_one_rank_dying_stops_the_others_with_a_message(torchrun_chain):  # the session fixture in conftest.py
     death = torchrun_chain["death"]
     assert death["returncode"] != 0
     assert death["seconds"] < 60  # torchrun's own start-up included; the stop itself takes about a second
