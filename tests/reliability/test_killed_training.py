@@ -29,7 +29,7 @@ from tests.reliability.helpers import (
     wait_for,
 )
 
-STEPS = 8 if TRIALS <= 5 else 2 * TRIALS + 2
+STEPS = 12 if TRIALS <= 5 else 2 * TRIALS + 4  # room for every trial to find a checkpoint still ahead of it
 KINDS = ["step", "write", "startup", "write", "step"]  # then repeated; every kill moment is random
 SLOW = 0.15  # seconds per checkpoint file while a write is being targeted (4 files)
 
@@ -37,22 +37,22 @@ SLOW = 0.15  # seconds per checkpoint file while a write is being targeted (4 fi
 def _kill_when_due(kind: str, process, run, launched: float, resumed_step: int, rng: random.Random) -> dict:
     """Wait for the moment `kind` picks at random, SIGKILL the process, and say what it was doing."""
     if kind == "write":
-        target = rng.choice([s for s in range(2, STEPS, 2) if s > resumed_step])
+        target = min(s for s in range(2, STEPS, 2) if s > resumed_step)  # the next write; the moment within it is random
         assert wait_for(lambda: any(p.startswith(f"step_{target:08d} ") for p in partial_writes(run)), 120, process=process), target
         time.sleep(rng.uniform(0, 5 * SLOW))
         moment = {"checkpoint": target}
     elif kind == "step":
-        target = rng.randint(resumed_step + 1, STEPS - 2)
+        target = rng.randint(resumed_step + 1, min(resumed_step + 2, STEPS - 2))  # soon, so later trials keep steps to kill
         log = run / "log.jsonl"
 
         def reached() -> bool:  # records of this launch (a resume first trims the log to its checkpoint)
             return log.is_file() and log.stat().st_mtime > launched and logged_steps(run) >= target
 
         assert wait_for(reached, 120, process=process), target
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.1))
         moment = {"after_step": target}
     else:
-        time.sleep(rng.uniform(0.05, 1.5))
+        time.sleep(rng.uniform(0.05, 0.6))  # start-up: imports are preloaded, so this is scan, build and resume
         moment = {"seconds_after_start": round(time.time() - launched, 2)}
     moment["logged_step"] = logged_steps(run)
     if kind == "write":
