@@ -161,3 +161,11 @@ def test_vocoder_recipes(tmp_path, data, name, rate):
     assert out.shape[-1] == mel.shape[-1] * vocoder.mel_spec.hop_length and torch.isfinite(out).all()
     log = [line for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     assert len(log) == 2
+
+
+def test_every_recipe_has_a_readme_with_its_command():
+    for folder in (ROOT / "recipes").iterdir():
+        if (folder / "config.yaml").is_file():
+            readme = folder / "README.md"
+            assert readme.is_file(), f"{folder.name}: no README.md"
+            assert f"audiodiff train --config recipes/{folder.name}/config.yaml" in readme.read_text(), f"{folder.name}: README lacks its command"
