@@ -14,16 +14,19 @@ F0 is the median autocorrelation pitch of the loud periodic frames, searched in 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
+import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+if __package__ in (None, ""):  # run as a file: python benchmarks/digits_prompts.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from audiodiff.pipeline import Pipeline
+from benchmarks.machine import command, machine_info, now, write_result
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ACCENTS = ["American", "British", "Scottish", "Caribbean"]
@@ -108,18 +111,15 @@ def main() -> None:
     results["pitch"]["real_clips_asked_direction"] = real_pairs("pitch_class", "high", "low", median_f0)
     output = {
         "benchmark": "digits_prompts",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": f"python benchmarks/digits_prompts.py --model {args.model} --pairs {args.pairs}",
+        "date": now(),
+        "command": command(),
         "model": args.model, "training_step": pipe.info.get("training", {}).get("step"),
         "target": "asked direction in at least 90% of pairs",
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine_info(),
         "results": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(output, indent=2) + "\n")
+    write_result(output, args.out)
     print({name: (r["asked_direction"], r["real_clips_asked_direction"]) for name, r in results.items()})
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -10,19 +10,22 @@ evaluation classifier trained on real notes. The same measures on the real test 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
+import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+if __package__ in (None, ""):  # run as a file: python benchmarks/notes_pitch.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from audiodiff.audio import load_audio
 from audiodiff.evaluation import load_classifier
 from audiodiff.metrics.signal import estimate_f0
 from audiodiff.pipeline import Pipeline
+from benchmarks.machine import command, machine_info, now, write_result
 
 
 def midi_hz(pitch: float) -> float:
@@ -83,20 +86,16 @@ def main() -> None:
     generated, real = [c[..., :length] for c in generated], [c[..., :length] for c in real]
     result = {
         "benchmark": "notes_pitch",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": f"python benchmarks/notes_pitch.py --model {args.model} --count {args.count}"
-        + (f" --classifier {args.classifier}" if args.classifier else ""),
+        "date": now(),
+        "command": command(),
         "notes": len(rows),
         "targets": "F0 within 50 cents of the asked pitch for at least 90% of clips; family recognised in at least 80%",
         "model": {"source": args.model, "training_step": pipe.info.get("training", {}).get("step"), **score(generated, rows, sample_rate, classifier)},
         "real_floor": score(real, rows, sample_rate, classifier),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine_info(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.out)
     print(json.dumps({k: result[k] for k in ("notes", "model", "real_floor")}, indent=1))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -13,16 +13,20 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+if __package__ in (None, ""):  # run as a file: python benchmarks/unet_speed.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from audiodiff.models.conditioning import ConditioningConfig
 from audiodiff.models.unet import UNet, UNetConfig
 from audiodiff.train.trainer import cpu_has_fast_bf16
+from benchmarks.machine import cpu_model
 
 SIZES = {
     # dims=2: the bundled digits model's shape (medium) and the quickstart's (small)
@@ -34,16 +38,6 @@ SIZES = {
     (1, "medium"): dict(channels=64, channel_mults=(1, 2, 4, 4), num_res_blocks=2, attention_levels=(3,), patch_size=16),
 }
 INPUTS = {2: ((32, 1, 80, 64), (8, 1, 80, 64)), 1: ((8, 1, 16384), (4, 1, 16384))}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build(dims: int, size: str) -> UNet:

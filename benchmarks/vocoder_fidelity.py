@@ -11,19 +11,21 @@ original clips. This is the vocoder target of the bundled-models issue.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_fidelity.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from audiodiff.audio import load_audio, save_audio
 from audiodiff.evaluation import ClipSet, evaluate, floor_subset, load_clips
 from audiodiff.metrics.signal import mel_l1, multi_resolution_stft_distance
 from audiodiff.vocoder import Vocoder
+from benchmarks.machine import command, machine_info, now, write_result
 
 
 def chosen_clips(data: str, per_label: int) -> ClipSet:
@@ -78,22 +80,18 @@ def main() -> None:
         rows[name]["reduction_vs_griffin_lim"] = {k: round(1 - mine[k] / gl[k], 3) for k in mine}
     output = {
         "benchmark": "vocoder_fidelity",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/vocoder_fidelity.py " + " ".join(f"--vocoder {v}" for v in args.vocoder)
-        + f" --classifier {args.classifier} --per-label {args.per_label} --data {args.data}",
+        "date": now(),
+        "command": command(),
         "clips": len(clips),
         "targets": "Fréchet distance within 1.5x the floor; mel L1 and MR-STFT at least 50% below Griffin-Lim's",
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine_info(),
         "results": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(output, indent=2) + "\n")
+    write_result(output, args.out)
     for name, row in rows.items():
         print(f"{name:>40}  FD {row['scores']['frechet_classifier']['vocoded']:.2f} (floor {row['scores']['frechet_classifier']['floor']:.2f}, "
               f"x{row['frechet_over_floor']})  accuracy {row['scores']['accuracy']['vocoded']:.3f}  "
               f"mel L1 {row['distances_to_original']['mel_l1']:.3f}  MR-STFT {row['distances_to_original']['mr_stft']:.3f}")
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

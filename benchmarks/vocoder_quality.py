@@ -14,14 +14,15 @@ steps, so a short equal budget is spent better without it.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
+import sys
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
+
+if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_quality.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.audio import load_audio
 from audiodiff.config import VocoderRunConfig, from_dict, load_yaml
@@ -30,6 +31,7 @@ from audiodiff.metrics.signal import f0_metrics, mel_l1, multi_resolution_stft_d
 from audiodiff.train.trainer import Trainer
 from audiodiff.train.vocoder import VocoderTask
 from audiodiff.vocoder import GriffinLimVocoder, Vocoder
+from benchmarks.machine import command, machine_info, now, write_result
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "vocoder-16k" / "config.yaml"
 GENERATORS = {"hifigan_v3": {}, "istft": {}}
@@ -101,21 +103,17 @@ def main() -> None:
         rows[f"extra:{extra}"] = {"training": vocoder.info.get("training"), "scores": score(vocoder, clips)}
     result = {
         "benchmark": "vocoder_quality",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": f"python benchmarks/vocoder_quality.py --minutes {args.minutes:g} --clips {args.clips}"
-        + "".join(f" --extra {e}" for e in args.extra),
+        "date": now(),
+        "command": command(),
         "budget_minutes_per_generator": args.minutes,
         "held_out": {name: len(audios) for name, audios in clips.items()},
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine_info(),
         "results": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.out)
     for name, row in rows.items():
         for dataset, scores in row["scores"].items():
             print(f"{name:>24} {dataset:>8} " + " ".join(f"{k}={v}" for k, v in scores.items()))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -17,29 +17,24 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_speed.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from audiodiff.audio import MelSpec, griffin_lim
 from audiodiff.vocoder.generators import build_generator
+from benchmarks.machine import cpu_model
 
 MEL_SPEC = MelSpec(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, f_max=11025)
 CASES = [(1, 1.0), (1, 10.0), (16, 1.0), (16, 10.0)]  # (batch, seconds)
 HIFIGANS = ("hifigan_v1", "hifigan_v2", "hifigan_v3")
 VOCOS_SIZE = {"dim": 512, "intermediate_dim": 1536, "num_layers": 8}  # the published Vocos backbone, for scale
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def vocoders(seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
