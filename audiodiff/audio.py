@@ -33,6 +33,7 @@ __all__ = [
     "save_audio",
     "stft",
     "to_channels",
+    "decode_audio",
 ]
 
 MAX_SAMPLE_RATE, MAX_N_FFT = 768_000, 65_536  # beyond these a header or config is corrupt
@@ -89,21 +90,27 @@ def load_audio(
             f"{path}: {file_frames / file_rate:.1f} s long, over the {max_seconds:g} s limit; "
             "trim it or raise the limit"
         )
-    try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:
-        raise AudioError(f"{path}: could not decode audio ({_short(error)})") from None
-    if data.size == 0:
-        raise AudioError(f"{path}: empty (0 samples)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or Inf samples; re-export the file")
-    audio = torch.from_numpy(np.ascontiguousarray(data.T))
+    audio, file_rate = decode_audio(str(path), str(path))
     if channels is not None:
         audio = to_channels(audio, channels, name=str(path))
     if sample_rate is not None and sample_rate != file_rate:
         audio = resample(audio, file_rate, sample_rate)
         file_rate = sample_rate
     return audio, int(file_rate)
+
+
+def decode_audio(source, name: str) -> tuple[torch.Tensor, int]:
+    """Decode a file path or file-like object (soundfile) into float32 `[channels, samples]` and
+    its rate; empty or non-finite audio is an AudioError naming `name`."""
+    try:
+        data, file_rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except Exception as error:
+        raise AudioError(f"{name}: could not decode audio ({_short(error)})") from None
+    if data.size == 0:
+        raise AudioError(f"{name}: empty (0 samples)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{name}: contains NaN or Inf samples; re-export the file")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), int(file_rate)
 
 
 def save_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int) -> Path:

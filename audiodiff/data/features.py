@@ -21,14 +21,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import soundfile
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from audiodiff.audio import AudioError, MelSpec, crop_or_pad, load_audio, normalize_loudness, normalize_peak, resample, to_channels
+from audiodiff.audio import MelSpec, crop_or_pad, decode_audio, load_audio, normalize_loudness, normalize_peak, resample, to_channels
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem
 
@@ -45,16 +43,8 @@ NORMALIZERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def decode_audio_bytes(data: bytes, name: str, sample_rate: int, channels: int) -> torch.Tensor:
     """An encoded file's bytes (wav, flac, ogg, ...) as float32 `[channels, samples]` at `sample_rate`."""
-    try:
-        samples, file_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as error:
-        raise AudioError(f"{name}: could not decode audio ({str(error).strip()[:200]})") from None
-    if samples.size == 0:
-        raise AudioError(f"{name}: empty (0 samples)")
-    if not np.isfinite(samples).all():
-        raise AudioError(f"{name}: contains NaN or Inf samples")
-    audio = to_channels(torch.from_numpy(np.ascontiguousarray(samples.T)), channels, name=name)
-    return resample(audio, int(file_rate), sample_rate)
+    audio, file_rate = decode_audio(io.BytesIO(data), name)
+    return resample(to_channels(audio, channels, name=name), file_rate, sample_rate)
 
 
 class FeatureCache:
