@@ -54,16 +54,20 @@ def check_vocoder_name(name: str, where: Path) -> None:
         )
 
 
-def bundled_vocoders() -> list[str]:
+def _bundled(diffusion: bool) -> list[str]:
     if not BUNDLED_DIR.is_dir():
         return []
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file() and read_json(p / CONFIG).get("kind") != "diffusion")
+    found = [p for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file()]
+    return sorted(p.name for p in found if (read_json(p / CONFIG).get("kind") == "diffusion") == diffusion)
+
+
+def bundled_vocoders() -> list[str]:
+    return _bundled(diffusion=False)
 
 
 def bundled_names() -> list[str]:
-    if not BUNDLED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file() and read_json(p / CONFIG).get("kind") == "diffusion")
+    """The bundled diffusion models."""
+    return _bundled(diffusion=True)
 
 
 @dataclasses.dataclass
