@@ -19,21 +19,11 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from audiodiff.errors import UserError
+
 __all__ = [
-    "AUDIO_EXTENSIONS",
-    "AudioError",
-    "MelSpec",
-    "crop_or_pad",
-    "griffin_lim",
-    "istft",
-    "load_audio",
-    "normalize_loudness",
-    "normalize_peak",
-    "resample",
-    "save_audio",
-    "stft",
-    "to_channels",
-    "decode_audio",
+    "AUDIO_EXTENSIONS", "AudioError", "MelSpec", "crop_or_pad", "griffin_lim", "istft", "load_audio",
+    "normalize_loudness", "normalize_peak", "resample", "save_audio", "stft", "to_channels", "decode_audio"
 ]
 
 MAX_SAMPLE_RATE, MAX_N_FFT = 768_000, 65_536  # beyond these a header or config is corrupt
@@ -42,7 +32,7 @@ MAX_DECODED_BYTES = 4 << 30  # a file that would decode to more float32 than thi
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file or tensor that cannot be used; the message names it and the fix."""
 
 

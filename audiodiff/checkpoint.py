@@ -8,27 +8,24 @@ only: nothing in a checkpoint can execute code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from audiodiff.errors import UserError
+
 __all__ = [
-    "CheckpointError",
-    "list_checkpoints",
-    "load_state_dict",
-    "newest_checkpoint",
-    "read_json",
-    "remove_checkpoint",
-    "resolve_checkpoint",
-    "write_checkpoint",
+    "INFO_KEYS", "CheckpointError", "check_top_level", "list_checkpoints", "load_state_dict", "newest_checkpoint",
+    "read_json", "remove_checkpoint", "resolve_checkpoint", "write_atomic", "write_checkpoint"
 ]
 
 CONFIG = "config.json"
@@ -41,9 +38,12 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 # in the middle of a checkpoint write (tests/reliability). Unset in normal use.
 SLOW_WRITE_ENV = "AUDIODIFF_TEST_SLOW_CHECKPOINT"
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle (protocol 2+) or a torch.save zip archive
+# Top-level keys of a checkpoint's config.json besides its model's own: provenance written by the
+# trainer and its tasks (training, dataset, recipe) and by scripts/bundle.py (source, metrics).
+INFO_KEYS = ("dataset", "metrics", "recipe", "source", "training")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be written or loaded; the message names the file and the fix."""
 
 
@@ -84,6 +84,20 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     _slow_write_for_tests()
 
 
+def write_atomic(target: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Create file `target` by calling `write(temporary)` beside it and renaming, so readers and
+    a crash never see half a file; a failed write removes the temporary file and raises."""
+    target = Path(target)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(OSError):  # cleaning up must not hide why the write failed
+            temporary.unlink(missing_ok=True)
+    return target
+
+
 def write_checkpoint(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Atomically create directory `target` by calling `write(tmp_dir)` and renaming.
 
@@ -114,6 +128,14 @@ def write_checkpoint(target: str | os.PathLike, write: Callable[[Path], None]) -
         ) from None
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def check_top_level(data: dict, valid: Iterable[str], where: str | os.PathLike) -> None:
+    """Refuse top-level keys of a config.json that no writer produces (a typo such as "samplng"
+    would otherwise be ignored), naming them and the valid keys."""
+    unknown = sorted(set(data) - set(valid), key=str)
+    if unknown:
+        raise CheckpointError(f"{where}: unknown top-level key(s) {unknown}; valid keys are {sorted(valid)}")
 
 
 def read_json(path: str | os.PathLike) -> dict:

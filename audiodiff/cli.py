@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Callable
+
+from audiodiff.errors import UserError
 
 __all__ = ["main", "COMMANDS"]
 
@@ -24,19 +25,6 @@ def command(name: str, help: str):
         return with_run
 
     return register
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from audiodiff.audio import AudioError
-    from audiodiff.checkpoint import CheckpointError
-    from audiodiff.config import ConfigError
-    from audiodiff.data.builders import BuildError
-    from audiodiff.data.dataset import DatasetError
-    from audiodiff.models.conditioning import ConditionError
-    from audiodiff.train.trainer import TrainingError
-    from audiodiff.vocoder import VocoderError
-
-    return (AudioError, BuildError, CheckpointError, ConfigError, DatasetError, ConditionError, TrainingError, VocoderError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,7 +89,9 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
         "--number", action="append", default=[], metavar="NAME=VALUE", help="numeric condition, e.g. pitch=60 (repeatable)"
     )
     parser.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
-    parser.add_argument("--sampler", help="ddim, ddpm, euler, heun or dpmpp_2m (default: the model's)")
+    from audiodiff.diffusion.samplers import SAMPLERS
+
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default: the model's (ddpm for inpaint and continue)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -123,6 +113,17 @@ def _load_pipeline(args: argparse.Namespace):
     from audiodiff.pipeline import Pipeline
 
     return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder)
+
+
+def _request(args: argparse.Namespace):
+    """The sampling options of a generate/edit command as one `GenerationRequest`."""
+    from audiodiff.pipeline import GenerationRequest
+
+    return GenerationRequest.of(
+        label=args.label, text=args.text, negative_label=args.negative_label, negative_text=args.negative_text,
+        steps=args.steps, sampler=args.sampler, guidance=args.guidance, seed=args.seed, progress=True,
+        **_parse_numbers(args.number),
+    )
 
 
 def _output_paths(out: str, count: int, stem: str = "sample") -> list[Path]:
@@ -157,20 +158,7 @@ def _generate_args(parser: argparse.ArgumentParser) -> None:
 @command("generate", "generate audio from a trained model")(_generate_args)
 def run_generate(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.generate(
-        label=args.label,
-        text=args.text,
-        n=args.n,
-        steps=args.steps,
-        sampler=args.sampler,
-        guidance=args.guidance,
-        seed=args.seed,
-        duration=args.duration,
-        negative_label=args.negative_label,
-        negative_text=args.negative_text,
-        progress=True,
-        **_parse_numbers(args.number),
-    )
+    out = pipe.generate(n=args.n, duration=args.duration, request=_request(args))
     _write_clips(out.audio, out.sample_rate, _output_paths(args.out, args.n), args.plot)
     return 0
 
@@ -192,18 +180,10 @@ def _vary_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strength", type=float, default=0.5, help="0 returns the input, 1 ignores it")
 
 
-def _edit_kwargs(args: argparse.Namespace) -> dict:
-    return dict(
-        label=args.label, text=args.text, steps=args.steps, guidance=args.guidance, seed=args.seed,
-        progress=True, **_parse_numbers(args.number),
-    )
-
-
 @command("vary", "audio-to-audio variation of a file")(_vary_args)
 def run_vary(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.vary(args.input, strength=args.strength, sampler=args.sampler, negative_label=args.negative_label,
-                    negative_text=args.negative_text, **_edit_kwargs(args))
+    out = pipe.vary(args.input, strength=args.strength, request=_request(args))
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
 
@@ -218,8 +198,7 @@ def _inpaint_args(parser: argparse.ArgumentParser) -> None:
 @command("inpaint", "regenerate a time span of a file, keeping the rest")(_inpaint_args)
 def run_inpaint(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.inpaint(args.input, start=args.start, end=args.end, resample_steps=args.resample_steps,
-                       negative_label=args.negative_label, negative_text=args.negative_text, **_edit_kwargs(args))
+    out = pipe.inpaint(args.input, start=args.start, end=args.end, resample_steps=args.resample_steps, request=_request(args))
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
 
@@ -232,7 +211,7 @@ def _continue_args(parser: argparse.ArgumentParser) -> None:
 @command("continue", "continue a file by N seconds")(_continue_args)
 def run_continue(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.continue_(args.input, seconds=args.seconds, **_edit_kwargs(args))
+    out = pipe.continue_(args.input, seconds=args.seconds, request=_request(args))
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
 
@@ -267,7 +246,7 @@ def run_vocode(args: argparse.Namespace) -> int:
     rate = vocoder.mel_spec.sample_rate
     audio, _ = load_audio(args.input, sample_rate=rate, channels=1)
     started = time.perf_counter()
-    out = vocoder(vocoder.mel_spec(audio))[0]
+    out = vocoder.round_trip(audio)[0]
     seconds = time.perf_counter() - started
     save_audio(args.output, out, rate)
     if args.plot:
@@ -373,7 +352,9 @@ def _run_notes(args: argparse.Namespace) -> int:
 
 def _source_args(parser: argparse.ArgumentParser) -> None:
     """How to read a data source: the options of `DataConfig` that `scan` and `shard` take."""
-    parser.add_argument("--layout", default="auto", help="auto, folder, manifest, speech_commands, sc09, ljspeech, nsynth, shards")
+    from audiodiff.data.layouts import LAYOUTS
+
+    parser.add_argument("--layout", default="auto", help=f"{', '.join(['auto', *LAYOUTS])} (auto: the first whose files are there)")
     parser.add_argument("--label-from-folder", action="store_true", help="plain folders: the parent folder names the label")
     parser.add_argument("--split", help="keep only this split (default: all, each row keeps its split)")
     parser.add_argument("--labels", help="keep only these labels, comma-separated (e.g. the ten digit words)")
@@ -495,19 +476,13 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
 
 @command("eval", "score generated audio against real audio, beside the real-vs-real floor")(_eval_args)
 def run_eval(args: argparse.Namespace) -> int:
-    from audiodiff.evaluation import EvaluationError
-
-    try:
-        if args.eval_command:
-            return EVAL_COMMANDS[args.eval_command][1](args)
-        return _run_evaluation(args)
-    except EvaluationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.eval_command:
+        return EVAL_COMMANDS[args.eval_command][1](args)
+    return _run_evaluation(args)
 
 
 def _run_evaluation(args: argparse.Namespace) -> int:
-    from audiodiff.evaluation import (
+    from audiodiff.metrics.evaluation import (
         EvaluationError, available_splits, check_labels, evaluate, floor_subset, load_classifier, load_clips, sample_checkpoint,
     )
 
@@ -559,7 +534,7 @@ def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_train_classifier(args: argparse.Namespace) -> int:
-    from audiodiff.evaluation import train_evaluation_classifier
+    from audiodiff.metrics.evaluation import train_evaluation_classifier
 
     summary = train_evaluation_classifier(
         args.data, args.out, args.split, args.valid_split, args.test_split, epochs=args.epochs,
@@ -623,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except _user_errors() as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

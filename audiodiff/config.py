@@ -16,29 +16,20 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from audiodiff.audio import MelSpec
+from audiodiff.errors import UserError
 from audiodiff.models.conditioning import ConditioningConfig
 from audiodiff.models.unet import UNetConfig
 
 __all__ = [
-    "ConfigError",
-    "DataConfig",
-    "DiffusionConfig",
-    "DiffusionRunConfig",
-    "SamplingConfig",
-    "TrainConfig",
-    "VocoderLossConfig",
-    "VocoderModelConfig",
-    "VocoderRunConfig",
-    "apply_overrides",
-    "from_dict",
-    "load_yaml",
-    "to_dict",
+    "ConfigError", "DataConfig", "DiffusionConfig", "DiffusionRunConfig", "SamplingConfig", "TrainConfig",
+    "VocoderLossConfig", "VocoderModelConfig", "VocoderRunConfig", "apply_overrides", "from_dict", "load_yaml",
+    "to_dict"
 ]
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot be used; the message names the key and the fix."""
 
 
@@ -186,7 +177,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 @dataclasses.dataclass
 class DataConfig:
     path: str | list[str] = ""  # a folder of audio, a manifest (.jsonl/.csv), a known layout, a shard folder, or a list of them
-    layout: str = "auto"  # auto, folder, manifest, speech_commands, sc09, ljspeech, nsynth, shards
+    layout: str = "auto"  # "auto" or a name in audiodiff.data.layouts.LAYOUTS
     split: str | None = "train"  # items of another split are left out (None = all); items without one are kept
     labels_subset: list[str] | None = None  # keep only items with these labels (None = all)
     representation: Literal["mel", "wave"] = "mel"
@@ -220,6 +211,7 @@ class DataConfig:
 @dataclasses.dataclass
 class DiffusionConfig:
     shift: float = 1.0  # log-SNR shift: > 1 trains (and samples) more at high noise; for long inputs
+    objective: Literal["v", "flow"] = "v"  # v-prediction, or rectified flow (velocity ε − x on a straight path)
 
 
 @dataclasses.dataclass
@@ -298,7 +290,7 @@ class DiffusionRunConfig:
 
 @dataclasses.dataclass
 class VocoderModelConfig:
-    generator: str = "istft"  # istft, hifigan_v1, hifigan_v2, hifigan_v3
+    generator: str = "istft"  # a name in audiodiff.vocoder.generators.GENERATORS
     generator_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # overrides of the preset
     discriminators: list[str] = dataclasses.field(default_factory=lambda: ["mpd", "mrd"])  # mpd, msd, mrd
     discriminator_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -306,12 +298,17 @@ class VocoderModelConfig:
 
 @dataclasses.dataclass
 class VocoderLossConfig:
+    """Weights of the generator's loss terms (HiFi-GAN's: mel x45, features x2), read by `gan_step`.
+
+    `stft` (multi-resolution STFT loss, Parallel WaveGAN) is off by default; set it (e.g. 1-2.5)
+    to add it beside, or instead of, the mel loss. Gradient clipping is `train.grad_clip`.
+    """
+
     mel: float = 45.0
     feature_matching: float = 2.0
     adversarial: float = 1.0
     stft: float = 0.0  # multi-resolution STFT loss weight (0 = off)
     discriminator_start: int = 0  # steps of reconstruction-only warm-up before the GAN losses
-    max_grad_norm: float = 0.0  # 0 = no clipping (HiFi-GAN clips nothing)
 
 
 @dataclasses.dataclass

@@ -25,10 +25,12 @@ import gradio as gr
 import torch
 
 from audiodiff.audio import AudioError, load_audio, save_audio
+from audiodiff.bundled import bundled_names, bundled_path
 from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
 from audiodiff.diffusion.samplers import SAMPLERS
+from audiodiff.errors import UserError
 from audiodiff.models.conditioning import tokenize
-from audiodiff.pipeline import GenerateOutput, Pipeline, bundled_names, bundled_path
+from audiodiff.pipeline import GenerateOutput, GenerationRequest, Pipeline
 from audiodiff.plots import spectrogram_image
 from audiodiff.vocoder import GriffinLimVocoder
 
@@ -148,13 +150,13 @@ class ModelStore:
 
 @contextlib.contextmanager
 def _user_errors():
-    """Turn the package's user errors (all ValueErrors: bad audio, unknown label, a span outside
-    the clip) into `gr.Error`, so the page shows the message and keeps working."""
+    """Turn the package's user errors (bad audio, unknown label, a span outside the clip) and
+    other ValueErrors into `gr.Error`, so the page shows the message and keeps working."""
     try:
         yield
     except gr.Error:
         raise
-    except ValueError as error:
+    except (UserError, ValueError) as error:
         raise gr.Error(str(error)) from None
 
 
@@ -352,18 +354,19 @@ class DemoActions:
     def _negatives(self, pipe: Pipeline, negative_label: str | None, negative_prompt: str | None) -> dict:
         kwargs: dict = {}
         if negative_label and "label" in pipe.conditions:
-            kwargs["negative_label"] = negative_label
+            kwargs["label"] = negative_label
         if negative_prompt and negative_prompt.strip():
             _check_at_most("negative prompt length", len(negative_prompt), self.limits.max_text_chars, " characters")
             if "text" in pipe.conditions:
-                kwargs["negative_text"] = negative_prompt.strip()
+                kwargs["text"] = negative_prompt.strip()
         return kwargs
 
-    def _sampling(self, steps: float, seed: float) -> dict:
+    def _request(self, conditions: dict, steps: float, seed: float, callback, **options) -> GenerationRequest:
+        """The form's sampling options as the one request every Pipeline method takes."""
         _check_at_most("steps", steps, self.limits.max_steps)
         if not 0 <= int(seed) <= MAX_SEED:
             raise gr.Error(f"seed={seed}: must be between 0 and {MAX_SEED}")
-        return {"steps": max(1, int(steps)), "seed": int(seed)}
+        return GenerationRequest(conditions=conditions, steps=max(1, int(steps)), seed=int(seed), callback=callback, **options)
 
     # -- generate
 
@@ -382,11 +385,13 @@ class DemoActions:
         with _user_errors():
             progress(0, desc="loading the model")
             pipe = self.store.get(model)
-            kwargs = self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4])
-            kwargs |= self._negatives(pipe, negative_label, negative_prompt) | self._sampling(steps, seed)
+            request = self._request(
+                self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4]), steps, seed,
+                _step_reporter(progress, "sampling"), negatives=self._negatives(pipe, negative_label, negative_prompt),
+                sampler=sampler, guidance=float(guidance),
+            )
             started = time.perf_counter()
-            out = pipe.generate(n=count, sampler=sampler, guidance=float(guidance), duration=float(duration),
-                                callback=_step_reporter(progress, "sampling"), **kwargs)
+            out = pipe.generate(n=count, duration=float(duration), request=request)
             elapsed = time.perf_counter() - started
         return self._results(out, elapsed)
 
@@ -420,9 +425,9 @@ class DemoActions:
             progress(0, desc="loading the model")
             pipe = self.store.get(name)
             audio = self._edit_input(pipe, path)
-            kwargs = self._conditions(pipe, label, prompt, numbers) | self._sampling(steps, seed)
+            request = self._request(self._conditions(pipe, label, prompt, numbers), steps, seed, _step_reporter(progress, what))
             started = time.perf_counter()
-            out = run(pipe, audio, kwargs, _step_reporter(progress, what))
+            out = run(pipe, audio, request)
             return self._edit_result(pipe, audio, out, what, time.perf_counter() - started)
 
     def vary(
@@ -431,8 +436,8 @@ class DemoActions:
         strength: float, steps: float, seed: float, progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
         """Audio-to-audio variation; strength 0 returns the input, 1 ignores it."""
-        def run(pipe, audio, kwargs, callback):
-            return pipe.vary(audio, strength=float(strength), sample_rate=pipe.sample_rate, callback=callback, **kwargs)
+        def run(pipe, audio, request):
+            return pipe.vary(audio, strength=float(strength), sample_rate=pipe.sample_rate, request=request)
 
         return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
                           progress, run, f"variation (strength {float(strength):g})")
@@ -447,14 +452,14 @@ class DemoActions:
         if region not in ("inside", "outside"):
             raise gr.Error(f"region={region!r}: choose 'inside' (inpaint the span) or 'outside' (outpaint around it)")
 
-        def run(pipe, audio, kwargs, callback):
+        def run(pipe, audio, request):
             length = audio.shape[-1]
             first, last = int(round(float(start) * pipe.sample_rate)), int(round(float(end) * pipe.sample_rate))
             if not 0 <= first < last <= length:
                 raise ValueError(f"span {float(start):g}..{float(end):g} s is empty or outside the audio (0..{length / pipe.sample_rate:.2f} s)")
             mask = torch.zeros(length) if region == "inside" else torch.ones(length)
             mask[first:last] = 1.0 if region == "inside" else 0.0
-            return pipe.inpaint(audio, mask=mask, sample_rate=pipe.sample_rate, callback=callback, **kwargs)
+            return pipe.inpaint(audio, mask=mask, sample_rate=pipe.sample_rate, request=request)
 
         what = "inpainting" if region == "inside" else "outpainting"
         return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
@@ -468,8 +473,8 @@ class DemoActions:
         """Continue the audio by `seconds`."""
         _check_at_most("continuation", seconds, self.limits.max_seconds, " s")
 
-        def run(pipe, audio, kwargs, callback):
-            return pipe.continue_(audio, seconds=float(seconds), sample_rate=pipe.sample_rate, callback=callback, **kwargs)
+        def run(pipe, audio, request):
+            return pipe.continue_(audio, seconds=float(seconds), sample_rate=pipe.sample_rate, request=request)
 
         return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
                           progress, run, f"continuation by {float(seconds):g} s")
@@ -489,13 +494,12 @@ class DemoActions:
             if frames < 1:
                 raise gr.Error(f"the upload is {audio.shape[-1]} samples long; the vocoder needs at least {mel_spec.n_fft}")
             audio = audio[..., : mel_spec.num_samples(frames)]
-            mel = mel_spec(audio)  # [1, n_mels, frames]
             baseline = GriffinLimVocoder(mel_spec, GRIFFIN_LIM_ITERS)
             rows, clips = [], [("input", audio)]
             for title, vocoder in ((self._vocoder_name(pipe), pipe.vocoder), (f"Griffin-Lim, {GRIFFIN_LIM_ITERS} iterations", baseline)):
                 progress(len(rows) / 2, desc=title)
                 started = time.perf_counter()
-                output = vocoder(mel)[0].float().cpu()
+                output = vocoder.round_trip(audio)[0].float().cpu()
                 elapsed = time.perf_counter() - started
                 clips.append((title, output))
                 rows.append((title, elapsed, audio.shape[-1] / pipe.sample_rate / max(elapsed, 1e-9)))
@@ -503,7 +507,7 @@ class DemoActions:
         written = [self._write(folder, f"clip{i}", clip, pipe.sample_rate, title) for i, (title, clip) in enumerate(clips)]
         table = "| vocoder | wall time | speed |\n|---|---|---|\n" + "\n".join(
             f"| {title} | {elapsed * 1000:.0f} ms | {speed:.1f}x real time |" for title, elapsed, speed in rows)
-        note = f"{_seconds(audio.shape[-1] / pipe.sample_rate)} at {pipe.sample_rate} Hz, {mel.shape[-1]} mel frames\n\n"
+        note = f"{_seconds(audio.shape[-1] / pipe.sample_rate)} at {pipe.sample_rate} Hz, {frames} mel frames\n\n"
         return [path for pair in written for path in pair] + [note + table]
 
     @staticmethod

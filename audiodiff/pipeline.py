@@ -8,66 +8,36 @@ place. Loads from a checkpoint directory or a bundled name, generates audio, sav
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from audiodiff.audio import MelSpec, load_audio, resample, to_channels
-from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_state_dict, read_json, resolve_checkpoint, save_tensors, write_checkpoint, write_json
+from audiodiff.bundled import BUNDLED_DIR, bundled_names, bundled_path, check_vocoder_name
+from audiodiff.checkpoint import (
+    CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, resolve_checkpoint, save_tensors,
+    write_checkpoint, write_json,
+)
 from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
 from audiodiff.diffusion.editing import inpaint, slerp, vary
-from audiodiff.diffusion.objective import angles_for_steps
-from audiodiff.diffusion.samplers import get_sampler, guided, net_as_model
+from audiodiff.diffusion.objective import OBJECTIVES, angles_for_steps
+from audiodiff.diffusion.samplers import get_sampler, guided
+from audiodiff.models.conditioning import ConditionError
 from audiodiff.models.unet import UNet
 from audiodiff.vocoder import GriffinLimVocoder, Vocoder, check_compatible
 
-__all__ = ["GenerateOutput", "Pipeline", "bundled_path", "BUNDLED_DIR"]
+__all__ = ["GenerateOutput", "GenerationRequest", "Pipeline", "bundled_path", "BUNDLED_DIR"]
 
-BUNDLED_DIR = Path(__file__).parent / "weights"
 LONG_FACTOR = 1.5  # beyond this many training lengths, generate window by window
 MAX_PASS_FACTOR = 4.0  # editing takes at most this many training lengths in one pass
 MAX_PARAMETERS = 2_000_000_000  # refuse configs that would build a model larger than this
 RUN_SECTIONS = [f.name for f in dataclasses.fields(DiffusionRunConfig)]
-
-
-def bundled_path(name: str) -> Path | None:
-    """The directory of a model shipped inside the package, if `name` is one."""
-    if "/" in name or "\\" in name or name.startswith("."):
-        return None
-    folder = BUNDLED_DIR / name
-    return folder if (folder / CONFIG).is_file() else None
-
-
-def check_vocoder_name(name: str, where: Path) -> None:
-    """A checkpoint may name "griffin_lim", a bundled vocoder or a sub-folder of its own, nothing
-    elsewhere on the disk (a hostile config must not make the loader read other folders)."""
-    if name == "griffin_lim" or bundled_path(name) is not None:
-        return
-    if "/" in name or "\\" in name or name.startswith(".") or not (where.parent / name / CONFIG).is_file():
-        raise CheckpointError(
-            f"{where}: sampling.vocoder={name!r} is neither griffin_lim, a bundled vocoder ({bundled_vocoders()}) "
-            "nor a sub-folder of the checkpoint; pass vocoder= to from_pretrained (--vocoder on the command line) to use another"
-        )
-
-
-def _bundled(diffusion: bool) -> list[str]:
-    if not BUNDLED_DIR.is_dir():
-        return []
-    found = [p for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file()]
-    return sorted(p.name for p in found if (read_json(p / CONFIG).get("kind") == "diffusion") == diffusion)
-
-
-def bundled_vocoders() -> list[str]:
-    return _bundled(diffusion=False)
-
-
-def bundled_names() -> list[str]:
-    """The bundled diffusion models."""
-    return _bundled(diffusion=True)
 
 
 @dataclasses.dataclass
@@ -96,6 +66,7 @@ def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
 def parse_run_config(data: dict, where: str) -> DiffusionRunConfig:
     if data.get("kind") != "diffusion":
         raise CheckpointError(f"{where}: kind={data.get('kind')!r}, not a diffusion model checkpoint")
+    check_top_level(data, [*RUN_SECTIONS, *INFO_KEYS], where)
     try:
         return from_dict(DiffusionRunConfig, {k: v for k, v in data.items() if k in RUN_SECTIONS})
     except ConfigError as error:
@@ -213,91 +184,60 @@ class Pipeline:
 
     # -- generation
 
-    def _conditioned(
-        self, n, label, text, negative_label, negative_text, guidance, guidance_interval, numbers
-    ) -> tuple[Callable, dict]:
-        """The sampler-level model with guidance applied, and the condition batch."""
-        sampling = self.config.sampling
-        cond = self.model.conditioner.prepare(n, label=label, text=text, **numbers)
-        negative = self.model.conditioner.prepare(n, label=negative_label, text=negative_text)
-        scale = sampling.guidance if guidance is None else float(guidance)
+    def request(self, request: GenerationRequest | None = None, **options) -> GenerationRequest:
+        """A `GenerationRequest` from keyword options (on top of `request`), checked against this
+        model: its conditions, sampler and step count."""
+        request = GenerationRequest.of(request, **options)
+        get_sampler(request.sampler or self.config.sampling.sampler)
+        steps = self.config.sampling.steps if request.steps is None else request.steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
+            raise ConditionError(f"steps={steps}: must be a whole number between 1 and 1000")
+        guidance = request.guidance
+        if guidance is not None and not math.isfinite(float(guidance)):
+            raise ConditionError(f"guidance={guidance}: must be a finite number (1 = conditional, 0 = unconditional)")
+        return request
+
+    def _resolve(self, request: GenerationRequest, n: int, default_sampler: str | None = None) -> "_Sampling":
+        """The request made concrete for a batch of n: the guided sampler-level model, the
+        condition batch, steps, sampler and per-item noise."""
+        conditioner = self.model.conditioner
+        cond = conditioner.prepare(n, **request.conditions)
+        negative = conditioner.prepare(n, **request.negatives)
+        scale = self.config.sampling.guidance if request.guidance is None else float(request.guidance)
         if not cond and not negative:
             scale = 1.0  # nothing to guide towards
-        return guided(net_as_model(self.model), scale, negative, guidance_interval), cond
+        model = guided(OBJECTIVES[self.config.diffusion.objective].as_model(self.model), scale, negative, request.guidance_interval)
+        seeds = [int(request.seed) + i for i in range(n)]
+        return _Sampling(
+            model, cond, self.config.sampling.steps if request.steps is None else request.steps,
+            request.sampler or default_sampler or self.config.sampling.sampler, seeds, request, self.config.diffusion.shift,
+        )
 
-    @staticmethod
-    def _noise_fn(seeds: list[int], offset: int = 10_000_019) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Fresh noise per item from its own generator, so items do not depend on the batch."""
-        generators = [torch.Generator().manual_seed(s + offset) for s in seeds]
-
-        def noise(like: torch.Tensor) -> torch.Tensor:
-            return torch.stack([torch.randn(like.shape[1:], generator=g) for g in generators]).to(like)
-
-        return noise
-
-    def _progress(self, total: int, progress: bool, callback):
-        bar = tqdm(total=total, disable=not progress, desc="sampling", unit="step", leave=False)
-
-        def on_step(info: dict) -> None:
-            bar.update(1)
-            if callback is not None:
-                callback(info)
-
-        return bar, on_step
-
-    @staticmethod
-    def _check_steps(steps: int) -> int:
-        if not 1 <= steps <= 1000:
-            raise ValueError(f"steps={steps}: must be between 1 and 1000")
-        return steps
-
-    def generate(
-        self,
-        label=None,
-        text=None,
-        n: int = 1,
-        steps: int | None = None,
-        sampler: str | None = None,
-        guidance: float | None = None,
-        seed: int = 0,
-        duration: float | None = None,
-        progress: bool = False,
-        negative_label=None,
-        negative_text=None,
-        guidance_interval: tuple[float, float] = (0.0, 1.0),
-        callback: Callable[[dict], None] | None = None,
-        **numbers,
-    ) -> GenerateOutput:
-        """Sample `n` clips. Item i uses seed `seed + i`, so a seed gives the same audio at any
-        batch size. Conditions left as None are unconditional. A duration longer than the
-        training clips is generated window by window, each continuing the last."""
+    def generate(self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options) -> GenerateOutput:
+        """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),
+        negatives (negative_label=, negative_text=, ...) and the `GenerationRequest` fields.
+        Item i uses seed `seed + i`, so a seed gives the same audio at any batch size. Conditions
+        left out are unconditional. A duration longer than the training clips is generated
+        window by window, each continuing the last."""
         if n < 1:
-            raise ValueError(f"n={n}: must be at least 1")
-        seeds = [int(seed) + i for i in range(n)]
-        model, cond = self._conditioned(n, label, text, negative_label, negative_text, guidance, guidance_interval, numbers)
-        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+            raise ConditionError(f"n={n}: must be at least 1")
+        run = self._resolve(self.request(request, **options), n)
         shape = self._shape(n, duration)
         window = self._shape(n, None)[-1]
         if shape[-1] > window * LONG_FACTOR:
-            first = self.initial_noise(shape[:-1] + (window,), seeds)
-            x = self._sample(model, first, cond, steps, sampler, seeds, progress, callback)
-            x = self._extend(model, x, shape[-1], cond, steps, seeds, progress, callback)
+            x = self._sample(run, self.initial_noise(shape[:-1] + (window,), run.seeds))
+            x = self._extend(run, x, shape[-1])
         else:
-            x = self._sample(model, self.initial_noise(shape, seeds), cond, steps, sampler, seeds, progress, callback)
-        return self.decode(x, seeds)
+            x = self._sample(run, self.initial_noise(shape, run.seeds))
+        return self.decode(x, run.seeds)
 
     def initial_noise(self, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
         return torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
 
-    def _sample(self, model, x, cond, steps, sampler, seeds, progress, callback) -> torch.Tensor:
-        sample_fn = get_sampler(sampler or self.config.sampling.sampler)
-        angles = angles_for_steps(steps, self.config.diffusion.shift)
-        bar, on_step = self._progress(steps, progress, callback)
-        try:
-            with torch.inference_mode():
-                return sample_fn(model, x, angles, cond, on_step, self._noise_fn(seeds))
-        finally:
-            bar.close()
+    def _sample(self, run: "_Sampling", x: torch.Tensor) -> torch.Tensor:
+        sample_fn = get_sampler(run.sampler)
+        with run.progress(run.steps) as on_step:
+            return sample_fn(run.model, x, angles_for_steps(run.steps, run.shift), run.cond, on_step, run.noise())
 
     def decode(self, x: torch.Tensor, seeds: list[int]) -> GenerateOutput:
         """Model output -> audio: the vocoder for mel models, a clamp for waveform models."""
@@ -367,48 +307,21 @@ class Pipeline:
         return keep * original + (1 - keep) * generated
 
     def vary(
-        self,
-        audio,
-        strength: float = 0.5,
-        sample_rate: int | None = None,
-        label=None,
-        text=None,
-        steps: int | None = None,
-        sampler: str | None = None,
-        guidance: float | None = None,
-        seed: int = 0,
-        progress: bool = False,
-        negative_label=None,
-        negative_text=None,
-        callback: Callable[[dict], None] | None = None,
-        **numbers,
+        self, audio, strength: float = 0.5, sample_rate: int | None = None, request: GenerationRequest | None = None, **options
     ) -> GenerateOutput:
         """Audio-to-audio variation: noise the input to level `strength`, then sample back.
-        strength 0 returns the input unchanged; 1 ignores it."""
+        strength 0 returns the input unchanged; 1 ignores it. `options` as for `generate`."""
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength={strength}: must be between 0 (return the input) and 1 (ignore it)")
+        request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
-        if batch.shape[-1] > self._max_samples():
-            raise ValueError(
-                f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model varies at most "
-                f"{self._max_samples() / self.sample_rate:.1f} s in one pass; trim it"
-            )
-        n = batch.shape[0]
-        seeds = [int(seed) + i for i in range(n)]
+        self._check_length(batch, "varies")
+        run = self._resolve(request, batch.shape[0])
         if strength == 0:
-            return GenerateOutput(batch.clone(), self.sample_rate, seeds, self._encode(batch)[:, 0].cpu() if self.is_mel else None)
-        model, cond = self._conditioned(n, label, text, negative_label, negative_text, guidance, (0.0, 1.0), numbers)
-        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
-        bar, on_step = self._progress(max(1, round(steps * strength)), progress, callback)
-        try:
-            with torch.inference_mode():
-                x = vary(
-                    model, self._encode(batch), float(strength), steps, cond, self._noise_fn(seeds),
-                    sampler or self.config.sampling.sampler, self.config.diffusion.shift, on_step,
-                )
-        finally:
-            bar.close()
-        return self.decode(x, seeds)
+            return GenerateOutput(batch.clone(), self.sample_rate, run.seeds, self._encode(batch)[:, 0].cpu() if self.is_mel else None)
+        with run.progress(max(1, round(run.steps * strength))) as on_step:
+            x = vary(run.model, self._encode(batch), float(strength), run.steps, run.cond, run.noise(), run.sampler, run.shift, on_step)
+        return self.decode(x, run.seeds)
 
     def inpaint(
         self,
@@ -417,26 +330,37 @@ class Pipeline:
         sample_rate: int | None = None,
         start: float | None = None,
         end: float | None = None,
-        label=None,
-        text=None,
-        steps: int | None = None,
         resample_steps: int = 2,
-        guidance: float | None = None,
-        seed: int = 0,
-        progress: bool = False,
-        negative_label=None,
-        negative_text=None,
-        callback: Callable[[dict], None] | None = None,
-        **numbers,
+        request: GenerationRequest | None = None,
+        **options,
     ) -> GenerateOutput:
         """Regenerate a span and keep the rest: `mask` is `[samples]` at the model's rate (1 =
         regenerate), or give `start`/`end` in seconds. Kept audio is returned unchanged (mel
-        models splice the input back in with 10 ms crossfades)."""
+        models splice the input back in with 10 ms crossfades). Each step is one step of the
+        request's sampler (default: ancestral DDPM, as in RePaint) followed by the replacement."""
+        request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
         length = batch.shape[-1]
         sample_mask = self._sample_mask(mask, start, end, length)
-        return self._inpaint(batch, sample_mask, length, label, text, steps, resample_steps, guidance, seed,
-                             progress, negative_label, negative_text, callback, numbers)
+        self._check_length(batch, "inpaints", "; trim it around the span")
+        run = self._resolve(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
+        known = self._encode(batch)
+        model_mask = self._to_model_mask(sample_mask, known)
+        with run.progress(run.steps) as on_step:
+            x = inpaint(run.model, known, model_mask, run.steps, run.cond, run.noise(), resample_steps,
+                        shift=run.shift, callback=on_step, sampler=run.sampler)
+        out = self.decode(x, run.seeds)
+        out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
+        if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
+            out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1]:]], dim=-1)
+        return out
+
+    def _check_length(self, batch: torch.Tensor, verb: str, hint: str = "; trim it") -> None:
+        if batch.shape[-1] > self._max_samples():
+            raise ValueError(
+                f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model {verb} at most "
+                f"{self._max_samples() / self.sample_rate:.1f} s in one pass{hint}"
+            )
 
     def _sample_mask(self, mask, start, end, length: int) -> torch.Tensor:
         if mask is None:
@@ -459,119 +383,66 @@ class Pipeline:
             raise ValueError("mask is all one: nothing to keep; use generate() instead")
         return mask
 
-    def _inpaint(self, batch, sample_mask, length, label, text, steps, resample_steps, guidance, seed,
-                 progress, negative_label, negative_text, callback, numbers) -> GenerateOutput:
-        if batch.shape[-1] > self._max_samples():
-            raise ValueError(
-                f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model inpaints at most "
-                f"{self._max_samples() / self.sample_rate:.1f} s in one pass; trim it around the span"
-            )
-        n = batch.shape[0]
-        seeds = [int(seed) + i for i in range(n)]
-        model, cond = self._conditioned(n, label, text, negative_label, negative_text, guidance, (0.0, 1.0), numbers)
-        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
-        known = self._encode(batch)
-        model_mask = self._to_model_mask(sample_mask, known)
-        bar, on_step = self._progress(steps, progress, callback)
-        try:
-            with torch.inference_mode():
-                x = inpaint(model, known, model_mask, steps, cond, self._noise_fn(seeds), resample_steps,
-                            shift=self.config.diffusion.shift, callback=on_step)
-        finally:
-            bar.close()
-        out = self.decode(x, seeds)
-        out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
-        if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
-            out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1]:]], dim=-1)
-        return out
-
     def continue_(
-        self,
-        audio,
-        seconds: float,
-        sample_rate: int | None = None,
-        label=None,
-        text=None,
-        steps: int | None = None,
-        resample_steps: int = 2,
-        guidance: float | None = None,
-        seed: int = 0,
-        progress: bool = False,
-        callback: Callable[[dict], None] | None = None,
-        **numbers,
+        self, audio, seconds: float, sample_rate: int | None = None, resample_steps: int = 2,
+        request: GenerationRequest | None = None, **options,
     ) -> GenerateOutput:
         """Continue audio by `seconds` (outpainting at the end). Beyond one window the model
         continues window by window, each seeing the end of the last as context."""
         if not 0 < float(seconds) <= 600:
             raise ValueError(f"seconds={seconds}: must be between 0 and 600")
+        request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
         window = self._shape(1, None)[-1]
         known = self._encode(batch)
         if self.is_mel:
             batch = batch[..., : self.mel_spec.num_samples(known.shape[-1])]
-        n = batch.shape[0]
-        seeds = [int(seed) + i for i in range(n)]
-        model, cond = self._conditioned(n, label, text, None, None, guidance, (0.0, 1.0), numbers)
-        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        run = self._resolve(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
         added = self._shape(1, float(seconds))[-1]
-        x = self._extend(model, known[..., -window // 2 :] if known.shape[-1] > window // 2 else known,
-                         None, cond, steps, seeds, progress, callback, added=added, resample_steps=resample_steps)
-        generated = x[..., -added:]
-        full = torch.cat([known, generated], dim=-1)
-        out = self.decode(full, seeds)
+        context = known[..., -window // 2 :] if known.shape[-1] > window // 2 else known
+        x = self._extend(run, context, context.shape[-1] + added, resample_steps)
+        full = torch.cat([known, x[..., -added:]], dim=-1)
+        out = self.decode(full, run.seeds)
         mask = torch.zeros(out.audio.shape[-1])
         mask[batch.shape[-1]:] = 1
         out.audio = self._splice(out.audio, batch, mask)
         return out
 
-    def _extend(self, model, x, total, cond, steps, seeds, progress, callback, added=None, resample_steps=2):
-        """Grow x along its last axis to `total` (or by `added`), one window at a time; each
-        window keeps its first half (the end of what exists) and generates the rest."""
+    def _extend(self, run: "_Sampling", x: torch.Tensor, target: int, resample_steps: int = 2) -> torch.Tensor:
+        """Grow x along its last axis to `target`, one window at a time; each window keeps its
+        first half (the end of what exists) and generates the rest."""
         window = self._shape(1, None)[-1]
-        target = total if total is not None else x.shape[-1] + added
-        noise = self._noise_fn(seeds, offset=20_000_033)
+        noise = run.noise(offset=20_000_033)
         while x.shape[-1] < target:
             context = x[..., -(window // 2) :]
             new = min(window - context.shape[-1], target - x.shape[-1])
             known = torch.cat([context, torch.zeros(*x.shape[:-1], new, device=x.device, dtype=x.dtype)], dim=-1)
             mask = torch.zeros(known.shape[-1], device=x.device)
             mask[context.shape[-1]:] = 1
-            bar, on_step = self._progress(steps, progress, callback)
-            try:
-                with torch.inference_mode():
-                    filled = inpaint(model, known, mask, steps, cond, noise, resample_steps,
-                                     shift=self.config.diffusion.shift, callback=on_step)
-            finally:
-                bar.close()
+            with run.progress(run.steps) as on_step:
+                filled = inpaint(run.model, known, mask, run.steps, run.cond, noise, resample_steps,
+                                 shift=run.shift, callback=on_step, sampler=run.sampler)
             x = torch.cat([x, filled[..., context.shape[-1]:]], dim=-1)
         return x[..., :target]
 
     def loop(
-        self,
-        label=None,
-        text=None,
-        n: int = 1,
-        duration: float | None = None,
-        seam_fraction: float = 0.3,
-        steps: int | None = None,
-        guidance: float | None = None,
-        seed: int = 0,
-        progress: bool = False,
-        **numbers,
+        self, n: int = 1, duration: float | None = None, seam_fraction: float = 0.3,
+        request: GenerationRequest | None = None, **options,
     ) -> GenerateOutput:
         """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
         the middle, regenerate a span around that seam, rotate back."""
-        first = self.generate(label=label, text=text, n=n, steps=steps, guidance=guidance, seed=seed, duration=duration, **numbers)
-        model, cond = self._conditioned(n, label, text, None, None, guidance, (0.0, 1.0), numbers)
-        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
+        request = self.request(request, **options)
+        first = self.generate(n=n, duration=duration, request=request)
+        run = self._resolve(request, n, default_sampler=INPAINT_SAMPLER)
         x = first.mel[:, None].to(self.device) if self.is_mel else first.audio.to(self.device)
         length = x.shape[-1]
         rolled = torch.roll(x, length // 2, dims=-1)
         mask = torch.zeros(length, device=x.device)
         half_seam = max(1, int(length * seam_fraction / 2))
         mask[length // 2 - half_seam : length // 2 + half_seam] = 1
-        with torch.inference_mode():
-            healed = inpaint(model, rolled, mask, steps, cond, self._noise_fn(first.seeds), 2, shift=self.config.diffusion.shift)
+        with run.progress(run.steps) as on_step:
+            healed = inpaint(run.model, rolled, mask, run.steps, run.cond, run.noise(), 2, shift=run.shift,
+                             callback=on_step, sampler=run.sampler)
         x = torch.roll(healed, -(length // 2), dims=-1)
         if self.is_mel:  # vocode three copies and keep the middle, so the wrap-around is seamless in audio too
             out = self.decode(torch.cat([x, x, x], dim=-1), first.seeds)
@@ -582,28 +453,95 @@ class Pipeline:
         return self.decode(x, first.seeds)
 
     def interpolate(
-        self,
-        seed_a: int,
-        seed_b: int,
-        count: int = 5,
-        label=None,
-        text=None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        duration: float | None = None,
-        sampler: str | None = None,
-        **numbers,
+        self, seed_a: int, seed_b: int, count: int = 5, duration: float | None = None,
+        request: GenerationRequest | None = None, **options,
     ) -> GenerateOutput:
         """`count` clips between the clips of two seeds, by spherical interpolation of their
-        starting noise (deterministic samplers give a smooth path)."""
+        starting noise (deterministic samplers give a smooth path; DDIM by default)."""
         if count < 2:
             raise ValueError(f"count={count}: need at least 2 points")
+        run = self._resolve(self.request(request, **options), count, default_sampler="ddim")
+        run.seeds = [seed_a] * count
         shape = self._shape(1, duration)
         a, b = self.initial_noise(shape, [seed_a]), self.initial_noise(shape, [seed_b])
-        weights = torch.linspace(0, 1, count).tolist()
-        x = torch.cat([slerp(a, b, w) for w in weights])
-        model, cond = self._conditioned(count, label, text, None, None, guidance, (0.0, 1.0), numbers)
-        steps = self._check_steps(self.config.sampling.steps if steps is None else int(steps))
-        seeds = [seed_a] * count
-        x = self._sample(model, x, cond, steps, sampler or "ddim", seeds, False, None)
-        return self.decode(x, seeds)
+        x = torch.cat([slerp(a, b, w) for w in torch.linspace(0, 1, count).tolist()])
+        return self.decode(self._sample(run, x), run.seeds)
+
+
+INPAINT_SAMPLER = "ddpm"  # RePaint's ancestral steps, unless a request names another sampler
+
+
+@dataclasses.dataclass
+class GenerationRequest:
+    """Every sampling option of one call, resolved once. Pipeline methods take these fields as
+    keyword options (and `request=`); the CLI and the demo build one and pass it.
+    `conditions` and `negatives` map condition names to user values (see `Conditioner.prepare`)."""
+
+    conditions: dict[str, Any] = dataclasses.field(default_factory=dict)
+    negatives: dict[str, Any] = dataclasses.field(default_factory=dict)
+    sampler: str | None = None  # None: the model's (ddpm for inpainting and continuation)
+    steps: int | None = None
+    guidance: float | None = None
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
+    seed: int = 0
+    progress: bool = False
+    callback: Callable[[dict], None] | None = None
+
+    @classmethod
+    def of(cls, request: "GenerationRequest | None" = None, **options) -> "GenerationRequest":
+        """`request` with keyword options on top: the fields above, `negative_<condition>=` and
+        any other name as a condition. A None option means "not given"."""
+        request = request or cls()
+        fields = {f.name for f in dataclasses.fields(cls)} - {"conditions", "negatives"}
+        conditions, negatives, settings = dict(request.conditions), dict(request.negatives), {}
+        for key, value in options.items():
+            if value is None:
+                continue
+            if key in fields:
+                settings[key] = value
+            elif key.startswith("negative_"):
+                negatives[key[len("negative_"):]] = value
+            else:
+                conditions[key] = value
+        if isinstance(settings.get("steps"), float) and settings["steps"].is_integer():
+            settings["steps"] = int(settings["steps"])
+        return dataclasses.replace(request, conditions=conditions, negatives=negatives, **settings)
+
+
+@dataclasses.dataclass
+class _Sampling:
+    """A request made concrete for one batch (see `Pipeline._resolve`)."""
+
+    model: Callable
+    cond: dict
+    steps: int
+    sampler: str
+    seeds: list[int]
+    request: GenerationRequest
+    shift: float
+
+    def noise(self, offset: int = 10_000_019) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Fresh noise per item from its own generator, so items do not depend on the batch."""
+        generators = [torch.Generator().manual_seed(s + offset) for s in self.seeds]
+
+        def draw(like: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.randn(like.shape[1:], generator=g) for g in generators]).to(like)
+
+        return draw
+
+    @contextlib.contextmanager
+    def progress(self, total: int):
+        """Inference mode, a progress bar over `total` steps (if asked) and the request's callback."""
+        bar = tqdm(total=total, disable=not self.request.progress, desc="sampling", unit="step", leave=False)
+        callback = self.request.callback
+
+        def on_step(info: dict) -> None:
+            bar.update(1)
+            if callback is not None:
+                callback(info)
+
+        try:
+            with torch.inference_mode():
+                yield on_step
+        finally:
+            bar.close()

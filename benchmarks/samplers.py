@@ -27,10 +27,11 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/samplers.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.audio import crop_or_pad, load_audio, resample, to_channels
+from audiodiff.bundled import bundled_path
 from audiodiff.diffusion.samplers import SAMPLERS
-from audiodiff.evaluation import ClipSet, floor_subset, load_clips
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
-from audiodiff.pipeline import Pipeline, bundled_path
+from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips
+from audiodiff.pipeline import Pipeline
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
 
 STEPS = (4, 8, 16, 32, 64, 128)

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_fideli
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.audio import load_audio, save_audio
-from audiodiff.evaluation import ClipSet, evaluate, floor_subset, load_clips
+from audiodiff.metrics.evaluation import ClipSet, evaluate, floor_subset, load_clips
 from audiodiff.metrics.signal import mel_l1, multi_resolution_stft_distance
 from audiodiff.vocoder import Vocoder
 from benchmarks.machine import command, machine_info, now, write_result
@@ -43,7 +43,7 @@ def resynthesise(vocoder, clips: ClipSet, out: Path) -> dict:
     for index, (path, label) in enumerate(tqdm(clips.pairs(), desc=f"vocoding ({vocoder.kind})", leave=False)):
         audio = load_audio(path, mel_spec.sample_rate, 1)[0]
         audio = audio[:, : audio.shape[-1] // mel_spec.hop_length * mel_spec.hop_length]
-        estimate = vocoder(mel_spec(audio[None]))[0]
+        estimate = vocoder.round_trip(audio)[0]
         distances["mel_l1"].append(mel_l1(estimate, audio, mel_spec).mean().item())
         distances["mr_stft"].append(multi_resolution_stft_distance(estimate, audio).mean().item())
         save_audio(out / label / f"{index:04d}.wav", estimate, mel_spec.sample_rate)

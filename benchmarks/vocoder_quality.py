@@ -67,7 +67,7 @@ def score(vocoder, clips: dict[str, list[torch.Tensor]]) -> dict:
     result = {}
     for name, audios in clips.items():
         reference = torch.stack(audios)
-        estimate = torch.cat([vocoder(mel_spec(reference[i : i + 8])) for i in range(0, len(reference), 8)])[:, 0]
+        estimate = torch.cat([vocoder.round_trip(reference[i : i + 8]) for i in range(0, len(reference), 8)])[:, 0]
         row = {
             "mel_l1": mel_l1(estimate, reference, mel_spec).mean().item(),
             "mr_stft": multi_resolution_stft_distance(estimate, reference).mean().item(),

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
+from audiodiff.bundled import BUNDLED_DIR
 from audiodiff.checkpoint import resolve_checkpoint
-from audiodiff.pipeline import BUNDLED_DIR, Pipeline
+from audiodiff.pipeline import Pipeline
 from audiodiff.vocoder import Vocoder
 
 

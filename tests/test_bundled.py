@@ -7,9 +7,10 @@ import pytest
 import soundfile
 import torch
 
+from audiodiff.bundled import BUNDLED_DIR, bundled_names
 from audiodiff.checkpoint import CONFIG
 from audiodiff.cli import main
-from audiodiff.pipeline import BUNDLED_DIR, Pipeline, bundled_names
+from audiodiff.pipeline import Pipeline
 
 MAX_BUNDLED_BYTES = 40 * 1000 * 1000
 

@@ -113,3 +113,18 @@ def test_edit_commands_write_wavs(trained):
     assert soundfile.info(str(trained / "v.wav")).frames == base
     assert soundfile.info(str(trained / "i.wav")).frames == base
     assert abs(soundfile.info(str(trained / "c.wav")).frames - (base + 8000)) <= 256
+
+
+@pytest.mark.parametrize("command, extra", [("inpaint", ["--start", "0.2", "--end", "0.6"]), ("continue", ["--seconds", "0.5"])])
+def test_edit_commands_honour_sampler_and_negatives(trained, command, extra):
+    source = trained / "source-flags.wav"
+    if not source.exists():
+        run_cli("generate", "--checkpoint", trained / "run", "--label", "low", "--steps", "2", "--out", source)
+    outputs = {}
+    for name, flags in {"ddim": ["--sampler", "ddim"], "euler": ["--sampler", "euler"],
+                        "negative": ["--sampler", "ddim", "--negative-label", "high", "--guidance", "3"]}.items():
+        out = trained / f"{command}-{name}.wav"
+        run_cli(command, "--checkpoint", trained / "run", source, *extra, "--label", "low", "--steps", "3", "--seed", "4", *flags, "--out", out)
+        outputs[name] = soundfile.read(str(out))[0]
+    assert not (outputs["ddim"] == outputs["euler"]).all(), f"{command} --sampler was ignored"
+    assert not (outputs["ddim"] == outputs["negative"]).all(), f"{command} --negative-label was ignored"

@@ -1,5 +1,6 @@
 import pytest
 
+from audiodiff.cli import main
 from audiodiff.config import ConfigError, DiffusionRunConfig, apply_overrides, from_dict, load_yaml, to_dict
 
 
@@ -11,6 +12,14 @@ def test_round_trip_through_dict():
 def test_unknown_key_lists_valid_keys():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lr_rate'\]; valid keys are \[.*'lr'"):
         from_dict(DiffusionRunConfig, {"train": {"lr_rate": 1}})
+
+
+def test_a_top_level_typo_in_a_recipe_is_refused_naming_it(tmp_path, capsys):
+    recipe = tmp_path / "config.yaml"
+    recipe.write_text("samplng:\n  steps: 10\ntrain:\n  steps: 1\n")
+    assert main(["train", "--config", str(recipe)]) == 2
+    error = capsys.readouterr().err
+    assert "unknown key(s) ['samplng']; valid keys are [" in error and "'sampling'" in error
 
 
 def test_wrong_type_names_key_and_value():

@@ -15,8 +15,8 @@ import audiodiff.data.checks as checks
 import audiodiff.data.features as features
 from audiodiff.audio import MelSpec
 from audiodiff.config import DataConfig
-from audiodiff.data.dataset import AudioDataset, DatasetError, collate, make_dataset, scan_items
-from audiodiff.data.shards import ShardStream, write_shards
+from audiodiff.data.dataset import AudioDataset, DatasetError, ShardStream, collate, make_dataset, scan_items
+from audiodiff.data.shards import write_shards
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer
 from tests.util import tiny_config, tone, write_clip

@@ -113,3 +113,47 @@ def test_guidance_batches_conditional_and_unconditional_calls():
 
 def test_samplers_registry_has_the_documented_names():
     assert {"ddim", "ddpm", "euler", "heun", "dpmpp_2m"} <= set(SAMPLERS)
+
+
+# -- rectified flow: the same samplers through (x0, eps)
+
+
+def gaussian_flow(x, t, cond):
+    """The exact flow velocity u = E[eps - x | x_t] of N(MU, STD^2) data on x_t = (1 - t) x + t eps."""
+    t = t.double()[:, None]
+    variance = (1 - t) ** 2 * STD**2 + t**2
+    centred = x - (1 - t) * MU
+    x0 = MU + (1 - t) * STD**2 / variance * centred
+    eps = t / variance * centred
+    return eps - x0
+
+
+def test_flow_network_seen_as_v_is_the_exact_v():
+    from audiodiff.diffusion.objective import flow_as_v
+
+    x = torch.randn(16, 3, dtype=torch.float64)
+    theta = torch.linspace(0.01, math.pi / 2 - 0.01, 16, dtype=torch.float64)
+    assert torch.allclose(flow_as_v(gaussian_flow)(x, theta, {}), gaussian_model(x, theta, {}), atol=1e-10)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_samplers_take_a_flow_model_to_the_gaussian(name):
+    from audiodiff.diffusion.objective import flow_as_v
+
+    eps = torch.randn(256, 2, dtype=torch.float64)
+    out = get_sampler(name)(flow_as_v(gaussian_flow), eps.clone(), angles_for_steps(64))
+    assert (out - (MU + STD * eps)).abs().mean() < 0.02
+
+
+def test_flow_loss_is_lowest_at_the_exact_velocity():
+    from audiodiff.diffusion.objective import flow_loss
+
+    x = MU + STD * torch.randn(20000, 2, dtype=torch.float64)
+
+    def loss(model):
+        return flow_loss(lambda x_t, t, cond: model(x_t, t, cond), x, generator=torch.Generator().manual_seed(0)).item()
+
+    exact = loss(gaussian_flow)
+    for bias in (0.05, -0.05):
+        assert loss(lambda x_t, t, cond, b=bias: gaussian_flow(x_t, t, cond) + b) > exact
+    assert loss(lambda x_t, t, cond: 1.1 * gaussian_flow(x_t, t, cond)) > exact

@@ -11,7 +11,7 @@ import torch
 from audiodiff.audio import resample, save_audio
 from audiodiff.cli import main
 from audiodiff.data.synth import build_synthetic, synth_clip
-from audiodiff.evaluation import ClipSet, floor_subset
+from audiodiff.metrics.evaluation import ClipSet, floor_subset
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer
 from tests.util import tiny_config

@@ -7,6 +7,7 @@ import pytest
 from audiodiff.cli import main
 from audiodiff.config import DataConfig
 from audiodiff.data.dataset import DatasetError, scan_items
+from audiodiff.data.layouts import LAYOUTS, Layout
 from tests.util import tone, write_clip
 
 
@@ -200,6 +201,13 @@ def test_a_named_layout_that_does_not_match_says_what_is_missing(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # The commands
+
+
+def test_the_layout_option_lists_every_registered_layout(monkeypatch, capsys):
+    monkeypatch.setitem(LAYOUTS, "my_corpus", Layout("my_corpus", lambda path: False, lambda path, cfg, report: []))
+    with pytest.raises(SystemExit):
+        main(["data", "scan", "--help"])
+    assert ", ".join(["auto", *LAYOUTS]) in " ".join(capsys.readouterr().out.split())
 
 
 def test_scan_command_writes_a_manifest_that_reads_back_the_same(tmp_path, capsys):

@@ -279,6 +279,14 @@ def test_classifier_round_trips_through_a_directory(classifier, tmp_path):
     assert torch.allclose(loaded.label_distribution, torch.full((3,), 1 / 3))
 
 
+def test_a_top_level_typo_in_a_classifier_config_is_refused_naming_it(classifier, tmp_path):
+    classifier.save(tmp_path / "clf")
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    (tmp_path / "clf" / "config.json").write_text(json.dumps({**config, "lables": config["labels"]}))
+    with pytest.raises(ValueError, match=r"unknown top-level key\(s\) \['lables'\]; valid keys are \[.*'labels'"):
+        AudioClassifier.load(tmp_path / "clf")
+
+
 def test_loading_a_missing_classifier_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         AudioClassifier.load(tmp_path)

@@ -91,3 +91,55 @@ def test_mismatched_weights_are_refused(pipe, tmp_path):
 def test_vocoder_with_other_mel_settings_is_refused(pipe):
     with pytest.raises(VocoderError, match="n_mels: 80 != 64"):
         Pipeline(pipe.model, pipe.config, GriffinLimVocoder(MelSpec(n_mels=64)))
+
+
+# -- one generation request: every option that changes the output changes it, in every method
+
+
+def _clip(pipe, seconds=0.5):
+    return torch.sin(torch.linspace(0, 400, int(16000 * seconds)))[None] * 0.3
+
+
+EDITS = {
+    "vary": lambda pipe, **o: pipe.vary(_clip(pipe), strength=0.6, sample_rate=16000, steps=3, **o),
+    "inpaint": lambda pipe, **o: pipe.inpaint(_clip(pipe), start=0.1, end=0.3, sample_rate=16000, steps=3, **o),
+    "continue_": lambda pipe, **o: pipe.continue_(_clip(pipe), seconds=0.3, sample_rate=16000, steps=3, **o),
+    "loop": lambda pipe, **o: pipe.loop(duration=0.5, steps=3, **o),
+    "generate": lambda pipe, **o: pipe.generate(duration=0.5, steps=3, **o),
+}
+
+
+@pytest.mark.parametrize("method", sorted(EDITS))
+@pytest.mark.parametrize(
+    "option, first, second",
+    [("sampler", "ddim", "euler"), ("negative_label", "low", "high"), ("guidance", 1.5, 4.0), ("seed", 1, 2)],
+)
+def test_every_option_changes_the_output_of_every_method(pipe, method, option, first, second):
+    conditions = {"label": "high", "seed": 1} if option != "negative_label" else {"label": "high", "seed": 1, "guidance": 3.0}
+    a = EDITS[method](pipe, **{**conditions, option: first})
+    b = EDITS[method](pipe, **{**conditions, option: second})
+    assert not torch.allclose(a.audio, b.audio), f"{method}: {option}={first} and {second} gave the same audio"
+
+
+def test_loop_reports_every_sampling_step_including_the_seam(pipe):
+    steps = []
+    pipe.loop(label="low", steps=3, callback=lambda info: steps.append(info["step"]))
+    assert steps == [0, 1, 2, 0, 1, 2]
+
+
+def test_a_request_object_and_keyword_options_are_the_same_call(pipe):
+    from audiodiff.pipeline import GenerationRequest
+
+    request = GenerationRequest(conditions={"label": "low"}, steps=3, seed=4, sampler="ddpm")
+    by_object = pipe.generate(request=request, duration=0.5)
+    by_keywords = pipe.generate(label="low", steps=3, seed=4, sampler="ddpm", duration=0.5)
+    assert torch.equal(by_object.audio, by_keywords.audio)
+    overridden = pipe.generate(request=request, seed=5, duration=0.5)
+    assert not torch.allclose(overridden.audio, by_object.audio)
+
+
+def test_bad_sampler_and_guidance_are_refused_before_sampling(pipe):
+    with pytest.raises(ValueError, match="unknown sampler 'foo'"):
+        pipe.generate(sampler="foo")
+    with pytest.raises(ValueError, match="guidance=nan"):
+        pipe.generate(guidance=float("nan"))

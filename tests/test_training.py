@@ -30,8 +30,8 @@ OVERFIT = {
 }
 
 
-@pytest.mark.parametrize("dims", [2, 1])
-def test_overfit_one_clip_and_sample_it_back(tmp_path, dims):
+@pytest.mark.parametrize("dims, objective", [(2, "v"), (1, "v"), (2, "flow")], ids=["mel", "wave", "mel-flow"])
+def test_overfit_one_clip_and_sample_it_back(tmp_path, dims, objective):
     """The check users of other toolkits most wish they had: a falling loss must mean samples.
 
     Distance: mean |log-mel difference| with a floor 40 dB under the clip's loudest band, so
@@ -46,6 +46,7 @@ def test_overfit_one_clip_and_sample_it_back(tmp_path, dims):
         dims=dims,
         data={"normalize": "none"},
         model=settings["model"],
+        diffusion={"objective": objective},
         train={"batch_size": 4, "lr": 3e-3, "warmup_steps": 20, "ckpt_every": 1000, "ema_decay": 0.99, **settings["train"]},
     )
     train(config)

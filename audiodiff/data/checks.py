@@ -19,6 +19,7 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
+from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem, ScanReport
 
@@ -80,9 +81,8 @@ class ScanCache:
             return
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.file.with_name(f".{self.file.name}.tmp-{os.getpid()}")
-            temporary.write_text(json.dumps({"version": CACHE_VERSION, "files": self.entries}))
-            os.replace(temporary, self.file)
+            text = json.dumps({"version": CACHE_VERSION, "files": self.entries})
+            write_atomic(self.file, lambda temporary: temporary.write_text(text))
             self.dirty = False
         except OSError:
             pass

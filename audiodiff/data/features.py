@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from audiodiff.audio import MelSpec, crop_or_pad, decode_audio, load_audio, normalize_loudness, normalize_peak, resample, to_channels
+from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem
 
@@ -76,16 +77,10 @@ class FeatureCache:
             file.parent.mkdir(parents=True, exist_ok=True)
             settings = self.folder / "settings.json"
             if not settings.is_file():
-                _write_atomic(settings, lambda path: path.write_text(json.dumps(self.settings, indent=1)))
-            _write_atomic(file, lambda path: save_file({"x": features.contiguous()}, str(path)))
+                write_atomic(settings, lambda path: path.write_text(json.dumps(self.settings, indent=1)))
+            write_atomic(file, lambda path: save_file({"x": features.contiguous()}, str(path)))
         except OSError:
             pass  # a full or read-only disk costs speed, not the run
-
-
-def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    write(temporary)
-    os.replace(temporary, target)
 
 
 class ItemLoader:

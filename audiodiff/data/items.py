@@ -7,12 +7,14 @@ import collections
 import dataclasses
 from pathlib import Path
 
+from audiodiff.errors import UserError
+
 __all__ = ["AudioItem", "DatasetError", "ScanReport"]
 
 MAX_EXAMPLES = 3  # example paths kept per skip reason
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset that cannot be trained on; the message says why and what to fix."""
 
 

@@ -25,8 +25,9 @@ from audiodiff.audio import AUDIO_EXTENSIONS
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem, DatasetError, ScanReport
 from audiodiff.data.manifest import items_from_manifest
+from audiodiff.data.shards import is_shard_folder, read_shard_items
 
-__all__ = ["DIGIT_WORDS", "LAYOUTS", "Layout", "resolve_layout"]
+__all__ = ["DIGIT_WORDS", "LAYOUTS", "Layout", "manifest_file", "resolve_layout"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv")
@@ -94,28 +95,19 @@ def _split_of(folder_name: str) -> str | None:
 # The registry, in auto-detection order.
 
 
-def _is_shards(path: Path) -> bool:
-    from audiodiff.data.shards import is_shard_folder
-
-    return is_shard_folder(path)
+layout("shards", is_shard_folder, checked=True)(read_shard_items)
 
 
-@layout("shards", _is_shards, checked=True)
-def read_shards(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioItem]:
-    from audiodiff.data.shards import read_shard_items
-
-    return read_shard_items(path, cfg, report)
-
-
-def _manifest_file(path: Path) -> Path | None:
+def manifest_file(path: Path) -> Path | None:
+    """`path` if it is a .jsonl/.csv manifest, else the manifest a folder at `path` holds, if any."""
     if path.is_file() and path.suffix.lower() in (".jsonl", ".csv"):
         return path
     return next((path / name for name in MANIFEST_NAMES if (path / name).is_file()), None) if path.is_dir() else None
 
 
-@layout("manifest", lambda path: _manifest_file(path) is not None)
+@layout("manifest", lambda path: manifest_file(path) is not None)
 def read_manifest(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioItem]:
-    manifest = _manifest_file(path)
+    manifest = manifest_file(path)
     if manifest is None:
         raise DatasetError(f"{path}: not a .jsonl/.csv manifest, nor a folder holding {' or '.join(MANIFEST_NAMES)}")
     return items_from_manifest(manifest, cfg, report)

@@ -13,11 +13,13 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Iterable
 
+from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem, ScanReport
 
-__all__ = ["item_row", "items_from_manifest", "read_manifest_rows", "row_numbers", "write_manifest"]
+__all__ = ["item_row", "items_from_manifest", "read_manifest_rows", "row_numbers", "write_jsonl", "write_manifest"]
 
 # fields with a meaning of their own; every other numeric JSON field is a number condition
 RESERVED = {"path", "label", "text", "caption", "split", "seconds", "sample_rate", "channels", "numbers"}
@@ -149,9 +151,14 @@ def write_manifest(items: list[AudioItem], out: str | os.PathLike) -> Path:
     """Write a JSONL manifest of `items`, paths relative to its folder where possible."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for item in items:
-            handle.write(json.dumps(item_row(item, out.parent), ensure_ascii=False) + "\n")
-    os.replace(temporary, out)
-    return out
+    return write_jsonl(out, (item_row(item, out.parent) for item in items))
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> Path:
+    """Write `rows` as JSON lines, atomically (a crash leaves the old file or none, never half)."""
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+    return write_atomic(path, write)

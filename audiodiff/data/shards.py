@@ -8,11 +8,7 @@ Layout of a shard folder (`audiodiff data shard MANIFEST --out DIR --shard-size 
     shard-00001.tar     re-encoded) and KEY.json (its manifest row)
 
 The index lets training fill its label set, caption vocabulary and number ranges without opening
-a shard. `ShardStream` is an IterableDataset: each epoch puts the shards in an order seeded by
-(seed, epoch), deals them to the ranks and DataLoader workers, reads each shard once from front to
-back (items shuffled within it) and yields whole batches. Every stream yields the same number of
-batches, so the DataLoader's round-robin over workers is a fixed order, and a resumed run skips
-exactly the batches it had (decoding none of them) and goes on as if never stopped.
+a shard. This module is the file format only; `audiodiff.data.dataset.ShardStream` streams it.
 """
 
 from __future__ import annotations
@@ -24,15 +20,14 @@ import tarfile
 from pathlib import Path
 
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from audiodiff.audio import MelSpec
+from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem, DatasetError, ScanReport
 from audiodiff.data.manifest import item_row, row_numbers
 
-__all__ = ["INDEX", "ShardStream", "is_shard_folder", "read_shard_items", "write_shards"]
+__all__ = ["INDEX", "is_shard_folder", "read_members", "read_shard_items", "write_shards"]
 
 INDEX = "index.json"
 FORMAT = "audiodiff-shards"
@@ -73,26 +68,25 @@ def write_shards(
     bar = tqdm(total=len(order), desc="sharding", unit="file", disable=None if progress is None else not progress)
     for number, start in enumerate(range(0, len(order), shard_size)):
         name = f"shard-{number:05d}.tar"
-        temporary = out_dir / f".{name}.tmp-{os.getpid()}"
         chunk = order[start : start + shard_size]
-        with tarfile.open(temporary, "w") as tar:
-            for position in chunk:
-                item = items[position]
-                key = f"{len(rows):08d}"
-                member = key + item.path.suffix.lower()
-                row = item_row(item, source)
-                _tar_member(tar, member, item.path.read_bytes())
-                _tar_member(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode())
-                rows.append({"shard": number, "member": member, **row})
-                bar.update(1)
-        os.replace(temporary, out_dir / name)
+
+        def write(temporary: Path) -> None:
+            with tarfile.open(temporary, "w") as tar:
+                for position in chunk:
+                    item = items[position]
+                    key = f"{len(rows):08d}"
+                    member = key + item.path.suffix.lower()
+                    row = item_row(item, source)
+                    _tar_member(tar, member, item.path.read_bytes())
+                    _tar_member(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode())
+                    rows.append({"shard": number, "member": member, **row})
+                    bar.update(1)
+
+        write_atomic(out_dir / name, write)
         shards.append({"name": name, "count": len(chunk), "bytes": (out_dir / name).stat().st_size})
     bar.close()
     index = {"format": FORMAT, "version": VERSION, "shard_size": shard_size, "seed": seed, "shards": shards, "items": rows}
-    temporary = out_dir / f".{INDEX}.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(index, ensure_ascii=False))
-    os.replace(temporary, out_dir / INDEX)
-    return out_dir / INDEX
+    return write_atomic(out_dir / INDEX, lambda temporary: temporary.write_text(json.dumps(index, ensure_ascii=False)))
 
 
 def read_shard_items(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioItem]:
@@ -142,87 +136,7 @@ def read_shard_items(path: Path, cfg: DataConfig, report: ScanReport) -> list[Au
     return items
 
 
-class ShardStream(IterableDataset):
-    """Streams items from tar shards as whole batches; see the module docstring.
-
-    The trainer calls `configure` once and `start(epoch, position)` before each pass; `position`
-    counts this rank's batches already used in the epoch."""
-
-    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = ()):
-        from audiodiff.data.dataset import AudioDataset
-
-        self.items = items
-        self.examples = AudioDataset(items, cfg, mel_spec, labels)
-        shards: dict[Path, list[int]] = {}
-        for index, item in enumerate(items):
-            shards.setdefault(item.path, []).append(index)
-        self.shards = list(shards.items())  # [(shard path, item indices)]
-        self.batch_size, self.seed, self.rank, self.world_size, self.num_workers = 1, 0, 0, 1, 0
-        self.epoch, self.position = 0, 0
-
-    def configure(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0) -> None:
-        self.batch_size, self.seed, self.rank, self.world_size, self.num_workers = batch_size, seed, rank, world_size, num_workers
-
-    def start(self, epoch: int, position: int = 0) -> None:
-        self.epoch, self.position = epoch, position
-
-    @property
-    def num_streams(self) -> int:
-        """Readers over all ranks: one per DataLoader worker (or one per rank without workers)."""
-        return self.world_size * max(1, self.num_workers)
-
-    def epoch_plan(self, epoch: int) -> list[list[tuple[int, int]]]:
-        """Per stream, `(item, crop seed)` in reading order; every stream a whole number of batches, all the same."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        streams, size = self.num_streams, self.batch_size
-
-        def one_pass() -> list[list[int]]:  # shards in a seeded order, items shuffled within each
-            runs = []
-            for shard in torch.randperm(len(self.shards), generator=generator).tolist():
-                members = self.shards[shard][1]
-                runs.append([members[i] for i in torch.randperm(len(members), generator=generator).tolist()])
-            return runs
-
-        runs = one_pass()
-        per_stream: list[list[int]] = [[] for _ in range(streams)]
-        for run in sorted(runs, key=len, reverse=True) if len(runs) >= streams else []:
-            min(per_stream, key=len).extend(run)  # whole shards, to the stream with the fewest items
-        if min(len(stream) for stream in per_stream) < size:
-            # fewer (or smaller) shards than streams: deal items, each stream reading every shard
-            flat = [index for run in runs for index in run]
-            while len(flat) < size * streams:
-                flat += [index for run in one_pass() for index in run]
-            per_stream = [flat[i::streams] for i in range(streams)]
-        batches = min(len(stream) for stream in per_stream) // size
-        seeds = torch.randint(0, 2**31 - 1, (streams, batches * size), generator=generator).tolist()
-        return [list(zip(stream[: batches * size], stream_seeds)) for stream, stream_seeds in zip(per_stream, seeds)]
-
-    def __iter__(self):
-        worker = get_worker_info()
-        worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        # the DataLoader takes batches from workers 0, 1, ... in turn: after `position` batches the
-        # next one is stream slot position % workers, so worker w serves slot (position + w) % workers
-        slot = (self.position + worker_id) % workers
-        done = max(0, (self.position - slot + workers - 1) // workers)  # batches of this slot already used
-        plan = self.epoch_plan(self.epoch)[self.rank * workers + slot][done * self.batch_size :]
-        batch = []
-        start = 0
-        while start < len(plan):
-            shard = self.items[plan[start][0]].path
-            end = start
-            while end < len(plan) and self.items[plan[end][0]].path == shard:
-                end += 1
-            data = _read_members(shard, {self.items[index].member for index, _ in plan[start:end]})
-            for index, seed in plan[start:end]:
-                item = self.items[index]
-                batch.append(self.examples.example(item, seed, data[item.member]))
-                if len(batch) == self.batch_size:
-                    yield batch
-                    batch = []
-            start = end
-
-
-def _read_members(shard: Path, wanted: set[str]) -> dict[str, bytes]:
+def read_members(shard: Path, wanted: set[str]) -> dict[str, bytes]:
     """Read the `wanted` members of a tar in one front-to-back pass (works on pipes and streams)."""
     found: dict[str, bytes] = {}
     try:

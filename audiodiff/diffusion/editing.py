@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from audiodiff.diffusion.objective import angles_for_steps
-from audiodiff.diffusion.samplers import _ab, _denoise, _report, get_sampler
+from audiodiff.diffusion.samplers import _ab, _report, get_sampler
 
 __all__ = ["inpaint", "slerp", "vary"]
 
@@ -54,20 +54,21 @@ def inpaint(
     cond: dict | None = None,
     noise: Noise | None = None,
     resample: int = 2,
-    eta: float = 1.0,
     shift: float = 1.0,
     callback=None,
+    sampler: str = "ddpm",
 ) -> torch.Tensor:
     """Regenerate where `mask` is 1 and keep `known` where it is 0 (exactly, at the end).
 
-    Each step is a DDIM step (eta = 1: ancestral) from t to s; the kept region is then replaced by
-    the known content noised to level s. With `resample` > 1 the result is noised back to t and
-    the step redone, so the generated part can agree with the kept part across the seam
-    (RePaint, Lugmayr et al. 2022).
+    Each step is one step of `sampler` from t to s (ancestral DDPM by default); the kept region
+    is then replaced by the known content noised to level s. With `resample` > 1 the result is
+    noised back to t and the step redone, so the generated part can agree with the kept part
+    across the seam (RePaint, Lugmayr et al. 2022).
     """
     if resample < 1:
         raise ValueError(f"resample={resample}: must be at least 1")
     noise = noise or torch.randn_like
+    step = get_sampler(sampler)
     mask = mask.to(known.dtype).expand_as(known)
     angles = [float(a) for a in angles_for_steps(steps, shift)]
     x = noise(known)
@@ -76,13 +77,8 @@ def inpaint(
         a_t, s_t = _ab(angles[i])
         a_s, s_s = _ab(angles[i + 1])
         for r in range(resample):
-            _, x0, eps = _denoise(model, x, angles[i], cond or {})
-            c = 0.0
-            if eta > 0 and s_t > 0 and a_s > 0:
-                c = eta * (s_s / s_t) * math.sqrt(max(0.0, 1 - (a_t / a_s) ** 2))
-            generated = a_s * x0 + math.sqrt(max(0.0, s_s**2 - c**2)) * eps
-            if c > 0:
-                generated = generated + c * noise(x)
+            seen: dict = {}
+            generated = step(model, x, angles[i : i + 2], cond or {}, seen.update, noise)
             kept = a_s * known + s_s * noise(known)
             x_s = mask * generated + (1 - mask) * kept
             if r == resample - 1 or i == total - 1:
@@ -91,7 +87,7 @@ def inpaint(
             # back from s to t: x_t = (α_t/α_s) x_s + sqrt(σ_t² − (α_t/α_s)² σ_s²) z
             ratio = a_t / a_s
             x = ratio * x_s + math.sqrt(max(0.0, s_t**2 - (ratio * s_s) ** 2)) * noise(x_s)
-        _report(callback, i, total, x, x0, angles[i + 1])
+        _report(callback, i, total, x, seen["denoised"], angles[i + 1])
     return mask * x + (1 - mask) * known
 
 

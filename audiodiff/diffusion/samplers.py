@@ -17,15 +17,11 @@ from typing import Callable
 import torch
 
 from audiodiff.diffusion.objective import HALF_PI, predict_x0_eps
+from audiodiff.models.conditioning import join
 
-__all__ = ["SAMPLERS", "get_sampler", "guided", "net_as_model", "ddim", "euler", "heun", "dpmpp_2m"]
+__all__ = ["SAMPLERS", "get_sampler", "guided", "ddim", "euler", "heun", "dpmpp_2m"]
 
 Model = Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor]
-
-
-def net_as_model(net: Callable) -> Model:
-    """A network that takes the normalised angle 2θ/π (the U-Net) as a sampler model."""
-    return lambda x, theta, cond: net(x, theta / HALF_PI, cond)
 
 
 def _ab(theta: float) -> tuple[float, float]:
@@ -147,20 +143,6 @@ def get_sampler(name: str) -> Callable:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
 
 
-def concat_conds(first: dict, second: dict, batch: int) -> dict:
-    """Stack two condition batches of size `batch` into one of size 2 * batch (missing = null)."""
-    out = {}
-    for key in set(first) | set(second):
-        a, b = first.get(key), second.get(key)
-        if key == "text":
-            out[key] = list(a or [""] * batch) + list(b or [""] * batch)
-            continue
-        like = a if a is not None else b
-        null = torch.full_like(like, -1 if key == "label" else math.nan)
-        out[key] = torch.cat([a if a is not None else null, b if b is not None else null])
-    return out
-
-
 def guided(model: Model, scale: float, uncond: dict | None = None, interval: tuple[float, float] = (0.0, 1.0)) -> Model:
     """Classifier-free guidance: v = v_u + scale · (v_c − v_u).
 
@@ -179,7 +161,7 @@ def guided(model: Model, scale: float, uncond: dict | None = None, interval: tup
         if scale == 0.0:
             return model(x, theta, uncond)
         batch = x.shape[0]
-        both = model(torch.cat([x, x]), torch.cat([theta, theta]), concat_conds(cond, uncond, batch))
+        both = model(torch.cat([x, x]), torch.cat([theta, theta]), join(cond, uncond, batch))
         v_cond, v_uncond = both[:batch], both[batch:]
         return v_uncond + scale * (v_cond - v_uncond)
 

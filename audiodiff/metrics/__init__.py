@@ -7,7 +7,8 @@
   embeddings, Inception Score, modified IS, AM score.
 - `AudioClassifier` / `train_classifier`: the SC09-protocol classifier behind the scores;
   `EMBEDDINGS` names the feature extractors for Fréchet distances.
-- `evaluate_folders`: all of the above on two folders of audio, as a JSON-able dict.
+- `evaluate_folders`: all of the above on two folders of audio, as a JSON-able dict;
+  `evaluation` builds `audiodiff eval` on it (clip sets, sampling a checkpoint, floor, report).
 """
 
 from audiodiff.metrics.classifier import AudioClassifier, accuracy_report, evaluate_classifier, train_classifier
@@ -35,32 +36,10 @@ from audiodiff.metrics.signal import (
 )
 
 __all__ = [
-    "EMBEDDINGS",
-    "AudioClassifier",
-    "ClassifierEmbedding",
-    "CrepeEmbedding",
-    "TooFewSamplesError",
-    "accuracy_report",
-    "am_score",
-    "estimate_f0",
-    "evaluate_classifier",
-    "evaluate_folders",
-    "f0_metrics",
-    "f0_rmse_cents",
-    "feature_statistics",
-    "find_audio",
-    "frechet_distance",
-    "frechet_distance_from_statistics",
-    "inception_score",
-    "labelled_files",
-    "log_spectral_distance",
-    "make_embedding",
-    "mel_cepstral_distortion",
-    "mel_l1",
-    "modified_inception_score",
-    "multi_resolution_stft_distance",
-    "plot_class_accuracy",
-    "plot_spectrogram_grid",
-    "train_classifier",
-    "voicing_f1",
+    "EMBEDDINGS", "AudioClassifier", "ClassifierEmbedding", "CrepeEmbedding", "TooFewSamplesError",
+    "accuracy_report", "am_score", "estimate_f0", "evaluate_classifier", "evaluate_folders", "f0_metrics",
+    "f0_rmse_cents", "feature_statistics", "find_audio", "frechet_distance", "frechet_distance_from_statistics",
+    "inception_score", "labelled_files", "log_spectral_distance", "make_embedding", "mel_cepstral_distortion",
+    "mel_l1", "modified_inception_score", "multi_resolution_stft_distance", "plot_class_accuracy",
+    "plot_spectrogram_grid", "train_classifier", "voicing_f1"
 ]

@@ -26,12 +26,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AudioError, MelSpec, crop_or_pad, load_audio, to_channels
+from audiodiff.checkpoint import CONFIG, WEIGHTS, check_top_level
 
 __all__ = ["AudioClassifier", "accuracy_report", "evaluate_classifier", "train_classifier"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 _KIND = "audio_classifier"
+CONFIG_KEYS = ("kind", "labels", "mel_spec", "architecture", "clip_samples", "training")  # what `config` writes
 
 AudioItem = Union[str, os.PathLike, torch.Tensor]
 """A training or test clip: an audio file, or a tensor `[samples]` / `[channels, samples]`."""
@@ -141,25 +141,26 @@ class AudioClassifier(nn.Module):
         """Write `config.json` and `model.safetensors` into `directory` (created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+        (directory / CONFIG).write_text(json.dumps(self.config(), indent=2) + "\n")
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
-        safetensors.torch.save_file(state, str(directory / WEIGHTS_NAME), metadata={"kind": _KIND})
+        safetensors.torch.save_file(state, str(directory / WEIGHTS), metadata={"kind": _KIND})
         return directory
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "AudioClassifier":
         """Rebuild a classifier saved by `save` (no pickle: JSON config + safetensors)."""
         directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        config_path, weights_path = directory / CONFIG, directory / WEIGHTS
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"{path}: missing; a classifier directory holds {CONFIG_NAME} and {WEIGHTS_NAME} "
+                    f"{path}: missing; a classifier directory holds {CONFIG} and {WEIGHTS} "
                     "(make one with train_classifier(...).save(dir) or `audiodiff eval train-classifier`)"
                 )
         config = json.loads(config_path.read_text())
         if config.get("kind") != _KIND:
             raise ValueError(f"{config_path}: kind={config.get('kind')!r}, not an audio classifier ({_KIND!r})")
+        check_top_level(config, CONFIG_KEYS, config_path)
         model = cls(
             config["labels"],
             MelSpec.from_dict(config["mel_spec"]),

@@ -13,13 +13,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "TooFewSamplesError",
-    "am_score",
-    "feature_statistics",
-    "frechet_distance",
-    "frechet_distance_from_statistics",
-    "inception_score",
-    "modified_inception_score",
+    "TooFewSamplesError", "am_score", "feature_statistics", "frechet_distance", "frechet_distance_from_statistics",
+    "inception_score", "modified_inception_score"
 ]
 
 _EPS = 1e-12  # probability floor before logs

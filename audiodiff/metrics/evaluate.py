@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import audiodiff.metrics.signal as signal
 from audiodiff.audio import AUDIO_EXTENSIONS, MelSpec, audio_info, crop_or_pad, load_audio, resample
-from audiodiff.metrics import signal
 from audiodiff.metrics.classifier import AudioClassifier, accuracy_report
 from audiodiff.metrics.distribution import (
     TooFewSamplesError,

@@ -19,17 +19,8 @@ import torch
 from audiodiff.audio import MelSpec, stft
 
 __all__ = [
-    "DEFAULT_FMAX",
-    "DEFAULT_FMIN",
-    "STFT_RESOLUTIONS",
-    "estimate_f0",
-    "f0_metrics",
-    "f0_rmse_cents",
-    "log_spectral_distance",
-    "mel_cepstral_distortion",
-    "mel_l1",
-    "multi_resolution_stft_distance",
-    "voicing_f1",
+    "DEFAULT_FMAX", "DEFAULT_FMIN", "STFT_RESOLUTIONS", "estimate_f0", "f0_metrics", "f0_rmse_cents",
+    "log_spectral_distance", "mel_cepstral_distortion", "mel_l1", "multi_resolution_stft_distance", "voicing_f1"
 ]
 
 STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))

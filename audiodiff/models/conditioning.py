@@ -1,11 +1,13 @@
 """Conditioning: class labels, text captions and numbers, each with a null value for
 classifier-free guidance.
 
-A condition batch is a dict: `{"label": LongTensor[batch] (-1 = null), "text": list[str]
-("" = null), "<number name>": FloatTensor[batch] (NaN = null)}`. A missing key means null for
-the whole batch, so `{}` is the unconditional batch. The `Conditioner` turns it into an embedding
-`[batch, embed_dim]` (added to the time embedding) and, for text, context tokens
-`([batch, tokens, context_dim], mask[batch, tokens])` read by cross-attention.
+Each condition type is one `Condition` class that owns its null value, dropout, parsing of user
+values and embedding; adding a type means adding a class here and a line in `build_conditions`.
+A condition batch is a dict `{name: values}` (`{"label": LongTensor[batch], "text": list[str],
+"<number>": FloatTensor[batch]}`); a missing key means null for the whole batch, so `{}` is the
+unconditional batch. The `Conditioner` sums the conditions' embeddings `[batch, embed_dim]`
+(added to the time embedding); text also gives context tokens `([batch, tokens, context_dim],
+mask[batch, tokens])` read by cross-attention.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-__all__ = ["ConditioningConfig", "Conditioner", "ConditionError", "TextConfig", "tokenize"]
+from audiodiff.errors import UserError
+
+__all__ = [
+    "Condition", "ConditioningConfig", "Conditioner", "ConditionError", "LabelCondition", "NumberCondition",
+    "TextCondition", "TextConfig", "join", "tokenize",
+]
 
 MAX_TEXT_LAYERS, MAX_NUMBERS = 64, 64  # guards against absurd configs (checked before anything is built)
 
 
-class ConditionError(ValueError):
+class ConditionError(UserError, ValueError):
     """A condition the model does not take, or a value it was not trained with."""
 
 
@@ -61,6 +69,8 @@ class ConditioningConfig:
         if isinstance(self.labels, str) and self.labels != "auto":
             raise ValueError(f"conditioning.labels={self.labels!r}: give a list of names or 'auto'")
         for name, span in self.numbers.items():
+            if name in ("label", "text"):
+                raise ValueError(f"conditioning.numbers.{name}: '{name}' is the name of a condition type; rename the number")
             if isinstance(span, str) and span != "auto" or isinstance(span, list) and len(span) not in (0, 2):
                 raise ValueError(f"conditioning.numbers.{name}={span!r}: give [min, max] or 'auto'")
 
@@ -163,8 +173,161 @@ class PretrainedTextEncoder(nn.Module):
 TEXT_ENCODERS = {"builtin": TextEncoder, "minilm": PretrainedTextEncoder}
 
 
+class Condition(nn.Module):
+    """One input a model is conditioned on. It owns everything about that input: its null value
+    (the "absent" that classifier-free guidance compares against), training dropout, turning user
+    values into a batch (with the errors a user reads), and its embedding. A condition batch holds
+    one value per item; `values` below is that batch."""
+
+    null_value: Any = None
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def null(self, batch: int, device=None):
+        return torch.full((batch,), self.null_value, dtype=self.dtype, device=device)
+
+    def parse(self, value, batch: int):
+        """User values (one for all items, or one per item) -> a condition batch."""
+        items = list(value) if isinstance(value, (list, tuple)) else [value] * batch
+        if len(items) != batch:
+            raise ConditionError(f"{self.name}: got {len(items)} values for a batch of {batch}")
+        return torch.tensor([self.check(item) for item in items], dtype=self.dtype)
+
+    def check(self, item):
+        """One user value -> its stored form, or a ConditionError naming the value and the fix."""
+        raise NotImplementedError
+
+    def keep(self, values, keep: torch.Tensor, device=None):
+        """Training dropout: null where `keep` ([batch] bool) is False."""
+        values = values.to(device)
+        keep = keep.to(values.device).view(-1, *[1] * (values.dim() - 1))
+        return torch.where(keep, values, torch.full_like(values, self.null_value))
+
+    def forward(self, values, device) -> tuple[torch.Tensor, tuple | None]:
+        """A condition batch -> (embedding `[batch, embed_dim]`, cross-attention context or None)."""
+        raise NotImplementedError
+
+    context_dim: int | None = None
+
+
+class LabelCondition(Condition):
+    """A class label: `LongTensor[batch]` of indices into the label list, -1 = null."""
+
+    null_value, dtype = -1, torch.long
+
+    def __init__(self, labels: list[str], embed_dim: int):
+        super().__init__("label")
+        self.labels = list(labels)
+        self.embed = nn.Embedding(len(self.labels) + 1, embed_dim)  # the last row is the null class
+
+    def check(self, label) -> int:
+        if isinstance(label, int) and not isinstance(label, bool):
+            if -1 <= label < len(self.labels):
+                return label
+        elif str(label) in self.labels:
+            return self.labels.index(str(label))
+        raise ConditionError(f"unknown label {label!r}; this model knows {self.labels}")
+
+    def forward(self, values, device):
+        values = values.to(device)
+        return self.embed(torch.where(values < 0, torch.full_like(values, len(self.labels)), values)), None
+
+
+class TextCondition(Condition):
+    """A caption: `list[str]`, "" = null. Pooled into the embedding and read by cross-attention."""
+
+    null_value = ""
+
+    def __init__(self, cfg: TextConfig, embed_dim: int):
+        super().__init__("text")
+        if cfg.encoder not in TEXT_ENCODERS:
+            raise ConditionError(f"text.encoder={cfg.encoder!r}; choose one of {sorted(TEXT_ENCODERS)}")
+        self.encoder = TEXT_ENCODERS[cfg.encoder](cfg)
+        self.context_dim = self.encoder.dim if isinstance(self.encoder, PretrainedTextEncoder) else cfg.dim
+        self.proj = nn.Linear(self.context_dim, embed_dim)
+
+    def null(self, batch: int, device=None) -> list[str]:
+        return [self.null_value] * batch
+
+    def parse(self, value, batch: int) -> list[str]:
+        items = list(value) if isinstance(value, (list, tuple)) else [value] * batch
+        if len(items) != batch:
+            raise ConditionError(f"text: got {len(items)} values for a batch of {batch}")
+        return [str(item) for item in items]
+
+    def keep(self, values, keep: torch.Tensor, device=None) -> list[str]:
+        return [text if k else self.null_value for text, k in zip(values, keep.tolist())]
+
+    def forward(self, values, device):
+        tokens, mask, pooled = self.encoder(list(values), device)
+        return self.proj(pooled), (tokens, mask)
+
+
+class NumberCondition(Condition):
+    """A number over a trained range [low, high]: `FloatTensor[batch]`, NaN = null."""
+
+    null_value, dtype = math.nan, torch.float32
+
+    def __init__(self, name: str, span: list[float], embed_dim: int):
+        super().__init__(name)
+        self.low, self.high = span
+        self.mlp = nn.Sequential(nn.Linear(16, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
+        self.null_embedding = nn.Parameter(torch.zeros(embed_dim))
+
+    def check(self, value) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConditionError(f"{self.name}={value!r} is not a number") from None
+        low, high = self.low, self.high
+        span = high - low
+        if not math.isnan(number) and not (low - 0.5 * span <= number <= high + 0.5 * span):
+            raise ConditionError(f"{self.name}={number:g} is far outside the trained range [{low:g}, {high:g}]")
+        return number
+
+    def forward(self, values, device):
+        values = values.to(device).float()
+        scaled = (values - self.low) / max(self.high - self.low, 1e-8)
+        features = self.mlp(fourier_features(torch.nan_to_num(scaled), 8))
+        return torch.where(torch.isnan(values)[:, None], self.null_embedding[None], features), None
+
+
+def build_conditions(cfg: ConditioningConfig, embed_dim: int) -> dict[str, Condition]:
+    """The conditions a config describes, in `cfg.names()` order."""
+    conditions: dict[str, Condition] = {}
+    if cfg.labels:
+        conditions["label"] = LabelCondition(cfg.labels, embed_dim)
+    if cfg.text:
+        conditions["text"] = TextCondition(cfg.text, embed_dim)
+    for name, span in cfg.numbers.items():
+        conditions[name] = NumberCondition(name, span, embed_dim)
+    return conditions
+
+
+def null_like(values, batch: int):
+    """A null batch of the same kind as `values` (for joining batches that lack a condition)."""
+    if isinstance(values, list):
+        return [TextCondition.null_value] * batch
+    fill = NumberCondition.null_value if values.is_floating_point() else LabelCondition.null_value
+    return torch.full((batch, *values.shape[1:]), fill, dtype=values.dtype, device=values.device)
+
+
+def join(first: dict, second: dict, batch: int) -> dict:
+    """Stack two condition batches of size `batch` into one of 2 * batch (missing = null)."""
+    out = {}
+    for key in dict.fromkeys([*first, *second]):
+        a, b = first.get(key), second.get(key)
+        a = null_like(b, batch) if a is None else a
+        b = null_like(a, batch) if b is None else b
+        out[key] = a + b if isinstance(a, list) else torch.cat([a, b.to(a.device)])
+    return out
+
+
 class Conditioner(nn.Module):
-    """Condition dict -> (embedding `[batch, embed_dim]`, context or None)."""
+    """Condition batch -> (embedding `[batch, embed_dim]`, context or None), summed over the
+    model's conditions; a condition missing from the batch is null for every item."""
 
     def __init__(self, cfg: ConditioningConfig, embed_dim: int):
         super().__init__()
@@ -172,54 +335,25 @@ class Conditioner(nn.Module):
         if unresolved:
             raise ConditionError(f"conditioning {unresolved} still 'auto'; they are filled from the data when training starts")
         self.cfg = cfg
-        self.label_embed = nn.Embedding(len(cfg.labels) + 1, embed_dim) if cfg.labels else None
-        self.text = None
-        if cfg.text:
-            if cfg.text.encoder not in TEXT_ENCODERS:
-                raise ConditionError(f"text.encoder={cfg.text.encoder!r}; choose one of {sorted(TEXT_ENCODERS)}")
-            self.text = TEXT_ENCODERS[cfg.text.encoder](cfg.text)
-        self.text_proj = nn.Linear(self.text_dim, embed_dim) if cfg.text else None
-        self.number_mlps = nn.ModuleDict(
-            {name: nn.Sequential(nn.Linear(16, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)) for name in cfg.numbers}
-        )
-        self.number_null = nn.ParameterDict({name: nn.Parameter(torch.zeros(embed_dim)) for name in cfg.numbers})
+        self.conditions = nn.ModuleDict(build_conditions(cfg, embed_dim))
         self.embed_dim = embed_dim
 
     @property
-    def text_dim(self) -> int | None:
-        if self.text is None:
-            return None
-        return self.text.dim if isinstance(self.text, PretrainedTextEncoder) else self.cfg.text.dim
-
-    @property
     def context_dim(self) -> int | None:
-        return self.text_dim
+        return next((c.context_dim for c in self.conditions.values() if c.context_dim), None)
 
     def forward(self, cond: dict, batch: int, device) -> tuple[torch.Tensor, tuple | None]:
-        unknown = sorted(set(cond) - set(self.cfg.names()))
+        unknown = sorted(set(cond) - set(self.conditions))
         if unknown:
-            raise ConditionError(f"conditions {unknown} are not taken by this model; it takes {self.cfg.names()}")
+            raise ConditionError(f"conditions {unknown} are not taken by this model; it takes {list(self.conditions)}")
         emb = torch.zeros(batch, self.embed_dim, device=device)
         context = None
-        if self.label_embed is not None:
-            labels = cond.get("label")
-            labels = torch.full((batch,), -1, device=device) if labels is None else labels.to(device)
-            null = len(self.cfg.labels)
-            emb = emb + self.label_embed(torch.where(labels < 0, torch.full_like(labels, null), labels))
-        if self.text is not None:
-            texts = cond.get("text") or [""] * batch
-            tokens, mask, pooled = self.text(list(texts), device)
-            emb = emb + self.text_proj(pooled)
-            context = (tokens, mask)
-        for name, (low, high) in self.cfg.numbers.items():
+        for name, condition in self.conditions.items():
             values = cond.get(name)
-            values = torch.full((batch,), math.nan, device=device) if values is None else values.to(device).float()
-            scaled = (values - low) / max(high - low, 1e-8)
-            features = self.number_mlps[name](fourier_features(torch.nan_to_num(scaled), 8))
-            emb = emb + torch.where(torch.isnan(values)[:, None], self.number_null[name][None], features)
+            part, part_context = condition(condition.null(batch, device) if values is None else values, device)
+            emb = emb + part
+            context = part_context if part_context is not None else context
         return emb, context
-
-    # -- turning user values into a condition batch
 
     def prepare(self, batch: int, **values) -> dict:
         """User values (a label name or index, a caption, numbers; one value or one per item)
@@ -228,37 +362,18 @@ class Conditioner(nn.Module):
         for name, value in values.items():
             if value is None:
                 continue
-            if name not in self.cfg.names():
+            if name not in self.conditions:
                 raise ConditionError(
-                    f"this model does not take '{name}'; it takes {self.cfg.names() or 'no conditions (unconditional)'}"
+                    f"this model does not take '{name}'; it takes {list(self.conditions) or 'no conditions (unconditional)'}"
                 )
-            items = list(value) if isinstance(value, (list, tuple)) else [value] * batch
-            if len(items) != batch:
-                raise ConditionError(f"{name}: got {len(items)} values for a batch of {batch}")
-            if name == "label":
-                cond["label"] = torch.tensor([self.label_index(item) for item in items], dtype=torch.long)
-            elif name == "text":
-                cond["text"] = [str(item) for item in items]
-            else:
-                cond[name] = torch.tensor([self._number(name, item) for item in items], dtype=torch.float32)
+            cond[name] = self.conditions[name].parse(value, batch)
         return cond
 
-    def label_index(self, label) -> int:
-        labels = self.cfg.labels
-        if isinstance(label, int) and not isinstance(label, bool):
-            if -1 <= label < len(labels):
-                return label
-        elif str(label) in labels:
-            return labels.index(str(label))
-        raise ConditionError(f"unknown label {label!r}; this model knows {labels}")
-
-    def _number(self, name: str, value) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConditionError(f"{name}={value!r} is not a number") from None
-        low, high = self.cfg.numbers[name]
-        span = high - low
-        if not math.isnan(number) and not (low - 0.5 * span <= number <= high + 0.5 * span):
-            raise ConditionError(f"{name}={number:g} is far outside the trained range [{low:g}, {high:g}]")
-        return number
+    def drop(self, batch: dict, generator: torch.Generator, device) -> dict:
+        """Training dropout: each condition of each item is nulled with its probability."""
+        cond = {}
+        for name, condition in self.conditions.items():
+            size = len(batch[name])
+            keep = torch.rand(size, generator=generator) >= self.cfg.drop_prob_for(name)
+            cond[name] = condition.keep(batch[name], keep, device)
+        return cond

@@ -14,7 +14,7 @@ import torch.nn as nn
 from audiodiff.audio import save_audio
 from audiodiff.config import DiffusionRunConfig, TrainConfig, to_dict
 from audiodiff.data.dataset import DatasetError, collate, make_dataset, scan_items
-from audiodiff.diffusion.objective import v_loss
+from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.models.conditioning import tokenize
 from audiodiff.pipeline import Pipeline, build_model
 from audiodiff.plots import plot_spectrograms
@@ -90,27 +90,11 @@ class DiffusionTask:
     def wrap(self, wrap_fn) -> None:
         self.net = wrap_fn(self.model)
 
-    def _drop(self, batch: dict, generator: torch.Generator) -> dict:
-        """Conditioning dropout: each condition of each item is nulled with its probability."""
-        cond_cfg = self.config.conditioning
-        cond = {}
-        size = batch["x"].shape[0]
-        for name in cond_cfg.names():
-            keep = torch.rand(size, generator=generator) >= cond_cfg.drop_prob_for(name)
-            value = batch[name]
-            if name == "text":
-                cond[name] = [text if k else "" for text, k in zip(value, keep.tolist())]
-            elif name == "label":
-                cond[name] = torch.where(keep, value, torch.full_like(value, -1)).to(self.device)
-            else:
-                cond[name] = torch.where(keep, value, torch.full_like(value, math.nan)).to(self.device)
-        return cond
-
     def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
         x = batch["x"].to(self.device, non_blocking=True)
-        cond = self._drop(batch, ctx.generator)
+        cond = self.model.conditioner.drop(batch, ctx.generator, self.device)
         with ctx.autocast():
-            loss = v_loss(self.net, x, cond, self.config.diffusion.shift, ctx.generator)
+            loss = OBJECTIVES[self.config.diffusion.objective].loss(self.net, x, cond, self.config.diffusion.shift, ctx.generator)
         ctx.backward(loss, self.model, self.optimizer)
         return {"loss": float(loss.detach())}
 

@@ -35,10 +35,12 @@ from audiodiff.checkpoint import (
     read_json,
     remove_checkpoint,
     save_tensors,
+    write_atomic,
     write_checkpoint,
     write_json,
 )
 from audiodiff.config import TrainConfig
+from audiodiff.errors import UserError
 from audiodiff.train.distributed import Distributed
 
 __all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext"]
@@ -48,7 +50,7 @@ __all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext"]
 DIE_AT_STEP_ENV, DIE_RANK_ENV = "AUDIODIFF_TEST_DIE_AT_STEP", "AUDIODIFF_TEST_DIE_RANK"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """A run that cannot go on; the message says why and what to change."""
 
 
@@ -160,7 +162,7 @@ class Batches:
 
 
 class StreamBatches(Batches):
-    """Batches from an iterable dataset that forms them itself (`audiodiff.data.shards.ShardStream`):
+    """Batches from an iterable dataset that forms them itself (`audiodiff.data.dataset.ShardStream`):
     it is told the epoch and how many batches were used, and streams the rest. Its order depends
     on the number of streams (processes x workers); a resume with another count starts a new epoch."""
 
@@ -393,10 +395,8 @@ class Trainer:
                 continue
             if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
                 kept.append(line + "\n")
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            temporary.write_text("".join(kept), encoding="utf-8")
-            os.replace(temporary, path)
+            write_atomic(path, lambda temporary: temporary.write_text("".join(kept), encoding="utf-8"))
         except OSError as error:
             raise self._log_error(error) from None
 

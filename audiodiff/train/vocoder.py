@@ -1,5 +1,6 @@
 """The vocoder training task: audio segments, their mels, a generator and discriminators,
-one GAN step per batch (`gan_step`), previews of real clips resynthesised."""
+one GAN step per batch (`gan_step`, through the trainer's `StepContext.backward`), previews of
+real clips resynthesised."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from audiodiff.data.dataset import collate, make_dataset, scan_items
 from audiodiff.plots import plot_spectrograms
 from audiodiff.train.trainer import StepContext
 from audiodiff.vocoder.discriminators import Discriminators
+from audiodiff.vocoder.gan import GANVocoder
 from audiodiff.vocoder.generators import build_generator
-from audiodiff.vocoder.losses import LossWeights, mel_l1_loss
+from audiodiff.vocoder.losses import mel_l1_loss
 from audiodiff.vocoder.training import gan_step
 
 __all__ = ["VocoderTask"]
@@ -32,8 +34,6 @@ class VocoderTask:
         self.dataset = make_dataset(items, config.data, None)
         self.num_workers = config.data.num_workers
         self.preview_items = items[:: max(1, len(items) // 4)][:4]
-        loss = config.loss
-        self.weights = LossWeights(mel=loss.mel, feature_matching=loss.feature_matching, adversarial=loss.adversarial, stft=loss.stft)
 
     def collate(self, rows: list[dict]) -> dict:
         return collate(rows)
@@ -68,37 +68,27 @@ class VocoderTask:
             mel,
             audio,
             self.mel_spec,
-            self.weights,
+            self.config.loss,
             adversarial=ctx.step >= self.config.loss.discriminator_start,
-            autocast_dtype=ctx.trainer.amp_dtype,
-            scaler=ctx.trainer.scaler,
-            max_grad_norm=self.config.loss.max_grad_norm or None,
+            ctx=ctx,
         )
-        if losses.pop("skipped_updates", 0):
-            ctx.trainer.bad_step = True
+        losses.pop("skipped_updates")  # ctx.backward has told the trainer (bad_step)
         return losses
 
     def export_config(self) -> dict:
-        return {
-            "kind": "gan",
-            "generator": self.generator.name,
-            "generator_config": self.generator.config,
-            "mel": self.mel_spec.to_dict(),
-            "folded": False,
-            "recipe": to_dict(self.config),
-            "dataset": self.report.to_dict(),
-        }
+        info = {"recipe": to_dict(self.config), "dataset": self.report.to_dict()}
+        return GANVocoder(self.generator, info).config()  # it sets eval mode; gan_step sets train again
 
     @torch.no_grad()
     def preview(self, module: nn.Module, out_dir: Path, step: int) -> None:
         """Real clips and their resynthesis (wavs), a spectrogram grid and the mel L1."""
-        module.eval()
+        vocoder = GANVocoder(module)  # in eval mode
         out_dir.mkdir(parents=True, exist_ok=True)
         clips, titles, distances = [], [], []
         for index, item in enumerate(self.preview_items):
             audio = self.dataset.loader.segment(item, seed=index)
             audio = audio[:, : self.mel_spec.num_samples(self.mel_spec.num_frames(audio.shape[-1]))].to(self.device)
-            fake = module(self.mel_spec(audio))[0].clamp(-1, 1)
+            fake = vocoder.round_trip(audio)[0]
             distances.append(mel_l1_loss(fake[None], audio[None], self.mel_spec).item())
             save_audio(out_dir / f"real_{index}.wav", audio.cpu(), self.mel_spec.sample_rate)
             save_audio(out_dir / f"vocoded_{index}.wav", fake.cpu(), self.mel_spec.sample_rate)

@@ -26,11 +26,8 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 from audiodiff.audio import stft
 
 __all__ = [
-    "DISCRIMINATORS",
-    "Discriminators",
-    "MultiPeriodDiscriminator",
-    "MultiResolutionDiscriminator",
-    "MultiScaleDiscriminator",
+    "DISCRIMINATORS", "Discriminators", "MultiPeriodDiscriminator", "MultiResolutionDiscriminator",
+    "MultiScaleDiscriminator"
 ]
 
 Outputs = tuple[list[torch.Tensor], list[list[torch.Tensor]]]

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from audiodiff.audio import MelSpec, istft
-from audiodiff.vocoder import Vocoder
+from audiodiff.vocoder.base import Vocoder
 from audiodiff.vocoder.generators import IstftGenerator
 
 __all__ = ["ExportedVocoder", "export_vocoder", "PARITY_TOLERANCE"]

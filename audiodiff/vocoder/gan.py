@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from audiodiff.audio import MelSpec
-from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_state_dict, save_tensors, write_checkpoint, write_json
-from audiodiff.vocoder import Vocoder
+from audiodiff.checkpoint import CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, load_state_dict, save_tensors, write_checkpoint, write_json
+from audiodiff.vocoder.base import VOCODER_KINDS, Vocoder
 from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
 
 __all__ = ["GANVocoder"]
@@ -42,11 +42,10 @@ class GANVocoder(Vocoder):
         return self
 
     def config(self) -> dict:
-        return {
-            "kind": self.kind,
+        """The checkpoint's config.json: the one writer of it (save_pretrained, the training task)."""
+        return super().config() | {
             "generator": self.generator.name,
             "generator_config": self.generator.config,
-            "mel": self.mel_spec.to_dict(),
             "folded": self.folded,
             **{k: v for k, v in self.info.items() if k not in ("path",)},
         }
@@ -89,3 +88,6 @@ class GANVocoder(Vocoder):
         vocoder = cls(generator, info)
         vocoder.folded = folded
         return vocoder.fold()
+
+
+VOCODER_KINDS["gan"] = (GANVocoder.from_folder, ("kind", "mel", "generator", "generator_config", "folded", *INFO_KEYS))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +28,8 @@ from torch.nn.utils.parametrizations import weight_norm
 from audiodiff.audio import MelSpec, istft
 
 __all__ = [
-    "GENERATORS",
-    "Generator",
-    "HiFiGAN",
-    "HiFiGANConfig",
-    "IstftGenerator",
-    "IstftGeneratorConfig",
-    "build_generator",
-    "derive_upsample_rates",
+    "GENERATORS", "Generator", "HiFiGAN", "HiFiGANConfig", "IstftGenerator", "IstftGeneratorConfig",
+    "build_generator", "derive_upsample_rates"
 ]
 
 MAX_STAGES = 64  # upsampling stages, resblocks, dilations or ConvNeXt layers: far beyond any real vocoder

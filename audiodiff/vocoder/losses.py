@@ -1,40 +1,21 @@
 """Vocoder losses: least-squares GAN, feature matching, mel L1, multi-resolution STFT.
 
 Audio is `[batch, 1, samples]` (or `[batch, samples]`); logits and feature maps are the lists a
-`Discriminators` returns. Each loss is an unweighted scalar; `LossWeights` holds the weights that
-`gan_step` applies, in one place.
+`Discriminators` returns. Each loss is an unweighted scalar; `gan_step` weights them by a
+`VocoderLossConfig` (the `loss` section of a vocoder recipe), also known here as `LossWeights`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from audiodiff.audio import MelSpec, stft
+from audiodiff.config import VocoderLossConfig as LossWeights
 
 __all__ = [
-    "LossWeights",
-    "discriminator_loss",
-    "feature_matching_loss",
-    "generator_adversarial_loss",
-    "mel_l1_loss",
-    "multi_resolution_stft_loss",
+    "LossWeights", "discriminator_loss", "feature_matching_loss", "generator_adversarial_loss", "mel_l1_loss",
+    "multi_resolution_stft_loss"
 ]
-
-
-@dataclasses.dataclass
-class LossWeights:
-    """Weights of the generator's loss terms. Defaults are HiFi-GAN's (mel x45, features x2).
-
-    `stft` (multi-resolution STFT loss, Parallel WaveGAN) is off by default; set it (e.g. 1-2.5)
-    to add it beside, or instead of, the mel loss.
-    """
-
-    mel: float = 45.0
-    feature_matching: float = 2.0
-    adversarial: float = 1.0
-    stft: float = 0.0
 
 
 def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:

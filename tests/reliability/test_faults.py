@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import audiodiff.checkpoint as checkpoint_module
 import audiodiff.train.trainer as trainer_module
-from audiodiff.checkpoint import WEIGHTS, list_checkpoints
+from audiodiff.checkpoint import WEIGHTS, list_checkpoints, write_atomic
 from audiodiff.cli import main
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer, TrainingError
@@ -98,6 +98,19 @@ def test_a_failed_rename_restores_the_checkpoint_it_was_replacing(tmp_path, synt
     after = load_file(path / WEIGHTS)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     record("failed_write", fault="rename of a finished checkpoint fails (I/O error)", stopped_with_message=True, previous_intact=True)
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "manifest.jsonl"
+    target.write_text("old\n")
+
+    def write(temporary):
+        temporary.write_text("half a fil")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(target, write)
+    assert target.read_text() == "old\n" and list(tmp_path.iterdir()) == [target]
 
 
 class FailingLog:

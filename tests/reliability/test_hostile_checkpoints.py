@@ -129,6 +129,7 @@ CONFIG_CASES = {
     "absurd sample rate": (lambda c: c["mel"].update(sample_rate=10**12), [r"sample_rate"]),
     "huge text model": (lambda c: c["conditioning"].update(text={"dim": 64, "layers": 10**8}), [r"layers"]),
     "not a diffusion model": (lambda c: c.update(kind="evil"), [r"kind"]),
+    "a top-level typo": (lambda c: c.update(samplng=c["sampling"]), [r"unknown top-level key\(s\) \['samplng'\]", r"'sampling'"]),
     "vocoder outside the folder": (lambda c: c["sampling"].update(vocoder="../../../etc"), [r"vocoder"]),
 }
 
@@ -211,6 +212,10 @@ VOCODER_CASES = {
     ),
     "a million layers": (lambda folder, marker: edit_config(folder, lambda c: c["generator_config"].update(num_layers=10**6)), ["num_layers"]),
     "not a vocoder": (lambda folder, marker: edit_config(folder, lambda c: c.update(kind="diffusion")), ["not a vocoder"]),
+    "a top-level typo": (
+        lambda folder, marker: edit_config(folder, lambda c: c.update(generatr=c["generator"])),
+        [r"unknown top-level key\(s\) \['generatr'\]", r"'generator'"],
+    ),
 }
 
 

@@ -25,21 +25,13 @@ import torch
 import torchaudio
 from tqdm.auto import tqdm
 
+from audiodiff.data.manifest import write_jsonl
+from audiodiff.errors import UserError
+
 __all__ = [
-    "BuildError",
-    "BuildReport",
-    "MissingToolError",
-    "SPLIT_FRACTIONS",
-    "fit_to_length",
-    "hash_split",
-    "parallel_map",
-    "prepare_out_dir",
-    "require_tool",
-    "resample_mono",
-    "speech_bounds",
-    "stable_fraction",
-    "tool_version",
-    "write_outputs",
+    "BuildError", "BuildReport", "MissingToolError", "SPLIT_FRACTIONS", "fit_to_length", "hash_split",
+    "parallel_map", "prepare_out_dir", "require_tool", "resample_mono", "speech_bounds", "stable_fraction",
+    "tool_version", "write_outputs"
 ]
 
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
@@ -49,7 +41,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError, RuntimeError):
     """A dataset build that cannot start or finish; the message says what to change."""
 
 
@@ -294,11 +286,7 @@ def write_outputs(report: BuildReport, rows: list[dict], info: dict, started: fl
     """Write manifest.jsonl (atomically, so a crash leaves no half manifest) and info.json."""
     report.count(rows)
     report.seconds_taken = time.perf_counter() - started
-    partial = report.manifest.with_suffix(".jsonl.partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(partial, report.manifest)
+    write_jsonl(report.manifest, rows)
     info = {**info, "report": report.to_dict()}
     with open(report.out_dir / "info.json", "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2, ensure_ascii=False)

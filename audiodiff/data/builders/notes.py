@@ -38,14 +38,8 @@ from audiodiff.data.builders.common import (
 )
 
 __all__ = [
-    "DEFAULT_PROGRAMS",
-    "DEFAULT_SOUNDFONT",
-    "DEFAULT_VELOCITIES",
-    "GM_FAMILIES",
-    "GM_PROGRAMS",
-    "build_notes",
-    "midi_file",
-    "note_name",
+    "DEFAULT_PROGRAMS", "DEFAULT_SOUNDFONT", "DEFAULT_VELOCITIES", "GM_FAMILIES", "GM_PROGRAMS", "build_notes",
+    "midi_file", "note_name"
 ]
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"

@@ -1,5 +1,5 @@
-"""`audiodiff eval`: generated clips (or a checkpoint to sample them from) against real clips,
-reported beside the floor that real clips reach; and the classifier behind the scores.
+"""`audiodiff eval`, over `evaluate_folders` (`metrics.evaluate`): generated clips (or a checkpoint
+to sample them from) against real clips, beside the floor that real clips reach; and its classifier.
 
 The floor is the same evaluation with real clips of another split (e.g. train) in the generated
 clips' place, as many per label as were generated, against the same reference. Real audio is as
@@ -30,31 +30,25 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AUDIO_EXTENSIONS, audio_info, crop_or_pad, load_audio, save_audio
-from audiodiff.metrics import AudioClassifier, evaluate_classifier, evaluate_folders, find_audio, train_classifier
+from audiodiff.config import DataConfig
+from audiodiff.data.dataset import DatasetError, scan_items
+from audiodiff.data.layouts import manifest_file
+from audiodiff.errors import UserError
+from audiodiff.metrics.classifier import AudioClassifier, evaluate_classifier, train_classifier
 from audiodiff.metrics.embeddings import EMBEDDINGS
+from audiodiff.metrics.evaluate import evaluate_folders, find_audio
 from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_spectrogram_grid
 
 __all__ = [
-    "SCORES",
-    "ClipSet",
-    "EvaluationError",
-    "available_splits",
-    "check_labels",
-    "evaluate",
-    "floor_subset",
-    "load_classifier",
-    "load_clips",
-    "sample_checkpoint",
-    "train_evaluation_classifier",
-    "write_report",
+    "SCORES", "ClipSet", "EvaluationError", "available_splits", "check_labels", "evaluate", "floor_subset",
+    "load_classifier", "load_clips", "sample_checkpoint", "train_evaluation_classifier", "write_report"
 ]
 
-MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv")
 FOLDER_SPLITS = ("train", "valid", "validation", "test")  # subfolder names read as splits
 MIN_FRECHET_CLIPS = 2  # per set; a number worth reporting needs more clips than embedding dimensions
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """Input an evaluation cannot use; the message names the value and the fix."""
 
 
@@ -88,20 +82,9 @@ class ClipSet:
         return list(zip(self.paths, self.labels))
 
 
-def _manifest(path: Path) -> Path | None:
-    if path.is_file() and path.suffix.lower() in (".jsonl", ".csv"):
-        return path
-    if path.is_dir():
-        return next((path / name for name in MANIFEST_NAMES if (path / name).is_file()), None)
-    return None
-
-
 @functools.lru_cache(maxsize=4)
 def _manifest_items(path: str) -> tuple:
     """The usable items of a manifest (checked once per process; unreadable files are skipped)."""
-    from audiodiff.config import DataConfig
-    from audiodiff.data.dataset import DatasetError, scan_items
-
     try:
         items, _ = scan_items(DataConfig(path=path, layout="manifest", split=None), progress=False)
     except DatasetError as error:
@@ -112,7 +95,7 @@ def _manifest_items(path: str) -> tuple:
 def available_splits(source: str | os.PathLike) -> list[str]:
     """The splits a source offers: a manifest's `split` values, or a folder's split subfolders."""
     path = Path(source).expanduser()
-    manifest = _manifest(path)
+    manifest = manifest_file(path)
     if manifest is not None:
         return sorted({item.split for item in _manifest_items(str(path)) if item.split})
     if path.is_dir():
@@ -128,7 +111,7 @@ def load_clips(source: str | os.PathLike, split: str | None = None, side: str = 
         raise EvaluationError(
             f"{side} {path}: no such file or folder; pass a folder of audio (ROOT/LABEL/clip.wav) or a dataset manifest"
         )
-    if _manifest(path) is not None:
+    if manifest_file(path) is not None:
         return _manifest_clips(path, split, side)
     if path.is_file():
         raise EvaluationError(f"{side} {path}: not a folder nor a .jsonl/.csv manifest")
