@@ -62,11 +62,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_tasks() -> dict:
-    from audiodiff.config import DiffusionRunConfig, VocoderRunConfig
+    from audiodiff.config import DiffusionRunConfig, DistillRunConfig, VocoderRunConfig
     from audiodiff.train.diffusion import DiffusionTask
+    from audiodiff.train.distill import DistillTask
     from audiodiff.train.vocoder import VocoderTask
 
-    return {"diffusion": (DiffusionRunConfig, DiffusionTask), "vocoder": (VocoderRunConfig, VocoderTask)}
+    return {
+        "diffusion": (DiffusionRunConfig, DiffusionTask),
+        "distill": (DistillRunConfig, DistillTask),
+        "vocoder": (VocoderRunConfig, VocoderTask),
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from audiodiff.models.conditioning import ConditioningConfig
 from audiodiff.models.unet import UNetConfig
 
 __all__ = [
-    "ConfigError", "DataConfig", "DiffusionConfig", "DiffusionRunConfig", "SamplingConfig", "TrainConfig",
+    "ConfigError", "DataConfig", "DiffusionConfig", "DiffusionRunConfig", "DistillConfig", "DistillRunConfig", "StudentConfig", "SamplingConfig", "TrainConfig",
     "VocoderLossConfig", "VocoderModelConfig", "VocoderRunConfig", "apply_overrides", "from_dict", "load_yaml",
     "to_dict"
 ]
@@ -260,6 +260,16 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class StudentConfig:
+    """What a distilled student records about itself (see `DistillConfig`)."""
+
+    teacher: str = ""  # the checkpoint or bundled name it was distilled from
+    method: Literal["guidance", "progressive"] = "guidance"
+    steps: int = 1  # the step count it was distilled for
+    guidance_range: list[float] | None = None  # guidance is an input over this range (None: baked in)
+
+
+@dataclasses.dataclass
 class DiffusionRunConfig:
     """A diffusion training run: what a recipe's config.yaml holds."""
 
@@ -271,6 +281,7 @@ class DiffusionRunConfig:
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    student: StudentConfig | None = None  # set on distilled students
 
     def __post_init__(self):
         wave = self.data.representation == "wave"
@@ -282,6 +293,29 @@ class DiffusionRunConfig:
             raise ConfigError(f"model.in_channels={self.model.in_channels} must equal data.channels={self.data.channels}")
         if self.mel.sample_rate != self.data.sample_rate and not wave:
             raise ConfigError(f"mel.sample_rate={self.mel.sample_rate} must equal data.sample_rate={self.data.sample_rate}")
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    teacher: str = "digits"  # a bundled model, checkpoint or run directory
+    method: Literal["guidance", "progressive"] = "guidance"
+    guidance_range: list[float] = dataclasses.field(default_factory=lambda: [1.0, 4.0])  # scales a guidance student learns
+    guidance: float = 2.0  # progressive from a teacher without a guidance input: the scale baked in
+    student_steps: int = 8  # progressive: the student's sampling steps (its teacher takes twice as many)
+    init_from_teacher: bool = True  # start from the teacher's weights (same architecture only)
+
+
+@dataclasses.dataclass
+class DistillRunConfig:
+    """A distillation run: the student is the teacher's config with `model`, `data` and `sampling`
+    overrides on top, trained on the teacher's predictions."""
+
+    kind: Literal["distill"] = "distill"
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)  # keys of DataConfig
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # keys of UNetConfig (default: the teacher's)
+    sampling: dict[str, Any] = dataclasses.field(default_factory=dict)  # keys of SamplingConfig
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -184,6 +184,8 @@ def _number_specs(pipe: Pipeline) -> list[tuple[str, float, float]]:
     """(name, low, high) of each number condition, with its trained range."""
     specs = []
     for name, span in pipe.config.conditioning.numbers.items():
+        if name not in pipe.conditions:
+            continue
         low, high = (float(span[0]), float(span[1])) if isinstance(span, (list, tuple)) and len(span) == 2 else (0.0, 1.0)
         specs.append((name, low, high))
     return specs

@@ -25,6 +25,7 @@ from audiodiff.checkpoint import (
     write_checkpoint, write_json,
 )
 from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
+from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.editing import inpaint, slerp, vary
 from audiodiff.diffusion.objective import OBJECTIVES, angles_for_steps
 from audiodiff.diffusion.samplers import get_sampler, guided
@@ -163,7 +164,8 @@ class Pipeline:
 
     @property
     def conditions(self) -> list[str]:
-        return self.config.conditioning.names()
+        """What a user conditions on (a student's guidance input is set by `guidance=`)."""
+        return [name for name in self.config.conditioning.names() if name != GUIDANCE]
 
     @property
     def labels(self) -> list[str]:
@@ -201,12 +203,23 @@ class Pipeline:
         """The request made concrete for a batch of n: the guided sampler-level model, the
         condition batch, steps, sampler and per-item noise."""
         conditioner = self.model.conditioner
-        cond = conditioner.prepare(n, **request.conditions)
-        negative = conditioner.prepare(n, **request.negatives)
+        network = OBJECTIVES[self.config.diffusion.objective].as_model(self.model)
         scale = self.config.sampling.guidance if request.guidance is None else float(request.guidance)
-        if not cond and not negative:
-            scale = 1.0  # nothing to guide towards
-        model = guided(OBJECTIVES[self.config.diffusion.objective].as_model(self.model), scale, negative, request.guidance_interval)
+        negative = conditioner.prepare(n, **request.negatives)
+        if GUIDANCE in conditioner.conditions:  # a guidance-distilled student: the scale is an input, one call per step
+            if negative or tuple(request.guidance_interval) != (0.0, 1.0):
+                teacher = self.config.student.teacher if self.config.student else "its teacher"
+                raise ConditionError(
+                    "this student takes guidance as an input and was distilled without negative conditions or a "
+                    f"guidance interval; use its teacher ({teacher}) for negative_* and guidance_interval"
+                )
+            cond = conditioner.prepare(n, **{GUIDANCE: scale, **request.conditions})
+            model = network
+        else:
+            cond = conditioner.prepare(n, **request.conditions)
+            if not cond and not negative:
+                scale = 1.0  # nothing to guide towards
+            model = guided(network, scale, negative, request.guidance_interval)
         seeds = [int(request.seed) + i for i in range(n)]
         return _Sampling(
             model, cond, self.config.sampling.steps if request.steps is None else request.steps,

@@ -1,0 +1,108 @@
+"""The distillation task: a student U-Net trained on its teacher's predictions (`kind: distill`).
+
+The student is a diffusion checkpoint like any other, built from the teacher's config with the
+recipe's `model` / `data` / `sampling` overrides; its `student` section names the teacher, the
+method and the steps it was distilled for. Everything around the step (data, EMA, previews,
+resume, torchrun) is the diffusion task's and the trainer's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn as nn
+
+from audiodiff.config import DiffusionRunConfig, DistillRunConfig, StudentConfig, TrainConfig, from_dict, to_dict
+from audiodiff.diffusion.distill import GUIDANCE, guidance_loss, progressive_loss
+from audiodiff.diffusion.objective import OBJECTIVES
+from audiodiff.diffusion.samplers import guided
+from audiodiff.pipeline import Pipeline
+from audiodiff.train.diffusion import DiffusionTask
+from audiodiff.train.trainer import StepContext, TrainingError
+
+__all__ = ["DistillTask", "student_config"]
+
+
+def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> DiffusionRunConfig:
+    """The student's run config: the teacher's, the recipe's overrides, a guidance input for
+    guidance distillation, the `student` record and the step count it samples with."""
+    method = run.distill.method
+    data = to_dict(teacher)
+    for section in ("data", "model", "sampling"):
+        data[section].update(getattr(run, section))
+    data["train"] = to_dict(run.train)
+    guidance_range = teacher.student.guidance_range if teacher.student else None
+    if method == "guidance":
+        guidance_range = [float(v) for v in run.distill.guidance_range]
+        data["conditioning"]["numbers"][GUIDANCE] = guidance_range
+        data["conditioning"]["drop"][GUIDANCE] = 0.0
+        steps = run.sampling.get("steps", teacher.sampling.steps)
+    else:
+        steps = run.distill.student_steps
+        data["sampling"] = {**data["sampling"], "sampler": run.sampling.get("sampler", "ddim"), "steps": steps}
+    data["student"] = to_dict(StudentConfig(run.distill.teacher, method, steps, guidance_range))
+    return from_dict(DiffusionRunConfig, data)
+
+
+class DistillTask(DiffusionTask):
+    def __init__(self, config: DistillRunConfig, verbose: bool = True):
+        self.run, self.verbose = config, verbose
+        self.teacher = Pipeline.from_pretrained(config.distill.teacher)
+        if config.distill.method == "progressive" and config.distill.student_steps < 1:
+            raise TrainingError(f"distill.student_steps={config.distill.student_steps}: must be at least 1")
+        super().__init__(student_config(self.teacher.config, config), verbose)
+
+    def build(self, device: torch.device, cfg: TrainConfig) -> None:
+        super().build(device, cfg)
+        teacher = self.teacher.model.to(device).eval().requires_grad_(False)
+        self.teacher_model = OBJECTIVES[self.teacher.config.diffusion.objective].as_model(teacher)
+        if self.run.distill.method == "progressive" and GUIDANCE not in teacher.conditioner.conditions:
+            # a teacher without a guidance input: distil its guided prediction at one fixed scale
+            self.teacher_model = guided(self.teacher_model, self.run.distill.guidance)
+        if self.run.distill.init_from_teacher:
+            self._init_from(teacher)
+
+    def _init_from(self, teacher: nn.Module) -> None:
+        """Copy the teacher's weights; a new guidance input starts at zero, so the student starts
+        as the teacher's conditional prediction."""
+        own = self.model.state_dict()
+        theirs = teacher.state_dict()
+        mismatched = [k for k, v in theirs.items() if k not in own or own[k].shape != v.shape]
+        if mismatched or any(k not in theirs and f".{GUIDANCE}." not in k for k in own):
+            raise TrainingError(
+                f"distill.init_from_teacher: the student's architecture differs from the teacher's ({mismatched[:3]}); "
+                "set distill.init_from_teacher=false to train the student from scratch"
+            )
+        self.model.load_state_dict({**own, **theirs})
+        if GUIDANCE in self.model.conditioner.conditions and GUIDANCE not in teacher.conditioner.conditions:
+            last = self.model.conditioner.conditions[GUIDANCE].mlp[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        if self.verbose:
+            print(f"student initialised from the teacher ({self.run.distill.teacher})", file=sys.stderr)
+
+    def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
+        x = batch["x"].to(self.device, non_blocking=True)
+        cond = self.model.conditioner.drop(batch, ctx.generator, self.device)
+        cond.pop(GUIDANCE, None)
+        student = OBJECTIVES[self.config.diffusion.objective].as_model(self.net)
+        shift = self.config.diffusion.shift
+        with ctx.autocast():
+            if self.run.distill.method == "guidance":
+                loss = guidance_loss(student, self.teacher_model, x, cond, tuple(self.run.distill.guidance_range), shift, ctx.generator)
+            else:
+                guidance_range = self.config.student.guidance_range
+                if guidance_range is not None:  # the student of a guidance student keeps its scale input
+                    low, high = guidance_range
+                    scale = low + (high - low) * torch.rand(x.shape[0], generator=ctx.generator)
+                    cond[GUIDANCE] = scale.to(self.device)
+                loss = progressive_loss(student, self.teacher_model, x, cond, self.config.student.steps, shift, ctx.generator)
+        ctx.backward(loss, self.model, self.optimizer)
+        return {"loss": float(loss.detach())}
+
+    def export_config(self) -> dict:
+        data = super().export_config()
+        data["source"] = {"distill": to_dict(self.run.distill)}
+        return data
+

@@ -1,0 +1,105 @@
+"""Distillation as a training kind: students are checkpoints like any other, sample with their
+own defaults, take guidance as an input, refuse what they were not distilled for, and resume."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from audiodiff.checkpoint import list_checkpoints
+from audiodiff.config import DistillRunConfig, from_dict
+from audiodiff.models.conditioning import ConditionError
+from audiodiff.pipeline import Pipeline
+from audiodiff.train.diffusion import DiffusionTask
+from audiodiff.train.distill import DistillTask
+from audiodiff.train.trainer import Trainer, TrainingError
+from tests.util import tiny_config
+
+TRAIN = {"steps": 4, "batch_size": 3, "ckpt_every": 2, "preview_every": 0, "log_every": 1, "precision": "fp32", "warmup_steps": 1}
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, synth_dir):
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    config = tiny_config(synth_dir, out, conditioning={"labels": "auto"}, train={"steps": 4, "batch_size": 3})
+    Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
+    return out
+
+
+def distill(teacher, out, synth_dir, method="guidance", stop_at=None, resume=False, **distill_options):
+    config = from_dict(DistillRunConfig, {
+        "distill": {"teacher": str(teacher), "method": method, **distill_options},
+        "data": {"path": str(synth_dir)},
+        "train": {**TRAIN, "out_dir": str(out)},
+    })
+    trainer = Trainer(DistillTask(config, verbose=False), config.train, resume=resume, progress=False)
+    return trainer.fit(stop_at=stop_at)
+
+
+@pytest.fixture(scope="module")
+def guidance_student(teacher, synth_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "guidance"
+    distill(teacher, out, synth_dir, guidance_range=[1.0, 4.0])
+    return out
+
+
+def test_a_student_checkpoint_records_its_teacher_method_and_steps(guidance_student, teacher):
+    config = json.loads((list_checkpoints(guidance_student)[-1] / "config.json").read_text())
+    assert config["kind"] == "diffusion"
+    assert config["student"] == {"teacher": str(teacher), "method": "guidance", "steps": 10, "guidance_range": [1.0, 4.0]}
+    assert config["source"]["distill"]["method"] == "guidance"
+
+
+def test_guidance_student_takes_one_call_per_step_and_guidance_changes_it(guidance_student):
+    pipe = Pipeline.from_pretrained(guidance_student)
+    calls = []
+    forward = pipe.model.forward
+    pipe.model.forward = lambda x, t, cond=None: calls.append(x.shape[0]) or forward(x, t, cond)
+    low = pipe.generate(label="low", n=2, steps=3, guidance=1.0, seed=0)
+    assert calls == [2, 2, 2]  # no second, unconditional batch
+    high = pipe.generate(label="low", n=2, steps=3, guidance=4.0, seed=0)
+    assert not torch.allclose(low.audio, high.audio)
+    assert "guidance_scale" not in pipe.conditions
+
+
+def test_guidance_student_refuses_negatives_and_names_its_teacher(guidance_student, teacher):
+    pipe = Pipeline.from_pretrained(guidance_student)
+    with pytest.raises(ConditionError, match="use its teacher"):
+        pipe.generate(label="low", negative_label="high", steps=2)
+    with pytest.raises(ConditionError, match="far outside the trained range"):
+        pipe.generate(label="low", guidance=40.0, steps=2)
+
+
+def test_progressive_student_of_a_guidance_student_samples_with_its_own_steps(guidance_student, synth_dir, tmp_path):
+    out = distill(guidance_student, tmp_path / "progressive", synth_dir, method="progressive", student_steps=2)
+    pipe = Pipeline.from_pretrained(out)
+    assert (pipe.config.sampling.sampler, pipe.config.sampling.steps) == ("ddim", 2)
+    assert pipe.config.student.guidance_range == [1.0, 4.0]  # still an input
+    seen = []
+    pipe.generate(label="high", callback=lambda info: seen.append(info["step"]))
+    assert seen == [0, 1]
+
+
+def test_progressive_student_of_a_plain_teacher_bakes_in_its_guidance(teacher, synth_dir, tmp_path):
+    out = distill(teacher, tmp_path / "plain", synth_dir, method="progressive", student_steps=4, guidance=2.5)
+    pipe = Pipeline.from_pretrained(out)
+    assert pipe.config.student.guidance_range is None and "guidance_scale" not in pipe.model.conditioner.conditions
+
+
+def test_a_killed_distillation_resumes_to_the_same_weights(teacher, synth_dir, tmp_path):
+    full = distill(teacher, tmp_path / "full", synth_dir)
+    distill(teacher, tmp_path / "split", synth_dir, stop_at=2)
+    resumed = distill(teacher, tmp_path / "split", synth_dir, resume=True)
+    for name in ("model.safetensors", "training_state.safetensors"):
+        a, b = load_file(full / name), load_file(resumed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_init_from_teacher_with_another_architecture_is_a_clear_error(teacher, synth_dir, tmp_path):
+    config = from_dict(DistillRunConfig, {
+        "distill": {"teacher": str(teacher)}, "data": {"path": str(synth_dir)}, "model": {"channels": 8, "head_channels": 8},
+        "train": {**TRAIN, "out_dir": str(tmp_path / "small")},
+    })
+    with pytest.raises(TrainingError, match="init_from_teacher=false"):
+        Trainer(DistillTask(config, verbose=False), config.train, progress=False).fit()
