@@ -264,6 +264,7 @@ class StudentConfig:
     """What a distilled student records about itself (see `DistillConfig`)."""
 
     teacher: str = ""  # the checkpoint or bundled name it was distilled from
+    base: str = ""  # the first teacher of the chain: a model sampled with guidance, no distillation
     method: Literal["guidance", "progressive"] = "guidance"
     steps: int = 1  # the step count it was distilled for
     guidance_range: list[float] | None = None  # guidance is an input over this range (None: baked in)

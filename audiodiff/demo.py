@@ -36,7 +36,7 @@ from audiodiff.vocoder import GriffinLimVocoder
 
 __all__ = ["Limits", "ModelStore", "DemoActions", "build_app", "discover_models", "launch"]
 
-DEFAULT_MODEL = "digits"  # the page opens with this bundled model when it is present
+DEFAULT_MODELS = ("digits-fast", "digits")  # the page opens with the first of these that is bundled
 NO_LABEL = ""  # the label dropdown's "no label" choice (unconditional on the label)
 NUMBER_SLOTS = 4  # number sliders on the page; a model's further numbers take their midpoint
 GRIFFIN_LIM_ITERS = 32  # the baseline of the vocoder comparison
@@ -121,9 +121,8 @@ class ModelStore:
         return list(self.sources)
 
     def default_name(self) -> str | None:
-        if DEFAULT_MODEL in self.sources:
-            return DEFAULT_MODEL
-        return self.names[0] if self.sources else None
+        found = [name for name in DEFAULT_MODELS if name in self.sources]
+        return found[0] if found else (self.names[0] if self.sources else None)
 
     def _check(self, name: str) -> str:
         if name not in self.sources:
@@ -302,11 +301,14 @@ class DemoActions:
 
     def model_note(self, name: str, pipe: Pipeline) -> str:
         kind = "mel spectrogram" if pipe.is_mel else "waveform"
-        extra = len(pipe.config.conditioning.numbers) - NUMBER_SLOTS
+        extra = len(_number_specs(pipe)) - NUMBER_SLOTS
         more = f"; {extra} more number(s) take their midpoint" if extra > 0 else ""
         conditions = ", ".join(pipe.conditions) or "none (unconditional)"
+        student = pipe.config.student
+        guidance = "guidance an input" if student and student.guidance_range else "guidance fixed at distillation"
+        fast = f"; a few-step student of {student.base} ({student.method} distillation, {student.steps} step(s), {guidance})" if student else ""
         return (f"**{name}**: {kind} model, {pipe.sample_rate} Hz, {pipe.default_duration():g} s clips; "
-                f"conditions: {conditions}{more}")
+                f"conditions: {conditions}{more}{fast}")
 
     def example_rows(self) -> list[list]:
         """Clickable examples: a few labels of each model (spread over its label list), and a

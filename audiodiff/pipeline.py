@@ -208,7 +208,7 @@ class Pipeline:
         negative = conditioner.prepare(n, **request.negatives)
         if GUIDANCE in conditioner.conditions:  # a guidance-distilled student: the scale is an input, one call per step
             if negative or tuple(request.guidance_interval) != (0.0, 1.0):
-                teacher = self.config.student.teacher if self.config.student else "its teacher"
+                teacher = self.config.student.base if self.config.student else "its teacher"
                 raise ConditionError(
                     "this student takes guidance as an input and was distilled without negative conditions or a "
                     f"guidance interval; use its teacher ({teacher}) for negative_* and guidance_interval"

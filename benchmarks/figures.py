@@ -131,6 +131,35 @@ def render_end_to_end(result: dict, images: str) -> list[str]:
     return lines
 
 
+def render_end_to_end_fast(result: dict, images: str) -> list[str]:
+    lines = render_end_to_end(result, images)
+    lines[0] = "### End-to-end generation speed of the few-step student (1 s of audio)"
+    return lines
+
+
+def render_distill(result: dict, images: str) -> list[str]:
+    lines = ["### Few-step students against their teacher at equal network calls", ""]
+    reference = result["reference_row"]
+    body = [[row["model"], f"{row['sampler']} {row['steps']}", f"{row['guidance']:g}", str(row["calls_per_clip"]),
+             _number(row["frechet"]), _number(row["accuracy"], 3), _number(row["seconds_per_clip"], 3)]
+            for row in [reference, *result.get("rows", [])]]
+    lines += _table(["model", "sampler, steps", "guidance", "calls per clip", "Fréchet", "accuracy", "s per clip"], body) + [""]
+    lines.append(f"{result.get('num_clips')} clips (10 digits), Fréchet distance in the evaluation classifier's features "
+                 f"against the real test split; floor (real train clips, as many): {_number(result.get('floor'))}. "
+                 "Teacher rows are the best of dpmpp_2m, ddim, euler and heun, guided or not, at that budget.")
+    for target in result.get("targets", []):
+        if "frechet_ratio" in target:
+            lines.append(f"- target: {target['what']}: {target['model']} {target['frechet_ratio']:.2f}x the Fréchet distance "
+                         f"(allowed {target['allowed_ratio']:g}x), accuracy {-target['accuracy_gap']:+.3f}: "
+                         f"{'met' if target['met'] else '**missed**'}")
+        else:
+            lines.append(f"- target: {target['what']}: {target['distill_hours']:.2f} h vs {target['teacher_hours']:.2f} h "
+                         f"({target['ratio']:.0%}, allowed {target['allowed_ratio']:.0%}): {'met' if target['met'] else '**missed**'}")
+    if result.get("plot"):
+        lines += ["", f"![Fréchet distance against network calls]({images}/{result['plot']})"]
+    return lines
+
+
 def render_vocoder_speed(result: dict, images: str) -> list[str]:
     lines = ["### Vocoder speed (x real time, higher is faster)", ""]
     rows = result.get("rows", [])
@@ -176,7 +205,9 @@ def render_notes_pitch(result: dict, images: str) -> list[str]:
 RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_vs_peers": render_unet_vs_peers,
     "samplers": render_samplers,
+    "distill": render_distill,
     "end_to_end": render_end_to_end,
+    "end_to_end_fast": render_end_to_end_fast,
     "vocoder_speed": render_vocoder_speed,
     "unet_speed": render_unet_speed,
     "vocoder_fidelity": render_vocoder_fidelity,

@@ -47,7 +47,7 @@ def guidance_student(teacher, synth_dir, tmp_path_factory):
 def test_a_student_checkpoint_records_its_teacher_method_and_steps(guidance_student, teacher):
     config = json.loads((list_checkpoints(guidance_student)[-1] / "config.json").read_text())
     assert config["kind"] == "diffusion"
-    assert config["student"] == {"teacher": str(teacher), "method": "guidance", "steps": 10, "guidance_range": [1.0, 4.0]}
+    assert config["student"] == {"teacher": str(teacher), "base": str(teacher), "method": "guidance", "steps": 10, "guidance_range": [1.0, 4.0]}
     assert config["source"]["distill"]["method"] == "guidance"
 
 
@@ -76,6 +76,7 @@ def test_progressive_student_of_a_guidance_student_samples_with_its_own_steps(gu
     pipe = Pipeline.from_pretrained(out)
     assert (pipe.config.sampling.sampler, pipe.config.sampling.steps) == ("ddim", 2)
     assert pipe.config.student.guidance_range == [1.0, 4.0]  # still an input
+    assert pipe.config.student.base != pipe.config.student.teacher  # the teacher is the guidance student
     seen = []
     pipe.generate(label="high", callback=lambda info: seen.append(info["step"]))
     assert seen == [0, 1]
@@ -103,3 +104,10 @@ def test_init_from_teacher_with_another_architecture_is_a_clear_error(teacher, s
     })
     with pytest.raises(TrainingError, match="init_from_teacher=false"):
         Trainer(DistillTask(config, verbose=False), config.train, progress=False).fit()
+
+
+def test_a_student_varies_audio_like_any_model(guidance_student):
+    pipe = Pipeline.from_pretrained(guidance_student)
+    audio = torch.sin(torch.linspace(0, 300, 8000))[None] * 0.3
+    out = pipe.vary(audio, strength=0.5, sample_rate=16000, steps=2, label="low")
+    assert out.audio.shape[-1] == pytest.approx(8000, abs=256) and torch.isfinite(out.audio).all()

@@ -92,7 +92,7 @@ def generate_one(run: Path, **conditions) -> torch.Tensor:
 
 def test_every_recipe_has_a_smoke_test_here():
     recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
-    tested = {"quickstart", "digits-mel", "digits-wave", "notes-mel", "folder", "vocoder-16k", "vocoder-22k"}
+    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-mel", "folder", "vocoder-16k", "vocoder-22k"}
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
 
@@ -105,6 +105,19 @@ def test_quickstart_recipe(tmp_path, data):
 def test_digits_mel_recipe(tmp_path, data):
     run = train_recipe("digits-mel", data("digits"), tmp_path)
     generate_one(run, label="seven", text="the word seven, said slowly")
+
+
+@needs_espeak
+def test_digits_fast_recipe_guidance_then_progressive(tmp_path, data):
+    """Both stages of the chain in recipes/digits-fast/run.sh, from the bundled teacher."""
+    guidance = train_recipe("digits-fast", data("digits"), tmp_path / "guidance")
+    generate_one(guidance, label="seven", guidance=3.0)
+    assert main(["train", "--config", str(ROOT / "recipes" / "digits-fast" / "progressive.yaml"), "--no-progress",
+                 f"distill.teacher={guidance}", "distill.student_steps=2", f"data.path={data('digits')}",
+                 f"train.out_dir={tmp_path / 'steps-2'}", "train.steps=2", "train.batch_size=4", "train.ckpt_every=2",
+                 "train.preview_every=0", "train.precision=fp32"]) == 0
+    assert Pipeline.from_pretrained(tmp_path / "steps-2").config.sampling.steps == 2
+    generate_one(tmp_path / "steps-2", label="seven")
 
 
 @needs_espeak

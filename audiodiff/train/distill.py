@@ -41,7 +41,8 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
     else:
         steps = run.distill.student_steps
         data["sampling"] = {**data["sampling"], "sampler": run.sampling.get("sampler", "ddim"), "steps": steps}
-    data["student"] = to_dict(StudentConfig(run.distill.teacher, method, steps, guidance_range))
+    base = (teacher.student.base or teacher.student.teacher) if teacher.student else run.distill.teacher
+    data["student"] = to_dict(StudentConfig(run.distill.teacher, base, method, steps, guidance_range))
     return from_dict(DiffusionRunConfig, data)
 
 
