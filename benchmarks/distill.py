@@ -26,10 +26,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.metrics import AudioClassifier, accuracy_report, feature_statistics, frechet_distance_from_statistics
-from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips
 from audiodiff.pipeline import Pipeline
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
-from benchmarks.samplers import embed, embed_files
+from benchmarks.samplers import embed, reference_and_floor
 
 TEACHER_SAMPLERS = ("dpmpp_2m", "ddim", "euler", "heun")  # heun takes two calls per step
 
@@ -144,12 +143,8 @@ def main() -> None:
     classifier = AudioClassifier.load(args.classifier)
     teacher = Pipeline.from_pretrained(args.teacher)
     labels = teacher.labels
-    reference = load_clips(args.reference, args.split)
-    reference_stats = feature_statistics(embed_files(classifier, reference), "reference")
-    like = ClipSet("generated", [Path(f"{label}_{i}") for label in labels for i in range(args.per_label)],
-                   [label for label in labels for _ in range(args.per_label)])
-    floor_clips = floor_subset(load_clips(args.reference, args.floor_split, side="floor"), like)
-    floor = frechet_distance_from_statistics(*feature_statistics(embed_files(classifier, floor_clips), "floor"), *reference_stats)
+    _, reference_stats, like, floor_clips, floor = reference_and_floor(
+        classifier, args.reference, args.split, args.floor_split, labels, args.per_label)
     print(f"floor: {floor:.3f} ({len(floor_clips)} real {args.floor_split} clips)", flush=True)
 
     def run(name, pipe, sampler, steps, guidance):

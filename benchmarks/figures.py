@@ -202,6 +202,12 @@ def render_notes_pitch(result: dict, images: str) -> list[str]:
                         f"{result['model'].get('training_step')}); targets: {result.get('targets')}."]
 
 
+def render_notes_pitch_fast(result: dict, images: str) -> list[str]:
+    lines = render_notes_pitch(result, images)
+    lines[0] = "### Notes: asked pitch and instrument, one-step student (notes-fast)"
+    return lines
+
+
 RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_vs_peers": render_unet_vs_peers,
     "samplers": render_samplers,
@@ -212,6 +218,7 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_speed": render_unet_speed,
     "vocoder_fidelity": render_vocoder_fidelity,
     "notes_pitch": render_notes_pitch,
+    "notes_pitch_fast": render_notes_pitch_fast,
 }
 """Benchmark name (its JSON file's stem) -> markdown lines; the README shows them in this order."""
 

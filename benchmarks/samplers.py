@@ -61,6 +61,18 @@ def embed_files(classifier: AudioClassifier, clips: ClipSet) -> torch.Tensor:
     return embed(classifier, torch.stack([crop_or_pad(clip, length, random=False) for clip in audio]), rate)
 
 
+def reference_and_floor(classifier: AudioClassifier, source: str, split: str, floor_split: str, labels: list, per_label: int):
+    """The real clips to score against (and their feature statistics), a stand-in for the
+    generated set (per_label names per label), the floor clips drawn like it and their distance."""
+    reference = load_clips(source, split)
+    reference_stats = feature_statistics(embed_files(classifier, reference), "reference clips")
+    like = ClipSet("generated", [Path(f"{label}_{i}") for label in labels for i in range(per_label)],
+                   [label for label in labels for _ in range(per_label)])
+    floor_clips = floor_subset(load_clips(source, floor_split, side="floor"), like)
+    floor = frechet_distance_from_statistics(*feature_statistics(embed_files(classifier, floor_clips), "floor"), *reference_stats)
+    return reference, reference_stats, like, floor_clips, floor
+
+
 class CallCounter:
     """Counts forward calls of the U-Net (network evaluations, with guidance batched into one)."""
 
@@ -141,12 +153,8 @@ def main() -> None:
     classifier = AudioClassifier.load(args.classifier)
     labels = pipe.labels or [None]
     counter = CallCounter(pipe.model)
-    reference = load_clips(args.reference, args.split)
-    reference_stats = feature_statistics(embed_files(classifier, reference), "reference clips")
-    like = ClipSet("generated", [Path(f"{label}_{i}") for label in labels for i in range(args.per_label)],
-                   [label for label in labels for _ in range(args.per_label)])
-    floor_clips = floor_subset(load_clips(args.reference, args.floor_split, side="floor"), like)
-    floor = frechet_distance_from_statistics(*feature_statistics(embed_files(classifier, floor_clips), "floor"), *reference_stats)
+    reference, reference_stats, like, floor_clips, floor = reference_and_floor(
+        classifier, args.reference, args.split, args.floor_split, labels, args.per_label)
     print(f"floor (real {args.floor_split} vs {args.split}, {len(floor_clips)} clips): {floor:.3f}", flush=True)
     if len(like) <= classifier.embedding_dim:
         print(f"note: {len(like)} clips for {classifier.embedding_dim}-dimensional features: distances are biased "

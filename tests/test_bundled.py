@@ -21,7 +21,7 @@ def test_the_default_models_are_bundled_within_the_size_budget():
     assert total <= MAX_BUNDLED_BYTES, f"bundled weights: {total / 1e6:.1f} MB"
 
 
-@pytest.mark.parametrize("name", ["digits", "notes", "digits-fast"])
+@pytest.mark.parametrize("name", ["digits", "notes", "digits-fast", "notes-fast"])
 def test_a_bundled_model_records_its_training_and_metrics(name):
     config = json.loads((BUNDLED_DIR / name / CONFIG).read_text())
     assert config["training"]["step"] > 0 and config["training"]["wall_seconds"] > 0
@@ -57,11 +57,12 @@ def test_an_unknown_bundled_name_lists_the_bundled_ones(capsys):
     assert "digits" in capsys.readouterr().err
 
 
-def test_digits_fast_is_a_student_of_digits_that_samples_in_its_few_calls():
-    pipe = Pipeline.from_pretrained("digits-fast")
+@pytest.mark.parametrize("name, base, label", [("digits-fast", "digits", "seven"), ("notes-fast", "notes", "brass")])
+def test_a_fast_model_is_a_student_that_samples_in_its_few_calls(name, base, label):
+    pipe = Pipeline.from_pretrained(name)
     student = pipe.config.student
-    assert student.base == "digits" and student.guidance_range and pipe.config.sampling.steps == student.steps <= 2
+    assert student.base == base and student.guidance_range and pipe.config.sampling.steps == student.steps <= 2
     calls = []
     pipe.model.register_forward_hook(lambda *_: calls.append(1))
-    out = pipe.generate(label="seven", n=2, guidance=2.0, seed=0)
+    out = pipe.generate(label=label, n=2, guidance=2.0, seed=0)
     assert len(calls) == student.steps and torch.isfinite(out.audio).all() and out.audio.abs().max() > 0.05

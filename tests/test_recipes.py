@@ -92,7 +92,7 @@ def generate_one(run: Path, **conditions) -> torch.Tensor:
 
 def test_every_recipe_has_a_smoke_test_here():
     recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
-    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-mel", "folder", "vocoder-16k", "vocoder-22k"}
+    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "folder", "vocoder-16k", "vocoder-22k"}
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
 
@@ -109,7 +109,7 @@ def test_digits_mel_recipe(tmp_path, data):
 
 @needs_espeak
 def test_digits_fast_recipe_guidance_then_progressive(tmp_path, data):
-    """Both stages of the chain in recipes/digits-fast/run.sh, from the bundled teacher."""
+    """Both stages of the chain in scripts/distill-chain recipes/digits-fast, from the bundled teacher."""
     guidance = train_recipe("digits-fast", data("digits"), tmp_path / "guidance")
     generate_one(guidance, label="seven", guidance=3.0)
     assert main(["train", "--config", str(ROOT / "recipes" / "digits-fast" / "progressive.yaml"), "--no-progress",
@@ -118,6 +118,12 @@ def test_digits_fast_recipe_guidance_then_progressive(tmp_path, data):
                  "train.preview_every=0", "train.precision=fp32"]) == 0
     assert Pipeline.from_pretrained(tmp_path / "steps-2").config.sampling.steps == 2
     generate_one(tmp_path / "steps-2", label="seven")
+
+
+@needs_fluidsynth
+def test_notes_fast_recipe(tmp_path, data):
+    run = train_recipe("notes-fast", data("notes"), tmp_path)
+    generate_one(run, label="keyboard", pitch=60, velocity=100, guidance=2.0)
 
 
 @needs_espeak
