@@ -188,7 +188,7 @@ class Pipeline:
 
     def request(self, request: GenerationRequest | None = None, **options) -> GenerationRequest:
         """A `GenerationRequest` from keyword options (on top of `request`), checked against this
-        model: its conditions, sampler and step count."""
+        model (sampler, steps, guidance), with the model's default step count filled in."""
         request = GenerationRequest.of(request, **options)
         get_sampler(request.sampler or self.config.sampling.sampler)
         steps = self.config.sampling.steps if request.steps is None else request.steps
@@ -197,7 +197,7 @@ class Pipeline:
         guidance = request.guidance
         if guidance is not None and not math.isfinite(float(guidance)):
             raise ConditionError(f"guidance={guidance}: must be a finite number (1 = conditional, 0 = unconditional)")
-        return request
+        return dataclasses.replace(request, steps=steps)
 
     def _resolve(self, request: GenerationRequest, n: int, default_sampler: str | None = None) -> "_Sampling":
         """The request made concrete for a batch of n: the guided sampler-level model, the
@@ -221,10 +221,8 @@ class Pipeline:
                 scale = 1.0  # nothing to guide towards
             model = guided(network, scale, negative, request.guidance_interval)
         seeds = [int(request.seed) + i for i in range(n)]
-        return _Sampling(
-            model, cond, self.config.sampling.steps if request.steps is None else request.steps,
-            request.sampler or default_sampler or self.config.sampling.sampler, seeds, request, self.config.diffusion.shift,
-        )
+        sampler = request.sampler or default_sampler or self.config.sampling.sampler
+        return _Sampling(model, cond, request.steps, sampler, seeds, request, self.config.diffusion.shift)
 
     def generate(self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options) -> GenerateOutput:
         """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),
