@@ -265,7 +265,7 @@ class StudentConfig:
 
     teacher: str = ""  # the checkpoint or bundled name it was distilled from
     base: str = ""  # the first teacher of the chain: a model sampled with guidance, no distillation
-    method: Literal["guidance", "progressive"] = "guidance"
+    method: Literal["guidance", "progressive", "consistency"] = "guidance"
     steps: int = 1  # the step count it was distilled for
     guidance_range: list[float] | None = None  # guidance is an input over this range (None: baked in)
 
@@ -299,10 +299,11 @@ class DiffusionRunConfig:
 @dataclasses.dataclass
 class DistillConfig:
     teacher: str = "digits"  # a bundled model, checkpoint or run directory
-    method: Literal["guidance", "progressive"] = "guidance"
+    method: Literal["guidance", "progressive", "consistency"] = "guidance"
     guidance_range: list[float] = dataclasses.field(default_factory=lambda: [1.0, 4.0])  # scales a guidance student learns
-    guidance: float = 2.0  # progressive from a teacher without a guidance input: the scale baked in
-    student_steps: int = 8  # progressive: the student's sampling steps (its teacher takes twice as many)
+    guidance: float = 2.0  # progressive/consistency from a teacher without a guidance input: the scale baked in
+    student_steps: int = 8  # progressive: the student's sampling steps (its teacher takes twice as many); consistency: 1-2
+    intervals: int = 16  # consistency: the teacher's DDIM steps over the grid that trajectories follow
     init_from_teacher: bool = True  # start from the teacher's weights (same architecture only)
 
 

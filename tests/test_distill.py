@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from audiodiff.diffusion.distill import GUIDANCE, guidance_loss, progressive_loss
+from audiodiff.diffusion.distill import GUIDANCE, consistency_loss, guidance_loss, progressive_loss
 from audiodiff.diffusion.objective import alpha_sigma, angles_for_steps
 from audiodiff.diffusion.samplers import get_sampler, guided
 
@@ -130,3 +130,44 @@ def test_progressive_target_is_the_teacher_itself_when_the_teacher_is_linear_in_
     x = torch.full((64, 3), 0.7, dtype=torch.float64)
     loss = progressive_loss(point, point, x, {}, steps, generator=torch.Generator().manual_seed(0))
     assert loss.item() < 1e-12 * max(1, math.prod(x.shape))
+
+
+def test_consistency_distillation_maps_every_level_to_the_end_of_its_trajectory():
+    """The exact teacher's ODE, followed by DDIM over a grid of 16 intervals: the consistency
+    student's one step lands where the teacher's 16 DDIM steps over that grid do, from noise and
+    from halfway along the teacher's trajectory; two consistency-sampler steps keep the data's
+    mean and no less spread; the teacher itself in one step collapses onto the mean."""
+    torch.manual_seed(0)
+    student = LinearInX()
+
+    def loss_fn(batch, generator):
+        x = MEANS[-1] + STD * torch.randn(batch, 2, generator=generator, dtype=torch.float64)
+        return consistency_loss(student, teacher, x, {}, 16, generator=generator)
+
+    fit(student, loss_fn, 3000)
+    noise = torch.randn(512, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    grid = angles_for_steps(16)
+    reference = get_sampler("ddim")(teacher, noise.clone(), grid)
+    halfway = get_sampler("ddim")(teacher, noise.clone(), grid[:9])  # t = 1/2 on the teacher's path
+    fresh = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        one_step = get_sampler("consistency")(student, noise.clone(), angles_for_steps(1))
+        from_middle = get_sampler("consistency")(student, halfway, grid[[8, 16]])
+        two_step = get_sampler("consistency")(
+            student, noise.clone(), angles_for_steps(2), noise=lambda like: torch.randn(like.shape, generator=fresh, dtype=like.dtype)
+        )
+    naive = get_sampler("ddim")(teacher, noise.clone(), angles_for_steps(1))
+    assert (one_step - reference).abs().mean() < 0.01
+    assert (from_middle - reference).abs().mean() < 0.01
+    assert (naive - reference).abs().mean() > 0.1
+    assert abs(two_step.mean().item() - MEANS[-1]) < 0.03
+    # DDIM over 16 intervals shrinks the spread (0.26 for 0.3); fresh noise at t = 1/2 restores some of it
+    assert reference.std().item() - 0.01 < two_step.std().item() < STD + 0.01
+
+
+def test_consistency_loss_is_zero_for_a_point_mass_and_checks_its_grid():
+    point = lambda x, theta, cond: exact_v(x, theta, 0.7, std=0.0)  # noqa: E731
+    x = torch.full((64, 3), 0.7, dtype=torch.float64)
+    assert consistency_loss(point, point, x, {}, 4, generator=torch.Generator().manual_seed(0)).item() < 1e-20
+    with pytest.raises(ValueError, match="intervals=0"):
+        consistency_loss(point, point, x, {}, 0)

@@ -88,6 +88,25 @@ def test_progressive_student_of_a_plain_teacher_bakes_in_its_guidance(teacher, s
     assert pipe.config.student.guidance_range is None and "guidance_scale" not in pipe.model.conditioner.conditions
 
 
+def test_consistency_student_of_a_guidance_student_samples_in_one_call(guidance_student, synth_dir, tmp_path):
+    out = distill(guidance_student, tmp_path / "consistency", synth_dir, method="consistency", student_steps=1, intervals=4)
+    pipe = Pipeline.from_pretrained(out)
+    assert (pipe.config.sampling.sampler, pipe.config.sampling.steps) == ("consistency", 1)
+    assert pipe.config.student.method == "consistency" and pipe.config.student.guidance_range == [1.0, 4.0]
+    calls = []
+    forward = pipe.model.forward
+    pipe.model.forward = lambda x, t, cond=None: calls.append(x.shape[0]) or forward(x, t, cond)
+    one = pipe.generate(label="high", n=2, seed=0)
+    assert calls == [2] and torch.isfinite(one.audio).all()
+    two = pipe.generate(label="high", n=2, seed=0, steps=2)  # multistep consistency sampling: fresh noise at the middle
+    assert len(calls) == 3 and not torch.allclose(one.audio, two.audio)
+
+
+def test_a_consistency_grid_of_zero_intervals_is_refused(teacher, synth_dir, tmp_path):
+    with pytest.raises(TrainingError, match="distill.intervals=0"):
+        distill(teacher, tmp_path / "bad", synth_dir, method="consistency", student_steps=1, intervals=0)
+
+
 def test_a_killed_distillation_resumes_to_the_same_weights(teacher, synth_dir, tmp_path):
     full = distill(teacher, tmp_path / "full", synth_dir)
     distill(teacher, tmp_path / "split", synth_dir, stop_at=2)

@@ -10,6 +10,12 @@ like the v-objective, so they are checked on exact Gaussian teachers before they
   from t to t − 1/N reproduces two teacher DDIM steps; the student samples with N steps where the
   teacher needed 2N. The target is the x̃ that makes one DDIM step land where the two did, turned
   into a v target: the v error is the paper's "SNR + 1" weighting of the x error.
+- `consistency_loss` (Song et al. 2023, "Consistency Models", consistency distillation): on a
+  grid of N intervals, one teacher DDIM step from t_{n+1} to t_n follows the probability-flow ODE,
+  and the student's x̂0 at t_{n+1} must equal its own (no gradient) x̂0 at t_n, so every point of a
+  trajectory maps to the trajectory's end. The v-parameterisation meets the boundary condition
+  f(x, 0) = x exactly (x̂0 = α x − σ v, σ = 0 at t = 0). The target network is the student itself
+  without gradient, as in improved consistency training (Song and Dhariwal 2023), not an EMA.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch.nn.functional as F
 
 from audiodiff.diffusion.objective import _expand, alpha_sigma, angle_from_t, noised, predict_x0_eps
 
-__all__ = ["GUIDANCE", "guidance_loss", "progressive_loss"]
+__all__ = ["GUIDANCE", "consistency_loss", "guidance_loss", "progressive_loss"]
 
 GUIDANCE = "guidance_scale"  # the condition a guidance-distilled student reads its scale from
 
@@ -79,3 +85,24 @@ def progressive_loss(
         eps_target = (z_t - alpha_t * x_target) / sigma_t
         v_target = alpha_t * eps_target - sigma_t * x_target
     return F.mse_loss(student(z_t, theta_t, cond).float(), v_target.float())
+
+
+def consistency_loss(
+    student: Model, teacher: Model, x: torch.Tensor, cond: dict, intervals: int,
+    shift: float = 1.0, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """MSE in x between the student's x̂0 at t_{n+1} and its own x̂0 (no gradient) one teacher DDIM
+    step later at t_n, on the grid t_n = n / intervals (n uniform over the intervals)."""
+    if intervals < 1:
+        raise ValueError(f"intervals={intervals}: the consistency grid needs at least one interval")
+    batch = x.shape[0]
+    index = torch.randint(0, intervals, (batch,), generator=generator, device="cpu").to(x.device)
+    t_high = (index + 1).to(torch.float64) / intervals
+    theta_high, theta_low = (angle_from_t(t, shift).to(x.dtype) for t in (t_high, t_high - 1.0 / intervals))
+    z_high = _noisy(x, theta_high, generator)
+    with torch.no_grad():
+        z_low = _ddim_step(teacher, z_high, theta_high, theta_low, cond)
+        x_target, _ = predict_x0_eps(z_low, theta_low, student(z_low, theta_low, cond))
+        x_target = torch.where(_expand(theta_low == 0, z_low), z_low, x_target)  # f(x, 0) = x, whatever v says
+    x_student, _ = predict_x0_eps(z_high, theta_high, student(z_high, theta_high, cond))
+    return F.mse_loss(x_student.float(), x_target.float())

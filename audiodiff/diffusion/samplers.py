@@ -19,7 +19,7 @@ import torch
 from audiodiff.diffusion.objective import HALF_PI, predict_x0_eps
 from audiodiff.models.conditioning import join
 
-__all__ = ["SAMPLERS", "get_sampler", "guided", "ddim", "euler", "heun", "dpmpp_2m"]
+__all__ = ["SAMPLERS", "get_sampler", "guided", "consistency", "ddim", "euler", "heun", "dpmpp_2m"]
 
 Model = Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor]
 
@@ -133,7 +133,21 @@ def ddpm(model: Model, x, angles, cond=None, callback=None, noise=None):
     return ddim(model, x, angles, cond, callback, noise, eta=1.0)
 
 
-SAMPLERS: dict[str, Callable] = {"ddim": ddim, "ddpm": ddpm, "euler": euler, "heun": heun, "dpmpp_2m": dpmpp_2m}
+@torch.no_grad()
+def consistency(model: Model, x, angles, cond=None, callback=None, noise=None):
+    """Multistep consistency sampling (Song et al. 2023): jump to the predicted x0, then noise it
+    afresh to the next level; a consistency model's one step is already a sample."""
+    angles = _angles(angles)
+    total = len(angles) - 1
+    for i in range(total):
+        _, x0, _ = _denoise(model, x, angles[i], cond)
+        a_s, s_s = _ab(angles[i + 1])
+        x = a_s * x0 + (s_s * (noise(x0) if noise is not None else torch.randn_like(x0)) if s_s > 0 else 0.0)
+        _report(callback, i, total, x, x0, angles[i + 1])
+    return x
+
+
+SAMPLERS: dict[str, Callable] = {"consistency": consistency, "ddim": ddim, "ddpm": ddpm, "euler": euler, "heun": heun, "dpmpp_2m": dpmpp_2m}
 
 
 def get_sampler(name: str) -> Callable:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from audiodiff.config import DiffusionRunConfig, DistillRunConfig, StudentConfig, TrainConfig, from_dict, to_dict
-from audiodiff.diffusion.distill import GUIDANCE, guidance_loss, progressive_loss
+from audiodiff.diffusion.distill import GUIDANCE, consistency_loss, guidance_loss, progressive_loss
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
 from audiodiff.pipeline import Pipeline
@@ -40,7 +40,8 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
         steps = run.sampling.get("steps", teacher.sampling.steps)
     else:
         steps = run.distill.student_steps
-        data["sampling"] = {**data["sampling"], "sampler": run.sampling.get("sampler", "ddim"), "steps": steps}
+        sampler = run.sampling.get("sampler", "consistency" if method == "consistency" else "ddim")
+        data["sampling"] = {**data["sampling"], "sampler": sampler, "steps": steps}
     base = (teacher.student.base or teacher.student.teacher) if teacher.student else run.distill.teacher
     data["student"] = to_dict(StudentConfig(run.distill.teacher, base, method, steps, guidance_range))
     return from_dict(DiffusionRunConfig, data)
@@ -50,15 +51,17 @@ class DistillTask(DiffusionTask):
     def __init__(self, config: DistillRunConfig, verbose: bool = True):
         self.run, self.verbose = config, verbose
         self.teacher = Pipeline.from_pretrained(config.distill.teacher)
-        if config.distill.method == "progressive" and config.distill.student_steps < 1:
+        if config.distill.method != "guidance" and config.distill.student_steps < 1:
             raise TrainingError(f"distill.student_steps={config.distill.student_steps}: must be at least 1")
+        if config.distill.method == "consistency" and config.distill.intervals < 1:
+            raise TrainingError(f"distill.intervals={config.distill.intervals}: the consistency grid needs at least 1 interval")
         super().__init__(student_config(self.teacher.config, config), verbose)
 
     def build(self, device: torch.device, cfg: TrainConfig) -> None:
         super().build(device, cfg)
         teacher = self.teacher.model.to(device).eval().requires_grad_(False)
         self.teacher_model = OBJECTIVES[self.teacher.config.diffusion.objective].as_model(teacher)
-        if self.run.distill.method == "progressive" and GUIDANCE not in teacher.conditioner.conditions:
+        if self.run.distill.method != "guidance" and GUIDANCE not in teacher.conditioner.conditions:
             # a teacher without a guidance input: distil its guided prediction at one fixed scale
             self.teacher_model = guided(self.teacher_model, self.run.distill.guidance)
         if self.run.distill.init_from_teacher:
@@ -98,7 +101,10 @@ class DistillTask(DiffusionTask):
                     low, high = guidance_range
                     scale = low + (high - low) * torch.rand(x.shape[0], generator=ctx.generator)
                     cond[GUIDANCE] = scale.to(self.device)
-                loss = progressive_loss(student, self.teacher_model, x, cond, self.config.student.steps, shift, ctx.generator)
+                if self.run.distill.method == "consistency":
+                    loss = consistency_loss(student, self.teacher_model, x, cond, self.run.distill.intervals, shift, ctx.generator)
+                else:
+                    loss = progressive_loss(student, self.teacher_model, x, cond, self.config.student.steps, shift, ctx.generator)
         ctx.backward(loss, self.model, self.optimizer)
         return {"loss": float(loss.detach())}
 
