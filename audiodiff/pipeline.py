@@ -4,6 +4,10 @@ place. Loads from a checkpoint directory or a bundled name, generates audio, sav
     pipe = Pipeline.from_pretrained("digits")
     out = pipe.generate(label="seven", n=4, steps=20, seed=0)
     out.audio  # [n, channels, samples] float32 in [-1, 1]; out.sample_rate
+
+Output keeps the model's own level. A clip whose peak would go over full scale is scaled down
+(one gain for the clip, so no clipping distortion) to a peak of `PEAK_GUARD`; `normalize=True`
+scales every clip's peak to `NORMALIZE_PEAK` instead.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import operator
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from audiodiff.audio import MelSpec, load_audio, resample, to_channels
+from audiodiff.audio import AudioError, MelSpec, load_audio, normalize_peak, resample, to_channels
 from audiodiff.bundled import BUNDLED_DIR, bundled_names, bundled_path, check_vocoder_name
 from audiodiff.checkpoint import (
     CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, resolve_checkpoint, save_tensors,
@@ -28,17 +35,27 @@ from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
 from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.editing import inpaint, slerp, vary
 from audiodiff.diffusion.objective import OBJECTIVES, angles_for_steps
-from audiodiff.diffusion.samplers import get_sampler, guided
+from audiodiff.diffusion.samplers import SAMPLERS, get_sampler, guided
+from audiodiff.errors import UserError
 from audiodiff.models.conditioning import ConditionError
 from audiodiff.models.unet import UNet
 from audiodiff.vocoder import GriffinLimVocoder, Vocoder, check_compatible
 
-__all__ = ["GenerateOutput", "GenerationRequest", "Pipeline", "bundled_path", "BUNDLED_DIR"]
+__all__ = ["GenerateOutput", "GenerationRequest", "Pipeline", "RequestError", "bundled_path", "BUNDLED_DIR"]
 
 LONG_FACTOR = 1.5  # beyond this many training lengths, generate window by window
 MAX_PASS_FACTOR = 4.0  # editing takes at most this many training lengths in one pass
 MAX_PARAMETERS = 2_000_000_000  # refuse configs that would build a model larger than this
 RUN_SECTIONS = [f.name for f in dataclasses.fields(DiffusionRunConfig)]
+MAX_SECONDS = 600.0  # longest generated duration or continuation
+MAX_SEED = 2**63 - 1
+PEAK_GUARD = 0.99  # a clip whose peak is over 1 is scaled down to this peak
+NORMALIZE_PEAK = 0.95  # normalize=True: every clip's peak
+
+
+class RequestError(UserError, ValueError):
+    """A sampling or editing option out of range (steps, duration, strength, a span, ...); the
+    message names the value and what it may be."""
 
 
 @dataclasses.dataclass
@@ -175,9 +192,7 @@ class Pipeline:
         return self.config.data.segment_seconds
 
     def _shape(self, n: int, duration: float | None) -> tuple[int, ...]:
-        seconds = self.default_duration() if duration is None else float(duration)
-        if not 0 < seconds <= 600:
-            raise ValueError(f"duration={seconds} s: must be between 0 and 600 seconds")
+        seconds = self.default_duration() if duration is None else _seconds("duration", duration)
         samples = int(round(seconds * self.sample_rate))
         if self.is_mel:
             frames = max(1, self.mel_spec.num_frames(samples))
@@ -190,18 +205,32 @@ class Pipeline:
         """A `GenerationRequest` from keyword options (on top of `request`), checked against this
         model (sampler, steps, guidance), with the model's default step count filled in."""
         request = GenerationRequest.of(request, **options)
-        get_sampler(request.sampler or self.config.sampling.sampler)
+        if request.sampler is not None and request.sampler not in SAMPLERS:
+            raise RequestError(f"unknown sampler {request.sampler!r}; choose one of {sorted(SAMPLERS)}")
+        if self.config.sampling.sampler not in SAMPLERS:
+            raise CheckpointError(f"{self.info.get('path', 'config')}: sampling.sampler={self.config.sampling.sampler!r} is "
+                                  f"not a sampler; pass sampler= one of {sorted(SAMPLERS)}")
         steps = self.config.sampling.steps if request.steps is None else request.steps
         if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
-            raise ConditionError(f"steps={steps}: must be a whole number between 1 and 1000")
+            raise RequestError(f"steps={steps}: must be a whole number between 1 and 1000")
         guidance = request.guidance
-        if guidance is not None and not math.isfinite(float(guidance)):
-            raise ConditionError(f"guidance={guidance}: must be a finite number (1 = conditional, 0 = unconditional)")
+        if guidance is not None and not math.isfinite(_number(guidance)):
+            raise RequestError(f"guidance={guidance}: must be a finite number (1 = conditional, 0 = unconditional)")
+        _check_seed("seed", request.seed)
         return dataclasses.replace(request, steps=steps)
+
+    def _notice_unconditioned(self, request: GenerationRequest) -> None:
+        """Warn when a conditioned model is asked for nothing: it then samples unconditionally."""
+        if self.conditions and not request.conditions and not request.negatives:
+            takes = [f"{name} (e.g. {self.labels[0]!r})" if name == "label" and self.labels else name for name in self.conditions]
+            takes = ", ".join(takes[:-1]) + " or " + takes[-1] if len(takes) > 1 else takes[0]
+            warnings.warn(f"no condition given, so this samples unconditionally; the model takes {takes}",
+                          UserWarning, stacklevel=_caller_level())
 
     def _resolve(self, request: GenerationRequest, n: int, default_sampler: str | None = None) -> "_Sampling":
         """The request made concrete for a batch of n: the guided sampler-level model, the
         condition batch, steps, sampler and per-item noise."""
+        self._notice_unconditioned(request)
         conditioner = self.model.conditioner
         network = OBJECTIVES[self.config.diffusion.objective].as_model(self.model)
         scale = self.config.sampling.guidance if request.guidance is None else float(request.guidance)
@@ -230,17 +259,19 @@ class Pipeline:
         Item i uses seed `seed + i`, so a seed gives the same audio at any batch size. Conditions
         left out are unconditional. A duration longer than the training clips is generated
         window by window, each continuing the last."""
-        if n < 1:
-            raise ConditionError(f"n={n}: must be at least 1")
-        run = self._resolve(self.request(request, **options), n)
+        _check_count(n)
+        request = self.request(request, **options)
         shape = self._shape(n, duration)
-        window = self._shape(n, None)[-1]
+        run = self._resolve(request, n)
+        return self._finish(self.decode(self._sample_new(run, shape), run.seeds), request)
+
+    def _sample_new(self, run: "_Sampling", shape: tuple[int, ...]) -> torch.Tensor:
+        """New clips of `shape` in model space; longer than a window, window by window."""
+        window = self._shape(shape[0], None)[-1]
         if shape[-1] > window * LONG_FACTOR:
             x = self._sample(run, self.initial_noise(shape[:-1] + (window,), run.seeds))
-            x = self._extend(run, x, shape[-1])
-        else:
-            x = self._sample(run, self.initial_noise(shape, run.seeds))
-        return self.decode(x, run.seeds)
+            return self._extend(run, x, shape[-1])
+        return self._sample(run, self.initial_noise(shape, run.seeds))
 
     def initial_noise(self, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
         return torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
@@ -251,12 +282,29 @@ class Pipeline:
             return sample_fn(run.model, x, angles_for_steps(run.steps, run.shift), run.cond, on_step, run.noise())
 
     def decode(self, x: torch.Tensor, seeds: list[int]) -> GenerateOutput:
-        """Model output -> audio: the vocoder for mel models, a clamp for waveform models."""
+        """Model output -> audio at the model's level (the vocoder's own output for mel models,
+        the samples for waveform models), with the clipping guard: a clip whose peak is over 1
+        is scaled down to a peak of `PEAK_GUARD`, one gain for the clip, so nothing is clipped."""
+        mel = None
         if self.is_mel:
             mel = x[:, 0].float().clamp(-1.0, 1.5)  # below -1 is below the log floor
-            audio = self.vocoder(mel).float().cpu()
-            return GenerateOutput(audio, self.sample_rate, seeds, mel.cpu())
-        return GenerateOutput(x.float().clamp(-1, 1).cpu(), self.sample_rate, seeds)
+            with torch.inference_mode():  # generate(), not the vocoder's call: that one clamps to [-1, 1]
+                audio = self.vocoder.generate(self.vocoder.mel_spec.check_mel(mel, name="vocoder input"))
+            mel = mel.cpu()
+        else:
+            audio = x
+        audio = audio.float().cpu()
+        peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
+        audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
+        return GenerateOutput(audio, self.sample_rate, seeds, mel)
+
+    @staticmethod
+    def _finish(out: GenerateOutput, request: GenerationRequest) -> GenerateOutput:
+        """With `request.normalize`, every result clip's peak at `NORMALIZE_PEAK` (kept audio of
+        an edit included); otherwise the output as decoded."""
+        if request.normalize:
+            out.audio = normalize_peak(out.audio, NORMALIZE_PEAK)
+        return out
 
     # -- editing
 
@@ -271,16 +319,16 @@ class Pipeline:
         elif audio.dim() == 2:
             audio = audio[None]
         if audio.dim() != 3 or audio.shape[-1] == 0:
-            raise ValueError(f"{name}: expected [samples], [channels, samples] or [n, channels, samples], got {list(audio.shape)}")
+            raise AudioError(f"{name}: expected [samples], [channels, samples] or [n, channels, samples], got {list(audio.shape)}")
         if not torch.isfinite(audio).all():
-            raise ValueError(f"{name}: contains NaN or Inf samples")
+            raise AudioError(f"{name}: contains NaN or Inf samples")
         if sample_rate is None:
-            raise ValueError(f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)")
+            raise RequestError(f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)")
         channels = self.config.data.channels if not self.is_mel else 1
         audio = to_channels(resample(audio, int(sample_rate), self.sample_rate), channels, name)
         minimum = self.mel_spec.n_fft if self.is_mel else 1
         if audio.shape[-1] < minimum:
-            raise ValueError(f"{name}: {audio.shape[-1]} samples is too short; need at least {minimum}")
+            raise AudioError(f"{name}: {audio.shape[-1]} samples is too short; need at least {minimum}")
         return audio
 
     def _max_samples(self) -> int:
@@ -322,17 +370,19 @@ class Pipeline:
     ) -> GenerateOutput:
         """Audio-to-audio variation: noise the input to level `strength`, then sample back.
         strength 0 returns the input unchanged; 1 ignores it. `options` as for `generate`."""
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"strength={strength}: must be between 0 (return the input) and 1 (ignore it)")
+        if not 0.0 <= _number(strength) <= 1.0:
+            raise RequestError(f"strength={strength}: must be between 0 (return the input) and 1 (ignore it)")
         request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
         self._check_length(batch, "varies")
+        if strength == 0:  # nothing to sample
+            seeds = [request.seed + i for i in range(batch.shape[0])]
+            out = GenerateOutput(batch.clone(), self.sample_rate, seeds, self._encode(batch)[:, 0].cpu() if self.is_mel else None)
+            return self._finish(out, request)
         run = self._resolve(request, batch.shape[0])
-        if strength == 0:
-            return GenerateOutput(batch.clone(), self.sample_rate, run.seeds, self._encode(batch)[:, 0].cpu() if self.is_mel else None)
         with run.progress(max(1, round(run.steps * strength))) as on_step:
             x = vary(run.model, self._encode(batch), float(strength), run.steps, run.cond, run.noise(), run.sampler, run.shift, on_step)
-        return self.decode(x, run.seeds)
+        return self._finish(self.decode(x, run.seeds), request)
 
     def inpaint(
         self,
@@ -349,6 +399,7 @@ class Pipeline:
         regenerate), or give `start`/`end` in seconds. Kept audio is returned unchanged (mel
         models splice the input back in with 10 ms crossfades). Each step is one step of the
         request's sampler (default: ancestral DDPM, as in RePaint) followed by the replacement."""
+        _check_resample_steps(resample_steps)
         request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
         length = batch.shape[-1]
@@ -364,11 +415,11 @@ class Pipeline:
         out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
         if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
             out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1]:]], dim=-1)
-        return out
+        return self._finish(out, request)
 
     def _check_length(self, batch: torch.Tensor, verb: str, hint: str = "; trim it") -> None:
         if batch.shape[-1] > self._max_samples():
-            raise ValueError(
+            raise RequestError(
                 f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model {verb} at most "
                 f"{self._max_samples() / self.sample_rate:.1f} s in one pass{hint}"
             )
@@ -376,22 +427,25 @@ class Pipeline:
     def _sample_mask(self, mask, start, end, length: int) -> torch.Tensor:
         if mask is None:
             if start is None and end is None:
-                raise ValueError("inpaint needs a mask, or start=/end= seconds of the span to regenerate")
-            first = int(round((start or 0.0) * self.sample_rate))
-            last = int(round((end if end is not None else length / self.sample_rate) * self.sample_rate))
-            if not 0 <= first < last <= length:
-                raise ValueError(
-                    f"span {start}..{end} s is outside the audio (0..{length / self.sample_rate:.2f} s) or empty"
+                raise RequestError("inpaint needs a mask, or start=/end= seconds of the span to regenerate")
+            seconds = length / self.sample_rate
+            begin = 0.0 if start is None else float(start)
+            finish = seconds if end is None else float(end)
+            if not (math.isfinite(begin) and math.isfinite(finish)) or not 0 <= round(begin * self.sample_rate) < round(finish * self.sample_rate) <= length:
+                raise RequestError(
+                    f"span {begin:g}..{finish:g} s is outside the audio (0..{seconds:.2f} s) or empty; "
+                    f"give 0 <= start < end <= {seconds:.2f}"
                 )
+            first, last = int(round(begin * self.sample_rate)), int(round(finish * self.sample_rate))
             mask = torch.zeros(length)
             mask[first:last] = 1
         mask = torch.as_tensor(mask).float().flatten()
         if mask.numel() != length:
-            raise ValueError(f"mask has {mask.numel()} values; the audio has {length} samples at {self.sample_rate} Hz")
+            raise RequestError(f"mask has {mask.numel()} values; the audio has {length} samples at {self.sample_rate} Hz")
         if mask.max() <= 0:
-            raise ValueError("mask is all zero: nothing to regenerate")
+            raise RequestError("mask is all zero: nothing to regenerate")
         if mask.min() >= 1:
-            raise ValueError("mask is all one: nothing to keep; use generate() instead")
+            raise RequestError("mask is all one: nothing to keep; use generate() instead")
         return mask
 
     def continue_(
@@ -400,8 +454,8 @@ class Pipeline:
     ) -> GenerateOutput:
         """Continue audio by `seconds` (outpainting at the end). Beyond one window the model
         continues window by window, each seeing the end of the last as context."""
-        if not 0 < float(seconds) <= 600:
-            raise ValueError(f"seconds={seconds}: must be between 0 and 600")
+        seconds = _seconds("seconds", seconds)
+        _check_resample_steps(resample_steps)
         request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
         window = self._shape(1, None)[-1]
@@ -417,7 +471,7 @@ class Pipeline:
         mask = torch.zeros(out.audio.shape[-1])
         mask[batch.shape[-1]:] = 1
         out.audio = self._splice(out.audio, batch, mask)
-        return out
+        return self._finish(out, request)
 
     def _extend(self, run: "_Sampling", x: torch.Tensor, target: int, resample_steps: int = 2) -> torch.Tensor:
         """Grow x along its last axis to `target`, one window at a time; each window keeps its
@@ -442,10 +496,12 @@ class Pipeline:
     ) -> GenerateOutput:
         """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
         the middle, regenerate a span around that seam, rotate back."""
+        _check_count(n)
         request = self.request(request, **options)
-        first = self.generate(n=n, duration=duration, request=request)
-        run = self._resolve(request, n, default_sampler=INPAINT_SAMPLER)
-        x = first.mel[:, None].to(self.device) if self.is_mel else first.audio.to(self.device)
+        shape = self._shape(n, duration)
+        run = self._resolve(request, n)
+        x = self._sample_new(run, shape)
+        run = dataclasses.replace(run, sampler=request.sampler or INPAINT_SAMPLER)
         length = x.shape[-1]
         rolled = torch.roll(x, length // 2, dims=-1)
         mask = torch.zeros(length, device=x.device)
@@ -456,12 +512,12 @@ class Pipeline:
                              callback=on_step, sampler=run.sampler)
         x = torch.roll(healed, -(length // 2), dims=-1)
         if self.is_mel:  # vocode three copies and keep the middle, so the wrap-around is seamless in audio too
-            out = self.decode(torch.cat([x, x, x], dim=-1), first.seeds)
+            out = self.decode(torch.cat([x, x, x], dim=-1), run.seeds)
             samples = out.audio.shape[-1] // 3
             out.audio = out.audio[..., samples : 2 * samples]
             out.mel = x[:, 0].cpu()
-            return out
-        return self.decode(x, first.seeds)
+            return self._finish(out, request)
+        return self._finish(self.decode(x, run.seeds), request)
 
     def interpolate(
         self, seed_a: int, seed_b: int, count: int = 5, duration: float | None = None,
@@ -469,14 +525,68 @@ class Pipeline:
     ) -> GenerateOutput:
         """`count` clips between the clips of two seeds, by spherical interpolation of their
         starting noise (deterministic samplers give a smooth path; DDIM by default)."""
-        if count < 2:
-            raise ValueError(f"count={count}: need at least 2 points")
-        run = self._resolve(self.request(request, **options), count, default_sampler="ddim")
-        run.seeds = [seed_a] * count
+        if not isinstance(count, int) or count < 2:
+            raise RequestError(f"count={count}: need at least 2 points")
+        request = self.request(request, **options)
+        _check_seed("seed_a", seed_a)
+        _check_seed("seed_b", seed_b)
         shape = self._shape(1, duration)
+        run = self._resolve(request, count, default_sampler="ddim")
+        run.seeds = [seed_a] * count
         a, b = self.initial_noise(shape, [seed_a]), self.initial_noise(shape, [seed_b])
         x = torch.cat([slerp(a, b, w) for w in torch.linspace(0, 1, count).tolist()])
-        return self.decode(self._sample(run, x), run.seeds)
+        return self._finish(self.decode(self._sample(run, x), run.seeds), request)
+
+
+def _caller_level() -> int:
+    """The `stacklevel` of the first frame outside this package, so a warning names the
+    caller's line rather than the pipeline's."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _number(value) -> float:
+    """`value` as a float; NaN (which every range check refuses) for what is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _whole(value) -> int | None:
+    """`value` as an int when it is a whole number (not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _check_count(n) -> None:
+    if _whole(n) is None or n < 1:
+        raise RequestError(f"n={n}: must be a whole number of clips, at least 1")
+
+
+def _check_seed(name: str, seed) -> None:
+    if _whole(seed) is None or not 0 <= seed <= MAX_SEED:
+        raise RequestError(f"{name}={seed}: must be a whole number between 0 and 2**63 - 1")
+
+
+def _seconds(name: str, value) -> float:
+    """A duration in seconds, checked: more than 0 and at most `MAX_SECONDS`."""
+    seconds = _number(value)
+    if not 0 < seconds <= MAX_SECONDS:
+        raise RequestError(f"{name}={seconds:g} s: must be more than 0 and at most {MAX_SECONDS:g} seconds")
+    return seconds
+
+
+def _check_resample_steps(resample_steps) -> None:
+    if _whole(resample_steps) is None or not 1 <= resample_steps <= 100:
+        raise RequestError(f"resample_steps={resample_steps}: must be a whole number between 1 and 100 (RePaint resampling per step)")
 
 
 INPAINT_SAMPLER = "ddpm"  # RePaint's ancestral steps, unless a request names another sampler
@@ -495,6 +605,7 @@ class GenerationRequest:
     guidance: float | None = None
     guidance_interval: tuple[float, float] = (0.0, 1.0)
     seed: int = 0
+    normalize: bool = False  # True: scale each clip's peak to NORMALIZE_PEAK (default: the model's level)
     progress: bool = False
     callback: Callable[[dict], None] | None = None
 

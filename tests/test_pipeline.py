@@ -1,16 +1,18 @@
 """Pipeline loading, saving and generation behaviour on small untrained or briefly trained models."""
 
 import json
+import math
+import warnings
 
 import pytest
 import torch
 
 from audiodiff.checkpoint import CheckpointError
 from audiodiff.models.conditioning import ConditionError
-from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.pipeline import NORMALIZE_PEAK, PEAK_GUARD, Pipeline, build_model
 from audiodiff.vocoder import GriffinLimVocoder, VocoderError
 from audiodiff.audio import MelSpec
-from tests.util import tiny_config
+from tests.util import tiny_config, tone
 
 
 @pytest.fixture
@@ -143,3 +145,50 @@ def test_bad_sampler_and_guidance_are_refused_before_sampling(pipe):
         pipe.generate(sampler="foo")
     with pytest.raises(ValueError, match="guidance=nan"):
         pipe.generate(guidance=float("nan"))
+
+
+# -- output level: the model's own, scaled down (never clipped) over full scale, normalised on request
+
+
+@pytest.fixture
+def wave_pipe(tmp_path):
+    """An unconditional waveform model."""
+    config = tiny_config(tmp_path, tmp_path / "wave", dims=1)
+    return Pipeline(build_model(config), config)
+
+
+def test_a_clip_over_full_scale_is_scaled_down_not_clipped(wave_pipe):
+    x = tone(440, 0.25, amplitude=3.0)[None]  # [1, 1, samples]
+    audio = wave_pipe.decode(x, [0]).audio
+    assert math.isclose(audio.abs().max().item(), PEAK_GUARD, rel_tol=1e-5)
+    assert torch.allclose(audio, x * (PEAK_GUARD / x.abs().max()))
+
+
+def test_a_clip_within_full_scale_keeps_its_level(wave_pipe):
+    x = tone(440, 0.25, amplitude=0.1)[None]
+    assert torch.equal(wave_pipe.decode(x, [0]).audio, x)
+
+
+def test_normalize_scales_each_clip_peak_and_is_off_by_default(pipe):
+    plain = pipe.generate(label="low", n=2, steps=2, seed=1).audio
+    normalized = pipe.generate(label="low", n=2, steps=2, seed=1, normalize=True).audio
+    peaks = plain.abs().amax(dim=(-2, -1), keepdim=True)
+    assert torch.allclose(normalized, plain * (NORMALIZE_PEAK / peaks), atol=1e-6)
+    assert not torch.allclose(peaks, torch.full_like(peaks, NORMALIZE_PEAK), atol=1e-3)
+
+
+# -- a conditioned model asked for nothing says so
+
+
+def test_a_conditioned_model_sampled_without_conditions_warns_at_the_callers_line(pipe):
+    with pytest.warns(UserWarning, match=r"no condition given, so this samples unconditionally; the model takes label \(e.g. 'low'\) or pitch") as caught:
+        pipe.generate(steps=2)
+    assert len(caught) == 1 and caught[0].filename == __file__
+
+
+def test_no_notice_with_a_condition_a_negative_or_an_unconditional_model(pipe, wave_pipe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe.generate(label="low", steps=2)
+        pipe.generate(negative_label="low", steps=2)
+        wave_pipe.generate(steps=2)
