@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -99,6 +100,8 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default: the model's (ddpm for inpaint and continue)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--normalize", action="store_true",
+                        help="scale each clip's peak to 0.95 (default: the model's own level; a clip over full scale is scaled down)")
 
 
 def _parse_numbers(items: list[str]) -> dict[str, float]:
@@ -126,8 +129,8 @@ def _request(args: argparse.Namespace):
 
     return GenerationRequest.of(
         label=args.label, text=args.text, negative_label=args.negative_label, negative_text=args.negative_text,
-        steps=args.steps, sampler=args.sampler, guidance=args.guidance, seed=args.seed, progress=True,
-        **_parse_numbers(args.number),
+        steps=args.steps, sampler=args.sampler, guidance=args.guidance, seed=args.seed, normalize=args.normalize,
+        progress=True, **_parse_numbers(args.number),
     )
 
 
@@ -145,10 +148,20 @@ def _write_clips(audio, sample_rate: int, paths: list[Path], plot: bool) -> None
     from audiodiff.plots import spectrogram_image
 
     for clip, path in zip(audio, paths):
-        save_audio(path, clip, sample_rate)
+        _save(save_audio, path, clip, sample_rate)
         if plot:
             spectrogram_image(clip, sample_rate, path.with_suffix(".png"), path.name)
         print(path)
+
+
+def _save(save_audio, path: Path, clip, sample_rate: int) -> None:
+    """`save_audio`, with a path that cannot be written as a user error naming it."""
+    from audiodiff.audio import AudioError
+
+    try:
+        save_audio(path, clip, sample_rate)
+    except (OSError, RuntimeError) as error:
+        raise AudioError(f"{path}: cannot write it ({error}); choose another --out") from None
 
 
 def _generate_args(parser: argparse.ArgumentParser) -> None:
@@ -247,13 +260,13 @@ def run_vocode(args: argparse.Namespace) -> int:
             from audiodiff.pipeline import Pipeline
 
             mel_spec = Pipeline.from_pretrained(args.mel_from).mel_spec or mel_spec
-    vocoder = Vocoder.from_pretrained(args.vocoder, mel_spec)
+    vocoder = _load_vocoder(args.vocoder, mel_spec)
     rate = vocoder.mel_spec.sample_rate
     audio, _ = load_audio(args.input, sample_rate=rate, channels=1)
     started = time.perf_counter()
     out = vocoder.round_trip(audio)[0]
     seconds = time.perf_counter() - started
-    save_audio(args.output, out, rate)
+    _save(save_audio, Path(args.output), out, rate)
     if args.plot:
         from audiodiff.plots import plot_spectrograms
 
@@ -261,6 +274,20 @@ def run_vocode(args: argparse.Namespace) -> int:
     duration = out.shape[-1] / rate
     print(f"{args.output}: {duration:.2f} s vocoded in {seconds:.3f} s ({duration / max(seconds, 1e-9):.0f}x real time)")
     return 0
+
+
+def _load_vocoder(name: str, mel_spec=None):
+    """`Vocoder.from_pretrained`, with the bundled vocoders named when `name` is not found."""
+    from audiodiff.bundled import bundled_vocoders
+    from audiodiff.checkpoint import CheckpointError
+    from audiodiff.vocoder import Vocoder
+
+    try:
+        return Vocoder.from_pretrained(name, mel_spec)
+    except CheckpointError as error:
+        if "no such" not in str(error):
+            raise
+        raise CheckpointError(f"{error}; bundled vocoders: {bundled_vocoders()}, or griffin_lim") from None
 
 
 def _export_args(parser: argparse.ArgumentParser) -> None:
@@ -271,10 +298,13 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
 
 @command("export", "export a GAN vocoder to ONNX or TorchScript for deployment")(_export_args)
 def run_export(args: argparse.Namespace) -> int:
-    from audiodiff.vocoder import Vocoder
+    from audiodiff.bundled import bundled_vocoders
+    from audiodiff.vocoder import VocoderError
     from audiodiff.vocoder.export import export_vocoder
 
-    path, report = export_vocoder(Vocoder.from_pretrained(args.vocoder), args.out, args.format)
+    if args.vocoder == "griffin_lim":
+        raise VocoderError(f"--vocoder griffin_lim has no weights to export; pass a GAN vocoder directory or one of {bundled_vocoders()}")
+    path, report = export_vocoder(_load_vocoder(args.vocoder), args.out, args.format)
     print(f"{path}: {report}")
     return 0
 
@@ -460,7 +490,9 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-label", type=int, default=32, help="with --checkpoint: clips per label")
     parser.add_argument("--labels", help="with --checkpoint: comma-separated labels (default: all the model's)")
     parser.add_argument("--steps", type=int, help="with --checkpoint: sampling steps (default: the model's)")
-    parser.add_argument("--sampler", help="with --checkpoint: sampler (default: the model's)")
+    from audiodiff.diffusion.samplers import SAMPLERS
+
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="with --checkpoint: sampler (default: the model's)")
     parser.add_argument("--guidance", type=float, help="with --checkpoint: guidance scale (default: the model's)")
     parser.add_argument("--vocoder", help="with --checkpoint: vocoder directory or griffin_lim (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=16, help="with --checkpoint: clips per generate call")
@@ -568,9 +600,34 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
                         help="a checkpoint or run directory to serve beside the bundled models (repeatable)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves the local network)")
-    parser.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    parser.add_argument("--port", type=_port, help="port (default: the first free one from 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--device", default="cpu", help="where the models run, e.g. cpu or cuda")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is a whole number from 1 to 65535")
+    return port
+
+
+def _check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device; use cpu, cuda or cuda:N, or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: torch sees no CUDA device here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...); pick one of them")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here; use --device cpu")
 
 
 @command("demo", "the Gradio page: generate, edit, compare vocoders, read about a model")(_demo_args)
@@ -580,7 +637,14 @@ def run_demo(args: argparse.Namespace) -> int:
     except ImportError as error:
         print(f"error: the demo needs gradio ({error}); pip install 'audiodiff[demo]'", file=sys.stderr)
         return 2
-    launch(args.checkpoint, host=args.host, port=args.port, share=args.share, device=args.device)
+    _check_device(args.device)
+    try:
+        launch(args.checkpoint, host=args.host, port=args.port, share=args.share, device=args.device)
+    except OSError as error:
+        if "port" not in str(error):
+            raise
+        where = f"--port {args.port} is in use" if args.port else "no free port from 7860"
+        raise UserError(f"{where} on {args.host}; pass another --port") from None
     return 0
 
 
@@ -599,10 +663,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one `warning: ...` line on stderr, like the command line's other notices."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
