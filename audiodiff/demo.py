@@ -27,6 +27,7 @@ import torch
 from audiodiff.audio import AudioError, load_audio, save_audio
 from audiodiff.bundled import bundled_names, bundled_path
 from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
+from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.samplers import SAMPLERS
 from audiodiff.errors import UserError
 from audiodiff.models.conditioning import tokenize
@@ -190,13 +191,30 @@ def _number_specs(pipe: Pipeline) -> list[tuple[str, float, float]]:
     return specs
 
 
+def _config_numbers(store: "ModelStore", name: str) -> dict:
+    """A model's number conditions from its config.json (without loading weights), in slot
+    order; a student's guidance input is set by the guidance slider, not a number slot."""
+    numbers = (store.config(name).get("conditioning") or {}).get("numbers") or {}
+    return {key: span for key, span in numbers.items() if key != GUIDANCE} if isinstance(numbers, dict) else {}
+
+
+def _slot_names(store: "ModelStore") -> list[list[str]]:
+    """For each number slot, the number conditions the store's models put in it, e.g.
+    `[["pitch"], ["velocity"], [], []]`: what `number_1`, `number_2`, ... mean."""
+    names: list[list[str]] = [[] for _ in range(NUMBER_SLOTS)]
+    for name in store.names:
+        for slot, number in enumerate(list(_config_numbers(store, name))[:NUMBER_SLOTS]):
+            if number not in names[slot]:
+                names[slot].append(number)
+    return names
+
+
 def _slot_ranges(store: "ModelStore") -> list[tuple[float, float]]:
     """For each number slot, the lowest low and highest high over the store's models (from their
     config.json, without loading weights)."""
     ranges: list[tuple[float, float]] = []
     for name in store.names:
-        numbers = (store.config(name).get("conditioning") or {}).get("numbers") or {}
-        for slot, span in enumerate(list(numbers.values())[:NUMBER_SLOTS]):
+        for slot, span in enumerate(list(_config_numbers(store, name).values())[:NUMBER_SLOTS]):
             if not (isinstance(span, (list, tuple)) and len(span) == 2):
                 continue
             low, high = float(span[0]), float(span[1])
@@ -380,8 +398,10 @@ class DemoActions:
         duration: float, sampler: str, steps: float, guidance: float, seed: float, batch_size: float,
         progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
-        """Sample `batch_size` clips. Returns per slot an audio and a spectrogram (hidden when
-        unused), then the wav files for download and a status line."""
+        """Sample `batch_size` clips. number_1..number_4 are the model's number conditions in
+        its order (e.g. notes: pitch, velocity; see its About tab); a model takes no others.
+        Returns per slot an audio and a spectrogram (hidden when unused), then the wav files for
+        download and a status line."""
         _check_at_most("batch size", batch_size, self.limits.max_batch)
         _check_at_most("duration", duration, self.limits.max_seconds, " s")
         _check_at_most("guidance", guidance, MAX_GUIDANCE)
@@ -622,6 +642,10 @@ def _build_page(actions: DemoActions, default: str) -> None:
         # span every model's range in that slot; the handler checks the chosen model's range
         field = initial[f"number_{slot + 1}"]
         field.update(minimum=min(low, field["minimum"]), maximum=max(high, field["maximum"]))
+    for slot, names in enumerate(_slot_names(store)):
+        field = initial[f"number_{slot + 1}"]
+        if names and not field["visible"]:  # the API shows this label: say what the slot is for
+            field["label"] = f"number {slot + 1} ({' or '.join(names)}, for the models that take it)"
     rows = actions.example_rows()
     compute = dict(concurrency_limit=limits.concurrency, concurrency_id="model")
     with gr.Row():
@@ -680,7 +704,7 @@ def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tupl
             images.append(gr.Image(label=f"spectrogram {slot + 1}", type="filepath", interactive=False, visible=slot == 0,
                                    height=220, elem_classes=["result-spectrogram"]))
     files = gr.File(label="download (wav)", file_count="multiple", interactive=False)
-    status = gr.Markdown()
+    status = gr.Markdown(label="status")
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False, api_visibility="private")
     return duration, sampler, steps, guidance, seed, batch, button, examples, audios + images + [files, status]
 
@@ -711,7 +735,7 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comput
     with gr.Row():
         result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
         after = gr.Image(label="after", type="filepath", interactive=False)
-    status = gr.Markdown()
+    status = gr.Markdown(label="status")
     outputs = [result, before, after, status]
     head = [model, source, *conditions]
     vary.click(actions.vary, head + [strength, steps, seed], outputs, api_name="vary", **compute)
@@ -731,7 +755,7 @@ def _vocoder_tab(actions: DemoActions, model: gr.Dropdown, compute: dict) -> Non
             with gr.Column(min_width=220):
                 outputs.append(gr.Audio(label=title, type="filepath", interactive=False, buttons=["download"]))
                 outputs.append(gr.Image(label=f"{title}: spectrogram", type="filepath", interactive=False))
-    timings = gr.Markdown()
+    timings = gr.Markdown(label="timings")
     button.click(actions.vocode, [model, source], outputs + [timings], api_name="vocode", **compute)
 
 
@@ -749,6 +773,13 @@ def launch(
     one from 7860). With `prevent_thread_lock` it returns at once, serving from a thread."""
     limits = limits or Limits()
     app = build_app(model_paths, limits, device)
+    # gradio's own start-up lines suggest `share=True` in `launch()`; ours name the command's flag
     app.launch(server_name=host, server_port=port, share=share, max_file_size=limits.max_upload_bytes, ssr_mode=False,
-               prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=False)
+               prevent_thread_lock=True, quiet=True, show_error=False)
+    if not quiet:
+        print(f"* Running on local URL:  {app.local_url}", flush=True)
+        if not share:
+            print("* For a public link as well, run `audiodiff demo --share`", flush=True)
+    if not prevent_thread_lock:
+        app.block_thread()
     return app

@@ -194,6 +194,26 @@ def test_model_picker_fills_the_conditions_it_takes(checkpoint):
     assert "Training" in form["about"]["value"] and "step 2 of 2" in form["about"]["value"]
 
 
+def test_the_api_names_every_input_and_output(checkpoint):
+    info = build_app([checkpoint], LIMITS).get_api_info()["named_endpoints"]
+    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/vocode"}
+    generate_inputs = {p["parameter_name"]: p["label"] for p in info["/generate"]["parameters"]}
+    assert {"model", "label", "prompt", "steps", "guidance", "seed", "batch_size"} <= set(generate_inputs)
+    assert "pitch" in generate_inputs["number_1"]  # a slot says which number it carries
+    for name, endpoint in info.items():
+        labels = [r["label"] for r in endpoint["returns"]] + [p["parameter_name"] for p in endpoint["parameters"]]
+        assert not [label for label in labels if label.startswith("value_")], f"{name}: unnamed {labels}"
+
+
+def test_start_up_line_names_the_share_flag(checkpoint, capsys):
+    app = launch([checkpoint], port=free_port(), limits=LIMITS, prevent_thread_lock=True)
+    try:
+        printed = capsys.readouterr().out
+    finally:
+        app.close()
+    assert "audiodiff demo --share" in printed and "share=True" not in printed
+
+
 def test_page_without_models_says_how_to_get_one():
     app = build_app(store=ModelStore({}))
     texts = [block.value for block in app.blocks.values() if isinstance(block, gr.Markdown)]
