@@ -229,7 +229,7 @@ class SamplingConfig:
 class TrainConfig:
     out_dir: str = "runs/default"
     steps: int = 10_000
-    max_minutes: float = 0.0  # stop (checkpointed) after this much training time, summed over resumes; 0 = no limit
+    max_minutes: float = 0.0  # stop (checkpointed) after this much wall-clock time in the loop, summed over resumes; 0 = no limit
     batch_size: int = 32  # per process
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.99)
@@ -244,13 +244,15 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500
+    ckpt_minutes: float = 5.0  # also checkpoint after this much wall-clock time since the last one; 0 = only ckpt_every
     keep_last: int = 3
-    preview_every: int = 500  # 0 disables previews
+    preview_every: int = 500  # 0 disables previews; a run shorter than 4x this previews every steps/4
     preview_count: int = 4
     nan_policy: Literal["skip", "stop"] = "skip"  # on a non-finite loss or gradient
     max_bad_steps: int = 20  # consecutive skipped steps before the run stops anyway
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    threads: int = 0  # torch CPU threads; 0 = the cores other work leaves free (printed at the start)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
+    init_from: str = ""  # diffusion runs: start from this bundled model or checkpoint (fine-tuning); "" = from scratch
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:

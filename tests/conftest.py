@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# one thread count for every training in the suite and its subprocesses (train.threads=0 would
+# otherwise follow the load average, and runs compared bit for bit must compute alike)
+os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 from audiodiff.data.synth import build_synthetic
 

@@ -1,6 +1,9 @@
 """The trainer: overfitting one clip and sampling it back, exact resume, NaN handling, logs."""
 
 import json
+import os
+import signal
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +13,8 @@ from audiodiff.audio import MelSpec, load_audio
 from audiodiff.checkpoint import list_checkpoints
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
-from audiodiff.train.trainer import Trainer, TrainingError
+from audiodiff.train import trainer as trainer_module
+from audiodiff.train.trainer import Trainer, TrainingError, choose_threads
 from tests.util import tiny_config, tone, write_clip
 
 
@@ -144,3 +148,58 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path, synth_dir):
     config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 50, "max_minutes": 1e-6, "ckpt_every": 100})
     trainer, path = train(config)
     assert trainer.step == 1 and path.name == "step_00000001" and path.is_dir()
+
+
+def test_sigint_stops_after_the_step_with_a_checkpoint_and_resumes_to_the_same_weights(tmp_path, synth_dir):
+    full_config = tiny_config(synth_dir, tmp_path / "full", train={"steps": 6, "ckpt_every": 100})
+    train(full_config)
+    config = tiny_config(synth_dir, tmp_path / "split", train={"steps": 6, "ckpt_every": 100})
+    task = DiffusionTask(config, verbose=False)
+    original = task.train_step
+
+    def interrupted(batch, ctx):
+        losses = original(batch, ctx)
+        if ctx.step == 2:  # the third step: Ctrl-C arrives while it runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    task.train_step = interrupted
+    trainer = Trainer(task, config.train, progress=False)
+    path = trainer.fit()
+    assert (trainer.step, trainer.stopped_by, path.name) == (3, "SIGINT", "step_00000003")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed, _ = train(config, resume=True)
+    assert resumed.step == 6 and resumed.stopped_by is None
+    for name in ("model.safetensors", "training_state.safetensors"):
+        a, b = load_file(tmp_path / "full" / "checkpoints" / "step_00000006" / name), load_file(tmp_path / "split" / "checkpoints" / "step_00000006" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_checkpoints_follow_the_wall_clock_and_the_budget_counts_over_resumes(tmp_path, synth_dir):
+    config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 3, "ckpt_every": 100, "ckpt_minutes": 1e-9, "keep_last": 5})
+    trainer, _ = train(config)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == [f"step_0000000{i}" for i in (1, 2, 3)]
+    first = trainer.elapsed_seconds
+    assert first >= trainer.wall_seconds > 0  # wall clock in the loop includes checkpointing
+    more = tiny_config(synth_dir, tmp_path / "run", train={"steps": 4, "ckpt_every": 100, "ckpt_minutes": 1e-9, "keep_last": 5})
+    resumed, _ = train(more, resume=True)
+    assert resumed.elapsed_seconds > first
+
+
+def test_a_short_run_previews_about_four_times():
+    short = Trainer.preview_interval(SimpleNamespace(cfg=SimpleNamespace(preview_every=1000, steps=150)))
+    long = Trainer.preview_interval(SimpleNamespace(cfg=SimpleNamespace(preview_every=1000, steps=20000)))
+    off = Trainer.preview_interval(SimpleNamespace(cfg=SimpleNamespace(preview_every=0, steps=150)))
+    assert (short, long, off) == (38, 1000, 0)
+
+
+def test_automatic_threads_leave_busy_cores_alone(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(trainer_module, "_AUTO_THREADS", {})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
+    assert choose_threads(0).count == 2 and "load 2.1" in str(choose_threads(0))
+    assert choose_threads(0, processes=2).count == 1
+    assert choose_threads(3).count == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert str(choose_threads(0)).startswith("1 (OMP_NUM_THREADS")

@@ -18,6 +18,7 @@ from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.models.conditioning import tokenize
 from audiodiff.pipeline import Pipeline, build_model
 from audiodiff.plots import plot_spectrograms
+from audiodiff.train.init import adopt_source, load_source, load_source_weights
 from audiodiff.train.trainer import StepContext
 
 __all__ = ["DiffusionTask", "resolve_conditioning"]
@@ -59,6 +60,11 @@ class DiffusionTask:
     def __init__(self, config: DiffusionRunConfig, verbose: bool = True):
         numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers))
+        self.source = None
+        if config.train.init_from:
+            self.source = load_source(config.train.init_from)
+            config = adopt_source(config, self.source.config, config.train.init_from, verbose)
+        self.verbose = verbose
         items, self.report = scan_items(config.data)
         if verbose:
             print(self.report, file=sys.stderr)
@@ -74,6 +80,8 @@ class DiffusionTask:
         self.device = device
         self.preview_count = cfg.preview_count
         self.model = build_model(self.config).to(device)
+        if self.source is not None:
+            load_source_weights(self.model, self.source.model, self.config.train.init_from, self.verbose)
         self.net: nn.Module = self.model
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():

@@ -43,7 +43,7 @@ from audiodiff.config import TrainConfig
 from audiodiff.errors import UserError
 from audiodiff.train.distributed import Distributed
 
-__all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext"]
+__all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext", "choose_threads"]
 
 # Test hooks (tests/reliability): rank AUDIODIFF_TEST_DIE_RANK (default 0) kills itself with SIGKILL
 # when it is about to run step AUDIODIFF_TEST_DIE_AT_STEP (1-based), as a crashed process would.
@@ -195,6 +195,63 @@ class StreamBatches(Batches):
             self.epoch, self.position = self.epoch + 1, 0
 
 
+class RunClock:
+    """Wall-clock time in the loop (continuing a resumed run's total), time since the last
+    checkpoint, and the budget shown in the progress bar."""
+
+    def __init__(self, elapsed: float, step: int):
+        self.start, self.before, self.first_step = time.perf_counter(), elapsed, step
+        self.last_save = self.start
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def since_save(self) -> float:
+        return time.perf_counter() - self.last_save
+
+    def saved(self) -> None:
+        self.last_save = time.perf_counter()
+
+    def budget_postfix(self, step: int, max_minutes: float, steps: int) -> dict:
+        """{"budget": "12.5 min left, ~step 340"} while train.max_minutes applies."""
+        if max_minutes <= 0:
+            return {}
+        left = max(0.0, max_minutes * 60 - self.elapsed())
+        rate = (step - self.first_step) / max(time.perf_counter() - self.start, 1e-9)
+        reach = min(steps, step + int(rate * left))
+        return {"budget": f"{left / 60:.1f} min left, ~step {reach}"}
+
+
+class Threads:
+    def __init__(self, count: int, why: str):
+        self.count, self.why = count, why
+
+    def __str__(self) -> str:
+        return f"{self.count} ({self.why})"
+
+
+def choose_threads(asked: int, processes: int = 1) -> Threads:
+    """train.threads; for 0, $OMP_NUM_THREADS where set, else the cores that other work leaves
+    free (torch's default of one thread per core runs about 3x slower than one thread when another
+    process keeps a core busy). The automatic choice is made once per process, so every run in it
+    computes with the same thread count."""
+    if asked > 0:
+        return Threads(asked, "train.threads")
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return Threads(int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS")
+    if processes not in _AUTO_THREADS:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        free = max(1, math.floor(cores - load + 0.5)) if load > 0.5 else cores
+        count = max(1, free // max(1, processes))
+        why = f"{cores} cores, load {load:.1f}" + (f", {processes} processes" if processes > 1 else "")
+        _AUTO_THREADS[processes] = Threads(count, f"{why}; train.threads=N to choose")
+    return _AUTO_THREADS[processes]
+
+
+_AUTO_THREADS: dict[int, Threads] = {}
+
+
 class StepContext:
     """What a task's `train_step` uses from the trainer: device, precision, RNG, backward."""
 
@@ -253,7 +310,10 @@ class Trainer:
         self.bad_step = False
         self.consecutive_bad = 0
         self.total_bad = 0
-        self.wall_seconds = 0.0
+        self.wall_seconds = 0.0  # step compute, summed over resumes (the model card's training time)
+        self.elapsed_seconds = 0.0  # wall clock inside the loop, summed over resumes (train.max_minutes)
+        self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after this step, checkpointed
+        self.stopped_by: str | None = None  # why fit() returned before train.steps: "budget", "SIGINT", ...
         self.history: list[dict] = []
 
     def _amp_dtype(self):
@@ -275,8 +335,10 @@ class Trainer:
         there); returns the last checkpoint written."""
         cfg, dist, task = self.cfg, self.dist, self.task
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        threads = choose_threads(cfg.threads, dist.world_size if dist.device.type == "cpu" else 1)
+        torch.set_num_threads(threads.count)
+        if dist.is_main:
+            tqdm.write(f"threads: {threads}", file=sys.stderr)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         task.build(dist.device, cfg)
         self.ema = EMA(task.ema_module, cfg.ema_decay) if task.ema_module is not None and cfg.ema_decay > 0 else None
@@ -301,8 +363,11 @@ class Trainer:
         )
         log = self._open_log() if dist.is_main else None
         last_path = None
+        preview_every = self.preview_interval()
         window_start, window_steps = time.perf_counter(), 0
+        clock = RunClock(self.elapsed_seconds, self.step)
         die_at = int(os.environ.get(DIE_AT_STEP_ENV, 0)) if int(os.environ.get(DIE_RANK_ENV, 0)) == dist.rank else 0
+        previous_handlers = self._catch_stop_signals()
         try:
             while self.step < end:
                 if self.step + 1 == die_at:
@@ -331,21 +396,29 @@ class Trainer:
                     }
                     window_start, window_steps = now, 0
                     self.history.append(record)
-                    bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()} | {"it/s": record["steps_per_sec"]})
+                    postfix = {k: f"{v:.4f}" for k, v in losses.items()} | {"it/s": record["steps_per_sec"]}
+                    bar.set_postfix(postfix | clock.budget_postfix(self.step, cfg.max_minutes, cfg.steps))
                     if log:
                         self._write_log(log, record)
-                if cfg.preview_every and self.step % cfg.preview_every == 0 and self.step < cfg.steps:
+                if preview_every and self.step % preview_every == 0 and self.step < cfg.steps:
                     self._preview()
-                out_of_time = cfg.max_minutes > 0 and self.dist.broadcast_flag(self.wall_seconds > cfg.max_minutes * 60)
-                if self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time:
+                self.elapsed_seconds = clock.elapsed()
+                out_of_time = cfg.max_minutes > 0 and dist.broadcast_flag(self.elapsed_seconds > cfg.max_minutes * 60)
+                signalled = dist.broadcast_flag(self.stop_signal is not None)
+                due = cfg.ckpt_minutes > 0 and dist.broadcast_flag(clock.since_save() > cfg.ckpt_minutes * 60)
+                if self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time or signalled or due:
                     last_path = self.save()
-                if out_of_time:
+                    clock.saved()
+                if out_of_time or signalled:
+                    self.stopped_by = (self.stop_signal or "SIGINT") if signalled else "budget"
                     if dist.is_main:
-                        tqdm.write(f"stopping at step {self.step}: train.max_minutes={cfg.max_minutes:g} reached", file=sys.stderr)
+                        why = f"{self.stopped_by} received" if signalled else f"train.max_minutes={cfg.max_minutes:g} reached"
+                        tqdm.write(f"stopping at step {self.step} of {cfg.steps}: {why}; checkpoint {last_path.name} written", file=sys.stderr)
                     break
-            if cfg.preview_every and self.step == cfg.steps:
+            if preview_every and (self.step == cfg.steps or self.stopped_by == "budget"):
                 self._preview()
         finally:
+            self._restore_signals(previous_handlers)
             bar.close()
             self.batches.close()
             if log:
@@ -353,6 +426,36 @@ class Trainer:
                     log.close()
         dist.barrier()
         return last_path or self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+
+    def preview_interval(self) -> int:
+        """train.preview_every, shortened so a short run still previews about four times."""
+        every = self.cfg.preview_every
+        return min(every, max(1, math.ceil(self.cfg.steps / 4))) if every > 0 else 0
+
+    def _catch_stop_signals(self) -> dict:
+        """SIGINT/SIGTERM ask the loop to stop after the current step with a checkpoint; a second
+        one stops at once (KeyboardInterrupt), keeping the last checkpoint."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handle(number, frame):
+            if self.stop_signal is not None:
+                raise KeyboardInterrupt
+            self.stop_signal = signal.Signals(number).name
+            if self.dist.is_main:
+                tqdm.write(f"{self.stop_signal}: stopping after this step with a checkpoint (again to stop at once)", file=sys.stderr)
+
+        previous = {}
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, handle)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
     # -- the log
 
@@ -516,6 +619,7 @@ class Trainer:
                 data=self.batches.state(),
                 world_size=self.dist.world_size,
                 wall_seconds=self.wall_seconds,
+                elapsed_seconds=self.elapsed_seconds,
                 skipped_steps=self.total_bad,
                 scaler=self.scaler.state_dict() if self.scaler else None,
             )
@@ -584,6 +688,7 @@ class Trainer:
             optimizer.load_state_dict({"state": state, "param_groups": groups})
         self.step = int(meta["step"])
         self.wall_seconds = float(meta.get("wall_seconds", 0.0))
+        self.elapsed_seconds = float(meta.get("elapsed_seconds", self.wall_seconds))
         self.total_bad = int(meta.get("skipped_steps", 0))
         self.batches.load_state(meta["data"])
         rank = self.dist.rank if meta.get("world_size") == self.dist.world_size else 0
