@@ -257,7 +257,7 @@ class Pipeline:
         """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),
         negatives (negative_label=, negative_text=, ...) and the `GenerationRequest` fields.
         Item i uses seed `seed + i`, so a seed gives the same audio at any batch size. Conditions
-        left out are unconditional. A duration longer than the training clips is generated
+        left out are unconditional (a warning says so when none is given). A duration longer than the training clips is generated
         window by window, each continuing the last."""
         _check_count(n)
         request = self.request(request, **options)
@@ -625,8 +625,9 @@ class GenerationRequest:
                 negatives[key[len("negative_"):]] = value
             else:
                 conditions[key] = value
-        if isinstance(settings.get("steps"), float) and settings["steps"].is_integer():
-            settings["steps"] = int(settings["steps"])
+        for key in ("steps", "seed"):
+            if isinstance(settings.get(key), float) and settings[key].is_integer():
+                settings[key] = int(settings[key])
         return dataclasses.replace(request, conditions=conditions, negatives=negatives, **settings)
 
 
