@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -468,9 +469,24 @@ def _source_config(args: argparse.Namespace, path: str):
     )
 
 
+def _recipe_data(config_path: str, source: str):
+    """A recipe's data settings for the files at `source`."""
+    from audiodiff.config import ConfigError, DataConfig, from_dict, load_yaml
+
+    data = dict(load_yaml(config_path).get("data") or {})
+    data["path"] = source
+    try:
+        return from_dict(DataConfig, data)
+    except ConfigError as error:
+        raise ConfigError(f"{config_path}: {error}") from None
+
+
 def _scan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="DIR", help="a folder of audio, a known layout or a manifest")
     parser.add_argument("--out", required=True, help="the manifest to write (.jsonl); paths are relative to its folder where possible")
+    parser.add_argument(
+        "--config", help="a recipe's config.yaml: check the files as its training will (its data: settings, DIR as data.path)"
+    )
     _source_args(parser)
 
 
@@ -478,7 +494,13 @@ def _run_scan(args: argparse.Namespace) -> int:
     from audiodiff.data.dataset import scan_items
     from audiodiff.data.manifest import write_manifest
 
-    items, report = scan_items(_source_config(args, args.source), progress=None)
+    cfg = _source_config(args, args.source)
+    if args.config:  # the recipe's settings, with the layout options given here on top
+        recipe = _recipe_data(args.config, args.source)
+        given = {"layout": cfg.layout, "split": cfg.split, "labels_subset": cfg.labels_subset, "number_fields": cfg.number_fields}
+        given = {k: v for k, v in given.items() if v not in (None, "auto", [])}
+        cfg = dataclasses.replace(recipe, **given, label_from_folder=args.label_from_folder or recipe.label_from_folder)
+    items, report = scan_items(cfg, progress=None)
     path = write_manifest(items, args.out)
     print(report)
     print(f"manifest: {path} ({len(items)} rows)")

@@ -161,6 +161,8 @@ def _note_conversions(item: AudioItem, cfg: DataConfig, report: ScanReport) -> N
     if item.channels != cfg.channels:
         what = "mixed down to mono" if cfg.channels == 1 else "mono duplicated to stereo"
         report.convert(f"{item.channels} channels {what}", item.name)
+    if cfg.segment_seconds and item.seconds < cfg.segment_seconds:
+        report.convert(f"shorter than the {cfg.segment_seconds:g} s segment, padded with silence", item.name)
 
 
 def check_items(items: list[AudioItem], cfg: DataConfig, root: Path, report: ScanReport, progress: bool | None = None) -> list[AudioItem]:
