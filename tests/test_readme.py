@@ -42,7 +42,8 @@ def writes(args) -> list[str]:
     if not out:
         return []
     out = Path(out) if Path(out).suffix else Path(out) / "clip.wav"
-    return [str(out)] + ([str(out.with_suffix(".png"))] if getattr(args, "plot", False) else [])
+    extra = [f"{out}.json"] if args.command == "export" else []  # the exported model's sidecar
+    return [str(out), *extra] + ([str(out.with_suffix(".png"))] if getattr(args, "plot", False) else [])
 
 
 def test_every_readme_command_parses():
