@@ -177,7 +177,7 @@ def main() -> None:
         name = f"{student.method} student ({student.steps} steps)" if student else str(path)
         students.append({"path": str(path), "name": name, "training_hours": training_hours(pipe), "steps": student.steps if student else None,
                          "teacher": student.teacher if student else None, "method": student.method if student else None})
-        guidance = sampling.guidance
+        guidance = pipe.config.sampling.guidance  # a student with guidance baked in samples at 1 (one call)
         for budget in budgets:
             if student and student.method == "progressive" and budget != student.steps:
                 continue

@@ -86,6 +86,12 @@ def test_progressive_student_of_a_plain_teacher_bakes_in_its_guidance(teacher, s
     out = distill(teacher, tmp_path / "plain", synth_dir, method="progressive", student_steps=4, guidance=2.5)
     pipe = Pipeline.from_pretrained(out)
     assert pipe.config.student.guidance_range is None and "guidance_scale" not in pipe.model.conditioner.conditions
+    assert pipe.config.sampling.guidance == 1.0  # its conditional prediction is the guided one: no second pass
+    calls = []
+    forward = pipe.model.forward
+    pipe.model.forward = lambda x, t, cond=None: calls.append(x.shape[0]) or forward(x, t, cond)
+    pipe.generate(label="high", n=2)
+    assert calls == [2] * 4
 
 
 def test_consistency_student_of_a_guidance_student_samples_in_one_call(guidance_student, synth_dir, tmp_path):

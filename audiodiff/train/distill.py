@@ -42,6 +42,8 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
         steps = run.distill.student_steps
         sampler = run.sampling.get("sampler", "consistency" if method == "consistency" else "ddim")
         data["sampling"] = {**data["sampling"], "sampler": sampler, "steps": steps}
+        if guidance_range is None:  # guidance baked in: the conditional prediction is already guided, one call per step
+            data["sampling"]["guidance"] = run.sampling.get("guidance", 1.0)
     base = (teacher.student.base or teacher.student.teacher) if teacher.student else run.distill.teacher
     data["student"] = to_dict(StudentConfig(run.distill.teacher, base, method, steps, guidance_range))
     return from_dict(DiffusionRunConfig, data)
