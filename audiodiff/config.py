@@ -7,6 +7,7 @@ names the key, the value and the expected type. Configs round-trip through plain
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -259,6 +260,10 @@ class TrainConfig:
             raise ConfigError("train.steps and train.batch_size must be at least 1")
         if self.ckpt_every < 1 or self.keep_last < 1:
             raise ConfigError("train.ckpt_every and train.keep_last must be at least 1")
+        for name in ("max_minutes", "ckpt_minutes", "threads", "preview_every"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"train.{name}={value}: must be 0 (off / automatic) or more")
 
 
 @dataclasses.dataclass

@@ -65,3 +65,18 @@ def test_ctrl_c_stops_with_a_checkpoint_and_prints_the_command_that_continues(on
     assert "train.max_minutes=0.25 reached" in resumed.stderr and "train.max_minutes=0.5" in resumed.stderr
     out = run_cli("generate", "--checkpoint", tmp_path / "run", "--n", "1", "--steps", "2", "--out", tmp_path / "gen.wav")
     assert (tmp_path / "gen.wav").is_file(), out.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.max_minutes=-1", "train.max_minutes=-1"),
+    ("train.threads=-2", "train.threads=-2"),
+    ("train.ckpt_minutes=nan", "train.ckpt_minutes=nan"),
+    ("train.steps=abc", "train.steps: expected an integer"),
+    ("train.init_from=no-such-model", "train.init_from='no-such-model'"),
+])
+def test_bad_training_settings_are_one_error_line(override, message, capsys):
+    from audiodiff.cli import main
+
+    assert main(["train", "--config", str(ROOT / "recipes/folder/finetune.yaml"), "data.path=" + str(ROOT / "tests"), override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
