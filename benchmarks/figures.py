@@ -202,6 +202,37 @@ def render_notes_pitch(result: dict, images: str) -> list[str]:
                         f"{result['model'].get('training_step')}); targets: {result.get('targets')}."]
 
 
+def render_distill_consistency(result: dict, images: str) -> list[str]:
+    lines = render_distill(result, images)
+    lines[0] = "### Consistency distillation beside the bundled one-step student (same run)"
+    return lines
+
+
+def render_own_data(result: dict, images: str) -> list[str]:
+    lines = ["### Your own audio: fine-tuned from a bundled model against from scratch, same budget", ""]
+    body = [[f"from {row['init_from']}" if row.get("init_from") else "from scratch", str(row["steps"]),
+             f"{row['compute_seconds'] / 60:.1f}", _number(row.get("final_loss"), 4), f"{row['decay_db_median']:.1f}"]
+            for row in result["runs"]]
+    body.append(["real clips (the training folder)", "", "", "", f"{result['real']['decay_db_median']:.1f}"])
+    lines += _table(["start", "steps", "training minutes (step compute)", "last logged loss", "decay, dB (median)"], body) + [""]
+    lines.append(f"Folder: `{result['real']['folder']}`. Decay: the envelope's drop from its loudest 23 ms frame to the "
+                 "clip's last quarter (one-shots drop by tens of dB, stationary noise by a few). Samples share seeds.")
+    lines += ["", f"![Spectrograms: fine-tuned, from scratch, real]({result['figure']})"]
+    return lines
+
+
+def render_threads(result: dict, images: str) -> list[str]:
+    lines = ["### Training speed against threads, quiet and beside a busy core", ""]
+    threads = sorted({row["threads"] for row in result["rows"]})
+    body = [[f"{busy} busy core(s)", *[_number(next(r["seconds_per_step"] for r in result["rows"]
+                                                   if r["busy_cores"] == busy and r["threads"] == t), 3) for t in threads]]
+            for busy in sorted({row["busy_cores"] for row in result["rows"]})]
+    lines += _table(["machine", *[f"{t} thread(s), s/step" for t in threads]], body) + [""]
+    lines.append(f"{result['model']}, {result['precision']}. Fastest: {result['fastest_threads']}; "
+                 f"`train.threads=0` picks {result['auto_choice']}.")
+    return lines
+
+
 def render_notes_pitch_fast(result: dict, images: str) -> list[str]:
     lines = render_notes_pitch(result, images)
     lines[0] = "### Notes: asked pitch and instrument, one-step student (notes-fast)"
@@ -212,6 +243,7 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_vs_peers": render_unet_vs_peers,
     "samplers": render_samplers,
     "distill": render_distill,
+    "distill_consistency": render_distill_consistency,
     "end_to_end": render_end_to_end,
     "end_to_end_fast": render_end_to_end_fast,
     "vocoder_speed": render_vocoder_speed,
@@ -219,6 +251,8 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "vocoder_fidelity": render_vocoder_fidelity,
     "notes_pitch": render_notes_pitch,
     "notes_pitch_fast": render_notes_pitch_fast,
+    "own_data": render_own_data,
+    "threads": render_threads,
 }
 """Benchmark name (its JSON file's stem) -> markdown lines; the README shows them in this order."""
 

@@ -68,3 +68,17 @@ def test_vocoder_fidelity_and_notes_pitch_tables():
     text = render({"vocoder_fidelity": fidelity, "notes_pitch": pitch})
     assert "| v | 6.00 | 3.00 | 2.0 | 1.000 | 0.200 | 1.500 |" in text
     assert "| model | 0.500 | 1 | 30.0 | 0.250 |" in text and "| real notes | 1.000 | 0 | 4.0 | 1.000 |" in text
+
+
+def test_own_data_and_threads_render_their_tables():
+    own = {"benchmark": "own_data", "date": "2026-01-02", "command": "python -m benchmarks.own_data", "figure": "docs/examples/x.png",
+           "real": {"folder": "data/p", "decay_db_median": 30.0},
+           "runs": [{"run": "a", "init_from": "notes", "steps": 900, "compute_seconds": 600.0, "final_loss": 0.05, "decay_db_median": 25.5},
+                    {"run": "b", "init_from": None, "steps": 950, "compute_seconds": 630.0, "final_loss": 0.2, "decay_db_median": 3.1}]}
+    threads = {"benchmark": "threads", "date": "2026-01-02", "command": "python -m benchmarks.threads", "model": "small", "precision": "fp32",
+               "rows": [{"busy_cores": b, "threads": t, "seconds_per_step": 0.1 * (t + b)} for b in (0, 1) for t in (1, 2)],
+               "fastest_threads": {"0 busy": 2, "1 busy": 1}, "auto_choice": {"0 busy": 2, "1 busy": 1}}
+    text = render({"own_data": own, "threads": threads})
+    assert "| from notes | 900 | 10.0 | 0.0500 | 25.5 |" in text and "| from scratch | 950 | 10.5 |" in text
+    assert "| real clips (the training folder) |  |  |  | 30.0 |" in text and "![Spectrograms" in text
+    assert "| 1 busy core(s) | 0.200 | 0.300 |" in text
