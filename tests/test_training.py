@@ -1,6 +1,7 @@
 """The trainer: overfitting one clip and sampling it back, exact resume, NaN handling, logs."""
 
 import json
+import multiprocessing
 import os
 import signal
 from types import SimpleNamespace
@@ -197,9 +198,26 @@ def test_automatic_threads_leave_busy_cores_alone(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(trainer_module, "_AUTO_THREADS", {})
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
-    assert choose_threads(0).count == 2 and "load 2.1" in str(choose_threads(0))
+    monkeypatch.setattr(trainer_module, "busy_cores", lambda cores: 2.1)
+    assert choose_threads(0).count == 2 and "2.1 busy" in str(choose_threads(0))
     assert choose_threads(0, processes=2).count == 1
     assert choose_threads(3).count == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert str(choose_threads(0)).startswith("1 (OMP_NUM_THREADS")
+
+
+def test_busy_cores_sees_a_process_spinning_on_a_core():
+    stop = multiprocessing.Event()
+    hog = multiprocessing.Process(target=_spin, args=(stop,), daemon=True)
+    hog.start()
+    try:
+        busy = trainer_module.busy_cores(2, seconds=1.0)
+    finally:
+        stop.set()
+        hog.join()
+    assert 0.6 < busy <= 2.0
+
+
+def _spin(stop):
+    while not stop.is_set():
+        sum(range(10_000))

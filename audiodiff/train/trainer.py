@@ -241,12 +241,33 @@ def choose_threads(asked: int, processes: int = 1) -> Threads:
         return Threads(int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS")
     if processes not in _AUTO_THREADS:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        free = max(1, math.floor(cores - load + 0.5)) if load > 0.5 else cores
+        busy = busy_cores(cores)
+        free = max(1, math.floor(cores - busy + 0.5))
         count = max(1, free // max(1, processes))
-        why = f"{cores} cores, load {load:.1f}" + (f", {processes} processes" if processes > 1 else "")
+        why = f"{cores} cores, {busy:.1f} busy with other work" + (f", {processes} processes" if processes > 1 else "")
         _AUTO_THREADS[processes] = Threads(count, f"{why}; train.threads=N to choose")
     return _AUTO_THREADS[processes]
+
+
+def busy_cores(cores: int, seconds: float = 0.5) -> float:
+    """How many cores other processes keep busy now: /proc/stat's non-idle share over `seconds`
+    (this process waits meanwhile), else the 1-minute load average, which lags by a minute."""
+
+    def times() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as handle:
+                values = [int(v) for v in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return sum(values), values[3] + (values[4] if len(values) > 4 else 0)  # total, idle + iowait
+
+    first = times()
+    if first is None:
+        return min(float(cores), os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0.0
+    time.sleep(seconds)
+    second = times()
+    total, idle = second[0] - first[0], second[1] - first[1]
+    return cores * (1 - idle / total) if total > 0 else 0.0
 
 
 _AUTO_THREADS: dict[int, Threads] = {}
