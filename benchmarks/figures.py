@@ -228,8 +228,11 @@ def render_threads(result: dict, images: str) -> list[str]:
                                                    if r["busy_cores"] == busy and r["threads"] == t), 3) for t in threads]]
             for busy in sorted({row["busy_cores"] for row in result["rows"]})]
     lines += _table(["machine", *[f"{t} thread(s), s/step" for t in threads]], body) + [""]
-    lines.append(f"{result['model']}, {result['precision']}. Fastest: {result['fastest_threads']}; "
-                 f"`train.threads=0` picks {result['auto_choice']}.")
+    def threads_by_load(choice: dict) -> str:
+        return ", ".join(f"{count} with {busy}" for busy, count in choice.items())
+
+    lines.append(f"{result['model']}, {result['precision']}. Fastest: {threads_by_load(result['fastest_threads'])}; "
+                 f"`train.threads=0` picks {threads_by_load(result['auto_choice'])}.")
     return lines
 
 
