@@ -101,6 +101,10 @@ def test_loop_wraps_around_smoothly(pipe):
 
 def test_interpolation_endpoints_match_the_seeds(pipe):
     path = pipe.interpolate(4, 9, count=3, label="a", steps=3)
-    a = pipe.generate(label="a", seed=4, steps=3, sampler="ddim").audio[0]
-    b = pipe.generate(label="a", seed=9, steps=3, sampler="ddim").audio[0]
-    assert torch.allclose(path.audio[0], a, atol=1e-3) and torch.allclose(path.audio[2], b, atol=1e-3)
+    a = pipe.generate(label="a", seed=4, steps=3, sampler="ddim")
+    b = pipe.generate(label="a", seed=9, steps=3, sampler="ddim")
+    if path.mel is not None:  # the samples themselves; Griffin-Lim's 32 iterations magnify float rounding
+        # of a batch of 3 against a batch of 1 (1e-7 in the mel became 1.3e-3 in audio on an AVX-512 CPU)
+        assert torch.allclose(path.mel[0], a.mel[0], atol=1e-5) and torch.allclose(path.mel[2], b.mel[0], atol=1e-5)
+    tolerance = 5e-3 if path.mel is not None else 1e-3
+    assert torch.allclose(path.audio[0], a.audio[0], atol=tolerance) and torch.allclose(path.audio[2], b.audio[0], atol=tolerance)
