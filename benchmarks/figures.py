@@ -131,12 +131,6 @@ def render_end_to_end(result: dict, images: str) -> list[str]:
     return lines
 
 
-def render_end_to_end_fast(result: dict, images: str) -> list[str]:
-    lines = render_end_to_end(result, images)
-    lines[0] = "### End-to-end generation speed of the few-step student (1 s of audio)"
-    return lines
-
-
 def render_distill(result: dict, images: str) -> list[str]:
     lines = ["### Few-step students against their teacher at equal network calls", ""]
     reference = result["reference_row"]
@@ -202,12 +196,6 @@ def render_notes_pitch(result: dict, images: str) -> list[str]:
                         f"{result['model'].get('training_step')}); targets: {result.get('targets')}."]
 
 
-def render_distill_consistency(result: dict, images: str) -> list[str]:
-    lines = render_distill(result, images)
-    lines[0] = "### Consistency distillation beside the bundled one-step student (same run)"
-    return lines
-
-
 def render_own_data(result: dict, images: str) -> list[str]:
     lines = ["### Your own audio: fine-tuned from a bundled model against from scratch, same budget", ""]
     body = [[f"from {row['init_from']}" if row.get("init_from") else "from scratch", str(row["steps"]),
@@ -236,24 +224,23 @@ def render_threads(result: dict, images: str) -> list[str]:
     return lines
 
 
-def render_notes_pitch_fast(result: dict, images: str) -> list[str]:
-    lines = render_notes_pitch(result, images)
-    lines[0] = "### Notes: asked pitch and instrument, one-step student (notes-fast)"
-    return lines
+def _retitled(renderer: Callable[[dict, str], list[str]], title: str) -> Callable[[dict, str], list[str]]:
+    """`renderer` under another heading (the same table for a student's or another run's result)."""
+    return lambda result, images: [title, *renderer(result, images)[1:]]
 
 
 RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_vs_peers": render_unet_vs_peers,
     "samplers": render_samplers,
     "distill": render_distill,
-    "distill_consistency": render_distill_consistency,
+    "distill_consistency": _retitled(render_distill, "### Consistency distillation beside the bundled one-step student (same run)"),
     "end_to_end": render_end_to_end,
-    "end_to_end_fast": render_end_to_end_fast,
+    "end_to_end_fast": _retitled(render_end_to_end, "### End-to-end generation speed of the few-step student (1 s of audio)"),
     "vocoder_speed": render_vocoder_speed,
     "unet_speed": render_unet_speed,
     "vocoder_fidelity": render_vocoder_fidelity,
     "notes_pitch": render_notes_pitch,
-    "notes_pitch_fast": render_notes_pitch_fast,
+    "notes_pitch_fast": _retitled(render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"),
     "own_data": render_own_data,
     "threads": render_threads,
 }
