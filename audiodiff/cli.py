@@ -42,7 +42,7 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
 
 @command("train", "train a diffusion model or a vocoder from a YAML config (torchrun-compatible)")(_train_args)
 def run_train(args: argparse.Namespace) -> int:
-    from audiodiff.config import ConfigError, from_dict
+    from audiodiff.config import ConfigError, from_dict, load_yaml
     from audiodiff.train.trainer import Trainer
 
     data, out_dir = _run_config(args)
@@ -67,7 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"checkpoint: {path}")
     if trainer.stopped_by:
         again = f"audiodiff train --config {args.config} --resume"
-        if out_dir != Path(str(_recipe_out_dir(args.config))):
+        if out_dir != _out_dir(load_yaml(args.config)):
             again += f" train.out_dir={out_dir}"
         if trainer.stopped_by == "budget":
             again += f" train.max_minutes={2 * config.train.max_minutes:g}"
@@ -79,20 +79,20 @@ def run_train(args: argparse.Namespace) -> int:
 RUN_FILE = "run.yaml"  # in train.out_dir: the config as the run started, overrides applied
 
 
-def _recipe_out_dir(config_path: str) -> str:
-    """train.out_dir as the recipe file alone gives it."""
-    from audiodiff.config import TrainConfig, load_yaml
+def _out_dir(data: dict) -> Path:
+    """train.out_dir of a config dict (before it is checked)."""
+    from audiodiff.config import TrainConfig
 
-    return (load_yaml(config_path).get("train") or {}).get("out_dir", TrainConfig.out_dir)
+    return Path((data.get("train") or {}).get("out_dir", TrainConfig.out_dir))
 
 
 def _run_config(args: argparse.Namespace) -> tuple[dict, Path]:
     """The recipe with the command line's overrides; with --resume, the run's own saved config
     (as it started) with the new overrides on top, so a resume continues what was started."""
-    from audiodiff.config import TrainConfig, apply_overrides, load_yaml
+    from audiodiff.config import apply_overrides, load_yaml
 
     data = apply_overrides(load_yaml(args.config), args.overrides)
-    out_dir = Path((data.get("train") or {}).get("out_dir", TrainConfig.out_dir))
+    out_dir = _out_dir(data)
     saved = out_dir / RUN_FILE
     if args.resume and saved.is_file():
         data = apply_overrides(load_yaml(saved), args.overrides)
@@ -195,19 +195,18 @@ def _output_paths(out: str, count: int, stem: str = "sample") -> list[Path]:
 
 
 def _write_clips(audio, sample_rate: int, paths: list[Path], plot: bool) -> None:
-    from audiodiff.audio import save_audio
     from audiodiff.plots import spectrogram_image
 
     for clip, path in zip(audio, paths):
-        _save(save_audio, path, clip, sample_rate)
+        _save(path, clip, sample_rate)
         if plot:
             spectrogram_image(clip, sample_rate, path.with_suffix(".png"), path.name)
         print(path)
 
 
-def _save(save_audio, path: Path, clip, sample_rate: int) -> None:
+def _save(path: Path, clip, sample_rate: int) -> None:
     """`save_audio`, with a path that cannot be written as a user error naming it."""
-    from audiodiff.audio import AudioError
+    from audiodiff.audio import AudioError, save_audio
 
     try:
         save_audio(path, clip, sample_rate)
@@ -301,7 +300,7 @@ def _vocode_args(parser: argparse.ArgumentParser) -> None:
 def run_vocode(args: argparse.Namespace) -> int:
     import time
 
-    from audiodiff.audio import MelSpec, load_audio, save_audio
+    from audiodiff.audio import MelSpec, load_audio
     from audiodiff.vocoder import Vocoder
 
     mel_spec = None
@@ -311,13 +310,13 @@ def run_vocode(args: argparse.Namespace) -> int:
             from audiodiff.pipeline import Pipeline
 
             mel_spec = Pipeline.from_pretrained(args.mel_from).mel_spec or mel_spec
-    vocoder = _load_vocoder(args.vocoder, mel_spec)
+    vocoder = Vocoder.from_pretrained(args.vocoder, mel_spec)
     rate = vocoder.mel_spec.sample_rate
     audio, _ = load_audio(args.input, sample_rate=rate, channels=1)
     started = time.perf_counter()
     out = vocoder.round_trip(audio)[0]
     seconds = time.perf_counter() - started
-    _save(save_audio, Path(args.output), out, rate)
+    _save(Path(args.output), out, rate)
     if args.plot:
         from audiodiff.plots import plot_spectrograms
 
@@ -325,20 +324,6 @@ def run_vocode(args: argparse.Namespace) -> int:
     duration = out.shape[-1] / rate
     print(f"{args.output}: {duration:.2f} s vocoded in {seconds:.3f} s ({duration / max(seconds, 1e-9):.0f}x real time)")
     return 0
-
-
-def _load_vocoder(name: str, mel_spec=None):
-    """`Vocoder.from_pretrained`, with the bundled vocoders named when `name` is not found."""
-    from audiodiff.bundled import bundled_vocoders
-    from audiodiff.checkpoint import CheckpointError
-    from audiodiff.vocoder import Vocoder
-
-    try:
-        return Vocoder.from_pretrained(name, mel_spec)
-    except CheckpointError as error:
-        if "no such" not in str(error):
-            raise
-        raise CheckpointError(f"{error}; bundled vocoders: {bundled_vocoders()}, or griffin_lim") from None
 
 
 def _export_args(parser: argparse.ArgumentParser) -> None:
@@ -350,12 +335,12 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
 @command("export", "export a GAN vocoder to ONNX or TorchScript for deployment")(_export_args)
 def run_export(args: argparse.Namespace) -> int:
     from audiodiff.bundled import bundled_vocoders
-    from audiodiff.vocoder import VocoderError
+    from audiodiff.vocoder import Vocoder, VocoderError
     from audiodiff.vocoder.export import export_vocoder
 
     if args.vocoder == "griffin_lim":
         raise VocoderError(f"--vocoder griffin_lim has no weights to export; pass a GAN vocoder directory or one of {bundled_vocoders()}")
-    path, report = export_vocoder(_load_vocoder(args.vocoder), args.out, args.format)
+    path, report = export_vocoder(Vocoder.from_pretrained(args.vocoder), args.out, args.format)
     print(f"{path}: {report}")
     return 0
 

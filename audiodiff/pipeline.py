@@ -288,8 +288,7 @@ class Pipeline:
         mel = None
         if self.is_mel:
             mel = x[:, 0].float().clamp(-1.0, 1.5)  # below -1 is below the log floor
-            with torch.inference_mode():  # generate(), not the vocoder's call: that one clamps to [-1, 1]
-                audio = self.vocoder.generate(self.vocoder.mel_spec.check_mel(mel, name="vocoder input"))
+            audio = self.vocoder(mel, clamp=False)  # the guard below scales instead of clipping
             mel = mel.cpu()
         else:
             audio = x

@@ -8,8 +8,6 @@ resume, torchrun) is the diffusion task's and the trainer's.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.nn as nn
 
@@ -19,6 +17,7 @@ from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
+from audiodiff.train.init import InitError, load_source_weights
 from audiodiff.train.trainer import StepContext, TrainingError
 
 __all__ = ["DistillTask", "student_config"]
@@ -70,23 +69,19 @@ class DistillTask(DiffusionTask):
             self._init_from(teacher)
 
     def _init_from(self, teacher: nn.Module) -> None:
-        """Copy the teacher's weights; a new guidance input starts at zero, so the student starts
-        as the teacher's conditional prediction."""
-        own = self.model.state_dict()
-        theirs = teacher.state_dict()
-        mismatched = [k for k, v in theirs.items() if k not in own or own[k].shape != v.shape]
-        if mismatched or any(k not in theirs and f".{GUIDANCE}." not in k for k in own):
-            raise TrainingError(
-                f"distill.init_from_teacher: the student's architecture differs from the teacher's ({mismatched[:3]}); "
-                "set distill.init_from_teacher=false to train the student from scratch"
+        """Copy the teacher's weights (`train.init`'s mapping); a new guidance input starts at
+        zero, so the student starts as the teacher's conditional prediction."""
+        try:
+            load_source_weights(
+                self.model, teacher, str(self.run.distill.teacher), self.verbose, setting="distill.init_from_teacher",
+                fix="set distill.init_from_teacher=false to train the student from scratch",
             )
-        self.model.load_state_dict({**own, **theirs})
+        except InitError as error:
+            raise TrainingError(str(error)) from None
         if GUIDANCE in self.model.conditioner.conditions and GUIDANCE not in teacher.conditioner.conditions:
             last = self.model.conditioner.conditions[GUIDANCE].mlp[-1]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
-        if self.verbose:
-            print(f"student initialised from the teacher ({self.run.distill.teacher})", file=sys.stderr)
 
     def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
         x = batch["x"].to(self.device, non_blocking=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-import torch
 import torch.nn as nn
 
 from audiodiff.config import DiffusionRunConfig, to_dict
@@ -59,14 +58,19 @@ def adopt_source(config: DiffusionRunConfig, source: DiffusionRunConfig, name: s
     return dataclasses.replace(config, **{section: getattr(source, section) for section in ADOPTED})
 
 
-def load_source_weights(model: nn.Module, source: nn.Module, name: str, verbose: bool = True) -> list[str]:
+def load_source_weights(
+    model: nn.Module, source: nn.Module, name: str, verbose: bool = True,
+    setting: str | None = None, fix: str = "this is a bug: the run adopts the source's model section",
+) -> list[str]:
     """Copy the source's weights into `model`, mapping conditions by name and label rows by label;
-    returns the report lines (also printed)."""
+    returns the report lines (also printed). A different architecture is an `InitError` naming
+    `setting` (default `train.init_from=NAME`) and `fix`."""
     own, theirs = model.state_dict(), source.state_dict()
     body = [k for k in own if not k.startswith(CONDITIONS)]
     mismatched = [k for k in body if k not in theirs or theirs[k].shape != own[k].shape]
     if mismatched:
-        raise InitError(f"train.init_from={name!r}: the architectures differ at {mismatched[:3]}; this is a bug if model: was adopted")
+        setting = setting or f"train.init_from={name!r}"
+        raise InitError(f"{setting}: the architectures differ at {mismatched[:3]}; {fix}")
     merged = {k: theirs[k] for k in body}
     report = []
     own_conditions, their_conditions = model.conditioner.conditions, source.conditioner.conditions

@@ -232,8 +232,8 @@ class Threads:
 
 def choose_threads(asked: int, processes: int = 1) -> Threads:
     """train.threads; for 0, $OMP_NUM_THREADS where set, else the cores that other work leaves
-    free (torch's default of one thread per core runs about 3x slower than one thread when another
-    process keeps a core busy). The automatic choice is made once per process, so every run in it
+    free (torch's default of one thread per core ran 2.1x slower than one thread with another
+    process busy on one of two cores: benchmarks/threads.py). The automatic choice is made once per process, so every run in it
     computes with the same thread count."""
     if asked > 0:
         return Threads(asked, "train.threads")

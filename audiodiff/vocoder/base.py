@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from audiodiff.audio import MelSpec, griffin_lim
-from audiodiff.bundled import bundled_path
+from audiodiff.bundled import bundled_path, bundled_vocoders
 from audiodiff.checkpoint import CONFIG, CheckpointError, check_top_level, read_json, resolve_checkpoint
 from audiodiff.errors import UserError
 
@@ -31,10 +31,13 @@ class Vocoder(nn.Module):
         super().__init__()
         self.mel_spec = mel_spec
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """A checked mel `[batch, n_mels, frames]` -> audio `[batch, 1, frames * hop]`, clamped to
+        [-1, 1] unless `clamp=False` (the pipeline scales loud clips down instead)."""
         mel = self.mel_spec.check_mel(mel, name="vocoder input")
         with torch.inference_mode():
-            return self.generate(mel).clamp(-1.0, 1.0)
+            audio = self.generate(mel)
+        return audio.clamp(-1.0, 1.0) if clamp else audio
 
     def generate(self, mel: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -56,7 +59,12 @@ class Vocoder(nn.Module):
             if mel_spec is None:
                 raise VocoderError("Griffin-Lim needs the MelSpec of the mels it will invert")
             return GriffinLimVocoder(mel_spec)
-        folder = bundled_path(str(path)) or resolve_checkpoint(path)
+        folder = bundled_path(str(path))
+        if folder is None:
+            try:
+                folder = resolve_checkpoint(path)
+            except CheckpointError as error:
+                raise CheckpointError(f"{error}; bundled vocoders: {bundled_vocoders()}, or griffin_lim") from None
         config = read_json(folder / CONFIG)
         kind = config.get("kind")
         if kind not in VOCODER_KINDS:
