@@ -253,7 +253,7 @@ class TrainConfig:
     max_bad_steps: int = 20  # consecutive skipped steps before the run stops anyway
     threads: int = 0  # torch CPU threads; 0 = the cores other work leaves free (printed at the start)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    init_from: str = ""  # diffusion runs: start from this bundled model or checkpoint (fine-tuning); "" = from scratch
+    init_from: str = ""  # start from this bundled model or checkpoint (fine-tuning; vocoders: the generator); "" = from scratch
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -365,6 +365,9 @@ class VocoderRunConfig:
     mel: MelSpec = dataclasses.field(default_factory=MelSpec)
     model: VocoderModelConfig = dataclasses.field(default_factory=VocoderModelConfig)
     loss: VocoderLossConfig = dataclasses.field(default_factory=VocoderLossConfig)
+    # level augmentation: each training segment gets a gain drawn uniformly in dB from this range
+    # (a peak-normalised set otherwise teaches one level, and quieter input comes out smeared)
+    gain_db: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
             out_dir="runs/vocoder", lr=2e-4, betas=(0.8, 0.99), lr_schedule="exponential", lr_gamma=0.999,
@@ -379,3 +382,5 @@ class VocoderRunConfig:
             raise ConfigError(f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}")
         if self.data.channels != 1:
             raise ConfigError("vocoders are mono: set data.channels=1")
+        if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
+            raise ConfigError(f"gain_db={self.gain_db} must be [low, high] in dB with low <= high, e.g. [-30, 0]")

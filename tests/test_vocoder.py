@@ -51,6 +51,29 @@ def test_training_runs_gan_steps_and_writes_a_loadable_vocoder(trained):
     assert (preview / "vocoded_0.wav").is_file() and (preview / "spectrograms.png").is_file()
 
 
+def test_a_vocoder_run_continues_from_a_trained_generator_with_level_augmentation(trained, tmp_path):
+    source = Vocoder.from_pretrained(trained / "run")
+    config = from_dict(VocoderRunConfig, {
+        "data": {"path": str(trained / "data"), "split": None, "representation": "wave", "segment_seconds": 0.25},
+        "model": {"discriminators": ["mrd"], "discriminator_options": {"mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}}},
+        "gain_db": [-30, 0],
+        "train": {"out_dir": str(tmp_path / "run"), "steps": 1, "batch_size": 2, "lr": 1e-9, "precision": "fp32", "init_from": str(trained / "run")},
+    })
+    task = VocoderTask(config, verbose=False)
+    assert task.config.model.generator_config == source.generator.config  # adopted from the source
+    Trainer(task, config.train, progress=False).fit()
+    mel = torch.rand(1, 80, 9) * 2 - 1
+    assert torch.allclose(Vocoder.from_pretrained(tmp_path / "run")(mel), source(mel), atol=1e-4)  # lr ~0: the source's weights
+
+
+def test_vocoder_init_from_and_gain_errors_name_the_fix(tmp_path):
+    with pytest.raises(Exception, match="gain_db"):
+        from_dict(VocoderRunConfig, {"data": {"representation": "wave"}, "gain_db": [0, -10]})
+    config = from_dict(VocoderRunConfig, {"data": {"path": str(tmp_path), "representation": "wave"}, "train": {"init_from": "griffin_lim"}})
+    with pytest.raises(Exception, match="no weights"):
+        VocoderTask(config, verbose=False)
+
+
 def test_save_and_load_round_trip_gives_the_same_audio(tmp_path):
     torch.manual_seed(0)
     vocoder = GANVocoder(build_generator("istft", MEL, **TINY_ISTFT))

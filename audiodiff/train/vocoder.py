@@ -4,6 +4,7 @@ real clips resynthesised."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from audiodiff.audio import save_audio
 from audiodiff.config import TrainConfig, VocoderRunConfig, to_dict
 from audiodiff.data.dataset import collate, make_dataset, scan_items
 from audiodiff.plots import plot_spectrograms
+from audiodiff.train.init import InitError
 from audiodiff.train.trainer import StepContext
+from audiodiff.vocoder.base import Vocoder
 from audiodiff.vocoder.discriminators import Discriminators
 from audiodiff.vocoder.gan import GANVocoder
 from audiodiff.vocoder.generators import build_generator
@@ -24,8 +27,33 @@ from audiodiff.vocoder.training import gan_step
 __all__ = ["VocoderTask"]
 
 
+def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tuple[VocoderRunConfig, nn.Module]:
+    """`train.init_from` for a vocoder run: the named GAN vocoder's generator, and the run's config
+    with that generator's architecture and MelSpec (fine-tuning needs both; it says so if they change)."""
+    from audiodiff.checkpoint import CheckpointError
+
+    name = config.train.init_from
+    if name == "griffin_lim":
+        raise InitError("train.init_from='griffin_lim' has no weights to start from; name a trained GAN vocoder (e.g. vocoder-16k)")
+    try:
+        source = Vocoder.from_pretrained(name)
+    except CheckpointError as error:
+        raise InitError(f"train.init_from={name!r}: {error}") from None
+    if not isinstance(source, GANVocoder):
+        raise InitError(f"train.init_from={name!r} is a {source.kind} vocoder with no weights; name a trained GAN vocoder")
+    model = dataclasses.replace(config.model, generator=source.generator.name, generator_config=source.generator.config)
+    changed = [section for section, old, new in (("model", config.model, model), ("mel", config.mel, source.mel_spec))
+               if to_dict(old) != to_dict(new)]
+    if changed and verbose:
+        print(f"init_from {name}: using its generator's {' and '.join(changed)} settings (fine-tuning needs the same architecture)", file=sys.stderr)
+    return dataclasses.replace(config, model=model, mel=source.mel_spec), source.generator
+
+
 class VocoderTask:
     def __init__(self, config: VocoderRunConfig, verbose: bool = True):
+        self.source = None
+        if config.train.init_from:
+            config, self.source = load_source_generator(config, verbose)
         self.config = config
         self.mel_spec = config.mel
         items, self.report = scan_items(config.data)
@@ -42,6 +70,14 @@ class VocoderTask:
         model = self.config.model
         self.device = device
         self.generator = build_generator(model.generator, self.mel_spec, **model.generator_config).to(device)
+        if self.source is not None:
+            try:
+                self.generator.load_state_dict(self.source.state_dict())
+            except RuntimeError:  # a generator saved folded (weight norm removed) cannot train as it was built
+                raise InitError(
+                    f"train.init_from={cfg.init_from!r}: its weights are folded (weight norm removed) and do not match "
+                    f"a trainable {model.generator} generator; start from an unfolded checkpoint (a run directory)"
+                ) from None
         self.discriminators = Discriminators(tuple(model.discriminators), model.discriminator_options).to(device)
         self.g_net: nn.Module = self.generator
         self.d_net: nn.Module = self.discriminators
@@ -59,6 +95,10 @@ class VocoderTask:
         audio = batch["x"].to(self.device)  # [batch, 1, samples]
         frames = self.mel_spec.num_frames(audio.shape[-1])
         audio = audio[..., : self.mel_spec.num_samples(frames)]
+        low, high = self.config.gain_db
+        if high > low or low != 0.0:  # level augmentation, one gain per segment
+            decibels = torch.empty(audio.shape[0], 1, 1, device=audio.device).uniform_(low, high)
+            audio = audio * torch.pow(10.0, decibels / 20.0)
         mel = self.mel_spec(audio[:, 0])
         losses = gan_step(
             self.g_net,
