@@ -537,7 +537,12 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def _eval_args(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = "audiodiff eval train-classifier --help: the classifier behind the scores"
+    parser.epilog = (
+        "The scores need a classifier trained on labelled real clips of the same sounds (--classifier; "
+        "`audiodiff eval train-classifier --help`): accuracy, IS/mIS/AM and the default Fréchet embedding "
+        "come from it. Without one, only the 'crepe' Fréchet embedding (pip install torchcrepe) and, for "
+        "clips that pair by name, the signal distances can be computed."
+    )
     sub = parser.add_subparsers(dest="eval_command", metavar="train-classifier")
     for name, (add, _, help_text) in EVAL_COMMANDS.items():
         add(sub.add_parser(name, help=help_text, description=help_text))
@@ -557,7 +562,7 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="with --checkpoint: replace clips in OUT/generated")
     parser.add_argument("--reference", help="real clips: a folder (DIR/LABEL/x.wav) or a dataset manifest / folder with one")
     parser.add_argument("--split", help="split of --reference (default: test where there is one; '' for all)")
-    parser.add_argument("--classifier", help="classifier directory (from `audiodiff eval train-classifier`)")
+    parser.add_argument("--classifier", help="classifier directory (from `audiodiff eval train-classifier`); needed for accuracy, IS and the default Fréchet embedding")
     parser.add_argument(
         "--embedding", action="append", help="Fréchet embedding, repeatable: classifier, crepe (default: classifier if given)"
     )

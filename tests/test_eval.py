@@ -165,3 +165,31 @@ def test_unknown_split_lists_the_splits_there_are(workspace, tmp_path, capsys):
 def test_missing_reference_is_a_clear_error(tmp_path, capsys):
     assert run_eval("--generated", tmp_path, "--out", tmp_path / "out") == 2
     assert "--reference" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("labels, per_label", [(10, 3), (2, 1), (3, 11)])
+def test_the_smallest_labelled_sets_train_a_classifier(tmp_path, labels, per_label):
+    """30 clips in ten folders for 5 epochs (one batch per epoch, once a ZeroDivisionError in the
+    schedule), one clip per label, and 33 clips (a last batch of one)."""
+    generator = torch.Generator().manual_seed(0)
+    for label in range(labels):
+        for index in range(per_label):
+            audio, _ = synth_clip(CLASSES[label % len(CLASSES)], RATE, 0.25, generator)
+            save_audio(tmp_path / "data" / f"l{label}" / f"{index}.wav", audio, RATE)
+    args = ["eval", "train-classifier", "--data", tmp_path / "data", "--split", "", "--epochs", "5", "--out", tmp_path / "clf"]
+    assert main([str(arg) for arg in args]) == 0
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert config["training"]["num_items"] == labels * per_label and len(config["labels"]) == labels
+
+
+def test_one_label_is_refused_with_the_fix(tmp_path, capsys):
+    save_audio(tmp_path / "data" / "only" / "0.wav", torch.zeros(1, RATE // 4), RATE)
+    args = ["eval", "train-classifier", "--data", tmp_path / "data", "--split", "", "--out", tmp_path / "clf"]
+    assert main([str(arg) for arg in args]) == 2
+    assert "at least 2" in capsys.readouterr().err
+
+
+def test_eval_help_says_the_scores_need_a_classifier(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "need a classifier" in " ".join(capsys.readouterr().out.split())

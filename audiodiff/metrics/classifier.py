@@ -262,6 +262,27 @@ def _train_epoch(
     return loss_sum / count, correct / count
 
 
+def one_cycle(total_steps: int, warm_share: float = 0.2, start: float = 1 / 25, end: float = 1 / 25e4):
+    """The one-cycle schedule (Smith and Topin 2019) as a factor of the peak learning rate: cosine up
+    from `start` over the first `warm_share` of the steps, then cosine down to `end`. The values of
+    torch's OneCycleLR (anneal "cos", its default factors) where that one works, and defined at any
+    length: OneCycleLR divides by zero when the warm-up rounds to no steps (a set of 30 clips at
+    batch 32 for 5 epochs)."""
+    peak = warm_share * total_steps - 1  # the step at the peak, as OneCycleLR counts
+
+    def cosine(low: float, high: float, fraction: float) -> float:
+        return high + (low - high) * (1 + math.cos(math.pi * min(1.0, max(0.0, fraction)))) / 2
+
+    def factor(step: int) -> float:
+        if peak > 0 and step <= peak:
+            return cosine(start, 1.0, step / peak)
+        first = max(peak, 0.0)
+        remaining = total_steps - 1 - first
+        return cosine(1.0, end, (step - first) / remaining) if remaining > 0 else 1.0
+
+    return factor
+
+
 def train_classifier(
     items: Sequence[tuple[AudioItem, str]],
     labels: Sequence[str] | None = None,
@@ -296,6 +317,11 @@ def train_classifier(
             f"train_classifier: items have labels {unknown} that are not in labels={labels}; "
             "add them or drop those items"
         )
+    if len(labels) < 2:
+        raise ValueError(
+            f"train_classifier: every item has the label {labels}; a classifier tells labels apart, so give "
+            "clips of at least 2 labels (DIR/LABEL/x.wav)"
+        )
     counts = {label: item_labels.count(label) for label in labels}
     empty = [label for label, count in counts.items() if count == 0]
     if empty:
@@ -312,9 +338,7 @@ def train_classifier(
         torch.manual_seed(seed)
         model = AudioClassifier(labels, mel_spec, channels, embedding_dim, clip_samples=clip_samples).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=learning_rate, total_steps=epochs * math.ceil(len(items) / batch_size), pct_start=0.2
-        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs * math.ceil(len(items) / batch_size)))
         bar = tqdm(range(epochs), desc="classifier", disable=not progress, unit="epoch")
         for _ in bar:
             order = torch.randperm(len(items), generator=generator)

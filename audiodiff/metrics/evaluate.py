@@ -223,6 +223,10 @@ def evaluate_folders(
 ) -> dict:
     """Compare generated audio with reference audio (folders, or lists of files).
 
+    Needs at least one of: a `classifier` (train one with `audiodiff eval train-classifier` or
+    `audiodiff.metrics.train_classifier`), torchcrepe installed (the "crepe" embedding), or files
+    that pair by name (signal metrics); with none it refuses and says so.
+
     - Distribution metrics (always): Fréchet distance in each of `embeddings` (default:
       "classifier" when a classifier is given, else "crepe" when torchcrepe is installed), and,
       with a classifier, IS / mIS / AM score for both sets (AM's p*: the classifier's mean
