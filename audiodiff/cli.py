@@ -562,6 +562,12 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="with --checkpoint: replace clips in OUT/generated")
     parser.add_argument("--reference", help="real clips: a folder (DIR/LABEL/x.wav) or a dataset manifest / folder with one")
     parser.add_argument("--split", help="split of --reference (default: test where there is one; '' for all)")
+    parser.add_argument(
+        "--training-split", help="memorisation: the model's training clips, this split of --reference (default: train where "
+        "there is one; '' to skip); each generated clip's nearest one against the held-out clips' own, with a listening page"
+    )
+    parser.add_argument("--training-reference", help="memorisation: the model's training clips from another folder or manifest")
+    parser.add_argument("--training-clips", type=int, default=2000, help="memorisation: at most this many training clips (evenly drawn)")
     parser.add_argument("--classifier", help="classifier directory (from `audiodiff eval train-classifier`); needed for accuracy, IS and the default Fréchet embedding")
     parser.add_argument(
         "--embedding", action="append", help="Fréchet embedding, repeatable: classifier, crepe (default: classifier if given)"
@@ -610,11 +616,20 @@ def _run_evaluation(args: argparse.Namespace) -> int:
         floor = floor_subset(load_clips(args.floor_reference, side="floor"), generated, args.seed)
     elif floor_split and not args.no_floor:
         floor = floor_subset(load_clips(args.reference, floor_split, side="floor"), generated, args.seed)
-    result = evaluate(generated, reference, args.out, classifier, floor, args.embedding, info, progress=True)
+    training = None
+    training_split = args.training_split if args.training_split is not None else ("train" if "train" in splits and split != "train" else "")
+    if classifier is not None and (args.training_reference or training_split):
+        training = load_clips(args.training_reference or args.reference, None if args.training_reference else training_split, side="training")
+        training = training.every(max(1, -(-len(training) // args.training_clips)))
+    result = evaluate(generated, reference, args.out, classifier, floor, args.embedding, info, progress=True, training=training)
     print(f"{'score':<54} {'model':>10} {'floor':>10}")
     for row in result["scores"]:
         model, floor_value = (f"{row[key]:.4g}" if row[key] is not None else "-" for key in ("model", "floor"))
         print(f"{row['title'] + ' (' + row['better'] + ' is better)':<54} {model:>10} {floor_value:>10}")
+    if result.get("memorisation"):
+        found = result["memorisation"]
+        print(f"memorisation: {found['copy_share']:.1%} of generated clips nearer a training clip than {found['percentile']:g}% "
+              f"of held-out clips; closest pairs in {Path(args.out) / 'memorisation.html'}")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.md'}")
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["plot_loss_curve", "plot_spectrograms", "spectrogram_image"]
+__all__ = ["plot_histograms", "plot_loss_curve", "plot_spectrograms", "spectrogram_image"]
 
 
 def _pyplot():
@@ -88,5 +88,24 @@ def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> Path | None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_histograms(
+    sets: dict[str, list[float]], path: str | os.PathLike, xlabel: str, marker: tuple[float, str] | None = None
+) -> Path:
+    """Overlaid density histograms of named value lists, with an optional vertical line (value, label)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, values in sets.items():
+        ax.hist(values, bins=30, alpha=0.6, density=True, label=name)
+    if marker is not None:
+        ax.axvline(marker[0], color="k", linestyle="--", label=marker[1])
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

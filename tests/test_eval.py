@@ -193,3 +193,39 @@ def test_eval_help_says_the_scores_need_a_classifier(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     assert "need a classifier" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_mode_collapsed_set_has_low_recall_and_coverage_beside_the_floor(workspace, tmp_path):
+    reference = write_clips(tmp_path / "reference", 10, seed=2)
+    floor = write_clips(tmp_path / "floor", 10, seed=3)
+    one = write_clips(tmp_path / "one", 1, seed=1)
+    for label in CLASSES:  # each label's one clip, ten times
+        (tmp_path / "generated" / label).mkdir(parents=True)
+        for index in range(10):
+            shutil.copy(one / label / "0000.wav", tmp_path / "generated" / label / f"{index}.wav")
+    assert run_eval("--generated", tmp_path / "generated", "--reference", reference, "--classifier", workspace / "classifier",
+                    "--floor-reference", floor, "--out", tmp_path / "out") == 0
+    scores = {row["score"]: row for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["scores"]}
+    # three distinct clips: no real clip lies in their (zero-radius) balls; they reach about half
+    # the real neighbourhoods (this classifier packs a class tightly), the floor all of them
+    assert scores["recall_classifier"]["model"] < 0.2 * scores["recall_classifier"]["floor"]
+    assert scores["coverage_classifier"]["model"] < 0.6 * scores["coverage_classifier"]["floor"]
+    assert "recall" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_memorisation_flags_generated_clips_copied_from_the_training_split(workspace, tmp_path):
+    manifest = [json.loads(line) for line in (workspace / "data" / "manifest.jsonl").read_text().splitlines()]
+    copied = [row for row in manifest if row["split"] == "train"][::6]
+    for index, row in enumerate(copied):
+        (tmp_path / "generated" / row["label"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(workspace / "data" / row["path"], tmp_path / "generated" / row["label"] / f"{index}.wav")
+    novel = write_clips(tmp_path / "novel", 3, seed=7)
+    for generated, out in ((tmp_path / "generated", tmp_path / "copied"), (novel, tmp_path / "fresh")):
+        assert run_eval("--generated", generated, "--reference", workspace / "data", "--classifier", workspace / "classifier",
+                        "--out", out) == 0
+    copied_share = json.loads((tmp_path / "copied" / "metrics.json").read_text())["memorisation"]["copy_share"]
+    fresh_share = json.loads((tmp_path / "fresh" / "metrics.json").read_text())["memorisation"]["copy_share"]
+    assert copied_share == 1.0 and fresh_share < 0.5
+    page = (tmp_path / "copied" / "memorisation.html").read_text()
+    assert page.count("<audio") == 16 and (tmp_path / "copied" / "memorisation_pairs.png").is_file()
+    assert "## Memorisation" in (tmp_path / "copied" / "report.md").read_text()

@@ -12,6 +12,7 @@ import scipy.linalg
 import torch
 
 from audiodiff.audio import MelSpec, save_audio
+from audiodiff.metrics.distribution import coverage_metrics, memorisation
 from audiodiff.metrics import (
     EMBEDDINGS,
     AudioClassifier,
@@ -214,6 +215,39 @@ def test_frechet_distance_warns_when_clips_do_not_exceed_dimensions():
 
 def balanced_one_hot(num_classes: int, per_class: int) -> np.ndarray:
     return np.repeat(np.eye(num_classes), per_class, axis=0)
+
+
+def _sets(seed: int = 0):
+    """Real Gaussian features, another real draw, a mode-collapsed set (five points repeated) and a noisy one."""
+    rng = np.random.default_rng(seed)
+    real, other = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
+    collapsed = np.repeat(rng.standard_normal((5, 16)), 80, axis=0) + 1e-3 * rng.standard_normal((400, 16))
+    return real, other, collapsed, other + 1.5 * rng.standard_normal((400, 16))
+
+
+def test_coverage_metrics_separate_real_collapsed_and_noisy_sets():
+    real, other, collapsed, noisy = _sets()
+    honest, copy, blur = (coverage_metrics(real, fake) for fake in (other, collapsed, noisy))
+    assert min(honest.values()) > 0.8 and honest["density"] < 1.3
+    assert copy["recall"] < 0.05 and copy["coverage"] < 0.15  # a few modes: most of the real set is never made
+    assert blur["precision"] < 0.15 and blur["density"] < 0.1  # off the manifold
+    assert coverage_metrics(real, real)["precision"] == 1.0 == coverage_metrics(real, real)["coverage"]
+
+
+def test_coverage_metrics_need_more_points_than_k():
+    with pytest.raises(TooFewSamplesError, match="k=5"):
+        coverage_metrics(np.zeros((5, 3)), np.zeros((9, 3)))
+
+
+def test_memorisation_finds_copies_of_training_clips():
+    rng = np.random.default_rng(1)
+    training, heldout = rng.standard_normal((300, 16)), rng.standard_normal((300, 16))
+    novel = memorisation(rng.standard_normal((200, 16)), training, heldout)
+    copied = rng.standard_normal((200, 16))
+    copied[:50] = training[10:60] + 1e-4  # a quarter replayed from the training set
+    replay = memorisation(copied, training, heldout)
+    assert novel["copy_share"] < 0.05 and 0.24 <= replay["copy_share"] <= 0.3
+    assert all(10 <= train < 60 and generated < 50 for generated, train, _ in replay["closest_pairs"])
 
 
 def test_inception_score_of_confident_balanced_predictions_is_the_class_count():

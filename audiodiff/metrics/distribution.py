@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "TooFewSamplesError", "am_score", "feature_statistics", "frechet_distance", "frechet_distance_from_statistics",
-    "inception_score", "modified_inception_score"
+    "TooFewSamplesError", "am_score", "coverage_metrics", "feature_statistics", "frechet_distance",
+    "frechet_distance_from_statistics", "inception_score", "memorisation", "modified_inception_score"
 ]
 
 _EPS = 1e-12  # probability floor before logs
@@ -102,6 +102,91 @@ def frechet_distance(features_a, features_b) -> float:
     return frechet_distance_from_statistics(
         *feature_statistics(features_a, "features_a"), *feature_statistics(features_b, "features_b")
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Fidelity and coverage from nearest neighbours (precision/recall: Kynkäänniemi et al. 2019;
+# density/coverage: Naeem et al. 2020)
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances `[len(a), len(b)]`."""
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(squared, 0.0, None))
+
+
+def _kth_neighbour_radius(features: np.ndarray, k: int) -> np.ndarray:
+    """Each point's distance to its k-th nearest neighbour in its own set (itself excluded)."""
+    distances = _distances(features, features)
+    return np.sort(distances, axis=1)[:, k]  # column 0 is the point itself
+
+
+def coverage_metrics(real_features, fake_features, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density and coverage of fake features `[m, dim]` against real ones `[n, dim]`.
+
+    Each real point owns a ball reaching its k-th nearest real neighbour (the real manifold), each
+    fake point one reaching its k-th nearest fake neighbour.
+    - precision: share of fake points inside some real ball (fidelity: no implausible clips);
+    - recall: share of real points inside some fake ball (diversity: every kind of real clip is made);
+    - density: fake-in-real-ball memberships per fake point, divided by k (about 1 for matching
+      sets; below 1 when fakes sit off the manifold, above when they crowd its dense parts);
+    - coverage: share of real balls holding at least one fake point (like recall, but robust to
+      fake outliers, which inflate the fake balls that recall counts on).
+    A mode-collapsed set (a few clips repeated) has low recall and coverage; a noisy one low
+    precision and density. Needs more than k points in each set.
+    """
+    real, fake = _as_matrix(real_features, "real_features"), _as_matrix(fake_features, "fake_features")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}; embed both sets alike")
+    if k < 1:
+        raise ValueError(f"k={k} must be at least 1")
+    for name, features in (("real", real), ("fake", fake)):
+        if len(features) <= k:
+            raise TooFewSamplesError(f"{name} features: {len(features)} point(s); nearest-neighbour balls with k={k} need more than {k}")
+    real_radius, fake_radius = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
+    between = _distances(real, fake)  # [n, m]
+    inside_real = between <= real_radius[:, None]  # fake j inside real ball i
+    inside_fake = between <= fake_radius[None, :]  # real i inside fake ball j
+    return {
+        "precision": float(inside_real.any(axis=0).mean()),
+        "recall": float(inside_fake.any(axis=1).mean()),
+        "density": float(inside_real.sum() / (k * fake.shape[0])),
+        "coverage": float(inside_real.any(axis=1).mean()),
+    }
+
+
+def memorisation(generated_features, training_features, heldout_features, percentile: float = 1.0, pairs: int = 8) -> dict:
+    """How close generated clips come to training clips, against how close real held-out clips do.
+
+    For each generated clip, the distance to its nearest training clip; the same for each held-out
+    real clip (clips the model never saw: the distances that honest novelty gives). Returns
+    the threshold (the `percentile`-th percentile of the held-out distances), `copy_share` (the
+    share of generated clips nearer a training clip than that; about percentile/100 for a model
+    that does not copy, near 1 for one that replays its training set), both sets' median nearest
+    distances, and the `pairs` closest (generated index, training index, distance), closest first.
+    """
+    generated = _as_matrix(generated_features, "generated_features")
+    training = _as_matrix(training_features, "training_features")
+    heldout = _as_matrix(heldout_features, "heldout_features")
+    if not (generated.shape[1] == training.shape[1] == heldout.shape[1]):
+        raise ValueError("feature dimensions differ; embed all three sets alike")
+    if len(heldout) < 2 or len(training) < 1 or len(generated) < 1:
+        raise TooFewSamplesError("memorisation needs generated and training clips and at least 2 held-out clips")
+    to_training = _distances(generated, training)
+    nearest, nearest_index = to_training.min(axis=1), to_training.argmin(axis=1)
+    honest = _distances(heldout, training).min(axis=1)
+    threshold = float(np.percentile(honest, percentile))
+    order = np.argsort(nearest)[:pairs]
+    return {
+        "percentile": percentile,
+        "threshold": threshold,
+        "copy_share": float((nearest < threshold).mean()),
+        "generated_median_distance": float(np.median(nearest)),
+        "heldout_median_distance": float(np.median(honest)),
+        "closest_pairs": [(int(i), int(nearest_index[i]), float(nearest[i])) for i in order],
+        "generated_distances": nearest.tolist(),
+        "heldout_distances": honest.tolist(),
+    }
 
 
 # --------------------------------------------------------------------------------------------

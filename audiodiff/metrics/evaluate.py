@@ -24,6 +24,7 @@ from audiodiff.metrics.classifier import AudioClassifier, accuracy_report
 from audiodiff.metrics.distribution import (
     TooFewSamplesError,
     am_score,
+    coverage_metrics,
     feature_statistics,
     frechet_distance_from_statistics,
     inception_score,
@@ -32,12 +33,14 @@ from audiodiff.metrics.distribution import (
 from audiodiff.metrics.embeddings import make_embedding
 from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_spectrogram_grid
 
-__all__ = ["evaluate_folders", "find_audio", "labelled_files"]
+__all__ = ["embed_files", "evaluate_folders", "find_audio", "labelled_files"]
 
 Source = Union[
     str, os.PathLike, Sequence[Union[str, os.PathLike]], Sequence[tuple[Union[str, os.PathLike], Optional[str]]]
 ]
 """A folder (searched recursively), a list of audio files, or a list of `(path, label)` pairs."""
+
+COVERAGE_K = 5  # nearest neighbours for precision/recall/density/coverage (Naeem et al. 2020's choice)
 
 
 class _AudioSet:
@@ -108,6 +111,21 @@ def labelled_files(root: str | os.PathLike, labels: Sequence[str] | None = None)
 def _load_all(paths: Sequence[Path], sample_rate: int, progress: bool, name: str) -> list[torch.Tensor]:
     bar = tqdm(paths, desc=f"loading {name}", disable=not progress, unit="file")
     return [load_audio(path, sample_rate=sample_rate, channels=1)[0][0] for path in bar]
+
+
+def embed_files(
+    paths: Sequence[Path], classifier: AudioClassifier | None, embedding: str = "classifier",
+    clip_seconds: float | None = None, progress: bool = False, name: str = "clips",
+) -> torch.Tensor:
+    """Features `[clips, dim]` of audio files in one embedding, each clip mono, at the classifier's
+    rate, cropped or zero-padded to its training clip (or `clip_seconds`) as `evaluate_folders` does."""
+    sample_rate = classifier.mel_spec.sample_rate if classifier else 16000
+    if clip_seconds is not None:
+        samples = max(1, round(clip_seconds * sample_rate))
+    else:
+        samples = classifier.clip_samples if classifier and classifier.clip_samples else sample_rate
+    clips = torch.stack([crop_or_pad(clip, samples, random=False) for clip in _load_all(paths, sample_rate, progress, name)])
+    return make_embedding(embedding, classifier=classifier)(clips, sample_rate)
 
 
 def _clean(value):
@@ -232,6 +250,9 @@ def evaluate_folders(
       with a classifier, IS / mIS / AM score for both sets (AM's p*: the classifier's mean
       prediction on the reference clips) plus accuracy and per-class accuracy for sets with
       label subfolders.
+    - Coverage (always, beside each Fréchet distance, in the same features): precision, recall,
+      density and coverage overall and per label, for sets of more than 5 clips
+      (`distribution.coverage_metrics`).
     - Signal metrics (means over pairs), when every generated file has a reference file of the
       same relative name (`paired=None`); `paired=True` demands it, `False` skips them. Each
       pair is cropped to the shorter of the two; `f0=False` skips the (slow) pYIN metrics.
@@ -288,8 +309,14 @@ def evaluate_folders(
         "signal": None,
         "plots": [],
     }
+    result["coverage"] = {}
     for name in embeddings:
-        result["frechet"][name] = _frechet(name, classifier, generated_clips, reference_clips, sample_rate)
+        generated_features, reference_features = _features(name, classifier, generated_clips, reference_clips, sample_rate)
+        result["frechet"][name] = frechet_distance_from_statistics(
+            *feature_statistics(generated_features, f"generated clips ({name} embedding)"),
+            *feature_statistics(reference_features, f"reference clips ({name} embedding)"),
+        )
+        result["coverage"][name] = _coverage(generated_features, reference_features, generated_set.labels, reference_set.labels)
     if classifier is not None:
         result["classifier"] = _classifier_section(
             classifier, generated_set, reference_set, generated_clips, reference_clips, sample_rate
@@ -311,15 +338,28 @@ def evaluate_folders(
     return _clean(result)
 
 
-def _frechet(
+def _features(
     name: str, classifier: AudioClassifier | None, generated: torch.Tensor, reference: torch.Tensor, sample_rate: int
-) -> float:
-    """Fréchet distance between the two sets `[clips, samples]` in embedding `name`."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets `[clips, samples]` in embedding `name`: `[clips, dim]` each."""
     embedding = make_embedding(name, classifier=classifier)
-    statistics = []
-    for side, clips in (("generated", generated), ("reference", reference)):
-        statistics += feature_statistics(embedding(clips, sample_rate), f"{side} clips ({name} embedding)")
-    return frechet_distance_from_statistics(*statistics)
+    return embedding(generated, sample_rate), embedding(reference, sample_rate)
+
+
+def _coverage(generated, reference, generated_labels, reference_labels, k: int = COVERAGE_K) -> dict:
+    """Precision, recall, density and coverage overall and per label (where both sides of a label
+    have more than k clips); None where a set is too small."""
+
+    def scores(fake, real):
+        return coverage_metrics(real, fake, k) if min(len(fake), len(real)) > k else None
+
+    per_label = {}
+    if generated_labels is not None and reference_labels is not None:
+        for label in sorted(set(generated_labels) & set(reference_labels)):
+            fake = generated[[i for i, item in enumerate(generated_labels) if item == label]]
+            real = reference[[i for i, item in enumerate(reference_labels) if item == label]]
+            per_label[label] = scores(fake, real)
+    return {"k": k, "overall": scores(generated, reference), "per_label": per_label or None}
 
 
 def _classifier_section(

@@ -36,7 +36,8 @@ from audiodiff.data.layouts import manifest_file
 from audiodiff.errors import UserError
 from audiodiff.metrics.classifier import AudioClassifier, evaluate_classifier, train_classifier
 from audiodiff.metrics.embeddings import EMBEDDINGS
-from audiodiff.metrics.evaluate import evaluate_folders, find_audio
+from audiodiff.metrics.distribution import memorisation
+from audiodiff.metrics.evaluate import embed_files, evaluate_folders, find_audio
 from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_spectrogram_grid
 
 __all__ = [
@@ -76,6 +77,12 @@ class ClipSet:
         if not self.labelled:
             return {}
         return dict(sorted(collections.Counter(self.labels).items()))
+
+    def every(self, stride: int) -> "ClipSet":
+        """Every `stride`-th clip (a smaller set drawn evenly over the whole)."""
+        if stride <= 1:
+            return self
+        return ClipSet(f"{self.description}, every {stride}th", self.paths[::stride], self.labels[::stride])
 
     def pairs(self) -> list[tuple[Path, str | None]]:
         """`(path, label)` pairs, as `evaluate_folders` and `train_classifier` take them."""
@@ -275,6 +282,18 @@ SCORES: dict[str, tuple[str, str, Callable[[dict | None, str], float | None]]] =
 """Score name -> (title, which way is better, (evaluate_folders result, side) -> value).
 Fréchet distances, one per embedding, are added in front by `_score_rows`."""
 
+COVERAGE_SCORES = {  # distribution.coverage_metrics, in the Fréchet distance's features
+    "precision": ("precision: generated clips on the real manifold", "higher"),
+    "recall": ("recall: real clips the generated ones reach", "higher"),
+    "density": ("density: real neighbourhoods per generated clip / k", "near the floor"),
+    "coverage": ("coverage: real neighbourhoods holding a generated clip", "higher"),
+}
+
+
+def _coverage_score(result: dict | None, embedding: str, metric: str) -> float | None:
+    overall = (((result or {}).get("coverage") or {}).get(embedding) or {}).get("overall")
+    return overall[metric] if overall else None
+
 
 def _score_rows(model: dict, floor: dict | None) -> list[dict]:
     """One row per score: the model's value, the floor's, and the reference clips' own."""
@@ -283,6 +302,12 @@ def _score_rows(model: dict, floor: dict | None) -> list[dict]:
         floor_value = floor["frechet"].get(name) if floor else None
         rows.append({"score": f"frechet_{name}", "title": f"Fréchet distance ({name} embedding)",
                      "better": "lower", "model": value, "floor": floor_value, "reference": None})
+    for name in model.get("coverage") or {}:
+        for metric, (title, better) in COVERAGE_SCORES.items():
+            value = _coverage_score(model, name, metric)
+            if value is not None:
+                rows.append({"score": f"{metric}_{name}", "title": f"{title} ({name} embedding)", "better": better,
+                             "model": value, "floor": _coverage_score(floor, name, metric), "reference": None})
     for name, (title, better, read) in SCORES.items():
         value = read(model, "generated")
         if value is None and read(model, "reference") is None:
@@ -333,9 +358,14 @@ def evaluate(
     embeddings: Sequence[str] | None = None,
     info: dict | None = None,
     progress: bool = False,
+    training: ClipSet | None = None,
 ) -> dict:
     """Score `generated` against `reference` (and `floor` against `reference`, when given) and
-    write `out_dir/metrics.json`, `out_dir/report.md` and its PNGs. Returns what metrics.json holds."""
+    write `out_dir/metrics.json`, `out_dir/report.md` and its PNGs. Returns what metrics.json holds.
+
+    With `training` (the model's training clips) and a classifier, also memorisation: each
+    generated clip's nearest training clip against the held-out reference clips' own, and a
+    listening page of the closest pairs (`memorisation.html`)."""
     classifier = load_classifier(classifier)
     if embeddings is None:
         embeddings = ["classifier"] if classifier is not None else None  # None: evaluate_folders picks
@@ -378,10 +408,58 @@ def evaluate(
         "model_metrics": model,
         "floor_metrics": floor_result,
     }
+    if training is not None and classifier is not None:
+        result["memorisation"] = _memorisation(generated, training, reference, classifier, out_dir, progress)
     result["plots"] = [str(path.relative_to(out_dir)) for path in _plots(result, sets, out_dir)]
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     write_report(result, out_dir / "report.md")
     return result
+
+
+def _memorisation(
+    generated: ClipSet, training: ClipSet, heldout: ClipSet, classifier: AudioClassifier, out_dir: Path, progress: bool
+) -> dict:
+    """`distribution.memorisation` in the classifier's features, a histogram of both sets' nearest
+    training distances, and `memorisation.html`: the closest pairs, players and spectrograms side by side."""
+    from audiodiff.plots import plot_histograms, plot_spectrograms
+
+    features = [embed_files(clips.paths, classifier, progress=progress, name=side)
+                for side, clips in (("generated", generated), ("training", training), ("held-out", heldout))]
+    found = memorisation(*features)
+    page = out_dir / "memorisation"
+    page.mkdir(parents=True, exist_ok=True)
+    rate = classifier.mel_spec.sample_rate
+    rows, clips, titles = [], [], []
+    for rank, (g, t, distance) in enumerate(found["closest_pairs"]):
+        pair = []
+        for side, path in (("generated", generated.paths[g]), ("training", training.paths[t])):
+            audio = load_audio(path, sample_rate=rate, channels=1)[0]
+            name = f"{rank:02d}_{side}.wav"
+            save_audio(page / name, audio, rate)
+            clips.append(audio[0])
+            titles.append(f"{rank}: {side} {path.name}")
+            pair.append(f'<td>{side}: {path.name}<br><audio controls src="memorisation/{name}"></audio></td>')
+        rows.append(f"<tr><td>{rank}</td><td>{distance:.3f}</td>{''.join(pair)}</tr>")
+    if clips:
+        plot_spectrograms(clips, rate, out_dir / "memorisation_pairs.png", titles, columns=2)
+    plot_histograms(
+        {f"held-out real ({len(heldout)})": found["heldout_distances"], f"generated ({len(generated)})": found["generated_distances"]},
+        out_dir / "memorisation.png", "distance to the nearest training clip (classifier features)",
+        (found["threshold"], f"{found['percentile']:g}th percentile of held-out"),
+    )
+    (out_dir / "memorisation.html").write_text(
+        "<!doctype html><meta charset='utf-8'><title>Closest generated-training pairs</title>"
+        f"<h1>Generated clips nearest to training clips</h1><p>{found['copy_share']:.1%} of {len(generated)} generated clips "
+        f"lie nearer a training clip than {found['percentile']:g}% of held-out real clips do (threshold {found['threshold']:.3f}; "
+        f"{training.description}, {len(training)} clips).</p><img src='memorisation.png'><table border=1 cellpadding=4>"
+        "<tr><th>rank</th><th>distance</th><th>generated</th><th>nearest training clip</th></tr>"
+        + "".join(rows) + "</table><img src='memorisation_pairs.png' style='max-width:100%'>\n"
+    )
+    found["closest_pairs"] = [
+        {"generated": str(generated.paths[g]), "training": str(training.paths[t]), "distance": d} for g, t, d in found["closest_pairs"]
+    ]
+    found["training_source"] = training.description
+    return found
 
 
 def _examples(clips: ClipSet, limit: int = 10) -> tuple[list[Path], list[str]]:
@@ -457,6 +535,15 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
         for label, value in accuracy["model"].items():
             lines.append(f"| {label} | {_number(value)} | {_number((accuracy['floor'] or {}).get(label))} |")
         lines += ["", "![per-class accuracy](class_accuracy.png)"]
+    found = result.get("memorisation")
+    if found:
+        lines += ["", "## Memorisation", "",
+                  f"Nearest training clip ({found['training_source']}) of each generated clip, in the classifier's features: "
+                  f"{found['copy_share']:.1%} of generated clips are nearer than the {found['percentile']:g}th percentile of "
+                  f"held-out real clips ({found['threshold']:.3f}; about {found['percentile']:g}% for a model that does not copy). "
+                  f"Median nearest distance: generated {found['generated_median_distance']:.3f}, held-out "
+                  f"{found['heldout_median_distance']:.3f}. Closest pairs: [memorisation.html](memorisation.html).",
+                  "", "![nearest training distances](memorisation.png)"]
     lines += ["", "## Spectrograms (first clip of each label)", ""]
     for plot in result["plots"]:
         if plot.endswith("_spectrograms.png"):
