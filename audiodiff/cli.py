@@ -566,6 +566,12 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
         "--training-split", help="memorisation: the model's training clips, this split of --reference (default: train where "
         "there is one; '' to skip); each generated clip's nearest one against the held-out clips' own, with a listening page"
     )
+    parser.add_argument(
+        "--likelihood", type=int, default=0, metavar="N",
+        help="with --checkpoint: negative log-likelihood (bits/dim, probability-flow ODE) of N reference clips, "
+        "beside the same clips with their frames shuffled and Gaussian noise"
+    )
+    parser.add_argument("--likelihood-steps", type=int, default=12, help="Runge-Kutta steps of the likelihood ODE")
     parser.add_argument("--training-reference", help="memorisation: the model's training clips from another folder or manifest")
     parser.add_argument("--training-clips", type=int, default=2000, help="memorisation: at most this many training clips (evenly drawn)")
     parser.add_argument("--classifier", help="classifier directory (from `audiodiff eval train-classifier`); needed for accuracy, IS and the default Fréchet embedding")
@@ -621,11 +627,19 @@ def _run_evaluation(args: argparse.Namespace) -> int:
     if classifier is not None and (args.training_reference or training_split):
         training = load_clips(args.training_reference or args.reference, None if args.training_reference else training_split, side="training")
         training = training.every(max(1, -(-len(training) // args.training_clips)))
+    if args.likelihood:
+        if not args.checkpoint:
+            raise EvaluationError("--likelihood needs the model: pass --checkpoint (a bundled name, checkpoint or run directory)")
+        from audiodiff.metrics.evaluation import likelihood_report
+
+        info["likelihood"] = likelihood_report(args.checkpoint, reference, args.likelihood, args.likelihood_steps, args.seed)
     result = evaluate(generated, reference, args.out, classifier, floor, args.embedding, info, progress=True, training=training)
     print(f"{'score':<54} {'model':>10} {'floor':>10}")
     for row in result["scores"]:
         model, floor_value = (f"{row[key]:.4g}" if row[key] is not None else "-" for key in ("model", "floor"))
         print(f"{row['title'] + ' (' + row['better'] + ' is better)':<54} {model:>10} {floor_value:>10}")
+    for name, row in (result.get("likelihood") or {}).get("sets", {}).items():
+        print(f"NLL {name:<36} {row['mean_bits_per_dim']:>10.3f} ± {row['standard_error']:.3f} bits/dim")
     if result.get("memorisation"):
         found = result["memorisation"]
         print(f"memorisation: {found['copy_share']:.1%} of generated clips nearer a training clip than {found['percentile']:g}% "

@@ -2,6 +2,7 @@
 split as the reference, sampling from a checkpoint, and clear errors for unusable input."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -126,6 +127,14 @@ def test_eval_samples_from_a_checkpoint(workspace, tmp_path):
     assert metrics["generated"]["num_clips"] == 6
     assert metrics["sampling"]["steps"] == 2 and metrics["sampling"]["training_step"] == 2
     assert run_eval("--checkpoint", tmp_path / "run", "--reference", workspace / "data", "--out", out) == 2  # no overwrite
+    assert run_eval("--checkpoint", tmp_path / "run", "--per-label", 2, "--steps", 2, "--reference", workspace / "data",
+                    "--classifier", workspace / "classifier", "--likelihood", 3, "--likelihood-steps", 2, "--overwrite",
+                    "--out", out) == 0
+    likelihood = json.loads((out / "metrics.json").read_text())["likelihood"]
+    assert likelihood["clips"] == 3 and likelihood["conditional"]
+    assert set(likelihood["sets"]) == {"real held-out clips", "frames shuffled", "Gaussian noise"}
+    assert all(math.isfinite(row["mean_bits_per_dim"]) for row in likelihood["sets"].values())
+    assert "## Likelihood" in (out / "report.md").read_text()
 
 
 # --------------------------------------------------------------------------------------------

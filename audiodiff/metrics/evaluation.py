@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -462,6 +463,37 @@ def _memorisation(
     return found
 
 
+def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: int = 12, seed: int = 0) -> dict:
+    """NLL (bits/dim, `Pipeline.log_likelihood`) of `count` reference clips (evenly drawn, each
+    conditioned on its label where the model has labels), of the same clips with their frames
+    shuffled (blocks of one hop, so every frame's content stays and its order goes) and of
+    Gaussian noise at the clips' RMS: real audio should score best."""
+    import torch
+
+    from audiodiff.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim")
+    clips = reference.every(max(1, len(reference) // count))
+    clips = ClipSet(clips.description, clips.paths[:count], clips.labels[:count])
+    rate = pipe.sample_rate
+    window = round(pipe.default_duration() * rate)
+    audio = torch.stack([crop_or_pad(load_audio(path, sample_rate=rate, channels=1)[0], window, random=False) for path in clips.paths])
+    generator = torch.Generator().manual_seed(seed)
+    hop = pipe.mel_spec.hop_length if pipe.mel_spec else 256
+    blocks = audio[..., : window // hop * hop].reshape(len(audio), 1, -1, hop)
+    shuffled = blocks[:, :, torch.randperm(blocks.shape[2], generator=generator)].reshape(len(audio), 1, -1)
+    rms = audio.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+    noise = torch.randn(audio.shape, generator=generator) * rms
+    conditions = {"label": list(clips.labels)} if pipe.labels and clips.labelled and set(clips.labels) <= set(pipe.labels) else {}
+    sets = {}
+    for name, batch in (("real held-out clips", audio), ("frames shuffled", shuffled), ("Gaussian noise", noise)):
+        print(f"likelihood: {name} ({len(batch)} clips, {steps} steps)", file=sys.stderr)
+        result = pipe.log_likelihood(batch, sample_rate=rate, steps=steps, seed=seed, progress=True, **conditions)
+        sets[name] = {key: result[key] for key in ("mean_bits_per_dim", "standard_error", "nll_bits_per_dim")}
+    return {"checkpoint": str(checkpoint), "clips": len(audio), "conditional": bool(conditions), "space": result["space"],
+            "dims": result["dims"], "steps": steps, "t_min": result["t_min"], "sets": sets}
+
+
 def _examples(clips: ClipSet, limit: int = 10) -> tuple[list[Path], list[str]]:
     """The first clip of each label (up to `limit`), or the first `limit` clips when unlabelled."""
     if not clips.labelled:
@@ -535,6 +567,16 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
         for label, value in accuracy["model"].items():
             lines.append(f"| {label} | {_number(value)} | {_number((accuracy['floor'] or {}).get(label))} |")
         lines += ["", "![per-class accuracy](class_accuracy.png)"]
+    likelihood = result.get("likelihood")
+    if likelihood:
+        lines += ["", "## Likelihood", "",
+                  f"Negative log-likelihood from the probability-flow ODE ({likelihood['steps']} Runge-Kutta steps, one "
+                  f"Hutchinson probe) of {likelihood['clips']} reference clips, in bits per dimension of the model's space "
+                  f"({likelihood['space']}, {likelihood['dims']} dimensions; continuous, so below zero is possible); "
+                  f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.",
+                  "", "| clips | NLL (bits/dim) | standard error |", "|---|---|---|"]
+        for name, row in likelihood["sets"].items():
+            lines.append(f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |")
     found = result.get("memorisation")
     if found:
         lines += ["", "## Memorisation", "",
