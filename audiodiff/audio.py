@@ -22,7 +22,7 @@ import torchaudio
 from audiodiff.errors import UserError
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "AudioError", "MelSpec", "crop_or_pad", "griffin_lim", "istft", "load_audio",
+    "AUDIO_EXTENSIONS", "AudioError", "MelSpec", "crop_or_pad", "griffin_lim", "istft", "load_audio", "match_mel",
     "normalize_loudness", "normalize_peak", "resample", "save_audio", "stft", "to_channels", "decode_audio"
 ]
 
@@ -377,6 +377,38 @@ def _filterbank(spec: MelSpec, device: str, dtype: torch.dtype) -> torch.Tensor:
 @_cached
 def _inverse_filterbank(spec: MelSpec, device: str) -> torch.Tensor:
     return torch.linalg.pinv(spec.filterbank("cpu", torch.float64)).float().to(device)
+
+
+@_cached
+def _band_shares(spec: MelSpec, device: str) -> torch.Tensor:
+    """`[freqs, n_mels]`: each STFT bin's weights over the mel bands it feeds, summing to 1."""
+    bank = spec.filterbank(device)
+    return bank / bank.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def match_mel(
+    audio: torch.Tensor, mel: torch.Tensor, mel_spec: MelSpec, num_iters: int = 8, max_gain_db: float = 30.0, relax: float = 1.5
+) -> torch.Tensor:
+    """Audio `[batch, 1, frames * hop]` made to fit a normalised log-mel `[batch, n_mels, frames]`:
+    each pass scales every STFT bin by its mel bands' gains (target over present band magnitude,
+    blended geometrically by the bin's filterbank weights, limited to ±`max_gain_db`) and keeps
+    the phase. The fine structure inside a band (harmonics a vocoder drew) stays; the band energies
+    move to the mel's. The result of one pass is not exactly consistent (the inverse STFT of a
+    scaled spectrum overlaps frames, which undoes part of the change), so passes repeat, each
+    over-correcting by `relax` (1.5 reached in 8 passes what plain passes reach in 16 on the digits
+    and notes test clips through vocoder-16k; 2 overshoots)."""
+    n_fft, hop, win = mel_spec.n_fft, mel_spec.hop_length, mel_spec.win_length
+    target = torch.exp(mel_spec.denormalize(mel.float()))
+    shares = _band_shares(mel_spec, str(audio.device))
+    bank = mel_spec.filterbank(audio.device)
+    limit = max_gain_db / 20 * math.log(10)
+    signal = audio[:, 0].float()
+    for _ in range(num_iters):
+        spec = stft(signal, n_fft, hop, win)
+        present = torch.einsum("bfk,fm->bmk", spec.abs(), bank)
+        gains = relax * (torch.log(target.clamp_min(mel_spec.log_floor)) - torch.log(present.clamp_min(mel_spec.log_floor))).clamp(-limit, limit)
+        signal = istft(spec * torch.exp(torch.einsum("fm,bmk->bfk", shares, gains)), n_fft, hop, win)
+    return signal[:, None].to(audio.dtype)
 
 
 def griffin_lim(

@@ -111,13 +111,13 @@ def test_vocode_command_resamples_and_writes_the_round_trip(trained, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("name,options", [("istft", TINY_ISTFT), ("hifigan_v2", {"upsample_initial_channel": 16})])
-def test_export_matches_pytorch(tmp_path, fmt, name, options):
+@pytest.mark.parametrize("name,options,passes", [("istft", TINY_ISTFT, 0), ("istft", TINY_ISTFT, 2), ("hifigan_v2", {"upsample_initial_channel": 16}, 0)])
+def test_export_matches_pytorch(tmp_path, fmt, name, options, passes):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime", reason="optional: pip install 'audiodiff[onnx]'")
         pytest.importorskip("onnxscript", reason="optional: pip install 'audiodiff[onnx]'")
     torch.manual_seed(0)
-    vocoder = GANVocoder(build_generator(name, MEL, **options)).fold()
+    vocoder = GANVocoder(build_generator(name, MEL, **options), match_mel=passes).fold()
     path, report = export_vocoder(vocoder, tmp_path / f"voc.{'onnx' if fmt == 'onnx' else 'pt'}", fmt)
     mel = torch.rand(3, 80, 23) * 2 - 1
     assert (ExportedVocoder(path)(mel) - vocoder(mel)).abs().max() <= PARITY_TOLERANCE
@@ -143,3 +143,22 @@ def test_long_mels_are_vocoded_in_chunks_that_join_seamlessly():
     voc.chunk_frames = whole_chunk
     assert chunked.shape == whole.shape == (1, 1, mel.shape[-1] * voc.mel_spec.hop_length)
     assert (chunked - whole).abs().max() < 1e-4 * whole.abs().max()
+
+
+def test_mel_matching_moves_audio_towards_its_mel_and_is_saved_with_the_vocoder(tmp_path):
+    from audiodiff.audio import match_mel
+    from audiodiff.metrics.signal import mel_l1
+
+    torch.manual_seed(0)
+    target = tone(440.0, seconds=0.5) * 0.5 + tone(1320.0, seconds=0.5) * 0.2
+    target = target[..., : target.shape[-1] // 256 * 256]
+    start = tone(430.0, seconds=0.5)[..., : target.shape[-1]] * 0.05  # wrong level, wrong overtone
+    distances = [mel_l1(match_mel(start[None], MEL(target), MEL, passes)[0], target, MEL).item() for passes in (0, 2, 8)]
+    assert distances[0] > 2 * distances[1] > 2 * distances[2] > 0, distances
+    vocoder = GANVocoder(build_generator("istft", MEL, **TINY_ISTFT), match_mel=3)
+    loaded = Vocoder.from_pretrained(vocoder.save_pretrained(tmp_path / "v"))
+    assert loaded.match_mel == 3
+    mel = torch.rand(1, 80, 10) * 2 - 1
+    assert torch.allclose(loaded(mel), vocoder(mel), atol=1e-5)
+    with pytest.raises(ValueError, match="match_mel"):
+        GANVocoder(build_generator("istft", MEL, **TINY_ISTFT), match_mel=-1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from audiodiff.audio import MelSpec, istft
+from audiodiff.audio import MelSpec, istft, match_mel
 from audiodiff.vocoder.base import Vocoder
 from audiodiff.vocoder.generators import IstftGenerator
 
@@ -70,6 +70,7 @@ def export_vocoder(vocoder: Vocoder, path: str | os.PathLike, fmt: str = "onnx",
         "n_fft": generator.head.n_fft if graph.spectral else None,
         "hop_length": mel_spec.hop_length,
         "mel": mel_spec.to_dict(),
+        "match_mel": getattr(vocoder, "match_mel", 0),  # passes of audio.match_mel, run here after the graph
     }
     Path(f"{path}.json").write_text(json.dumps(sidecar, indent=2))
     check = torch.rand(2, mel_spec.n_mels, frames + 17, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -88,6 +89,7 @@ class ExportedVocoder:
         self.format, self.spectral = meta["format"], meta["spectral"]
         self.n_fft, self.hop_length = meta["n_fft"], meta["hop_length"]
         self.mel_spec = MelSpec.from_dict(meta["mel"])
+        self.match_mel = int(meta.get("match_mel", 0))
         if self.format == "onnx":
             try:
                 import onnxruntime
@@ -111,4 +113,6 @@ class ExportedVocoder:
             audio = istft(torch.complex(outputs[0], outputs[1]), self.n_fft, self.hop_length)[:, None]
         else:
             audio = outputs[0]
+        if self.match_mel:
+            audio = match_mel(audio, mel, self.mel_spec, self.match_mel)
         return audio.clamp(-1.0, 1.0)

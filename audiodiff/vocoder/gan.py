@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from audiodiff.audio import MelSpec
+from audiodiff.audio import MelSpec, match_mel
 from audiodiff.checkpoint import CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, load_state_dict, save_tensors, write_checkpoint, write_json
 from audiodiff.vocoder.base import VOCODER_KINDS, Vocoder
 from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
@@ -31,15 +31,23 @@ class GANVocoder(Vocoder):
     kind = "gan"
     chunk_frames = 1024
     context_frames = 32
+    MAX_MATCH_MEL = 64
 
-    def __init__(self, generator: Generator, info: dict | None = None):
+    def __init__(self, generator: Generator, info: dict | None = None, match_mel: int = 0):
         super().__init__(generator.mel_spec)
         self.generator = generator.eval()
         self.info = info or {}
         self.folded = False
+        if not (isinstance(match_mel, int) and 0 <= match_mel <= self.MAX_MATCH_MEL):
+            raise ValueError(f"match_mel={match_mel!r}: passes of mel matching, a whole number from 0 to {self.MAX_MATCH_MEL}")
+        self.match_mel = match_mel  # passes of `audio.match_mel` after the generator (0 = none)
 
     def generate(self, mel: torch.Tensor) -> torch.Tensor:
         mel = mel.to(next(self.generator.parameters()).device)
+        audio = self._generate(mel)
+        return match_mel(audio, mel, self.mel_spec, self.match_mel) if self.match_mel else audio
+
+    def _generate(self, mel: torch.Tensor) -> torch.Tensor:
         frames, chunk, context = mel.shape[-1], self.chunk_frames, self.context_frames
         if frames <= chunk + 2 * context:
             return self.generator(mel)
@@ -65,6 +73,7 @@ class GANVocoder(Vocoder):
             "generator": self.generator.name,
             "generator_config": self.generator.config,
             "folded": self.folded,
+            "match_mel": self.match_mel,
             **{k: v for k, v in self.info.items() if k not in ("path",)},
         }
 
@@ -101,11 +110,14 @@ class GANVocoder(Vocoder):
         if folded:
             generator.remove_weight_norm()
         load_state_dict(folder / WEIGHTS, generator)
-        info = {k: v for k, v in config.items() if k not in ("kind", "generator", "generator_config", "mel", "folded")}
+        info = {k: v for k, v in config.items() if k not in ("kind", "generator", "generator_config", "mel", "folded", "match_mel")}
         info["path"] = str(folder)
-        vocoder = cls(generator, info)
+        try:
+            vocoder = cls(generator, info, match_mel=config.get("match_mel", 0))
+        except ValueError as error:
+            raise CheckpointError(f"{folder / CONFIG}: {error}") from None
         vocoder.folded = folded
         return vocoder.fold()
 
 
-VOCODER_KINDS["gan"] = (GANVocoder.from_folder, ("kind", "mel", "generator", "generator_config", "folded", *INFO_KEYS))
+VOCODER_KINDS["gan"] = (GANVocoder.from_folder, ("kind", "mel", "generator", "generator_config", "folded", "match_mel", *INFO_KEYS))

@@ -1,0 +1,194 @@
+"""The speed-quality trade-off on one page: the teacher at 1 to 64 steps with each sampler, the
+few-step students, and Griffin-Lim against the GAN vocoder; for each, the Fréchet distance,
+classifier accuracy, recall and coverage (in the evaluation classifier's features, against the real
+test split), and seconds per clip; the teacher's NLL of real held-out clips (probability-flow ODE)
+beside shuffled-frame and noise clips. Writes benchmarks/results/tradeoffs.json, tradeoffs.md and
+its plots. Every case starts from the same noise (seed per clip); the floor is real train clips,
+as many per label, scored the same way.
+
+    python -m benchmarks.tradeoffs [--teacher digits] [--students digits-fast] [--per-label 4]
+        [--classifier runs/classifier-digits] [--reference data/digits] [--steps 1,2,4,8,16,32,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
+from audiodiff.metrics.classifier import evaluate_classifier
+from audiodiff.metrics.distribution import coverage_metrics
+from audiodiff.metrics.evaluation import ClipSet, floor_subset, likelihood_report, load_clips
+from audiodiff.pipeline import Pipeline
+from benchmarks.machine import RESULTS, command, machine_info, now, write_result
+from benchmarks.samplers import CallCounter, embed, embed_files
+
+SAMPLERS = ("ddim", "dpmpp_2m", "euler", "heun", "ddpm")
+STEPS = (1, 2, 4, 8, 16, 32, 64)
+MAX_STEPS = {"heun": 32, "ddpm": 32}  # two network calls per Heun step; DDPM needs many steps to be any good
+
+
+def scores(features: torch.Tensor, predicted: list[str], intended: list[str], reference: torch.Tensor, stats) -> dict:
+    fd = frechet_distance_from_statistics(*feature_statistics(features, "generated"), *stats)
+    coverage = coverage_metrics(reference, features)
+    accuracy = sum(p == i for p, i in zip(predicted, intended)) / len(intended)
+    return {"frechet": round(fd, 3), "accuracy": round(accuracy, 3), "recall": round(coverage["recall"], 3),
+            "coverage": round(coverage["coverage"], 3), "precision": round(coverage["precision"], 3)}
+
+
+def run_case(pipe: Pipeline, classifier: AudioClassifier, labels: list[str], per_label: int, batch_size: int, **request) -> tuple:
+    """Features, predicted labels and seconds per clip of `per_label` clips per label."""
+    jobs = [label for label in labels for _ in range(per_label)]
+    features, predicted, seconds = [], [], 0.0
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        began = time.perf_counter()
+        out = pipe.generate(label=chunk, n=len(chunk), seed=start, **request)
+        seconds += time.perf_counter() - began
+        features.append(embed(classifier, out.audio, out.sample_rate))
+        probabilities = classifier.predict_proba(out.audio[:, 0] if out.audio.dim() == 3 else out.audio)
+        predicted += [classifier.labels[i] for i in probabilities.argmax(-1).tolist()]
+    return torch.cat(features), predicted, jobs, seconds / len(jobs)
+
+
+def plot_tradeoff(rows: list[dict], floor: dict, path: Path, title: str) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4))
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2)
+    for group in dict.fromkeys(row["case"] for row in rows):  # a line per sampler, a point per student or vocoder
+        points = [row for row in rows if row["case"] == group]
+        marker = "o-" if len(points) > 1 else "s"
+        left.plot([p["seconds_per_clip"] for p in points], [p["frechet"] for p in points], marker, label=group)
+        right.plot([p["seconds_per_clip"] for p in points], [p["recall"] for p in points], marker, label=group)
+    left.axhline(floor["frechet"], color="gray", linestyle="--", label="floor (real train vs test)")
+    right.axhline(floor["recall"], color="gray", linestyle="--", label="floor")
+    for ax, name in ((left, "Fréchet distance (lower is better)"), (right, "recall (higher is better)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds per clip (this CPU)")
+        ax.set_ylabel(name)
+    left.set_yscale("log")
+    left.legend(fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def write_page(result: dict, path: Path) -> Path:
+    rows, floor = result["rows"], result["floor"]
+    lines = ["# Speed and quality: samplers, steps, students, vocoders", "",
+             f"_{result['machine']['cpu_model']}, {result['machine']['threads']} threads; {result['date']}; `{result['command']}`_", "",
+             f"{result['num_clips']} clips per case ({result['per_label']} per label, the same seeds in every case), "
+             f"scored in the evaluation classifier's features ({result['classifier']}) against {result['reference']}. "
+             "With fewer clips than the 128 feature dimensions the Fréchet distance is biased upwards: read it against the "
+             "floor, real train clips as many per label, scored the same way. Recall and coverage use k = 5 neighbours.", "",
+             f"![trade-off]({result['plot']})", "",
+             "| case | steps | network calls | seconds/clip | Fréchet | accuracy | recall | coverage | precision |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| real train clips (floor) | – | – | – | {floor['frechet']:.2f} | {floor['accuracy']:.3f} | {floor['recall']:.3f} | "
+             f"{floor['coverage']:.3f} | {floor['precision']:.3f} |"]
+    for row in rows:
+        lines.append(f"| {row['case']} | {row['steps']} | {row['network_calls']} | {row['seconds_per_clip']:.3f} | {row['frechet']:.2f} | "
+                     f"{row['accuracy']:.3f} | {row['recall']:.3f} | {row['coverage']:.3f} | {row['precision']:.3f} |")
+    likelihood = result.get("likelihood")
+    if likelihood:
+        lines += ["", "## Likelihood of the teacher", "",
+                  f"NLL in bits per dimension of the model's space ({likelihood['space']}, {likelihood['dims']} dimensions; "
+                  f"continuous, so below zero is possible), probability-flow ODE with {likelihood['steps']} Runge-Kutta steps "
+                  f"and one Hutchinson probe, {likelihood['clips']} clips, "
+                  f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.", "",
+                  "| clips | NLL (bits/dim) | standard error |", "|---|---|---|"]
+        for name, row in likelihood["sets"].items():
+            lines.append(f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", default="digits")
+    parser.add_argument("--students", default="digits-fast", help="comma-separated ('' for none)")
+    parser.add_argument("--classifier", default="runs/classifier-digits")
+    parser.add_argument("--reference", default="data/digits")
+    parser.add_argument("--per-label", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--steps", default=",".join(map(str, STEPS)))
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--likelihood-clips", type=int, default=8, help="0 skips the NLL")
+    parser.add_argument("--likelihood-steps", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "tradeoffs.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=".*rank-deficient")
+    began = time.perf_counter()
+    classifier = AudioClassifier.load(args.classifier)
+    teacher = Pipeline.from_pretrained(args.teacher)
+    labels = teacher.labels
+    reference = load_clips(args.reference, "test")
+    print(f"embedding {len(reference)} reference clips", file=sys.stderr)
+    reference_features = embed_files(classifier, reference)
+    stats = feature_statistics(reference_features, "reference")
+    like = ClipSet("generated", [Path(f"{l}_{i}") for l in labels for i in range(args.per_label)],
+                   [l for l in labels for _ in range(args.per_label)])
+    floor_clips = floor_subset(load_clips(args.reference, "train", side="floor"), like)
+    floor_features = embed_files(classifier, floor_clips)
+    floor = scores(floor_features, floor_clips.labels, floor_clips.labels, reference_features, stats)
+    floor["accuracy"] = round(evaluate_classifier(classifier, floor_clips.pairs())["accuracy"], 3)
+
+    cases = []
+    for sampler in args.samplers.split(","):
+        for steps in (int(s) for s in args.steps.split(",")):
+            if steps <= MAX_STEPS.get(sampler, 10**6):
+                cases.append((f"{args.teacher}, {sampler}", teacher, {"sampler": sampler, "steps": steps, "vocoder_name": None}))
+    default = teacher.config.sampling
+    cases.append((f"{args.teacher}, {default.sampler}, Griffin-Lim", teacher,
+                  {"sampler": default.sampler, "steps": default.steps, "vocoder_name": "griffin_lim"}))
+    for name in filter(None, args.students.split(",")):
+        student = Pipeline.from_pretrained(name)
+        cases.append((f"{name} (student)", student, {"sampler": student.config.sampling.sampler,
+                                                     "steps": student.config.sampling.steps, "vocoder_name": None}))
+    rows = []
+    griffin_lim = Pipeline.from_pretrained(args.teacher, vocoder="griffin_lim")
+    for case, pipe, settings in tqdm(cases, desc="cases", unit="case"):
+        vocoder_name = settings.pop("vocoder_name")
+        target = griffin_lim if vocoder_name == "griffin_lim" else pipe
+        counter = CallCounter(target.model)
+        features, predicted, intended, seconds = run_case(target, classifier, labels, args.per_label, args.batch_size, **settings)
+        batches = math.ceil(len(intended) / args.batch_size)
+        row = {"case": case, "steps": settings["steps"], "sampler": settings["sampler"],
+               "vocoder": vocoder_name or pipe.config.sampling.vocoder, "network_calls": counter.calls // batches,
+               "seconds_per_clip": round(seconds, 4), **scores(features, predicted, intended, reference_features, stats)}
+        rows.append(row)
+        tqdm.write(f"{case:<40} {row['steps']:>3} steps  FD {row['frechet']:8.2f}  acc {row['accuracy']:.3f}  "
+                   f"recall {row['recall']:.3f}  coverage {row['coverage']:.3f}  {seconds:.3f} s/clip")
+    likelihood = None
+    if args.likelihood_clips:
+        likelihood = likelihood_report(args.teacher, reference, args.likelihood_clips, args.likelihood_steps)
+    plot_path = args.out.with_suffix(".png")
+    plot_tradeoff(rows, floor, plot_path, f"{args.teacher}: {len(like)} clips per case, guidance {default.guidance}")
+    result = {"benchmark": "tradeoffs", "date": now(), "command": command(), "machine": machine_info(),
+              "teacher": args.teacher, "classifier": args.classifier, "reference": reference.description,
+              "per_label": args.per_label, "num_clips": len(like), "guidance": default.guidance,
+              "floor": {"source": floor_clips.description, **floor}, "rows": rows, "likelihood": likelihood,
+              "plot": plot_path.name, "seconds": round(time.perf_counter() - began, 1)}
+    write_result(result, args.out)
+    write_page(result, args.out.with_suffix(".md"))
+    print(f"wrote {args.out.with_suffix('.md')} in {result['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
