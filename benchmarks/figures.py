@@ -177,14 +177,51 @@ def render_unet_speed(result: dict, images: str) -> list[str]:
 
 
 def render_vocoder_fidelity(result: dict, images: str) -> list[str]:
-    lines = ["### Vocoder fidelity on real speech (digits test clips through mel and back)", ""]
+    lines = ["### Vocoder fidelity: real clips through mel and back, beside Griffin-Lim (32 iterations)", ""]
+    rows = result.get("results", {})
+    names = list(dict.fromkeys(name for row in rows.values() for name, value in row.items() if isinstance(value, dict)))
     body = []
-    for name, row in result.get("results", {}).items():
-        fd, distances = row["scores"]["frechet_classifier"], row["distances_to_original"]
-        body.append([name, _number(fd["vocoded"]), _number(fd["floor"]), _number(row["frechet_over_floor"], 1),
-                     _number(row["scores"]["accuracy"]["vocoded"], 3), _number(distances["mel_l1"], 3), _number(distances["mr_stft"], 3)])
-    lines += _table(["vocoder", "Fréchet (classifier)", "real floor", "x floor", "accuracy", "mel L1", "multi-res STFT"], body)
-    return lines + ["", f"{result.get('clips')} clips; targets: {result.get('targets')}."]
+    for key, row in rows.items():
+        for name in names:
+            scores = row.get(name) or {}
+            fd = scores.get("frechet") or {}
+            body.append([key if name == names[0] else "", name, _number(scores.get("mel_l1_60db"), 3), _number(scores.get("mr_stft"), 3),
+                         _number(scores.get("f0_within_20_cents"), 3), _number(fd.get("over_floor"), 2)])
+    lines += _table(["set, input level", "vocoder", "log-mel L1 (60 dB floor)", "multi-res STFT", "F0 within 20 cents",
+                     "Fréchet / real floor"], body)
+    verdicts = result.get("verdicts") or {}
+    for name, verdict in verdicts.items():
+        met = sum(verdict["checks"].values())
+        lines += ["", f"{name}: {met} of {len(verdict['checks'])} targets met ({result.get('targets')})."]
+    return lines
+
+
+def render_likelihood(result: dict, images: str) -> list[str]:
+    lines = ["### Likelihood from the probability-flow ODE: the exact Gaussian case, then audio", ""]
+    body = [[str(row["steps"]), str(row.get("probes", 1)), _number(row["true_nll_nats"], 3), _number(row["estimated_nll_nats"], 3),
+             f"{row['error']:+.3f} ± {row['standard_error']:.3f}"] for row in result.get("gaussian", [])]
+    lines += _table(["RK4 steps", "probes", "exact NLL (nats)", "estimate", "error ± SE"], body)
+    audio = result.get("audio")
+    if audio:
+        lines += ["", f"{audio['checkpoint']}: NLL in bits/dim of its {audio['space']} ({audio['dims']} dimensions), "
+                      f"{audio['clips']} held-out clips, {audio['steps']} steps:", ""]
+        lines += _table(["clips", "NLL (bits/dim)", "standard error"],
+                        [[name, _number(row["mean_bits_per_dim"], 3), _number(row["standard_error"], 3)] for name, row in audio["sets"].items()])
+    return lines
+
+
+def render_tradeoffs(result: dict, images: str) -> list[str]:
+    lines = ["### Speed and quality: samplers, steps, students, vocoders", "",
+             f"Headline rows of [the full report](benchmarks/results/tradeoffs.md) ({result.get('num_clips')} clips per case):", ""]
+    rows = result.get("rows", [])
+    chosen = [row for row in rows if "student" in row["case"] or "Griffin" in row["case"]
+              or (row["steps"] in (1, 4, 16, 64) and "dpmpp_2m" in row["case"])]
+    floor = result.get("floor") or {}
+    body = [["real train clips (floor)", "–", "–", _number(floor.get("frechet")), _number(floor.get("accuracy"), 3), _number(floor.get("recall"), 3)]]
+    body += [[row["case"], str(row["steps"]), _number(row["seconds_per_clip"], 3), _number(row["frechet"]),
+              _number(row["accuracy"], 3), _number(row["recall"], 3)] for row in chosen]
+    lines += _table(["case", "steps", "seconds/clip", "Fréchet", "accuracy", "recall"], body)
+    return lines + ["", f"![trade-off]({images}/{result['plot']})"] if result.get("plot") else lines
 
 
 def render_notes_pitch(result: dict, images: str) -> list[str]:
@@ -239,6 +276,8 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "vocoder_speed": render_vocoder_speed,
     "unet_speed": render_unet_speed,
     "vocoder_fidelity": render_vocoder_fidelity,
+    "tradeoffs": render_tradeoffs,
+    "likelihood": render_likelihood,
     "notes_pitch": render_notes_pitch,
     "notes_pitch_fast": _retitled(render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"),
     "own_data": render_own_data,

@@ -14,7 +14,7 @@ F0 (pYIN) is within 20 cents of the original's; on held-out digits (and notes, w
 --notes-classifier) the evaluation classifier's Fréchet distance against the real test split, over
 the real floor (train clips, as many per label). Writes JSON and prints a table.
 
-    python benchmarks/vocoder_fidelity.py --vocoder vocoder-16k [--vocoder runs/other] \\
+    python benchmarks/vocoder_fidelity.py --vocoder vocoder-16k [--vocoder runs/other] [--match-mel 8] \\
         --classifier runs/classifier-digits [--per-set 40]
 """
 
@@ -170,16 +170,26 @@ def main() -> None:
     parser.add_argument("--notes-classifier", help="a notes evaluation classifier (Fréchet distance on the notes set too)")
     parser.add_argument("--digits", default="data/digits")
     parser.add_argument("--notes", default="data/notes")
+    parser.add_argument("--match-mel", type=int, action="append", default=[],
+                        help="also score each vocoder with this many passes of mel matching (repeatable)")
     parser.add_argument("--per-set", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/vocoder_fidelity.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*rank-deficient")
-    vocoders = [Vocoder.from_pretrained(name) for name in args.vocoder]
+    vocoders, names = [], []
+    for name in args.vocoder:
+        for passes in [None, *args.match_mel]:
+            vocoder = Vocoder.from_pretrained(name)
+            if passes is not None:
+                vocoder.match_mel = passes
+            vocoders.append(vocoder)
+            names.append(name if passes is None else f"{name} + match_mel {passes}")
+    trained = list(names)
     spec = vocoders[0].mel_spec
     vocoders += [Vocoder.from_pretrained("griffin_lim", mel_spec=spec), LibrosaGriffinLim(spec)]
-    names = [*args.vocoder, "griffin_lim", "griffin_lim_librosa"]
+    names += ["griffin_lim", "griffin_lim_librosa"]
     classifiers = {"digits": AudioClassifier.load(args.classifier)}
     if args.notes_classifier:
         classifiers["notes"] = AudioClassifier.load(args.notes_classifier)
@@ -205,7 +215,7 @@ def main() -> None:
                     tqdm.write(f"{key:<30} {name:<34} " + "  ".join(
                         f"{k} {v['over_floor'] if isinstance(v, dict) else v}" for k, v in scores.items()))
     verdicts = {}
-    for name in args.vocoder:
+    for name in trained:
         checks = {}
         for key, row in rows.items():
             for metric in ("mel_l1_60db", "mr_stft"):

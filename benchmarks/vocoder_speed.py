@@ -3,6 +3,10 @@
 HiFi-GAN V1/V2/V3 (weight norm folded), the ISTFT generator (default and Vocos-sized) and
 Griffin-Lim (32 iterations), at batch 1 and 16, for 1 s and 10 s of 22.05 kHz audio, all in one
 run so they share the machine's conditions. Untrained weights: speed does not depend on them.
+Beside them, the bundled 16 kHz vocoder as a user calls it (`Vocoder.__call__`: input checks,
+inference mode, chunking, clamping), bare generator and with mel matching, and 16 kHz
+Griffin-Lim; and batch 1 x 0.25 s, where per-call overhead shows (`overhead` in the JSON:
+the bundled vocoder's call against its bare generator).
 Runs are interleaved (one round over every vocoder, repeated), so background load hits all of
 them alike; the median of the rounds is reported, with the load average before and after.
 
@@ -32,20 +36,31 @@ from audiodiff.vocoder.generators import build_generator
 from benchmarks.machine import cpu_model
 
 MEL_SPEC = MelSpec(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, f_max=11025)
-CASES = [(1, 1.0), (1, 10.0), (16, 1.0), (16, 10.0)]  # (batch, seconds)
+CASES = [(1, 0.25), (1, 1.0), (1, 10.0), (16, 1.0), (16, 10.0)]  # (batch, seconds)
+BUNDLED = "vocoder-16k"
 HIFIGANS = ("hifigan_v1", "hifigan_v2", "hifigan_v3")
 VOCOS_SIZE = {"dim": 512, "intermediate_dim": 1536, "num_layers": 8}  # the published Vocos backbone, for scale
 
 
-def vocoders(seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """name -> mel `[batch, n_mels, frames]` -> audio, each ready for inference."""
+def vocoders(seed: int = 0) -> dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]]:
+    """name -> (its MelSpec, mel `[batch, n_mels, frames]` -> audio), each ready for inference."""
+    from audiodiff.vocoder import Vocoder
+
     torch.manual_seed(seed)
-    out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    out: dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]] = {}
     for name in HIFIGANS:
-        out[name] = build_generator(name, MEL_SPEC).eval().remove_weight_norm()
-    out["istft"] = build_generator("istft", MEL_SPEC).eval()
-    out["istft_vocos_size"] = build_generator("istft", MEL_SPEC, **VOCOS_SIZE).eval()
-    out["griffin_lim_32"] = lambda mel: griffin_lim(mel, MEL_SPEC, num_iters=32)
+        out[name] = (MEL_SPEC, build_generator(name, MEL_SPEC).eval().remove_weight_norm())
+    out["istft"] = (MEL_SPEC, build_generator("istft", MEL_SPEC).eval())
+    out["istft_vocos_size"] = (MEL_SPEC, build_generator("istft", MEL_SPEC, **VOCOS_SIZE).eval())
+    out["griffin_lim_32"] = (MEL_SPEC, lambda mel: griffin_lim(mel, MEL_SPEC, num_iters=32))
+    bundled = Vocoder.from_pretrained(BUNDLED)
+    spec = bundled.mel_spec
+    out[f"{BUNDLED} generator"] = (spec, bundled.generator)
+    out[f"{BUNDLED} call"] = (spec, lambda mel: bundled(mel))
+    matched = Vocoder.from_pretrained(BUNDLED)
+    matched.match_mel = 8
+    out[f"{BUNDLED} call, match_mel 8"] = (spec, lambda mel: matched(mel))
+    out["griffin_lim_32 (16 kHz)"] = (spec, lambda mel: griffin_lim(mel, spec, num_iters=32))
     return out
 
 
@@ -62,14 +77,16 @@ def measure(budget_s: float, max_repeats: int) -> list[dict]:
     models = vocoders()
     rows = []
     for batch, seconds in CASES:
-        frames = round(seconds * MEL_SPEC.sample_rate / MEL_SPEC.hop_length)
-        mel = torch.randn(batch, MEL_SPEC.n_mels, frames, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
-        audio_seconds = batch * frames * MEL_SPEC.hop_length / MEL_SPEC.sample_rate
+        mels, frames, audio_seconds = {}, {}, {}
+        for name, (spec, _) in models.items():
+            frames[name] = round(seconds * spec.sample_rate / spec.hop_length)
+            mels[name] = torch.randn(batch, spec.n_mels, frames[name], generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+            audio_seconds[name] = batch * frames[name] * spec.hop_length / spec.sample_rate
         times: dict[str, list[tuple[float, float]]] = {}
         repeats: dict[str, int] = {}
         with torch.inference_mode():
-            for name, model in models.items():
-                first = time_call(model, mel)  # warm-up (allocator, oneDNN primitives for this shape)
+            for name, (_, model) in models.items():
+                first = time_call(model, mels[name])  # warm-up (allocator, oneDNN primitives for this shape)
                 times[name] = []
                 if first[0] > budget_s:  # V1 at 16 x 10 s: the warm-up run is the one measurement
                     times[name].append(first)
@@ -77,9 +94,9 @@ def measure(budget_s: float, max_repeats: int) -> list[dict]:
                 else:
                     repeats[name] = max(1, min(max_repeats, int(budget_s / max(first[0], 1e-6))))
             for round_index in range(max_repeats):
-                for name, model in models.items():
+                for name, (_, model) in models.items():
                     if round_index < repeats[name]:
-                        times[name].append(time_call(model, mel))
+                        times[name].append(time_call(model, mels[name]))
         for name in models:
             median = statistics.median(wall for wall, _ in times[name])
             median_cpu = statistics.median(cpu for _, cpu in times[name])
@@ -88,14 +105,14 @@ def measure(budget_s: float, max_repeats: int) -> list[dict]:
                     "vocoder": name,
                     "batch": batch,
                     "seconds": seconds,
-                    "frames": frames,
+                    "frames": frames[name],
                     "repeats": len(times[name]),
                     "warm_up_included": repeats[name] == 0,
                     "median_s": median,
                     "min_s": min(wall for wall, _ in times[name]),
-                    "x_real_time": audio_seconds / median,
+                    "x_real_time": audio_seconds[name] / median,
                     "median_cpu_s": median_cpu,
-                    "x_real_time_per_cpu_second": audio_seconds / median_cpu,
+                    "x_real_time_per_cpu_second": audio_seconds[name] / median_cpu,
                 }
             )
         print(f"measured batch {batch} x {seconds:g} s", flush=True)
@@ -146,6 +163,10 @@ def main() -> None:
     speedups = {
         f"b{batch}x{seconds:g}s": times["hifigan_v1"] / times["istft"] for (batch, seconds), times in by_case.items()
     }
+    overhead = {  # what the user-facing call adds to the bare generator, in milliseconds
+        f"b{batch}x{seconds:g}s": round(1e3 * (times[f"{BUNDLED} call"] - times[f"{BUNDLED} generator"]), 3)
+        for (batch, seconds), times in by_case.items()
+    }
     print()
     print(
         f"x real time (higher is faster); threads={args.threads}; {cpu_model()}; torch {torch.__version__}; "
@@ -155,6 +176,7 @@ def main() -> None:
     print("\nx real time per second of process CPU time (the compute cost; robust to load at 1 thread)")
     print(table(rows, "x_real_time_per_cpu_second"))
     print("istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items()))
+    print(f"{BUNDLED} call overhead over its generator (ms): " + ", ".join(f"{case} {value}" for case, value in overhead.items()))
 
     result = {
         "benchmark": "vocoder_speed",
@@ -174,6 +196,7 @@ def main() -> None:
         "parameters": parameter_counts(),
         "rows": rows,
         "istft_speedup_over_hifigan_v1": speedups,
+        "bundled_call_overhead_ms": overhead,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

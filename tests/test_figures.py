@@ -58,15 +58,11 @@ def test_update_readme_without_markers_says_what_to_add():
         update_readme("# no markers\n", "x")
 
 
-def test_vocoder_fidelity_and_notes_pitch_tables():
-    fidelity = {"clips": 20, "targets": "within 1.5x", "results": {"v": {
-        "scores": {"frechet_classifier": {"vocoded": 6.0, "floor": 3.0}, "accuracy": {"vocoded": 1.0}},
-        "distances_to_original": {"mel_l1": 0.2, "mr_stft": 1.5}, "frechet_over_floor": 2.0}}}
+def test_notes_pitch_table():
     pitch = {"notes": 8, "targets": "90%", "model": {"source": "notes", "training_step": 5, "within_50_cents": 0.5,
              "unvoiced": 1, "median_abs_cents": 30.0, "family_accuracy": 0.25},
              "real_floor": {"within_50_cents": 1.0, "unvoiced": 0, "median_abs_cents": 4.0, "family_accuracy": 1.0}}
-    text = render({"vocoder_fidelity": fidelity, "notes_pitch": pitch})
-    assert "| v | 6.00 | 3.00 | 2.0 | 1.000 | 0.200 | 1.500 |" in text
+    text = render({"notes_pitch": pitch})
     assert "| model | 0.500 | 1 | 30.0 | 0.250 |" in text and "| real notes | 1.000 | 0 | 4.0 | 1.000 |" in text
 
 
@@ -82,3 +78,20 @@ def test_own_data_and_threads_render_their_tables():
     assert "| from notes | 900 | 10.0 | 0.0500 | 25.5 |" in text and "| from scratch | 950 | 10.5 |" in text
     assert "| real clips (the training folder) |  |  |  | 30.0 |" in text and "![Spectrograms" in text
     assert "| 1 busy core(s) | 0.200 | 0.300 |" in text
+
+
+def test_the_evaluation_and_vocoder_results_render():
+    tradeoffs = {"date": "d", "num_clips": 40, "plot": "tradeoffs.png", "floor": {"frechet": 2.0, "accuracy": 1.0, "recall": 0.9},
+                 "rows": [{"case": "digits, dpmpp_2m", "steps": 16, "seconds_per_clip": 0.5, "frechet": 3.0, "accuracy": 0.99, "recall": 0.8},
+                          {"case": "digits-fast (student)", "steps": 1, "seconds_per_clip": 0.05, "frechet": 4.0, "accuracy": 0.97, "recall": 0.7}]}
+    likelihood = {"date": "d", "gaussian": [{"steps": 8, "probes": 1, "true_nll_nats": 8.3, "estimated_nll_nats": 8.1, "error": 0.2, "standard_error": 0.14}],
+                  "audio": {"checkpoint": "digits", "space": "normalised log-mel", "dims": 4960, "clips": 8, "steps": 6,
+                            "sets": {"real held-out clips": {"mean_bits_per_dim": -9.0, "standard_error": 0.5}}}}
+    fidelity = {"date": "d", "targets": {}, "results": {"held-out digits, +0 dB": {"clips": 4, "source": "s",
+                "vocoder-16k": {"mel_l1_60db": 0.1, "mr_stft": 1.0, "frechet": {"over_floor": 1.4}},
+                "griffin_lim": {"mel_l1_60db": 0.05, "mr_stft": 2.0}}},
+                "verdicts": {"vocoder-16k": {"met": False, "checks": {"a": True, "b": False}}}}
+    text = render({"tradeoffs": tradeoffs, "likelihood": likelihood, "vocoder_fidelity": fidelity})
+    assert "| digits-fast (student) | 1 | 0.050 | 4.00 | 0.970 | 0.700 |" in text and "tradeoffs.md" in text
+    assert "| 8 | 1 | 8.300 | 8.100 | +0.200 ± 0.140 |" in text and "| real held-out clips | -9.000 | 0.500 |" in text
+    assert "| held-out digits, +0 dB | vocoder-16k | 0.100 | 1.000 | – | 1.40 |" in text and "1 of 2 targets met" in text
