@@ -28,7 +28,7 @@ if __package__ in (None, ""):
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
 from audiodiff.metrics.classifier import evaluate_classifier
 from audiodiff.metrics.distribution import coverage_metrics
-from audiodiff.metrics.evaluation import ClipSet, floor_subset, likelihood_report, load_clips
+from audiodiff.metrics.evaluation import ClipSet, floor_subset, likelihood_lines, likelihood_report, load_clips
 from audiodiff.pipeline import Pipeline
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
 from benchmarks.samplers import CallCounter, embed, embed_files
@@ -38,9 +38,11 @@ STEPS = (1, 2, 4, 8, 16, 32, 64)
 MAX_STEPS = {"heun": 32, "ddpm": 32}  # two network calls per Heun step; DDPM needs many steps to be any good
 
 
-def scores(features: torch.Tensor, predicted: list[str], intended: list[str], reference: torch.Tensor, stats) -> dict:
+def scores(features: torch.Tensor, predicted: list[str], intended: list[str], reference: torch.Tensor, stats, like: torch.Tensor) -> dict:
+    """Fréchet distance against all reference clips; precision/recall/density/coverage against
+    `like`, real test clips as many per label as generated (the measures assume sets of one size)."""
     fd = frechet_distance_from_statistics(*feature_statistics(features, "generated"), *stats)
-    coverage = coverage_metrics(reference, features)
+    coverage = coverage_metrics(like, features)
     accuracy = sum(p == i for p, i in zip(predicted, intended)) / len(intended)
     return {"frechet": round(fd, 3), "accuracy": round(accuracy, 3), "recall": round(coverage["recall"], 3),
             "coverage": round(coverage["coverage"], 3), "precision": round(coverage["precision"], 3)}
@@ -92,7 +94,8 @@ def write_page(result: dict, path: Path) -> Path:
     lines = ["# Speed and quality: samplers, steps, students, vocoders", "",
              f"_{result['machine']['cpu_model']}, {result['machine']['threads']} threads; {result['date']}; `{result['command']}`_", "",
              f"{result['num_clips']} clips per case ({result['per_label']} per label, the same seeds in every case), "
-             f"scored in the evaluation classifier's features ({result['classifier']}) against {result['reference']}. "
+             f"scored in the evaluation classifier's features ({result['classifier']}) against {result['reference']} "
+             "(Fréchet distance: all of it; precision, recall, density and coverage: as many clips per label as generated). "
              "With fewer clips than the 128 feature dimensions the Fréchet distance is biased upwards: read it against the "
              "floor, real train clips as many per label, scored the same way. Recall and coverage use k = 5 neighbours.", "",
              f"![trade-off]({result['plot']})", "",
@@ -103,16 +106,8 @@ def write_page(result: dict, path: Path) -> Path:
     for row in rows:
         lines.append(f"| {row['case']} | {row['steps']} | {row['network_calls']} | {row['seconds_per_clip']:.3f} | {row['frechet']:.2f} | "
                      f"{row['accuracy']:.3f} | {row['recall']:.3f} | {row['coverage']:.3f} | {row['precision']:.3f} |")
-    likelihood = result.get("likelihood")
-    if likelihood:
-        lines += ["", "## Likelihood of the teacher", "",
-                  f"NLL in bits per dimension of the model's space ({likelihood['space']}, {likelihood['dims']} dimensions; "
-                  f"continuous, so below zero is possible), probability-flow ODE with {likelihood['steps']} Runge-Kutta steps "
-                  f"and one Hutchinson probe, {likelihood['clips']} clips, "
-                  f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.", "",
-                  "| clips | NLL (bits/dim) | standard error |", "|---|---|---|"]
-        for name, row in likelihood["sets"].items():
-            lines.append(f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |")
+    if result.get("likelihood"):
+        lines += ["", *likelihood_lines(result["likelihood"], "## Likelihood of the teacher")]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -146,7 +141,8 @@ def main() -> None:
                    [l for l in labels for _ in range(args.per_label)])
     floor_clips = floor_subset(load_clips(args.reference, "train", side="floor"), like)
     floor_features = embed_files(classifier, floor_clips)
-    floor = scores(floor_features, floor_clips.labels, floor_clips.labels, reference_features, stats)
+    matched = embed_files(classifier, floor_subset(reference, like, seed=1))  # real test clips, as many per label
+    floor = scores(floor_features, floor_clips.labels, floor_clips.labels, reference_features, stats, matched)
     floor["accuracy"] = round(evaluate_classifier(classifier, floor_clips.pairs())["accuracy"], 3)
 
     cases = []
@@ -171,7 +167,7 @@ def main() -> None:
         batches = math.ceil(len(intended) / args.batch_size)
         row = {"case": case, "steps": settings["steps"], "sampler": settings["sampler"],
                "vocoder": vocoder_name or pipe.config.sampling.vocoder, "network_calls": counter.calls // batches,
-               "seconds_per_clip": round(seconds, 4), **scores(features, predicted, intended, reference_features, stats)}
+               "seconds_per_clip": round(seconds, 4), **scores(features, predicted, intended, reference_features, stats, matched)}
         rows.append(row)
         tqdm.write(f"{case:<40} {row['steps']:>3} steps  FD {row['frechet']:8.2f}  acc {row['accuracy']:.3f}  "
                    f"recall {row['recall']:.3f}  coverage {row['coverage']:.3f}  {seconds:.3f} s/clip")
@@ -179,6 +175,7 @@ def main() -> None:
     if args.likelihood_clips:
         likelihood = likelihood_report(args.teacher, reference, args.likelihood_clips, args.likelihood_steps)
     plot_path = args.out.with_suffix(".png")
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
     plot_tradeoff(rows, floor, plot_path, f"{args.teacher}: {len(like)} clips per case, guidance {default.guidance}")
     result = {"benchmark": "tradeoffs", "date": now(), "command": command(), "machine": machine_info(),
               "teacher": args.teacher, "classifier": args.classifier, "reference": reference.description,

@@ -338,6 +338,13 @@ def evaluate_folders(
     return _clean(result)
 
 
+def _evenly(count: int, keep: int) -> list[int]:
+    """`keep` indices spread evenly over `range(count)` (all of them when keep >= count)."""
+    if keep >= count:
+        return list(range(count))
+    return [round(i * (count - 1) / max(1, keep - 1)) for i in range(keep)]
+
+
 def _features(
     name: str, classifier: AudioClassifier | None, generated: torch.Tensor, reference: torch.Tensor, sample_rate: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -348,9 +355,12 @@ def _features(
 
 def _coverage(generated, reference, generated_labels, reference_labels, k: int = COVERAGE_K) -> dict:
     """Precision, recall, density and coverage overall and per label (where both sides of a label
-    have more than k clips); None where a set is too small."""
+    have more than k clips); None where a set is too small. A larger reference set is thinned
+    evenly to the generated set's size first: the measures assume sets of one size (Naeem et al.
+    use equal sizes), and 1000 real clips against 50 generated would read as poor coverage."""
 
     def scores(fake, real):
+        real = real[_evenly(len(real), len(fake))]  # as many real as generated: the balls compare like for like
         return coverage_metrics(real, fake, k) if min(len(fake), len(real)) > k else None
 
     per_label = {}

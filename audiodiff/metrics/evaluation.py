@@ -494,6 +494,17 @@ def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: in
             "dims": result["dims"], "steps": steps, "t_min": result["t_min"], "sets": sets}
 
 
+def likelihood_lines(likelihood: dict, heading: str = "## Likelihood") -> list[str]:
+    """Markdown for a `likelihood_report`: what was measured and a table of the three sets."""
+    lines = [heading, "",
+             f"Negative log-likelihood from the probability-flow ODE ({likelihood['steps']} Runge-Kutta steps, one "
+             f"Hutchinson probe) of {likelihood['clips']} reference clips, in bits per dimension of the model's space "
+             f"({likelihood['space']}, {likelihood['dims']} dimensions; continuous, so below zero is possible); "
+             f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.",
+             "", "| clips | NLL (bits/dim) | standard error |", "|---|---|---|"]
+    return lines + [f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |" for name, row in likelihood["sets"].items()]
+
+
 def _examples(clips: ClipSet, limit: int = 10) -> tuple[list[Path], list[str]]:
     """The first clip of each label (up to `limit`), or the first `limit` clips when unlabelled."""
     if not clips.labelled:
@@ -567,16 +578,8 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
         for label, value in accuracy["model"].items():
             lines.append(f"| {label} | {_number(value)} | {_number((accuracy['floor'] or {}).get(label))} |")
         lines += ["", "![per-class accuracy](class_accuracy.png)"]
-    likelihood = result.get("likelihood")
-    if likelihood:
-        lines += ["", "## Likelihood", "",
-                  f"Negative log-likelihood from the probability-flow ODE ({likelihood['steps']} Runge-Kutta steps, one "
-                  f"Hutchinson probe) of {likelihood['clips']} reference clips, in bits per dimension of the model's space "
-                  f"({likelihood['space']}, {likelihood['dims']} dimensions; continuous, so below zero is possible); "
-                  f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.",
-                  "", "| clips | NLL (bits/dim) | standard error |", "|---|---|---|"]
-        for name, row in likelihood["sets"].items():
-            lines.append(f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |")
+    if result.get("likelihood"):
+        lines += ["", *likelihood_lines(result["likelihood"])]
     found = result.get("memorisation")
     if found:
         lines += ["", "## Memorisation", "",
