@@ -135,6 +135,11 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="a checkpoint directory or a run directory (its newest checkpoint)")
     source.add_argument("--model", help="a bundled model name, e.g. digits")
     parser.add_argument("--vocoder", help="a vocoder checkpoint directory or griffin_lim (default: the model's)")
+    _add_device_arg(parser)
+
+
+def _add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="where the models run: cpu, cuda, cuda:N or mps (default: cpu)")
 
 
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +176,8 @@ def _parse_numbers(items: list[str]) -> dict[str, float]:
 def _load_pipeline(args: argparse.Namespace):
     from audiodiff.pipeline import Pipeline
 
-    return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder)
+    _check_device(args.device)
+    return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder, device=args.device)
 
 
 def _request(args: argparse.Namespace):
@@ -294,6 +300,7 @@ def _vocode_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="audio file (resampled to the vocoder's rate)")
     parser.add_argument("output", help="output .wav")
     parser.add_argument("--plot", action="store_true", help="also write a spectrogram PNG (input vs output)")
+    _add_device_arg(parser)
 
 
 @command("vocode", "mel round trip: analyse a file to a mel and resynthesise it with a vocoder")(_vocode_args)
@@ -310,11 +317,12 @@ def run_vocode(args: argparse.Namespace) -> int:
             from audiodiff.pipeline import Pipeline
 
             mel_spec = Pipeline.from_pretrained(args.mel_from).mel_spec or mel_spec
-    vocoder = Vocoder.from_pretrained(args.vocoder, mel_spec)
+    _check_device(args.device)
+    vocoder = Vocoder.from_pretrained(args.vocoder, mel_spec).to(args.device)
     rate = vocoder.mel_spec.sample_rate
     audio, _ = load_audio(args.input, sample_rate=rate, channels=1)
     started = time.perf_counter()
-    out = vocoder.round_trip(audio)[0]
+    out = vocoder.round_trip(audio.to(args.device))[0].cpu()
     seconds = time.perf_counter() - started
     _save(Path(args.output), out, rate)
     if args.plot:
@@ -572,6 +580,7 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
         "beside the same clips with their frames shuffled and Gaussian noise"
     )
     parser.add_argument("--likelihood-steps", type=int, default=12, help="Runge-Kutta steps of the likelihood ODE")
+    _add_device_arg(parser)
     parser.add_argument("--training-reference", help="memorisation: the model's training clips from another folder or manifest")
     parser.add_argument("--training-clips", type=int, default=2000, help="memorisation: at most this many training clips (evenly drawn)")
     parser.add_argument("--classifier", help="classifier directory (from `audiodiff eval train-classifier`); needed for accuracy, IS and the default Fréchet embedding")
@@ -601,6 +610,7 @@ def _run_evaluation(args: argparse.Namespace) -> int:
                                         ("--reference", args.reference), ("--out", args.out)) if not value]
     if missing:
         raise EvaluationError(f"audiodiff eval needs {', '.join(missing)} (see audiodiff eval --help)")
+    _check_device(args.device)
     classifier = load_classifier(args.classifier)
     splits = available_splits(args.reference)
     split = args.split if args.split is not None else ("test" if "test" in splits else None)
@@ -612,7 +622,7 @@ def _run_evaluation(args: argparse.Namespace) -> int:
         labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
         generated, info["sampling"] = sample_checkpoint(
             args.checkpoint, Path(args.out) / "generated", args.per_label, labels, args.steps, args.sampler,
-            args.guidance, args.seed, args.batch_size, args.vocoder, args.overwrite, classifier,
+            args.guidance, args.seed, args.batch_size, args.vocoder, args.overwrite, classifier, device=args.device,
         )
     else:
         generated = load_clips(args.generated, side="generated")
@@ -632,7 +642,7 @@ def _run_evaluation(args: argparse.Namespace) -> int:
             raise EvaluationError("--likelihood needs the model: pass --checkpoint (a bundled name, checkpoint or run directory)")
         from audiodiff.metrics.evaluation import likelihood_report
 
-        info["likelihood"] = likelihood_report(args.checkpoint, reference, args.likelihood, args.likelihood_steps, args.seed)
+        info["likelihood"] = likelihood_report(args.checkpoint, reference, args.likelihood, args.likelihood_steps, args.seed, args.device)
     result = evaluate(generated, reference, args.out, classifier, floor, args.embedding, info, progress=True, training=training)
     print(f"{'score':<54} {'model':>10} {'floor':>10}")
     for row in result["scores"]:
@@ -693,7 +703,7 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves the local network)")
     parser.add_argument("--port", type=_port, help="port (default: the first free one from 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument("--device", default="cpu", help="where the models run, e.g. cpu or cuda")
+    _add_device_arg(parser)
 
 
 def _port(text: str) -> int:

@@ -109,7 +109,7 @@ class Pipeline:
         if self.is_mel:
             vocoder = vocoder or GriffinLimVocoder(config.mel, config.sampling.griffin_lim_iters)
             check_compatible(config.mel, vocoder)
-        self.vocoder = vocoder
+        self.vocoder = vocoder.to(self.device) if vocoder is not None else None
 
     # -- loading and saving
 

@@ -128,3 +128,18 @@ def test_edit_commands_honour_sampler_and_negatives(trained, command, extra):
         outputs[name] = soundfile.read(str(out))[0]
     assert not (outputs["ddim"] == outputs["euler"]).all(), f"{command} --sampler was ignored"
     assert not (outputs["ddim"] == outputs["negative"]).all(), f"{command} --negative-label was ignored"
+
+
+@pytest.mark.parametrize("command", [
+    ["generate", "--model", "digits", "--out", "x.wav"],
+    ["vocode", "--vocoder", "griffin_lim", "in.wav", "out.wav"],
+    ["eval", "--checkpoint", "digits", "--reference", "ref", "--out", "o"],
+])
+def test_every_model_command_takes_a_device_and_refuses_one_that_is_not_here(tmp_path, command, capsys):
+    from audiodiff.cli import main
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    assert main([*command, "--device", "cuda:7"]) == 2
+    assert "--device cuda:7" in capsys.readouterr().err

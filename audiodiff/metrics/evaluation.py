@@ -204,6 +204,7 @@ def sample_checkpoint(
     overwrite: bool = False,
     classifier: AudioClassifier | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> tuple[ClipSet, dict]:
     """Sample `per_label` clips of each label (default: all the model's labels; `per_label` in
     total for an unconditional model) into `out_dir/LABEL/`. Returns the clips and the settings.
@@ -212,7 +213,7 @@ def sample_checkpoint(
 
     if per_label < 1 or batch_size < 1:
         raise EvaluationError(f"--per-label {per_label} and --batch-size {batch_size} must be at least 1")
-    pipe = Pipeline.from_pretrained(checkpoint, vocoder=vocoder)
+    pipe = Pipeline.from_pretrained(checkpoint, vocoder=vocoder, device=device)
     wanted: list[str | None] = list(labels) if labels else (pipe.labels or [None])
     unknown = sorted(set(wanted) - set(pipe.labels)) if labels else []
     if unknown:
@@ -463,7 +464,7 @@ def _memorisation(
     return found
 
 
-def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: int = 12, seed: int = 0) -> dict:
+def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: int = 12, seed: int = 0, device: str = "cpu") -> dict:
     """NLL (bits/dim, `Pipeline.log_likelihood`) of `count` reference clips (evenly drawn, each
     conditioned on its label where the model has labels), of the same clips with their frames
     shuffled (blocks of one hop, so every frame's content stays and its order goes) and of
@@ -472,7 +473,7 @@ def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: in
 
     from audiodiff.pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim")
+    pipe = Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim", device=device)
     clips = reference.every(max(1, len(reference) // count))
     clips = ClipSet(clips.description, clips.paths[:count], clips.labels[:count])
     rate = pipe.sample_rate
