@@ -1,6 +1,6 @@
 """Ship trained models inside the package (audiodiff/weights/NAME), in float16.
 
-    python scripts/bundle.py vocoder runs/vocoder-16k --name vocoder-16k
+    python scripts/bundle.py vocoder runs/vocoder-16k --name vocoder-16k [--match-mel 8] [--metrics fidelity=benchmarks/results/vocoder_fidelity.json]
     python scripts/bundle.py diffusion runs/digits-mel --name digits --vocoder vocoder-16k [--steps 12] [--metrics eval=eval/digits/metrics.json]
 
 The diffusion model refers to the bundled vocoder by name, so two models can share one vocoder.
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--metrics", action="append", default=[], metavar="NAME=JSON",
                         help="record a metrics JSON (from `audiodiff eval` or a benchmark) in config.json under NAME")
     parser.add_argument("--steps", type=int, help="diffusion: default sampling steps of the bundled model")
+    parser.add_argument("--match-mel", type=int, help="vocoder: passes of mel matching it runs by default")
     args = parser.parse_args()
     target = BUNDLED_DIR / args.name
     source = resolve_checkpoint(args.checkpoint)
@@ -42,7 +43,13 @@ def main() -> None:
         metrics[name] = found
     if args.kind == "vocoder":
         vocoder = Vocoder.from_pretrained(source)
-        vocoder.info.pop("recipe", None)
+        recipe = vocoder.info.pop("recipe", None) or {}
+        start = (recipe.get("train") or {}).get("init_from")
+        if start:  # a continued run: say what it started from, with that one's own training record
+            earlier = Vocoder.from_pretrained(start).info.get("training")
+            vocoder.info["training"] = {**vocoder.info.get("training", {}), "init_from": start, "before": earlier}
+        if args.match_mel is not None:
+            vocoder.match_mel = args.match_mel
         if metrics:
             vocoder.info["metrics"] = metrics
         vocoder.save_pretrained(target, dtype=torch.float16)
