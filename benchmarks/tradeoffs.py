@@ -38,11 +38,11 @@ STEPS = (1, 2, 4, 8, 16, 32, 64)
 MAX_STEPS = {"heun": 32, "ddpm": 32}  # two network calls per Heun step; DDPM needs many steps to be any good
 
 
-def scores(features: torch.Tensor, predicted: list[str], intended: list[str], reference: torch.Tensor, stats, like: torch.Tensor) -> dict:
+def scores(features: torch.Tensor, predicted: list[str], intended: list[str], reference: torch.Tensor, stats, like: torch.Tensor, k: int = 5) -> dict:
     """Fréchet distance against all reference clips; precision/recall/density/coverage against
     `like`, real test clips as many per label as generated (the measures assume sets of one size)."""
     fd = frechet_distance_from_statistics(*feature_statistics(features, "generated"), *stats)
-    coverage = coverage_metrics(like, features)
+    coverage = coverage_metrics(like, features, k)
     accuracy = sum(p == i for p, i in zip(predicted, intended)) / len(intended)
     return {"frechet": round(fd, 3), "accuracy": round(accuracy, 3), "recall": round(coverage["recall"], 3),
             "coverage": round(coverage["coverage"], 3), "precision": round(coverage["precision"], 3)}
@@ -97,7 +97,8 @@ def write_page(result: dict, path: Path) -> Path:
              f"scored in the evaluation classifier's features ({result['classifier']}) against {result['reference']} "
              "(Fréchet distance: all of it; precision, recall, density and coverage: as many clips per label as generated). "
              "With fewer clips than the 128 feature dimensions the Fréchet distance is biased upwards: read it against the "
-             "floor, real train clips as many per label, scored the same way. Recall and coverage use k = 5 neighbours.", "",
+             "floor, real train clips as many per label, scored the same way. "
+             f"Recall and coverage use k = {result.get('k', 5)} neighbours.", "",
              f"![trade-off]({result['plot']})", "",
              "| case | steps | network calls | seconds/clip | Fréchet | accuracy | recall | coverage | precision |",
              "|---|---|---|---|---|---|---|---|---|",
@@ -118,7 +119,9 @@ def main() -> None:
     parser.add_argument("--students", default="digits-fast", help="comma-separated ('' for none)")
     parser.add_argument("--classifier", default="runs/classifier-digits")
     parser.add_argument("--reference", default="data/digits")
-    parser.add_argument("--per-label", type=int, default=4)
+    parser.add_argument("--per-label", type=int, default=8,
+                        help="clips per label and case; keep it above k + 1, or each clip's k-th neighbour lies in another label")
+    parser.add_argument("--k", type=int, default=5, help="nearest neighbours for precision, recall, density and coverage")
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--steps", default=",".join(map(str, STEPS)))
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
@@ -142,7 +145,10 @@ def main() -> None:
     floor_clips = floor_subset(load_clips(args.reference, "train", side="floor"), like)
     floor_features = embed_files(classifier, floor_clips)
     matched = embed_files(classifier, floor_subset(reference, like, seed=1))  # real test clips, as many per label
-    floor = scores(floor_features, floor_clips.labels, floor_clips.labels, reference_features, stats, matched)
+    if args.per_label <= args.k + 1:
+        print(f"note: {args.per_label} clips per label with k={args.k}: every k-th neighbour lies in another label, so "
+              "recall and coverage read near 1 whatever the model; use --per-label above k + 1", file=sys.stderr)
+    floor = scores(floor_features, floor_clips.labels, floor_clips.labels, reference_features, stats, matched, args.k)
     floor["accuracy"] = round(evaluate_classifier(classifier, floor_clips.pairs())["accuracy"], 3)
 
     cases = []
@@ -171,7 +177,7 @@ def main() -> None:
         batches = math.ceil(len(intended) / args.batch_size)
         row = {"case": case, "steps": settings["steps"], "sampler": settings["sampler"],
                "vocoder": vocoder_name or pipe.config.sampling.vocoder, "network_calls": counter.calls // batches,
-               "seconds_per_clip": round(seconds, 4), **scores(features, predicted, intended, reference_features, stats, matched)}
+               "seconds_per_clip": round(seconds, 4), **scores(features, predicted, intended, reference_features, stats, matched, args.k)}
         rows.append(row)
         tqdm.write(f"{case:<40} {row['steps']:>3} steps  FD {row['frechet']:8.2f}  acc {row['accuracy']:.3f}  "
                    f"recall {row['recall']:.3f}  coverage {row['coverage']:.3f}  {seconds:.3f} s/clip")
@@ -184,7 +190,7 @@ def main() -> None:
     result = {"benchmark": "tradeoffs", "date": now(), "command": command(), "machine": machine_info(),
               "teacher": args.teacher, "classifier": args.classifier, "reference": reference.description,
               "per_label": args.per_label, "num_clips": len(like), "guidance": default.guidance,
-              "floor": {"source": floor_clips.description, **floor}, "rows": rows, "likelihood": likelihood,
+              "floor": {"source": floor_clips.description, **floor}, "k": args.k, "rows": rows, "likelihood": likelihood,
               "plot": plot_path.name, "seconds": round(time.perf_counter() - began, 1)}
     write_result(result, args.out)
     write_page(result, args.out.with_suffix(".md"))

@@ -38,7 +38,7 @@ from audiodiff.errors import UserError
 from audiodiff.metrics.classifier import AudioClassifier, evaluate_classifier, train_classifier
 from audiodiff.metrics.embeddings import EMBEDDINGS
 from audiodiff.metrics.distribution import memorisation
-from audiodiff.metrics.evaluate import embed_files, evaluate_folders, find_audio
+from audiodiff.metrics.evaluate import COVERAGE_K, embed_files, evaluate_folders, find_audio
 from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_spectrogram_grid
 
 __all__ = [
@@ -568,6 +568,11 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
     if dims and fewest <= dims:
         lines += [f"- note: {fewest} clips for {dims}-dimensional classifier features: the Fréchet distance is biased "
                   "upwards; compare it with the floor (computed from as many clips), not with other papers"]
+    counts = result["generated"].get("label_counts") or {}
+    if counts and min(counts.values()) <= COVERAGE_K + 1:
+        lines += [f"- note: {min(counts.values())} generated clips per label with k = {COVERAGE_K} neighbours: each clip's "
+                  "k-th neighbour lies in another label, so recall and coverage read high whatever the model; "
+                  f"generate more than {COVERAGE_K + 1} per label (--per-label) for numbers that separate models"]
     lines += [""]
     lines += ["| score | better | model | floor (real vs real) | reference clips |", "|---|---|---|---|---|"]
     for row in result["scores"]:
