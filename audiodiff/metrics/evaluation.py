@@ -590,8 +590,8 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
     if found:
         lines += ["", "## Memorisation", "",
                   f"Nearest training clip ({found['training_source']}) of each generated clip, in the classifier's features: "
-                  f"{found['copy_share']:.1%} of generated clips are nearer than the {found['percentile']:g}th percentile of "
-                  f"held-out real clips ({found['threshold']:.3f}; about {found['percentile']:g}% for a model that does not copy). "
+                  f"{found['copy_share']:.1%} of generated clips are nearer one than the nearest {found['percentile']:g}% of "
+                  f"held-out real clips are ({found['threshold']:.3f}; about {found['percentile']:g}% for a model that does not copy). "
                   f"Median nearest distance: generated {found['generated_median_distance']:.3f}, held-out "
                   f"{found['heldout_median_distance']:.3f}. Closest pairs: [memorisation.html](memorisation.html).",
                   "", "![nearest training distances](memorisation.png)"]
