@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_speed.
 
 from audiodiff.audio import MelSpec, griffin_lim
 from audiodiff.vocoder.generators import build_generator
-from benchmarks.machine import cpu_model
+from benchmarks.machine import command, cpu_model
 
 MEL_SPEC = MelSpec(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, f_max=11025)
 CASES = [(1, 0.25), (1, 1.0), (1, 10.0), (16, 1.0), (16, 10.0)]  # (batch, seconds)
@@ -180,6 +180,7 @@ def main() -> None:
 
     result = {
         "benchmark": "vocoder_speed",
+        "command": command(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "cpu_model": cpu_model(),

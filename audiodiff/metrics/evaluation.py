@@ -83,7 +83,7 @@ class ClipSet:
         """Every `stride`-th clip (a smaller set drawn evenly over the whole)."""
         if stride <= 1:
             return self
-        return ClipSet(f"{self.description}, every {stride}th", self.paths[::stride], self.labels[::stride])
+        return ClipSet(f"{self.description}, one clip in {stride}", self.paths[::stride], self.labels[::stride])
 
     def pairs(self) -> list[tuple[Path, str | None]]:
         """`(path, label)` pairs, as `evaluate_folders` and `train_classifier` take them."""
