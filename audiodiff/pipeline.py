@@ -334,14 +334,17 @@ class Pipeline:
         cond = conditioner.prepare(x.shape[0], **conditions)
         network = OBJECTIVES[self.config.diffusion.objective].as_model(self.model)
         bar = tqdm(total=steps, desc="likelihood", unit="step", leave=False, disable=not progress)
-        self.model.requires_grad_(False)  # gradients with respect to the clips only
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        for parameter in trainable:  # gradients with respect to the clips only
+            parameter.requires_grad_(False)
         try:
             out = ode_log_likelihood(
                 network, x, cond, steps=steps, probes=probes, t_min=t_min, shift=self.config.diffusion.shift,
                 generator=torch.Generator().manual_seed(int(seed)), callback=lambda done, total: bar.update(1),
             )
         finally:
-            self.model.requires_grad_(True)
+            for parameter in trainable:
+                parameter.requires_grad_(True)
             bar.close()
         bits = out["nll_bits_per_dim"].cpu()
         spread = float(bits.std()) / math.sqrt(len(bits)) if len(bits) > 1 else float("nan")

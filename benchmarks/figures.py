@@ -189,6 +189,8 @@ def render_vocoder_fidelity(result: dict, images: str) -> list[str]:
                          _number(scores.get("f0_within_20_cents"), 3), _number(fd.get("over_floor"), 2)])
     lines += _table(["set, input level", "vocoder", "log-mel L1 (60 dB floor)", "multi-res STFT", "F0 within 20 cents",
                      "Fréchet / real floor"], body)
+    if result.get("note"):
+        lines += ["", result["note"]]
     verdicts = result.get("verdicts") or {}
     for name, verdict in verdicts.items():
         met = sum(verdict["checks"].values())

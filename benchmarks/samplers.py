@@ -26,10 +26,11 @@ import torch
 if __package__ in (None, ""):  # run as a file: python benchmarks/samplers.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiodiff.audio import crop_or_pad, load_audio, resample, to_channels
+from audiodiff.audio import crop_or_pad, resample, to_channels
 from audiodiff.bundled import bundled_path
 from audiodiff.diffusion.samplers import SAMPLERS
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
+from audiodiff.metrics.evaluate import embed_files as metrics_embed_files
 from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips
 from audiodiff.pipeline import Pipeline
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
@@ -55,10 +56,8 @@ def embed(classifier: AudioClassifier, audio: torch.Tensor, sample_rate: int) ->
 
 
 def embed_files(classifier: AudioClassifier, clips: ClipSet) -> torch.Tensor:
-    rate = classifier.mel_spec.sample_rate
-    audio = [load_audio(path, sample_rate=rate, channels=1)[0][0] for path in clips.paths]
-    length = classifier.clip_samples or rate
-    return embed(classifier, torch.stack([crop_or_pad(clip, length, random=False) for clip in audio]), rate)
+    """Classifier features of a clip set's files, prepared as `audiodiff eval` prepares them."""
+    return metrics_embed_files(clips.paths, classifier)
 
 
 def reference_and_floor(classifier: AudioClassifier, source: str, split: str, floor_split: str, labels: list, per_label: int):

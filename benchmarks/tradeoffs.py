@@ -183,7 +183,7 @@ def main() -> None:
                    f"recall {row['recall']:.3f}  coverage {row['coverage']:.3f}  {seconds:.3f} s/clip")
     likelihood = None
     if args.likelihood_clips:
-        likelihood = likelihood_report(args.teacher, reference, args.likelihood_clips, args.likelihood_steps)
+        likelihood = likelihood_report(teacher, reference, args.likelihood_clips, args.likelihood_steps)
     plot_path = args.out.with_suffix(".png")
     plot_path.parent.mkdir(parents=True, exist_ok=True)
     plot_tradeoff(rows, floor, plot_path, f"{args.teacher}: {len(like)} clips per case, guidance {default.guidance}")

@@ -21,7 +21,6 @@ the real floor (train clips, as many per label). Writes JSON and prints a table.
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_fidelity.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiodiff.audio import MelSpec, load_audio, resample
+from audiodiff.audio import MelSpec, load_audio
 from audiodiff.data.builders.notes import build_notes
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
 from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips

@@ -98,8 +98,8 @@ def ode_log_likelihood(
 
 
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor | float, variance: torch.Tensor | float) -> torch.Tensor:
-    """log N(x; mean, variance · I) per item of `[batch, ...]`, in float64 (the exact answer the
-    ODE estimate is checked against)."""
+    """log N(x; mean, variance · I) per item of `[batch, ...]`, in float64: the closed form for
+    isotropic Gaussian data (full covariances: torch.distributions.MultivariateNormal)."""
     x = x.double().flatten(1)
     mean = torch.as_tensor(mean, dtype=torch.float64).flatten()
     variance = torch.as_tensor(variance, dtype=torch.float64).flatten()

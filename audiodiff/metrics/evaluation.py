@@ -464,8 +464,9 @@ def _memorisation(
     return found
 
 
-def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: int = 12, seed: int = 0, device: str = "cpu") -> dict:
-    """NLL (bits/dim, `Pipeline.log_likelihood`) of `count` reference clips (evenly drawn, each
+def likelihood_report(checkpoint, reference: ClipSet, count: int, steps: int = 12, seed: int = 0, device: str = "cpu") -> dict:
+    """NLL (bits/dim, `Pipeline.log_likelihood`) under `checkpoint` (a name or path, or a loaded
+    Pipeline) of `count` reference clips (evenly drawn, each
     conditioned on its label where the model has labels), of the same clips with their frames
     shuffled (blocks of one hop, so every frame's content stays and its order goes) and of
     Gaussian noise at the clips' RMS: real audio should score best."""
@@ -473,7 +474,7 @@ def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: in
 
     from audiodiff.pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim", device=device)
+    pipe = checkpoint if isinstance(checkpoint, Pipeline) else Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim", device=device)
     clips = reference.every(max(1, len(reference) // count))
     clips = ClipSet(clips.description, clips.paths[:count], clips.labels[:count])
     rate = pipe.sample_rate
@@ -491,7 +492,8 @@ def likelihood_report(checkpoint: str, reference: ClipSet, count: int, steps: in
         print(f"likelihood: {name} ({len(batch)} clips, {steps} steps)", file=sys.stderr)
         result = pipe.log_likelihood(batch, sample_rate=rate, steps=steps, seed=seed, progress=True, **conditions)
         sets[name] = {key: result[key] for key in ("mean_bits_per_dim", "standard_error", "nll_bits_per_dim")}
-    return {"checkpoint": str(checkpoint), "clips": len(audio), "conditional": bool(conditions), "space": result["space"],
+    name = Path(pipe.info.get("path", "")).name if isinstance(checkpoint, Pipeline) else str(checkpoint)
+    return {"checkpoint": name, "clips": len(audio), "conditional": bool(conditions), "space": result["space"],
             "dims": result["dims"], "steps": steps, "t_min": result["t_min"], "sets": sets}
 
 

@@ -96,7 +96,7 @@ class VocoderTask:
         frames = self.mel_spec.num_frames(audio.shape[-1])
         audio = audio[..., : self.mel_spec.num_samples(frames)]
         low, high = self.config.gain_db
-        if high > low or low != 0.0:  # level augmentation, one gain per segment
+        if (low, high) != (0.0, 0.0):  # level augmentation, one gain per segment
             decibels = torch.empty(audio.shape[0], 1, 1, device=audio.device).uniform_(low, high)
             audio = audio * torch.pow(10.0, decibels / 20.0)
         mel = self.mel_spec(audio[:, 0])
