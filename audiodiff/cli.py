@@ -403,6 +403,10 @@ def _notes_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pitches", help="MIDI pitches, e.g. 48-72 (default: each instrument's range within 36-84)")
     parser.add_argument("--velocities", help="MIDI velocities, e.g. 50,75,100,127")
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--gestures", type=int, default=40,
+        help="clips per program whose pitch or loudness moves (bends, vibrato, swells, phrases); 0 for held notes only",
+    )  # fmt: skip
     parser.add_argument("--soundfont", help="a .sf2 file (default: Debian's FluidR3_GM)")
     parser.add_argument("--sample-rate", type=int, default=16_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -421,6 +425,7 @@ def _run_notes(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         seed=args.seed,
         soundfont=args.soundfont,
+        gestures=args.gestures,
         sample_rate=args.sample_rate,
         workers=args.workers,
         overwrite=args.overwrite,

@@ -6,11 +6,17 @@ its own time slot (note-on, note-off `release` seconds before the clip ends, the
 Off), with reverb and chorus off. The render is downmixed, resampled, cut into notes (leading
 silence trimmed) and scaled by one gain per program, so velocity and register keep their
 relative loudness.
+
+With `gestures`, each program also plays clips whose pitch and loudness move inside the clip, so
+a model conditioned on control curves (`audiodiff.controls`) sees curves that vary in time: pitch
+bends and glides (the pitch wheel, General MIDI's +-2 semitones), vibrato (the wheel as a 4-7 Hz
+sine), swells and tremolo (expression, CC11), and short legato or detached phrases of 2-4 notes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import struct
 import subprocess
@@ -38,8 +44,8 @@ from audiodiff.data.builders.common import (
 )
 
 __all__ = [
-    "DEFAULT_PROGRAMS", "DEFAULT_SOUNDFONT", "DEFAULT_VELOCITIES", "GM_FAMILIES", "GM_PROGRAMS", "build_notes",
-    "midi_file", "note_name"
+    "DEFAULT_PROGRAMS", "DEFAULT_SOUNDFONT", "DEFAULT_VELOCITIES", "GESTURES", "GM_FAMILIES", "GM_PROGRAMS", "Slot",
+    "build_notes", "midi_file", "note_name"
 ]
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -156,21 +162,110 @@ def _on_grid(milliseconds: float) -> int:
     return int(round(milliseconds / GRID_MS)) * GRID_MS
 
 
-def midi_file(program: int, notes: list[tuple[int, int]], seconds: float, release: float) -> bytes:
-    """A format-0 standard MIDI file playing `notes` [(pitch, velocity)] one per slot on
-    channel 1 with `program`; 1 tick = 1 ms (tempo 1 s per quarter, 1000 ticks per quarter)."""
+GESTURES = ("bend", "vibrato", "swell", "legato", "detached")
+GESTURE_WORDS = {
+    "bend": "with a pitch bend", "vibrato": "with vibrato", "swell": "with a changing loudness",
+    "legato": "a legato phrase", "detached": "a phrase of detached notes",
+}  # fmt: skip
+CONTROL_MS = 20  # pitch-wheel and expression messages this often (on the 4 ms grid)
+BEND_RANGE = 2.0  # semitones at full pitch-wheel deflection (the General MIDI default)
+
+
+def _wheel(semitones: float) -> bytes:
+    value = int(np.clip(round(8192 + semitones / BEND_RANGE * 8191), 0, 16383))
+    return bytes([0xE0, value & 0x7F, value >> 7])
+
+
+def _expression(level: float) -> bytes:
+    return bytes([0xB0, 11, int(np.clip(round(level), 0, 127))])
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """What one clip plays: a held note (`kind="note"`), or a gesture (one of GESTURES) drawn
+    from `seed`: the wheel, expression and notes it plays all follow from (kind, pitch, velocity,
+    seed), so a build is reproducible and a slot renders the same wherever it sits."""
+
+    pitch: int
+    velocity: int
+    kind: str = "note"
+    seed: int = 0
+    index: int = 0  # the gesture's number within its program (names the file)
+
+    @property
+    def key(self) -> str:
+        return f"{self.pitch}:{self.velocity}" if self.kind == "note" else f"{self.kind}:{self.index}"
+
+    def phrase(self, hold_ms: int) -> list[tuple[int, int, int]]:
+        """The notes `[(start ms, end ms, pitch)]` within the hold."""
+        if self.kind not in ("legato", "detached"):
+            return [(0, hold_ms, self.pitch)]
+        rng = np.random.default_rng(self.seed)
+        count = int(rng.integers(2, 5))
+        pitches = [self.pitch]
+        for _ in range(count - 1):
+            pitches.append(pitches[-1] + int(rng.choice([-1, 1]) * rng.integers(1, 6)))
+        share = hold_ms / count
+        length = share if self.kind == "legato" else share * rng.uniform(0.5, 0.75)
+        return [(_on_grid(k * share), _on_grid(k * share + length), pitch) for k, pitch in enumerate(pitches)]
+
+    def controls(self, hold_ms: int) -> list[tuple[int, bytes]]:
+        """Pitch-wheel and expression messages `[(ms, message)]` within the hold."""
+        rng = np.random.default_rng(self.seed)
+        times = np.arange(0, hold_ms + 1, CONTROL_MS)
+        t = times / 1000.0
+        if self.kind == "bend":
+            depth = rng.choice([-1, 1]) * rng.uniform(0.5, BEND_RANGE)
+            start, end = rng.uniform(0.0, 0.3), rng.uniform(0.4, hold_ms / 1000)
+            ramp = np.clip((t - start) / (end - start), 0, 1)
+            curve = depth * (1 - ramp) if rng.random() < 0.3 else depth * ramp  # a scoop into the note, or a glide away
+            return [(int(ms), _wheel(value)) for ms, value in zip(times, curve)]
+        if self.kind == "vibrato":
+            rate, cents, delay = rng.uniform(4, 7), rng.uniform(15, 60), rng.uniform(0, 0.25)
+            onset = np.clip((t - delay) / 0.1, 0, 1)
+            curve = onset * cents / 100 * np.sin(2 * np.pi * rate * np.maximum(t - delay, 0))
+            return [(int(ms), _wheel(value)) for ms, value in zip(times, curve)]
+        if self.kind == "swell":
+            low, shape = rng.uniform(15, 60), rng.choice(["crescendo", "decrescendo", "swell", "tremolo"])
+            u = t / t[-1]
+            ramps = {
+                "crescendo": u, "decrescendo": 1 - u, "swell": np.sin(np.pi * u),
+                "tremolo": 0.5 + 0.5 * np.cos(2 * np.pi * rng.uniform(3, 7) * t),
+            }  # fmt: skip
+            curve = low + (127 - low) * ramps[str(shape)]
+            return [(int(ms), _expression(value)) for ms, value in zip(times, curve)]
+        return []
+
+    def events(self, start_ms: int, hold_ms: int) -> list[tuple[int, bytes]]:
+        """This slot's MIDI events, the note(s) starting at `start_ms` and held `hold_ms`."""
+        controls = self.controls(hold_ms)
+        # the wheel and expression are set before the first note-on, so it starts where the gesture does
+        first = [message for ms, message in controls if ms == 0]
+        events = [(start_ms - 2 * GRID_MS, message) for message in first]
+        events += [(start_ms + ms, message) for ms, message in controls if ms > 0]
+        for begin, end, pitch in self.phrase(hold_ms):
+            events += [(start_ms + begin, bytes([0x90, pitch, self.velocity])), (start_ms + end, bytes([0x80, pitch, 0]))]
+        return events
+
+
+def midi_file(program: int, notes: list, seconds: float, release: float) -> bytes:
+    """A format-0 standard MIDI file playing `notes` (`(pitch, velocity)` pairs or `Slot`s) one per
+    slot on channel 1 with `program`; 1 tick = 1 ms (tempo 1 s per quarter, 1000 ticks per quarter).
+    Every slot starts with the pitch wheel centred and full expression, and ends with All Sound Off."""
     slot_ms = _on_grid(seconds * 1000 + MARGIN_MS)
     hold_ms = _on_grid((seconds - release) * 1000)
     sound_off_ms = _on_grid(seconds * 1000 + MARGIN_MS / 2)
     tempo = b"\xff\x51\x03" + (1_000_000).to_bytes(3, "big")  # microseconds per quarter note
     events: list[tuple[int, bytes]] = [(0, tempo), (0, bytes([0xC0, program]))]
-    for k, (pitch, velocity) in enumerate(notes):
+    for k, slot in enumerate(notes):
+        slot = slot if isinstance(slot, Slot) else Slot(*slot)
         start = k * slot_ms + LEAD_MS
-        events += [
-            (start, bytes([0x90, pitch, velocity])),
-            (start + hold_ms, bytes([0x80, pitch, 0])),
-            (start + sound_off_ms, bytes([0xB0, 120, 0])),  # All Sound Off: nothing rings into the next slot
-        ]
+        if slot.kind != "note":
+            events += [(k * slot_ms, _wheel(0.0)), (k * slot_ms, _expression(127))]
+        events += slot.events(start, hold_ms)
+        events.append((start + sound_off_ms, bytes([0xB0, 120, 0])))  # All Sound Off: nothing rings into the next slot
+        if slot.kind != "note":
+            events += [(start + sound_off_ms, _wheel(0.0)), (start + sound_off_ms, _expression(127))]
     events.append((len(notes) * slot_ms, b"\xff\x2f\x00"))  # end of track
     track, now = b"", 0
     for when, message in sorted(events, key=lambda event: event[0]):  # stable: same-time order kept
@@ -186,10 +281,10 @@ def midi_file(program: int, notes: list[tuple[int, int]], seconds: float, releas
 
 @dataclasses.dataclass(frozen=True)
 class ProgramJob:
-    """One fluidsynth run: a program and its notes [(pitch, velocity)]."""
+    """One fluidsynth run: a program and its slots (held notes, then gestures)."""
 
     program: int
-    notes: tuple[tuple[int, int], ...]
+    notes: tuple[Slot, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,34 +321,46 @@ class _ProgramRenderer:
         try:
             audio = self.render(job)
         except (OSError, subprocess.SubprocessError, RuntimeError) as error:  # LibsndfileError is a RuntimeError
-            failed = [f"{name} pitch {pitch} velocity {velocity}: {error}" for pitch, velocity in job.notes]
+            failed = [f"{name} {self.describe(slot)}: {error}" for slot in job.notes]
             return [], [("fluidsynth failed", example) for example in failed]
         length = int(round(self.seconds * self.sample_rate))
-        slot = _on_grid(self.seconds * 1000 + MARGIN_MS) * self.sample_rate / 1000
+        slot_samples = _on_grid(self.seconds * 1000 + MARGIN_MS) * self.sample_rate / 1000
         clips, skips = {}, []
-        for k, (pitch, velocity) in enumerate(job.notes):
-            start = max(0, int(k * slot + (LEAD_MS - 10) * self.sample_rate / 1000))
-            segment = audio[start : start + int(slot - LEAD_MS * self.sample_rate / 1000)]
+        for k, slot in enumerate(job.notes):
+            start = max(0, int(k * slot_samples + (LEAD_MS - 10) * self.sample_rate / 1000))
+            segment = audio[start : start + int(slot_samples - LEAD_MS * self.sample_rate / 1000)]
             peak = float(np.abs(segment).max()) if segment.size else 0.0
             if peak < SILENT_PEAK:
-                skips.append(("silent render", f"{name} pitch {pitch} velocity {velocity}"))
+                skips.append(("silent render", f"{name} {self.describe(slot)}"))
                 continue
             onset = int(np.argmax(np.abs(segment) >= peak * 1e-3))  # leading silence: below -60 dB
             fade = int(0.01 * self.sample_rate)
-            clips[(pitch, velocity)] = fit_to_length(segment[onset:], length, fade, center=False)
+            clips[slot] = fit_to_length(segment[onset:], length, fade, center=False)
         if not clips:
             return [], skips
         gain = 0.95 / max(float(np.abs(clip).max()) for clip in clips.values())  # one gain per program
         rows = []
-        for (pitch, velocity), clip in clips.items():
-            path = f"wavs/{GM_FAMILIES[job.program // 8]}_{job.program:03d}-{pitch:03d}-{velocity:03d}.wav"
+        for slot, clip in clips.items():
+            family = GM_FAMILIES[job.program // 8]
+            if slot.kind == "note":
+                path = f"wavs/{family}_{job.program:03d}-{slot.pitch:03d}-{slot.velocity:03d}.wav"
+            else:
+                path = f"wavs/{family}_{job.program:03d}-{slot.kind}-{slot.index:03d}.wav"
             save_audio(self.out_dir / path, (clip * gain)[None], self.sample_rate)
-            rows.append(self.row(path, job.program, pitch, velocity))
+            rows.append(self.row(path, job.program, slot))
         return rows, skips
 
-    def row(self, path: str, program: int, pitch: int, velocity: int) -> dict:
-        key = f"{program}:{pitch}:{velocity}"
+    @staticmethod
+    def describe(slot: Slot) -> str:
+        if slot.kind == "note":
+            return f"pitch {slot.pitch} velocity {slot.velocity}"
+        return f"{slot.kind} {slot.index} (pitch {slot.pitch} velocity {slot.velocity})"
+
+    def row(self, path: str, program: int, slot: Slot) -> dict:
+        pitch, velocity = slot.pitch, slot.velocity
+        key = f"{program}:{pitch}:{velocity}" if slot.kind == "note" else f"{program}:{slot.kind}:{slot.index}"
         template = int(stable_fraction(f"caption:{key}", self.seed) * len(CAPTIONS))
+        text = caption(program, pitch, velocity, template)
         return {
             "path": path,
             "label": GM_FAMILIES[program // 8],
@@ -264,7 +371,8 @@ class _ProgramRenderer:
             "note": note_name(pitch),
             "velocity": velocity,
             "dynamic": _dynamic(velocity),
-            "text": caption(program, pitch, velocity, template),
+            "gesture": "none" if slot.kind == "note" else slot.kind,
+            "text": text if slot.kind == "note" else f"{text}, {GESTURE_WORDS[slot.kind]}",
             "split": hash_split(key, self.seed),
         }
 
@@ -295,14 +403,29 @@ def _check_soundfont(soundfont: str | os.PathLike | None) -> Path:
     return path
 
 
-def plan_jobs(programs: list[int], pitches: list[int] | None, velocities: list[int]) -> list[ProgramJob]:
-    """One job per program; without explicit `pitches`, each program plays its DEFAULT_PROGRAMS range."""
+def _gesture_seed(seed: int, program: int, index: int) -> int:
+    digest = hashlib.sha256(f"gesture:{seed}:{program}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def plan_jobs(
+    programs: list[int], pitches: list[int] | None, velocities: list[int], gestures: int = 0, seed: int = 0
+) -> list[ProgramJob]:
+    """One job per program; without explicit `pitches`, each program plays its DEFAULT_PROGRAMS
+    range. `gestures` more slots per program cycle through GESTURES, each starting on a pitch
+    and velocity drawn from the program's (phrases keep 5 semitones of room inside the range)."""
     jobs = []
     for program in programs:
         low, high = DEFAULT_PROGRAMS.get(program, OTHER_PROGRAM_RANGE)
-        program_pitches = pitches or range(low, high + 1)
-        notes = tuple((pitch, velocity) for pitch in program_pitches for velocity in velocities)
-        jobs.append(ProgramJob(program, notes))
+        program_pitches = list(pitches or range(low, high + 1))
+        slots = [Slot(pitch, velocity) for pitch in program_pitches for velocity in velocities]
+        inner = [pitch for pitch in program_pitches if low + 5 <= pitch <= high - 5] or program_pitches
+        for index in range(gestures):
+            gesture_seed = _gesture_seed(seed, program, index)
+            rng = np.random.default_rng(gesture_seed)
+            pitch, velocity = int(rng.choice(inner)), int(rng.choice(velocities))
+            slots.append(Slot(pitch, velocity, GESTURES[index % len(GESTURES)], gesture_seed, index))
+        jobs.append(ProgramJob(program, tuple(slots)))
     return jobs
 
 
@@ -319,6 +442,7 @@ def build_notes(
     workers: int | None = None,
     progress: bool = True,
     *,
+    gestures: int = 0,
     overwrite: bool = False,
 ) -> BuildReport:
     """Render one clip per (program, pitch, velocity) into `out_dir` (wavs/, manifest.jsonl,
@@ -328,6 +452,9 @@ def build_notes(
     every program), velocities 50/75/100/127, FluidR3_GM. Splits: a hash of (seed, program,
     pitch, velocity), 80/10/10, so each instrument has held-out notes and a note's split never
     depends on what else is built.
+
+    `gestures`: this many clips per program whose pitch or loudness moves (bends, vibrato, swells,
+    legato and detached phrases; see GESTURES), split by a hash of (seed, program, gesture, index).
     """
     programs = _check_numbers("programs", list(DEFAULT_PROGRAMS if programs is None else programs), 0, 127)
     velocities = _check_numbers("velocities", list(velocities or DEFAULT_VELOCITIES), 1, 127)
@@ -337,11 +464,13 @@ def build_notes(
         raise ValueError(f"release={release}: need 0 <= release < seconds={seconds}")
     if sample_rate <= 0:
         raise ValueError(f"sample_rate={sample_rate} must be positive")
+    if not isinstance(gestures, (int, np.integer)) or gestures < 0:
+        raise ValueError(f"gestures={gestures!r}: give a count of gesture clips per program, 0 or more")
     fluidsynth = require_tool("fluidsynth", "fluidsynth")
     soundfont = _check_soundfont(soundfont)
     started = time.perf_counter()
     out_dir = prepare_out_dir(out_dir, overwrite)
-    jobs = plan_jobs(programs, pitches, velocities)
+    jobs = plan_jobs(programs, pitches, velocities, int(gestures), seed)
     renderer = _ProgramRenderer(fluidsynth, soundfont, out_dir, sample_rate, seconds, release, seed)
     report = BuildReport("notes", out_dir, out_dir / "manifest.jsonl")
     rows: list[dict] = []
@@ -360,12 +489,13 @@ def build_notes(
             "seconds": seconds,
             "release": release,
             "seed": seed,
+            "gestures": int(gestures),
             "soundfont": str(soundfont),
             "sample_rate": sample_rate,
         },
         "fluidsynth": tool_version(fluidsynth),
         "split_rule": "sha256(f'{seed}:{program}:{pitch}:{velocity}') as a fraction in [0, 1): "
-        "<0.8 train, <0.9 valid, else test",
+        "<0.8 train, <0.9 valid, else test; gestures hash f'{seed}:{program}:{gesture}:{index}'",
         "render": f"fluidsynth at {RENDER_RATE} Hz, reverb and chorus off, downmixed to mono; "
         "leading silence (-60 dB) trimmed; one peak gain (0.95) per program",
     }
