@@ -190,6 +190,8 @@ class DataConfig:
     normalize: Literal["none", "peak", "loudness"] = "peak"  # one gain per file, from the whole file
     label_from_folder: bool = False  # plain folders: the parent folder names the label
     number_fields: list[str] = dataclasses.field(default_factory=list)  # manifest fields used as numbers
+    curves: list[str] = dataclasses.field(default_factory=list)  # control curves measured from each item (f0, loudness)
+    curve_method: str = "auto"  # f0 tracker for `curves`: auto (crepe if installed), crepe, crepe-full or pyin
     max_items: int | None = None
     max_file_seconds: float = 600.0  # longer files are skipped (a guard against huge headers)
     num_workers: int = 0  # DataLoader worker processes
@@ -203,6 +205,12 @@ class DataConfig:
             raise ConfigError(f"data.channels={self.channels}: use 1 (mono) or 2 (stereo)")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be 0 (load in the training process) or more")
+        unknown = sorted(set(self.curves) - {"f0", "loudness"})
+        if unknown or self.curve_method not in ("auto", "crepe", "crepe-full", "pyin"):
+            raise ConfigError(
+                f"data.curves={self.curves} / data.curve_method={self.curve_method!r}: curves are f0 and loudness, "
+                "methods auto, crepe, crepe-full or pyin"
+            )
 
     @property
     def segment_samples(self) -> int:

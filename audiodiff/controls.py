@@ -21,7 +21,7 @@ import torch
 from audiodiff.errors import UserError
 
 __all__ = [
-    "CURVES", "ControlError", "FRAME_RATE", "SHAPES", "extract", "extract_f0", "extract_loudness", "hz_to_midi",
+    "CURVES", "ControlError", "FRAME_RATE", "SHAPES", "default_f0_method", "extract", "extract_f0", "extract_loudness", "hz_to_midi",
     "midi_to_hz", "resample_curve", "shape",
 ]
 
@@ -104,9 +104,14 @@ def _crepe_available() -> bool:
     return True
 
 
+def default_f0_method() -> str:
+    """What method="auto" uses here: torchcrepe when it is installed, else pYIN."""
+    return "crepe" if _crepe_available() else "pyin"
+
+
 def _f0(wave: np.ndarray, frames: int, method: str) -> np.ndarray:
     if method == "auto":
-        method = "crepe" if _crepe_available() else "pyin"
+        method = default_f0_method()
     if method not in F0_METHODS:
         raise ControlError(f"method={method!r}: choose one of {sorted(F0_METHODS)} or 'auto'")
     hop = ANALYSIS_HOP

@@ -70,7 +70,7 @@ def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
     """Build the U-Net a config describes, after checking its size on the meta device."""
     try:
         with torch.device("meta"):
-            probe = UNet(config.model, config.conditioning)
+            probe = UNet(config.model, config.conditioning, config.mel)
     except (RuntimeError, ValueError, TypeError, OverflowError) as error:  # e.g. sizes that overflow
         raise CheckpointError(f"{where}: cannot build the model it describes ({error}); the config is corrupt") from None
     count = sum(p.numel() for p in probe.parameters())
@@ -78,7 +78,7 @@ def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
         raise CheckpointError(
             f"{where}: the model would have {count / 1e9:.1f}B parameters (limit {MAX_PARAMETERS / 1e9:.0f}B); the config is corrupt or hostile"
         )
-    return UNet(config.model, config.conditioning)
+    return UNet(config.model, config.conditioning, config.mel)
 
 
 def parse_run_config(data: dict, where: str) -> DiffusionRunConfig:

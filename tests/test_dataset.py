@@ -162,7 +162,7 @@ def test_peak_normalisation_is_one_gain_for_the_whole_file(tmp_path):
     write_clip(tmp_path, "a.wav", torch.cat([tone(200, 0.5, amplitude=0.5), tone(200, 0.5, amplitude=0.05)], dim=1))
     cfg = DataConfig(path=str(tmp_path), representation="wave", segment_seconds=0.25, normalize="peak")
     items, _ = scan_items(cfg)
-    whole = AudioDataset(items, cfg, None).loader.full(items[0])
+    whole = AudioDataset(items, cfg, None).loader.full(items[0])["x"]
     assert whole[..., :8000].abs().max() == pytest.approx(0.95, abs=1e-3)
     assert whole[..., 8000:].abs().max() == pytest.approx(0.095, abs=2e-3)
 

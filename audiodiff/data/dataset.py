@@ -93,12 +93,12 @@ class AudioDataset(Dataset):
         return len(self.items)
 
     def example(self, item: AudioItem, seed: int | None, data: bytes | None = None) -> dict:
-        """`{"x", "label", "text", <numbers>}` for one item (its audio as `data` bytes if given)."""
+        """`{"x", "label", "text", <numbers>, <curves>}` for one item (its audio as `data` bytes if given)."""
         try:
-            x = self.loader.segment(item, seed, data)
+            features = self.loader.example(item, seed, data)
         except AudioError as error:  # the file changed after the scan
             raise DatasetError(f"{item.name}: {error}; it passed the scan, so it changed since") from None
-        out = {"x": x, "label": self.label_index.get(item.label, LabelCondition.null_value), "text": item.text or TextCondition.null_value}
+        out = {**features, "label": self.label_index.get(item.label, LabelCondition.null_value), "text": item.text or TextCondition.null_value}
         for name in self.cfg.number_fields:
             out[name] = float(item.numbers.get(name, NumberCondition.null_value))
         return out

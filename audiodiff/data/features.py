@@ -63,22 +63,25 @@ class FeatureCache:
         name = hashlib.sha1(key.encode()).hexdigest()[:24]
         return self.folder / name[:2] / f"{name}.safetensors"
 
-    def load(self, file: Path) -> torch.Tensor | None:
+    def load(self, file: Path, keys: tuple[str, ...] = ("x",)) -> dict[str, torch.Tensor] | None:
+        """The cached tensors `keys` of one file, or None when any is missing or damaged."""
         if not file.is_file():
             return None
         try:
-            return load_file(str(file))["x"]
+            tensors = load_file(str(file))
+            return {key: tensors[key] for key in keys}
         except (OSError, SafetensorError, KeyError):
             return None  # damaged (e.g. a run killed mid-write elsewhere): recompute
 
-    def save(self, file: Path, features: torch.Tensor) -> None:
+    def save(self, file: Path, features: dict[str, torch.Tensor]) -> None:
         """Write atomically: workers and ranks may write the same file at once."""
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
             settings = self.folder / "settings.json"
             if not settings.is_file():
                 write_atomic(settings, lambda path: path.write_text(json.dumps(self.settings, indent=1)))
-            write_atomic(file, lambda path: save_file({"x": features.contiguous()}, str(path)))
+            tensors = {key: value.contiguous() for key, value in features.items()}
+            write_atomic(file, lambda path: save_file(tensors, str(path)))
         except OSError:
             pass  # a full or read-only disk costs speed, not the run
 
@@ -89,11 +92,28 @@ class ItemLoader:
     def __init__(self, cfg: DataConfig, mel_spec: MelSpec | None):
         self.cfg = cfg
         self.mel_spec = mel_spec if cfg.representation == "mel" else None
+        self.curves = tuple(cfg.curves)
+        self.curve_method = cfg.curve_method
+        if self.curves and self.curve_method == "auto":
+            from audiodiff.controls import default_f0_method
+
+            self.curve_method = default_f0_method()
         self.cache = FeatureCache(cfg.cache_dir, self.settings()) if cfg.cache_dir else None
+
+    @property
+    def hop(self) -> int:
+        """Samples per curve frame: the mel hop, or for waveforms the bundled frame rate's."""
+        if self.mel_spec is not None:
+            return self.mel_spec.hop_length
+        from audiodiff.controls import FRAME_RATE
+
+        return max(1, round(self.cfg.sample_rate / FRAME_RATE))
 
     def settings(self) -> dict:
         """Everything the full-length features depend on (the cache folder's key)."""
+        curves = {"curves": list(self.curves), "curve_method": self.curve_method, "hop": self.hop} if self.curves else {}
         return {
+            **curves,
             "version": CACHE_VERSION,
             "representation": self.cfg.representation,
             "sample_rate": self.cfg.sample_rate,
@@ -111,22 +131,29 @@ class ItemLoader:
             audio, _ = load_audio(item.path, self.cfg.sample_rate, self.cfg.channels)
         return NORMALIZERS[self.cfg.normalize](audio)
 
-    def compute(self, item: AudioItem, data: bytes | None = None) -> torch.Tensor:
-        """The full-length features of `item`, computed now (no cache)."""
+    def compute(self, item: AudioItem, data: bytes | None = None) -> dict[str, torch.Tensor]:
+        """The full-length features of `item`, computed now (no cache): `{"x": ..., <curve>: [frames]}`."""
         audio = self.audio(item, data)
-        if self.mel_spec is None:
-            return audio
-        missing = self.cfg.segment_samples - audio.shape[-1]
-        if missing > 0:
-            audio = F.pad(audio, (0, missing))
-        return self.mel_spec(audio)
+        if self.mel_spec is not None:
+            missing = self.cfg.segment_samples - audio.shape[-1]
+            if missing > 0:
+                audio = F.pad(audio, (0, missing))
+        out = {"x": audio if self.mel_spec is None else self.mel_spec(audio)}
+        if self.curves:
+            from audiodiff.controls import extract, resample_curve
 
-    def full(self, item: AudioItem, data: bytes | None = None) -> torch.Tensor:
-        """The full-length features of `item`, from the cache when it has them."""
+            frames = audio.shape[-1] // self.hop
+            curves = extract(audio, self.cfg.sample_rate, self.cfg.sample_rate / self.hop, self.curve_method)
+            for name in self.curves:
+                out[name] = torch.from_numpy(resample_curve(curves[name], max(1, frames), kind=name))
+        return out
+
+    def full(self, item: AudioItem, data: bytes | None = None) -> dict[str, torch.Tensor]:
+        """The full-length features of `item` (and its curves), from the cache when it has them."""
         if self.cache is None:
             return self.compute(item, data)
         file = self.cache.file_for(item)
-        features = self.cache.load(file)
+        features = self.cache.load(file, ("x", *self.curves))
         if features is None:
             features = self.compute(item, data)
             self.cache.save(file, features)
@@ -140,5 +167,23 @@ class ItemLoader:
 
     def segment(self, item: AudioItem, seed: int | None = None, data: bytes | None = None) -> torch.Tensor:
         """A crop of the segment length; `seed` fixes where (None: the global RNG)."""
+        return self.example(item, seed, data)["x"]
+
+    def example(self, item: AudioItem, seed: int | None = None, data: bytes | None = None) -> dict[str, torch.Tensor]:
+        """`{"x": crop, <curve>: its frames}`: one crop of the segment length for the features and
+        the curves alike (`seed` fixes where; None: the global RNG). Padding: zeros for the
+        features, NaN (not given) for the curves."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        return crop_or_pad(self.full(item, data), self.segment_length, generator, random=self.cfg.random_crop)
+        features = self.full(item, data)
+        x, length = features["x"], self.segment_length
+        have = x.shape[-1]
+        start = 0
+        if have > length and self.cfg.random_crop:
+            start = int(torch.randint(0, have - length + 1, (1,), generator=generator))
+        out = {"x": crop_or_pad(x[..., start:], length, random=False)}
+        per_frame = 1 if self.mel_spec is not None else self.hop
+        frames = length // per_frame
+        for name in self.curves:
+            curve = features[name][start // per_frame : start // per_frame + frames]
+            out[name] = F.pad(curve, (0, frames - curve.shape[-1]), value=float("nan"))
+        return out

@@ -1,5 +1,5 @@
-"""Conditioning: class labels, text captions and numbers, each with a null value for
-classifier-free guidance.
+"""Conditioning: class labels, text captions, numbers and time-varying curves, each with a null
+value for classifier-free guidance.
 
 Each condition type is one `Condition` class that owns its null value, dropout, parsing of user
 values and embedding; adding a type means adding a class here and a line in `build_conditions`.
@@ -8,6 +8,11 @@ A condition batch is a dict `{name: values}` (`{"label": LongTensor[batch], "tex
 unconditional batch. The `Conditioner` sums the conditions' embeddings `[batch, embed_dim]`
 (added to the time embedding); text also gives context tokens `([batch, tokens, context_dim],
 mask[batch, tokens])` read by cross-attention.
+
+A curve (`"f0"`, `"loudness"`: `FloatTensor[batch, frames]`, NaN = not given) also draws feature
+maps over the input's time axis (and, for f0 on mel models, over the mel axis: the harmonics of
+the F0 projected through the mel filterbank) that a zero-initialised convolution adds to the
+U-Net's first feature map (`Conditioner.local`), so the network can follow it frame by frame.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from audiodiff.errors import UserError
 
 __all__ = [
-    "Condition", "ConditioningConfig", "Conditioner", "ConditionError", "LabelCondition", "NumberCondition",
-    "TextCondition", "TextConfig", "join", "tokenize",
+    "Condition", "ConditioningConfig", "Conditioner", "ConditionError", "CurveCondition", "CurveConfig", "LabelCondition",
+    "LocalSpec", "NumberCondition", "TextCondition", "TextConfig", "join", "tokenize",
 ]
 
 MAX_TEXT_LAYERS, MAX_NUMBERS = 64, 64  # guards against absurd configs (checked before anything is built)
@@ -55,6 +61,22 @@ class TextConfig:
             )
 
 
+CURVE_KINDS = ("f0", "loudness")  # curves a model can take; audiodiff.controls measures both
+
+
+@dataclasses.dataclass
+class CurveConfig:
+    """A time-varying condition. Training nulls the whole curve with the condition's drop
+    probability (`conditioning.drop_prob` / `drop`), and of the curves it keeps, masks one random
+    span (10-60% of the clip) with probability `span_prob`, so a partial curve is a valid input."""
+
+    span_prob: float = 0.25
+
+    def __post_init__(self):
+        if not 0 <= self.span_prob <= 1:
+            raise ValueError(f"CurveConfig: span_prob={self.span_prob} must be in [0, 1]")
+
+
 @dataclasses.dataclass
 class ConditioningConfig:
     labels: list[str] | str = dataclasses.field(default_factory=list)  # class names, or "auto" (from the data)
@@ -62,8 +84,15 @@ class ConditioningConfig:
     numbers: dict[str, list[float] | str] = dataclasses.field(default_factory=dict)  # name -> [min, max] or "auto"
     drop_prob: float = 0.1  # conditioning dropout per condition (enables guidance)
     drop: dict[str, float] = dataclasses.field(default_factory=dict)  # per-condition override
+    curves: dict[str, CurveConfig] = dataclasses.field(default_factory=dict)  # name (f0, loudness) -> settings
 
     def __post_init__(self):
+        unknown = sorted(set(self.curves) - set(CURVE_KINDS))
+        if unknown:
+            raise ValueError(f"conditioning.curves: unknown curve(s) {unknown}; choose from {list(CURVE_KINDS)}")
+        clash = sorted(set(self.curves) & set(self.numbers))
+        if clash:
+            raise ValueError(f"conditioning: {clash} named both as a number and as a curve; keep one")
         if len(self.numbers) > MAX_NUMBERS or not all(0 <= p <= 1 for p in [self.drop_prob, *self.drop.values()]):
             raise ValueError(f"ConditioningConfig: at most {MAX_NUMBERS} numbers, and drop probabilities in [0, 1]")
         if isinstance(self.labels, str) and self.labels != "auto":
@@ -75,7 +104,7 @@ class ConditioningConfig:
                 raise ValueError(f"conditioning.numbers.{name}={span!r}: give [min, max] or 'auto'")
 
     def names(self) -> list[str]:
-        return (["label"] if self.labels else []) + (["text"] if self.text else []) + list(self.numbers)
+        return (["label"] if self.labels else []) + (["text"] if self.text else []) + list(self.numbers) + list(self.curves)
 
     def drop_prob_for(self, name: str) -> float:
         return self.drop.get(name, self.drop_prob)
@@ -199,8 +228,9 @@ class Condition(nn.Module):
         """One user value -> its stored form, or a ConditionError naming the value and the fix."""
         raise NotImplementedError
 
-    def keep(self, values, keep: torch.Tensor, device=None):
-        """Training dropout: null where `keep` ([batch] bool) is False."""
+    def keep(self, values, keep: torch.Tensor, device=None, generator: torch.Generator | None = None):
+        """Training dropout: null where `keep` ([batch] bool) is False (`generator` draws any
+        further randomness a condition needs, such as the spans a curve masks)."""
         values = values.to(device)
         keep = keep.to(values.device).view(-1, *[1] * (values.dim() - 1))
         return torch.where(keep, values, torch.full_like(values, self.null_value))
@@ -257,7 +287,7 @@ class TextCondition(Condition):
             raise ConditionError(f"text: got {len(items)} values for a batch of {batch}")
         return [str(item) for item in items]
 
-    def keep(self, values, keep: torch.Tensor, device=None) -> list[str]:
+    def keep(self, values, keep: torch.Tensor, device=None, generator=None) -> list[str]:
         return [text if k else self.null_value for text, k in zip(values, keep.tolist())]
 
     def forward(self, values, device):
@@ -294,8 +324,201 @@ class NumberCondition(Condition):
         return torch.where(torch.isnan(values)[:, None], self.null_embedding[None], features), None
 
 
-def build_conditions(cfg: ConditioningConfig, embed_dim: int) -> dict[str, Condition]:
-    """The conditions a config describes, in `cfg.names()` order."""
+@dataclasses.dataclass(frozen=True)
+class LocalSpec:
+    """What a curve needs to draw onto the U-Net's input: the input's layout, the width of the
+    first feature map and how the U-Net folds patches; `mel` for mel models (f0 is drawn on its axis)."""
+
+    dims: int
+    width: int
+    patch_size: int
+    kernel_size: int
+    mel: Any = None  # audiodiff.audio.MelSpec
+
+
+HARMONICS = 24  # harmonics of the F0 drawn onto the mel axis (weights 1/k)
+
+
+def resample_frames(values: torch.Tensor, frames: int, log: bool = False) -> torch.Tensor:
+    """`[batch, length]` curve values -> `[batch, frames]` over the same span: linear between
+    two given neighbours (in log for f0, where both are voiced), else the nearest value, so
+    NaN (not given) and 0 (unvoiced) stay what they are."""
+    length = values.shape[-1]
+    if length == frames:
+        return values
+    position = ((torch.arange(frames, device=values.device, dtype=torch.float32) + 0.5) * length / frames - 0.5).clamp(0, length - 1)
+    low = position.floor().long()
+    high = (low + 1).clamp(max=length - 1)
+    weight = (position - low)[None]
+    a, b = values[:, low], values[:, high]
+    nearest = torch.where(weight < 0.5, a, b)
+    if log:
+        both = (a > 0) & (b > 0)
+        mixed = torch.exp(torch.log(a.clamp_min(1e-6)) * (1 - weight) + torch.log(b.clamp_min(1e-6)) * weight)
+    else:
+        both = torch.isfinite(a) & torch.isfinite(b)
+        mixed = a * (1 - weight) + b * weight
+    return torch.where(both, mixed, nearest)
+
+
+class CurveCondition(Condition):
+    """A curve over the clip's time: `FloatTensor[batch, frames]`, NaN = not given (the null is
+    all NaN); for f0, Hz with 0 = unvoiced, for loudness dB relative to full scale. A user curve
+    may have any length; it is resampled to the input's frames. Besides a summary embedding it
+    draws feature maps (`local`) that a zero-initialised convolution adds to the first feature map."""
+
+    null_value, dtype = math.nan, torch.float32
+
+    def __init__(self, name: str, cfg: CurveConfig, embed_dim: int, local: LocalSpec):
+        super().__init__(name)
+        self.cfg, self.spec = cfg, local
+        self.mel = local.mel if local.dims == 2 else None
+        self.maps = 4 if name == "f0" and self.mel is not None else 3 if name == "f0" else 2
+        self.mlp = nn.Sequential(nn.Linear(4, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        self.null_embedding = nn.Parameter(torch.zeros(embed_dim))
+        conv = nn.Conv1d if local.dims == 1 else nn.Conv2d
+        self.conv = conv(self.maps * local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def null(self, batch: int, device=None) -> torch.Tensor:
+        return torch.full((batch, 1), math.nan, device=device)
+
+    def parse(self, value, batch: int) -> torch.Tensor:
+        """A 1-D curve (for every item), `[batch, frames]`, or a list of `batch` 1-D curves
+        (resampled to the longest) -> `[batch, frames]`."""
+        rows = value if isinstance(value, (list, tuple)) and len(value) and _is_curve(value[0]) else None
+        if rows is None:
+            array = torch.as_tensor(_as_array(value, self.name), dtype=torch.float32)
+            if array.dim() == 1:
+                rows = [array] * batch
+            elif array.dim() == 2:
+                rows = list(array)
+            else:
+                raise ConditionError(f"{self.name}: a curve is 1-D (or [n, frames]); got shape {list(array.shape)}")
+        if len(rows) != batch:
+            raise ConditionError(f"{self.name}: got {len(rows)} curves for a batch of {batch}")
+        rows = [self.check(row) for row in rows]
+        frames = max(row.shape[0] for row in rows)
+        return torch.cat([resample_frames(row[None], frames, log=self.name == "f0") for row in rows])
+
+    def check(self, row) -> torch.Tensor:
+        row = torch.as_tensor(_as_array(row, self.name), dtype=torch.float32).reshape(-1)
+        if row.numel() == 0:
+            raise ConditionError(f"{self.name}: an empty curve; give at least one value (NaN where it is not given)")
+        if torch.isinf(row).any():
+            raise ConditionError(f"{self.name}: the curve holds infinite values; use NaN for 'not given'")
+        given = row[torch.isfinite(row)]
+        if self.name == "f0" and ((given < 0).any() or (given > 8000).any()):
+            raise ConditionError(f"f0: Hz between 0 (unvoiced) and 8000 expected, got {given.min():g}..{given.max():g}")
+        if self.name == "loudness" and ((given > 20).any() or (given < -200).any()):
+            raise ConditionError(f"loudness: dB relative to full scale (about -80..0) expected, got {given.min():g}..{given.max():g}")
+        return row
+
+    def keep(self, values, keep: torch.Tensor, device=None, generator=None) -> torch.Tensor:
+        values = values.to(device).float().clone()
+        keep = keep.to(values.device)
+        values[~keep] = math.nan
+        frames = values.shape[-1]
+        if self.cfg.span_prob > 0 and frames > 1:
+            draws = torch.rand(values.shape[0], 3, generator=generator)
+            for i in torch.nonzero(keep.cpu() & (draws[:, 0] < self.cfg.span_prob)).flatten().tolist():
+                length = max(1, int(frames * (0.1 + 0.5 * float(draws[i, 1]))))
+                start = int(float(draws[i, 2]) * (frames - length + 1))
+                values[i, start : start + length] = math.nan
+        return values
+
+    def summary(self, values: torch.Tensor) -> torch.Tensor:
+        """`[batch, 4]` whole-clip features: fraction given, then per kind level statistics."""
+        given = torch.isfinite(values)
+        fraction = given.float().mean(-1)
+        if self.name == "f0":
+            voiced = given & (values > 0)
+            logs = torch.where(voiced, torch.log2(values.clamp_min(1.0) / 440.0), torch.zeros_like(values))
+            count = voiced.float().sum(-1).clamp_min(1)
+            mean = logs.sum(-1) / count
+            spread = ((logs - mean[:, None]).square() * voiced).sum(-1).div(count).sqrt()
+            return torch.stack([fraction, voiced.float().mean(-1), mean, spread], -1)
+        level = torch.where(given, (values + 40.0) / 20.0, torch.zeros_like(values))
+        count = given.float().sum(-1).clamp_min(1)
+        mean = level.sum(-1) / count
+        top = torch.where(given, level, torch.full_like(level, -4.0)).amax(-1)
+        spread = ((level - mean[:, None]).square() * given).sum(-1).div(count).sqrt()
+        return torch.stack([fraction, mean, top, spread], -1)
+
+    def forward(self, values, device):
+        values = values.to(device).float()
+        features = self.mlp(self.summary(values))
+        absent = ~torch.isfinite(values).any(-1)
+        return torch.where(absent[:, None], self.null_embedding[None], features), None
+
+    def feature_maps(self, values: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """`[batch, maps, *size]` (size = the unpadded input's spatial shape)."""
+        frames = size[-1]
+        if self.spec.dims == 1:  # a waveform: the curve's frames spread over the samples
+            hop = max(1, round(frames / max(1, values.shape[-1])))
+            values = resample_frames(values, max(1, frames // hop), log=self.name == "f0")
+            values = values.repeat_interleave(hop, -1)
+            values = F.pad(values, (0, max(0, frames - values.shape[-1])), value=math.nan)[..., :frames]
+        else:
+            values = resample_frames(values, frames, log=self.name == "f0")
+        given = torch.isfinite(values)
+        if self.name == "f0":
+            voiced = given & (values > 0)
+            logs = torch.where(voiced, torch.log2(values.clamp_min(1.0) / 440.0) / 2.0, torch.zeros_like(values))
+            rows = [given.float(), voiced.float(), logs]
+        else:
+            rows = [given.float(), torch.where(given, (values + 40.0) / 20.0, torch.zeros_like(values))]
+        maps = torch.stack(rows, 1)  # [batch, maps, frames]
+        if self.spec.dims == 1:
+            return maps
+        maps = maps[:, :, None].expand(-1, -1, size[0], -1)
+        if self.name == "f0" and self.mel is not None:
+            maps = torch.cat([maps, self.harmonic_comb(torch.where(voiced, values, torch.zeros_like(values)))[:, None]], 1)
+        return maps
+
+    def harmonic_comb(self, f0: torch.Tensor) -> torch.Tensor:
+        """`[batch, frames]` Hz (0 = none) -> `[batch, n_mels, frames]`: the harmonics k * f0
+        (weight 1/k) through the mel filterbank, each frame scaled to a peak of 1."""
+        mel = self.mel
+        bank = mel.filterbank(f0.device, torch.float32)  # [bins, n_mels]
+        bins = bank.shape[0]
+        k = torch.arange(1, HARMONICS + 1, device=f0.device, dtype=torch.float32)
+        position = f0[..., None] * k * (mel.n_fft / mel.sample_rate)  # [batch, frames, K] in FFT bins
+        inside = (f0[..., None] > 0) & (position < bins - 1)
+        position = position.clamp(0, bins - 1)
+        low = position.floor().long().clamp(max=bins - 2)
+        weight = (position - low)[..., None]
+        rows = bank[low] * (1 - weight) + bank[low + 1] * weight  # [batch, frames, K, n_mels]
+        comb = (rows * (inside.float() / k)[..., None]).sum(-2)
+        comb = comb / comb.amax(-1, keepdim=True).clamp_min(1e-8)
+        return comb.transpose(1, 2)
+
+    def local(self, values, size: tuple[int, ...], prepare) -> torch.Tensor:
+        """What this curve adds to the first feature map (for a batch that gives it nowhere,
+        the convolution's bias: what all-null maps give, without drawing them)."""
+        if values is None or not torch.isfinite(values).any():
+            return self.conv.bias.view(1, -1, *[1] * self.spec.dims)
+        return self.conv(prepare(self.feature_maps(values.float(), size)))
+
+
+def _is_curve(value) -> bool:
+    return hasattr(value, "__len__") and not isinstance(value, str)
+
+
+def _as_array(value, name: str):
+    try:
+        import numpy as np
+
+        return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ConditionError(f"{name}: a curve is a sequence of numbers (NaN where not given); got {type(value).__name__}") from None
+
+
+def build_conditions(cfg: ConditioningConfig, embed_dim: int, local: LocalSpec | None = None) -> dict[str, Condition]:
+    """The conditions a config describes, in `cfg.names()` order (curves need the `local` spec)."""
     conditions: dict[str, Condition] = {}
     if cfg.labels:
         conditions["label"] = LabelCondition(cfg.labels, embed_dim)
@@ -303,6 +526,10 @@ def build_conditions(cfg: ConditioningConfig, embed_dim: int) -> dict[str, Condi
         conditions["text"] = TextCondition(cfg.text, embed_dim)
     for name, span in cfg.numbers.items():
         conditions[name] = NumberCondition(name, span, embed_dim)
+    if cfg.curves and local is None:
+        raise ConditionError("curve conditions need the U-Net's layout (LocalSpec); build them through UNet")
+    for name, curve in cfg.curves.items():
+        conditions[name] = CurveCondition(name, curve, embed_dim, local)
     return conditions
 
 
@@ -329,13 +556,13 @@ class Conditioner(nn.Module):
     """Condition batch -> (embedding `[batch, embed_dim]`, context or None), summed over the
     model's conditions; a condition missing from the batch is null for every item."""
 
-    def __init__(self, cfg: ConditioningConfig, embed_dim: int):
+    def __init__(self, cfg: ConditioningConfig, embed_dim: int, local: LocalSpec | None = None):
         super().__init__()
         unresolved = [n for n, v in [("labels", cfg.labels), *cfg.numbers.items()] if isinstance(v, str)]
         if unresolved:
             raise ConditionError(f"conditioning {unresolved} still 'auto'; they are filled from the data when training starts")
         self.cfg = cfg
-        self.conditions = nn.ModuleDict(build_conditions(cfg, embed_dim))
+        self.conditions = nn.ModuleDict(build_conditions(cfg, embed_dim, local))
         self.embed_dim = embed_dim
 
     @property
@@ -354,6 +581,15 @@ class Conditioner(nn.Module):
             emb = emb + part
             context = part_context if part_context is not None else context
         return emb, context
+
+    def local(self, cond: dict, size: tuple[int, ...], prepare) -> torch.Tensor | None:
+        """The curves' additions to the first feature map (None when the model takes no curve)."""
+        total = None
+        for name, condition in self.conditions.items():
+            if isinstance(condition, CurveCondition):
+                part = condition.local(cond.get(name), size, prepare)
+                total = part if total is None else total + part
+        return total
 
     def prepare(self, batch: int, **values) -> dict:
         """User values (a label name or index, a caption, numbers; one value or one per item)
@@ -375,5 +611,5 @@ class Conditioner(nn.Module):
         for name, condition in self.conditions.items():
             size = len(batch[name])
             keep = torch.rand(size, generator=generator) >= self.cfg.drop_prob_for(name)
-            cond[name] = condition.keep(batch[name], keep, device)
+            cond[name] = condition.keep(batch[name], keep, device, generator)
         return cond

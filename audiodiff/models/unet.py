@@ -4,7 +4,8 @@
 `[batch, channels, mels, frames]` (dims=2), `t` the noise level in [0, 1] shaped `[batch]`, and
 `cond` a dict of conditions that the model's `Conditioner` turns into an embedding (added to the
 time embedding and applied by scale-shift in every residual block) and optional context tokens
-(read by cross-attention). Lengths that do not divide the total downsampling are padded and the
+(read by cross-attention); curve conditions also add feature maps to the first level (`mel`, the
+model's MelSpec, lets an f0 curve be drawn on the mel axis). Lengths that do not divide the total downsampling are padded and the
 output cropped back.
 """
 
@@ -18,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from audiodiff.models.conditioning import Conditioner, ConditioningConfig
+from audiodiff.models.conditioning import Conditioner, ConditioningConfig, LocalSpec
 
 __all__ = ["UNet", "UNetConfig"]
 
@@ -197,10 +198,12 @@ class Level(nn.Module):
 class UNet(nn.Module):
     """v-prediction U-Net; see the module docstring for shapes."""
 
-    def __init__(self, config: UNetConfig, conditioning: ConditioningConfig | None = None):
+    def __init__(self, config: UNetConfig, conditioning: ConditioningConfig | None = None, mel=None):
         super().__init__()
         self.config = cfg = config
-        self.conditioner = Conditioner(conditioning or ConditioningConfig(), cfg.time_embed_dim)
+        widths = [cfg.channels * m for m in cfg.channel_mults]
+        local = LocalSpec(cfg.dims, widths[0], cfg.patch_size, cfg.kernel_size, mel if cfg.dims == 2 else None)
+        self.conditioner = Conditioner(conditioning or ConditioningConfig(), cfg.time_embed_dim, local)
         context_dim = self.conditioner.context_dim
         embed = cfg.time_embed_dim
         self.time_mlp = nn.Sequential(nn.Linear(cfg.channels, embed), nn.SiLU(), nn.Linear(embed, embed))
@@ -260,10 +263,14 @@ class UNet(nn.Module):
         x = self._pad(x)
         x = self._patch(x)
 
-        emb, context = self.conditioner(cond or {}, x.shape[0], x.device)
+        cond = cond or {}
+        emb, context = self.conditioner(cond, x.shape[0], x.device)
         emb = self.time_mlp(timestep_embedding(t, cfg.channels)) + emb
 
         h = self.stem(x)
+        local = self.conditioner.local(cond, tuple(size), lambda maps: self._patch(self._pad(maps)))
+        if local is not None:
+            h = h + local.to(h.dtype)
         skips = [h]
         for level in self.down:
             h = level(h, emb, context)

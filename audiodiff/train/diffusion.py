@@ -59,7 +59,8 @@ def _natural(label: str):
 class DiffusionTask:
     def __init__(self, config: DiffusionRunConfig, verbose: bool = True):
         numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers))
+        curves = list(dict.fromkeys([*config.data.curves, *config.conditioning.curves]))
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers, curves=curves))
         self.source = None
         if config.train.init_from:
             self.source = load_source(config.train.init_from)

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from audiodiff.config import DiffusionRunConfig, to_dict
 from audiodiff.errors import UserError
+from audiodiff.models.conditioning import UNK
 
 __all__ = ["InitError", "adopt_source", "load_source_weights", "load_source"]
 
@@ -83,6 +84,9 @@ def load_source_weights(
         if key == "label":
             merged.update(_label_rows(condition, theirs_c, prefix, own, theirs, report))
             continue
+        if key == "text" and _word_rows_fit(condition, theirs_c, prefix, own, theirs):
+            merged.update(_word_rows(condition, theirs_c, prefix, own, theirs, report))
+            continue
         state = {k: v for k, v in theirs.items() if k.startswith(prefix)}
         if set(state) == {k for k in own if k.startswith(prefix)} and all(own[k].shape == v.shape for k, v in state.items()):
             merged.update(state)
@@ -98,6 +102,34 @@ def load_source_weights(
     if verbose:
         print(f"initialised from {name}: " + "; ".join(report or ["unconditional, all weights carried over"]), file=sys.stderr)
     return report
+
+
+def _word_rows_fit(condition, source_condition, prefix, own, theirs) -> bool:
+    """Two built-in caption encoders that differ at most in their vocabulary."""
+    if not (hasattr(condition.encoder, "index") and hasattr(source_condition.encoder, "index")):
+        return False
+    mine = {k: v for k, v in own.items() if k.startswith(prefix) and k != f"{prefix}encoder.embed.weight"}
+    return set(mine) == {k for k in theirs if k.startswith(prefix) and k != f"{prefix}encoder.embed.weight"} and all(
+        theirs[k].shape == v.shape for k, v in mine.items()
+    )
+
+
+def _word_rows(condition, source_condition, prefix, own, theirs, report) -> dict:
+    """The caption encoder with a grown vocabulary: known words (and the special tokens) keep
+    their rows, new words start from the unknown-word row."""
+    name = f"{prefix}encoder.embed.weight"
+    state = {k: v.clone() for k, v in theirs.items() if k.startswith(prefix) and k != name}
+    source_rows, rows = theirs[name], own[name].clone()
+    specials = min(condition.encoder.index.values(), default=rows.shape[0])
+    rows[:specials] = source_rows[:specials]
+    source_index, unknown = source_condition.encoder.index, source_rows[UNK]
+    known = 0
+    for word, index in condition.encoder.index.items():
+        known += word in source_index
+        rows[index] = source_rows[source_index[word]] if word in source_index else unknown
+    state[name] = rows
+    report.append(f"text: {known} of {len(condition.encoder.index)} words known to the source, the rest start as unknown words")
+    return state
 
 
 def _label_rows(condition, source_condition, prefix, own, theirs, report) -> dict:
