@@ -227,12 +227,32 @@ def _generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, help="seconds (default: the training length)")
     parser.add_argument("--out", required=True, help="a .wav file, or a directory for several clips")
     parser.add_argument("--plot", action="store_true", help="also write a spectrogram PNG beside each wav")
+    parser.add_argument(
+        "--melody-from", metavar="FILE",
+        help="follow the pitch contour and loudness of this recording (a model with control curves, e.g. notes)",
+    )  # fmt: skip
+    parser.add_argument("--transpose", type=float, default=0.0, help="with --melody-from: move the melody by this many semitones")
 
 
 @command("generate", "generate audio from a trained model")(_generate_args)
 def run_generate(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.generate(n=args.n, duration=args.duration, request=_request(args))
+    request, duration = _request(args), args.duration
+    if args.melody_from:
+        import soundfile
+
+        try:
+            seconds = soundfile.info(args.melody_from).duration
+        except RuntimeError as error:
+            raise UserError(f"--melody-from {args.melody_from}: cannot read it as audio ({error})") from None
+        window = pipe.default_duration()
+        if duration is None:
+            duration = min(seconds, window)
+        clip = min(duration, seconds)
+        audio, rate = soundfile.read(args.melody_from, dtype="float32", always_2d=True, frames=int(clip * soundfile.info(args.melody_from).samplerate))
+        curves = pipe.curves_from(audio.T, rate, transpose=args.transpose)
+        request = dataclasses.replace(request, conditions={**request.conditions, **curves})
+    out = pipe.generate(n=args.n, duration=duration, request=request)
     _write_clips(out.audio, out.sample_rate, _output_paths(args.out, args.n), args.plot)
     return 0
 

@@ -260,10 +260,59 @@ class Pipeline:
         left out are unconditional (a warning says so when none is given). A duration longer than the training clips is generated
         window by window, each continuing the last."""
         _check_count(n)
-        request = self.request(request, **options)
+        request = self._curve_shorthand(self.request(request, **options), n)
         shape = self._shape(n, duration)
+        self._check_curve_length(request, shape)
         run = self._resolve(request, n)
         return self._finish(self.decode(self._sample_new(run, shape), run.seeds), request)
+
+    @property
+    def curves(self) -> list[str]:
+        """The control curves this model takes (see `audiodiff.controls`)."""
+        return list(self.config.conditioning.curves)
+
+    def curves_from(self, audio, sample_rate: int | None = None, transpose: float = 0.0, method: str = "auto") -> dict:
+        """The model's curves measured from a recording (a path, or samples with `sample_rate`):
+        `{"f0": Hz per frame, "loudness": dB per frame}` for the curves it takes, with f0 moved
+        by `transpose` semitones; pass them to `generate(**curves)`."""
+        from audiodiff import controls
+
+        if not self.curves:
+            raise ConditionError("this model takes no control curves; use a model trained with conditioning.curves (e.g. notes)")
+        batch = self._audio_batch(audio, sample_rate, "melody")
+        measured = controls.extract(batch[0], self.sample_rate, self._frame_rate(), method)
+        if "f0" in measured:
+            measured["f0"] = measured["f0"] * float(2.0 ** (float(transpose) / 12.0))
+        return {name: measured[name] for name in self.curves}
+
+    def _frame_rate(self) -> float:
+        from audiodiff.controls import FRAME_RATE
+
+        return self.sample_rate / self.mel_spec.hop_length if self.is_mel else FRAME_RATE
+
+    def _curve_shorthand(self, request: "GenerationRequest", n: int) -> "GenerationRequest":
+        """A model with an f0 curve asked for `pitch=` (a MIDI number) and no f0: the pitch held
+        flat over the note's first 80% (how the notes data sounds: held, then released)."""
+        conditions = request.conditions
+        if "f0" not in self.curves or "f0" in conditions or conditions.get("pitch") is None:
+            return request
+        from audiodiff import controls
+
+        pitches = conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * n
+        try:
+            curves = [controls.shape("f0", "flat", 64, pitch=float(pitch), sound=0.8) for pitch in pitches]
+        except (TypeError, ValueError):
+            return request  # the pitch condition names the error
+        return dataclasses.replace(request, conditions={**conditions, "f0": curves})
+
+    def _check_curve_length(self, request: "GenerationRequest", shape: tuple[int, ...]) -> None:
+        window = self._shape(shape[0], None)[-1]
+        given = [name for name in self.curves if request.conditions.get(name) is not None]
+        if given and shape[-1] > window * LONG_FACTOR:
+            raise ConditionError(
+                f"{given}: curves steer one window ({self.default_duration():g} s) of this model; "
+                f"give duration <= {self.default_duration() * LONG_FACTOR:g} s, or leave the curves out"
+            )
 
     def _sample_new(self, run: "_Sampling", shape: tuple[int, ...]) -> torch.Tensor:
         """New clips of `shape` in model space; longer than a window, window by window."""
@@ -549,8 +598,9 @@ class Pipeline:
         """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
         the middle, regenerate a span around that seam, rotate back."""
         _check_count(n)
-        request = self.request(request, **options)
+        request = self._curve_shorthand(self.request(request, **options), n)
         shape = self._shape(n, duration)
+        self._check_curve_length(request, shape)
         run = self._resolve(request, n)
         x = self._sample_new(run, shape)
         run = dataclasses.replace(run, sampler=request.sampler or INPAINT_SAMPLER)

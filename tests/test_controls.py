@@ -197,6 +197,17 @@ def test_fine_tuning_with_a_new_curve_starts_where_the_source_was(tones, tmp_pat
     assert set(pipe.model.conditioner.conditions) == {"f0", "loudness"}
     out = pipe.generate(n=2, f0=controls.shape("f0", "glide", 31, pitch=60), loudness=np.full(31, -20.0), steps=2)
     assert out.audio.shape[0] == 2 and torch.isfinite(out.audio).all()
+    curves = pipe.curves_from(tones / "t1.wav", transpose=12)
+    assert float(np.median(curves["f0"][curves["f0"] > 0])) == pytest.approx(524.0, rel=0.03)  # 262 Hz an octave up
+    with pytest.raises(ConditionError, match="duration"):
+        pipe.generate(f0=curves["f0"], duration=5.0, steps=2)
+
+    from audiodiff.cli import main
+
+    wav = tmp_path / "melody.wav"
+    assert main(["generate", "--checkpoint", str(tmp_path / "tuned"), "--melody-from", str(tones / "t2.wav"),
+                 "--transpose", "-2", "--steps", "2", "--out", str(wav)]) == 0  # fmt: skip
+    assert wav.is_file()
 
 
 def test_notes_builder_renders_gestures(tmp_path):
