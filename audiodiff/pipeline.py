@@ -275,12 +275,12 @@ class Pipeline:
         """The model's curves measured from a recording (a path, or samples with `sample_rate`):
         `{"f0": Hz per frame, "loudness": dB per frame}` for the curves it takes, with f0 moved
         by `transpose` semitones; pass them to `generate(**curves)`."""
-        from audiodiff import controls
+        from audiodiff.controls import extract
 
         if not self.curves:
             raise ConditionError("this model takes no control curves; use a model trained with conditioning.curves (e.g. notes)")
         batch = self._audio_batch(audio, sample_rate, "melody")
-        measured = controls.extract(batch[0], self.sample_rate, self._frame_rate(), method)
+        measured = extract(batch[0], self.sample_rate, self._frame_rate(), method)
         if "f0" in measured:
             measured["f0"] = measured["f0"] * float(2.0 ** (float(transpose) / 12.0))
         return {name: measured[name] for name in self.curves}
@@ -296,11 +296,11 @@ class Pipeline:
         conditions = request.conditions
         if "f0" not in self.curves or "f0" in conditions or conditions.get("pitch") is None:
             return request
-        from audiodiff import controls
+        from audiodiff.controls import shape
 
         pitches = conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * n
         try:
-            curves = [controls.shape("f0", "flat", 64, pitch=float(pitch), sound=0.8) for pitch in pitches]
+            curves = [shape("f0", "flat", 64, pitch=float(pitch), sound=0.8) for pitch in pitches]
         except (TypeError, ValueError):
             return request  # the pitch condition names the error
         return dataclasses.replace(request, conditions={**conditions, "f0": curves})

@@ -237,3 +237,23 @@ def test_notes_builder_renders_gestures(tmp_path):
     midi = midi_file(56, [Slot(60, 100, "vibrato", seed=1)], seconds=1.0, release=0.25)
     assert midi.count(b"\xe0") > 20  # pitch-wheel messages every 20 ms
     assert math.isclose(len(midi_file(56, [(60, 100)], 1.0, 0.25)), len(midi_file(56, [Slot(60, 100)], 1.0, 0.25)))
+
+
+def test_pitch_alone_is_a_flat_f0_on_a_curve_model(tones, tmp_path):
+    import json
+
+    manifest = tmp_path / "manifest.jsonl"
+    pitches = [55, 60, 64, 67]
+    manifest.write_text("".join(json.dumps({"path": str(tones / f"t{i}.wav"), "pitch": p}) + "\n" for i, p in enumerate(pitches)))
+    config = tiny_config(
+        manifest, tmp_path / "run", seconds=0.5, data={"curve_method": "pyin"},
+        conditioning={"numbers": {"pitch": "auto"}, "curves": {"f0": {}}}, train={"steps": 2},
+    )  # fmt: skip
+    Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
+    pipe = Pipeline.from_pretrained(tmp_path / "run", vocoder="griffin_lim")
+    for parameter in pipe.model.conditioner.conditions["f0"].parameters():  # make the curve matter
+        torch.nn.init.normal_(parameter, std=0.1)
+    short = pipe.generate(pitch=60, steps=2, seed=1).audio
+    flat = pipe.generate(pitch=60, f0=controls.shape("f0", "flat", 64, pitch=60, sound=0.8), steps=2, seed=1).audio
+    other = pipe.generate(pitch=60, f0=controls.shape("f0", "flat", 64, pitch=67, sound=0.8), steps=2, seed=1).audio
+    assert torch.allclose(short, flat) and not torch.allclose(short, other)
