@@ -92,7 +92,7 @@ def generate_one(run: Path, **conditions) -> torch.Tensor:
 
 def test_every_recipe_has_a_smoke_test_here():
     recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
-    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "folder", "vocoder-16k", "vocoder-22k"}
+    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "notes-curves", "folder", "vocoder-16k", "vocoder-22k"}
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
 
@@ -124,6 +124,16 @@ def test_digits_fast_recipe_guidance_then_progressive(tmp_path, data):
 def test_notes_fast_recipe(tmp_path, data):
     run = train_recipe("notes-fast", data("notes"), tmp_path)
     generate_one(run, label="keyboard", pitch=60, velocity=100, guidance=2.0)
+
+
+@needs_fluidsynth
+def test_notes_curves_recipe(tmp_path, data):
+    """Fine-tuned from the bundled notes with both curves measured from the tiny set, then asked a glide."""
+    run = train_recipe("notes-curves", data("notes"), tmp_path)
+    pipe = Pipeline.from_pretrained(run)
+    assert set(pipe.curves) == {"f0", "loudness"} and pipe.config.train.init_from == "notes"
+    generate_one(run, label="keyboard", f0=[220.0, 330.0], loudness=[-30.0, -20.0])
+    assert list((tmp_path / "cache").glob("mel-*/settings.json"))  # curves were measured and cached with the mels
 
 
 @needs_espeak
