@@ -32,13 +32,14 @@ from audiodiff.diffusion.samplers import SAMPLERS
 from audiodiff.errors import UserError
 from audiodiff.models.conditioning import tokenize
 from audiodiff.pipeline import GenerateOutput, GenerationRequest, Pipeline
-from audiodiff.plots import spectrogram_image
+from audiodiff.plots import plot_curves, spectrogram_image
 from audiodiff.vocoder import GriffinLimVocoder
 
 __all__ = ["Limits", "ModelStore", "DemoActions", "build_app", "discover_models", "launch"]
 
 DEFAULT_MODELS = ("digits-fast", "digits")  # the page opens with the first of these that is bundled
 NO_LABEL = ""  # the label dropdown's "no label" choice (unconditional on the label)
+NO_CURVE = "none"  # a curve shape choice: leave that curve out
 NUMBER_SLOTS = 4  # number sliders on the page; a model's further numbers take their midpoint
 GRIFFIN_LIM_ITERS = 32  # the baseline of the vocoder comparison
 MAX_GUIDANCE = 10.0
@@ -503,6 +504,76 @@ class DemoActions:
         return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
                           progress, run, f"continuation by {float(seconds):g} s")
 
+    # -- control curves
+
+    def curves(
+        self, model: str, audio_path: str | None, transpose: float, f0_shape: str, pitch: float, loudness_shape: str, level: float,
+        label: str | None, prompt: str | None, number_1: float, number_2: float, number_3: float, number_4: float,
+        steps: float, guidance: float, seed: float, progress: gr.Progress = gr.Progress(),
+    ) -> list[Any]:
+        """Generate along control curves: taken from a recording (`audio_path`, its F0 moved by
+        `transpose` semitones) or, without one, the named shapes around MIDI `pitch` and `level`
+        dBFS (a shape of NO_CURVE leaves that curve out). A given F0 replaces the pitch number.
+        Returns the clip, a picture of the asked curves over its spectrogram and measured F0, a status."""
+        from audiodiff import controls
+
+        _check_at_most("guidance", guidance, MAX_GUIDANCE)
+        with _user_errors():
+            progress(0, desc="loading the model")
+            pipe = self.store.get(model)
+            if not pipe.curves:
+                raise gr.Error(f"{model} takes no control curves; pick a model trained with them (e.g. notes)")
+            frame_rate = pipe.sample_rate / pipe.mel_spec.hop_length if pipe.is_mel else controls.FRAME_RATE
+            if audio_path:
+                source = self.read_upload(audio_path, pipe.sample_rate, 1)
+                duration = min(source.shape[-1] / pipe.sample_rate, pipe.default_duration())
+                source = source[..., : int(duration * pipe.sample_rate)]
+                progress(0, desc="measuring the recording's curves")
+                asked = pipe.curves_from(source, pipe.sample_rate, transpose=float(transpose))
+                what = f"the recording's curves{f', moved {float(transpose):+g} semitones' if float(transpose) else ''}"
+            else:
+                duration = pipe.default_duration()
+                frames = max(1, round(duration * frame_rate))
+                asked = {}
+                if f0_shape != NO_CURVE and "f0" in pipe.curves:
+                    asked["f0"] = controls.shape("f0", f0_shape, frames, pitch=float(pitch))
+                if loudness_shape != NO_CURVE and "loudness" in pipe.curves:
+                    asked["loudness"] = controls.shape("loudness", loudness_shape, frames, level=float(level))
+                if not asked:
+                    raise gr.Error("no curve asked: upload or record audio, or pick an f0 or a loudness shape")
+                what = ", ".join(f"{name} {kind}" for name, kind in (("f0", f0_shape), ("loudness", loudness_shape)) if name in asked)
+            conditions = self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4])
+            if "f0" in asked:
+                conditions.pop("pitch", None)  # the curve says the pitch
+            request = self._request({**conditions, **asked}, steps, seed, _step_reporter(progress, "sampling"), guidance=float(guidance))
+            started = time.perf_counter()
+            out = pipe.generate(n=1, duration=duration, request=request)
+            elapsed = time.perf_counter() - started
+        clip = out.audio[0]
+        measured = controls.extract(clip, out.sample_rate, frame_rate)
+        folder = self._request_dir()
+        wav = save_audio(folder / "curves.wav", clip, out.sample_rate)
+        with self._plot_lock:
+            png = plot_curves([{"audio": clip, "asked": asked, "measured": measured, "title": what}], out.sample_rate, folder / "curves.png")
+        status = f"{what}: {_seconds(clip.shape[-1] / out.sample_rate)} in {elapsed:.1f} s; " + self._following(asked, measured)
+        return [str(wav), str(png), status]
+
+    @staticmethod
+    def _following(asked: dict, measured: dict) -> str:
+        """How closely the output follows the asked F0, in words a person can check by ear."""
+        import numpy as np
+
+        if "f0" not in asked:
+            return "no F0 asked"
+        frames = min(len(asked["f0"]), len(measured["f0"]))
+        want, got = np.asarray(asked["f0"][:frames]), np.asarray(measured["f0"][:frames])
+        voiced = np.isfinite(want) & (want > 0)
+        if not voiced.any():
+            return "the asked F0 is unvoiced throughout"
+        hit = voiced & np.isfinite(got) & (got > 0)
+        cents = np.abs(1200 * np.log2(got[hit] / want[hit])) if hit.any() else np.zeros(0)
+        return f"{(cents <= 50).sum() / voiced.sum():.0%} of the asked voiced frames are within 50 cents of the asked F0 (pYIN)"
+
     # -- vocoder
 
     def vocode(self, model: str, audio_path: str | None, progress: gr.Progress = gr.Progress()) -> list[Any]:
@@ -667,6 +738,8 @@ def _build_page(actions: DemoActions, default: str) -> None:
             generate = _generate_tab(actions, initial, rows)
         with gr.Tab("Edit"):
             _edit_tab(actions, model, conditions, compute)
+        with gr.Tab("Curves"):
+            _curves_tab(actions, model, conditions, compute)
         with gr.Tab("Vocoder"):
             _vocoder_tab(actions, model, compute)
         with gr.Tab("About the model"):
@@ -741,6 +814,35 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comput
     vary.click(actions.vary, head + [strength, steps, seed], outputs, api_name="vary", **compute)
     inpaint.click(actions.inpaint, head + [start, end, region, steps, seed], outputs, api_name="inpaint", **compute)
     extend.click(actions.continue_, head + [seconds, steps, seed], outputs, api_name="continue", **compute)
+
+
+def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, compute: dict) -> None:
+    from audiodiff.controls import SHAPES
+
+    limits = actions.limits
+    gr.Markdown("Generate along a pitch contour (f0) and a loudness envelope: take both from a recording (hum or sing a "
+                "phrase), or pick shapes. For models trained with control curves (e.g. notes); the label and other "
+                "conditions above still apply, and a given F0 replaces the pitch number.")
+    with gr.Row():
+        source = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                          label=f"take the curves from (upload or record; up to {limits.max_upload_seconds:g} s; the first window is used)")
+        transpose = gr.Slider(-24, 24, value=0, step=1, label="transpose the recording's F0 (semitones)")
+    with gr.Row():
+        f0_shape = gr.Dropdown([NO_CURVE] + sorted(SHAPES["f0"]), value="glide", label="or an f0 shape (without a recording)")
+        pitch = gr.Slider(24, 96, value=60, step=1, label="around MIDI pitch")
+        loudness_shape = gr.Dropdown([NO_CURVE] + sorted(SHAPES["loudness"]), value="crescendo", label="and a loudness shape")
+        level = gr.Slider(-50, -6, value=-20, step=1, label="around level (dBFS)")
+    with gr.Row():
+        steps = gr.Slider(1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})")
+        guidance = gr.Slider(0.0, MAX_GUIDANCE, value=2.0, step=0.1, label="guidance (1 = none)")
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
+    button = gr.Button("Generate along the curves", variant="primary")
+    with gr.Row():
+        result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
+        picture = gr.Image(label="asked curves (white, black) over the result; measured (cyan)", type="filepath", interactive=False)
+    status = gr.Markdown(label="status")
+    button.click(actions.curves, [model, source, transpose, f0_shape, pitch, loudness_shape, level, *conditions, steps, guidance, seed],
+                 [result, picture, status], api_name="curves", **compute)
 
 
 def _vocoder_tab(actions: DemoActions, model: gr.Dropdown, compute: dict) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["plot_histograms", "plot_loss_curve", "plot_spectrograms", "spectrogram_image"]
+__all__ = ["plot_curves", "plot_histograms", "plot_loss_curve", "plot_spectrograms", "spectrogram_image"]
 
 
 def _pyplot():
@@ -61,6 +61,66 @@ def plot_spectrograms(
 def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | os.PathLike, title: str | None = None) -> Path:
     """One clip's mel spectrogram as a PNG."""
     return plot_spectrograms([audio], sample_rate, path, [title] if title else None, columns=1)
+
+
+def _mel_band(hz, sample_rate: int, bands: int = 80):
+    """Hz -> fractional band of `_log_spectrogram`'s mel axis (Slaney scale, 0..sample_rate/2); NaN stays NaN."""
+    import librosa
+    import numpy as np
+
+    centres = librosa.mel_frequencies(n_mels=bands + 2, fmin=0.0, fmax=sample_rate / 2)[1:-1]
+    hz = np.asarray(hz, dtype=np.float64)
+    return np.interp(np.where(hz > 0, hz, np.nan), centres, np.arange(bands) + 0.5, left=np.nan, right=np.nan)
+
+
+def plot_curves(examples: list[dict], sample_rate: int, path: str | os.PathLike, columns: int = 4) -> Path:
+    """Per example (`{"audio", "asked", "measured", "title"}`, curves as `controls.extract`
+    gives them): the clip's mel spectrogram with the asked F0 (white) and the measured F0 (cyan)
+    drawn on its mel axis, and beneath it the asked and measured loudness (dBFS)."""
+    import numpy as np
+
+    plt = _pyplot()
+    count = max(1, len(examples))
+    columns = min(columns, count)
+    rows = (count + columns - 1) // columns
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(3.4 * columns, 3.6 * rows), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1.2] * rows})
+    for index in range(rows * columns):
+        upper, lower = axes[2 * (index // columns), index % columns], axes[2 * (index // columns) + 1, index % columns]
+        if index >= len(examples):
+            upper.axis("off"), lower.axis("off")
+            continue
+        example = examples[index]
+        clip = torch.as_tensor(example["audio"]).float().reshape(-1)
+        seconds = clip.numel() / sample_rate
+        upper.imshow(_log_spectrogram(clip, sample_rate).numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma",
+                     extent=(0, seconds, 0, 80))
+        for source, colour, width in (("asked", "white", 1.6), ("measured", "cyan", 1.0)):
+            for name, ax in (("f0", upper), ("loudness", lower)):
+                curve = (example.get(source) or {}).get(name)
+                if curve is None:
+                    continue
+                curve = np.asarray(curve, dtype=np.float64)
+                times = (np.arange(len(curve)) + 0.5) * seconds / max(len(curve), 1)
+                values = _mel_band(curve, sample_rate) if name == "f0" else curve
+                ax.plot(times, values, color=colour if name == "f0" else ("black" if source == "asked" else "tab:cyan"),
+                        lw=width, label=f"{source} {name}")
+        upper.set_ylim(0, 80)
+        upper.set_title(example.get("title", ""), fontsize=9)
+        upper.set_ylabel("mel band")
+        lower.set_xlim(0, seconds)
+        lower.set_ylim(-70, 0)
+        lower.set_xlabel("seconds")
+        lower.set_ylabel("dBFS")
+        if index == 0:
+            upper.legend(fontsize=7, loc="upper right")
+            lower.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> Path | None:

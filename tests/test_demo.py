@@ -36,12 +36,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A model with a label, a text prompt and a pitch number, trained for two steps."""
+    """A model with a label, a text prompt, a pitch number and both control curves, trained for two steps."""
     root = tmp_path_factory.mktemp("demo")
     build_synthetic(root / "data", per_class=3, seconds=0.25)
     config = tiny_config(
         root / "data", root / "run",
-        conditioning={"labels": "auto", "text": {"dim": 16, "layers": 1, "heads": 2}, "numbers": {"pitch": "auto"}},
+        conditioning={"labels": "auto", "text": {"dim": 16, "layers": 1, "heads": 2}, "numbers": {"pitch": "auto"},
+                      "curves": {"f0": {}, "loudness": {}}},
         sampling={"steps": 3, "griffin_lim_iters": 4}, train={"steps": 2, "ckpt_every": 2},
     )
     Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
@@ -172,6 +173,26 @@ def test_vocoder_tab_plays_both_round_trips_with_timings(client, source_wav):
     assert "Griffin-Lim" in timings and timings.count(" ms |") == 2
 
 
+def test_curves_tab_follows_a_recording_or_a_shape_and_draws_them(client, source_wav):
+    result, picture, status = client.predict("run", handle_file(str(source_wav)), 12, "glide", 60, "crescendo", -20, "high", "",
+                                             70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves")
+    assert soundfile.info(result).samplerate == SAMPLE_RATE and Path(picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "moved +12 semitones" in status and "within 50 cents" in status
+    result, picture, status = client.predict("run", None, 0, "vibrato", 64, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0,
+                                             api_name="/curves")
+    assert status.startswith("f0 vibrato:") and soundfile.info(result).frames > 0
+    with pytest.raises(AppError, match="no curve asked"):
+        client.predict("run", None, 0, "none", 60, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves")
+
+
+def test_curves_on_a_model_without_them_say_which_to_pick():
+    from audiodiff.demo import DemoActions, discover_models
+
+    actions = DemoActions(ModelStore(discover_models()), LIMITS)
+    with pytest.raises(gr.Error, match="digits takes no control curves; pick a model trained with them"):
+        actions.curves("digits", None, 0, "glide", 60, "flat", -20, "seven", "", 0, 0, 0, 0, 2, 2.0, 0, progress=lambda *a, **k: None)
+
+
 def test_eight_concurrent_generate_requests_all_complete(server, client):
     jobs = [client.submit(model="run", label="low", prompt="", negative_label="", negative_prompt="", number_1=60.0,
                           number_2=0, number_3=0, number_4=0, duration=0.25, sampler="ddim", steps=2, guidance=2.0,
@@ -196,7 +217,7 @@ def test_model_picker_fills_the_conditions_it_takes(checkpoint):
 
 def test_the_api_names_every_input_and_output(checkpoint):
     info = build_app([checkpoint], LIMITS).get_api_info()["named_endpoints"]
-    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/vocode"}
+    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/curves", "/vocode"}
     generate_inputs = {p["parameter_name"]: p["label"] for p in info["/generate"]["parameters"]}
     assert {"model", "label", "prompt", "steps", "guidance", "seed", "batch_size"} <= set(generate_inputs)
     assert "pitch" in generate_inputs["number_1"]  # a slot says which number it carries

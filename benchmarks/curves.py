@@ -1,0 +1,289 @@
+"""Does a curve model follow the curves it is given? Four sets, each scored by measuring the
+generated audio with the same tracker the data was measured with (`controls.extract`, pYIN):
+
+- pitch: held-out (test-split) held notes asked with `pitch=` and `velocity=` alone (on a curve
+  model, `pitch=` is a flat f0): the clip's median F0 within 50 cents of the asked pitch, and the
+  family recognised by the evaluation classifier; the baseline model (default: the bundled
+  `notes`, without curves) in the same run, and the real notes as the floor.
+- contours: the curves measured from held-out gesture clips (bends, vibrato, swells, legato and
+  detached phrases) asked of the model with the clip's family; plus named shapes (glide, fall,
+  vibrato, steps) with loudness shapes (flat, crescendo, swell, decrescendo) at pitches each family plays.
+- melody: phrases that no model made (espeak-ng singing "la" at the notes of a melody, five
+  voices), their curves taken by `Pipeline.curves_from` and moved by octaves into each
+  instrument's range, asked of three instruments.
+
+Frame measures, over the frames the asked F0 is voiced: within 50 cents of it (an unvoiced
+output frame is a miss); voicing F1 (asked voiced against output voiced); loudness: the Pearson
+r of the output's RMS dB with the asked, over the frames where the asked curve sounds (pooled
+over clips, and the median per clip whose asked level moves at least 6 dB). Writes JSON and a
+figure (asked curves over the output's spectrogram and measured F0: docs/examples/curves.png).
+
+    python -m benchmarks.curves --model runs/notes-curves --classifier runs/classifier-notes --count 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from tqdm.auto import tqdm
+
+from audiodiff import controls
+from audiodiff.audio import load_audio
+from audiodiff.pipeline import Pipeline
+from audiodiff.plots import plot_curves
+from benchmarks.machine import command, machine_info, now, write_result
+from benchmarks.notes_pitch import cents_off
+
+SHAPE_PAIRS = [("glide", "flat"), ("fall", "crescendo"), ("vibrato", "swell"), ("steps", "decrescendo")]
+MELODY = [60, 62, 64, 65, 67, 65, 64, 62]  # a phrase in C; each voice sings a slice of it
+VOICES = ["en", "en-us", "en+f3", "en-gb+m3", "en+f5"]
+MELODY_LABELS = ["flute", "string", "reed"]
+BATCH = 8
+
+
+def test_rows(folder: Path, held: bool) -> list[dict]:
+    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    return [row for row in rows if row.get("split") == "test" and (row.get("gesture", "none") == "none") == held]
+
+
+def thin(rows: list, count: int) -> list:
+    return rows[:: max(1, len(rows) // count)][:count]
+
+
+def generate(pipe: Pipeline, items: list[dict], seed: int, desc: str) -> list[np.ndarray]:
+    """Each item's conditions (label, pitch, velocity, f0, loudness), generated in batches."""
+    out = []
+    for start in tqdm(range(0, len(items), BATCH), desc=desc, leave=False):
+        chunk = items[start : start + BATCH]
+        conditions = {key: [item[key] for item in chunk] for key in chunk[0]}
+        audio = pipe.generate(n=len(chunk), seed=seed + start, progress=False, **conditions).audio
+        out.extend(clip[0].numpy() for clip in audio)
+    return out
+
+
+def follow(asked_f0: np.ndarray, asked_loudness: np.ndarray, audio: np.ndarray, sample_rate: int, frame_rate: float) -> dict:
+    """Frame measures of how `audio` follows the asked curves (see the module's docstring)."""
+    measured = controls.extract(audio, sample_rate, frame_rate)
+    frames = min(len(asked_f0), len(measured["f0"]))
+    asked, got = asked_f0[:frames], measured["f0"][:frames]
+    asked_voiced = np.isfinite(asked) & (asked > 0)
+    got_voiced = np.isfinite(got) & (got > 0)
+    cents = np.full(frames, np.inf)
+    both = asked_voiced & got_voiced
+    cents[both] = 1200 * np.abs(np.log2(got[both] / asked[both]))
+    level, want = measured["loudness"][:frames], asked_loudness[:frames]
+    sounding = np.isfinite(want) & (want > controls.LOUDNESS_FLOOR + 1)
+    return {
+        "voiced": int(asked_voiced.sum()),
+        "within": int((cents[asked_voiced] <= 50).sum()),
+        "tp": int(both.sum()),
+        "fp": int((got_voiced & ~asked_voiced).sum()),
+        "fn": int((asked_voiced & ~got_voiced).sum()),
+        "level": level[sounding].tolist(),
+        "want": want[sounding].tolist(),
+        "measured_f0": got.tolist(),
+    }
+
+
+def summarise(scores: list[dict]) -> dict:
+    voiced = sum(s["voiced"] for s in scores)
+    tp, fp, fn = (sum(s[key] for s in scores) for key in ("tp", "fp", "fn"))
+    level = np.concatenate([np.asarray(s["level"]) for s in scores]) if scores else np.zeros(0)
+    want = np.concatenate([np.asarray(s["want"]) for s in scores]) if scores else np.zeros(0)
+    per_clip = [
+        float(np.corrcoef(s["level"], s["want"])[0, 1])
+        for s in scores
+        if len(s["want"]) > 3 and np.ptp(s["want"]) >= 6 and np.std(s["level"]) > 0
+    ]
+    return {
+        "clips": len(scores),
+        "frames_within_50_cents": round(sum(s["within"] for s in scores) / max(voiced, 1), 3),
+        "voicing_f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
+        "loudness_r_pooled": round(float(np.corrcoef(level, want)[0, 1]), 3) if level.size > 3 else None,
+        "loudness_r_median_per_clip": round(float(np.median(per_clip)), 3) if per_clip else None,
+        "clips_with_moving_loudness": len(per_clip),
+    }
+
+
+def family_accuracy(classifier, clips: list[np.ndarray], labels: list[str]) -> float | None:
+    if classifier is None:
+        return None
+    size = classifier.clip_samples
+    batch = torch.stack([torch.nn.functional.pad(torch.from_numpy(clip[:size]), (0, max(0, size - len(clip)))) for clip in clips])
+    return round(sum(p == label for p, label in zip(classifier.predict(batch), labels)) / len(labels), 3)
+
+
+def pitch_set(pipe: Pipeline, baseline: Pipeline | None, rows: list[dict], classifier, folder: Path) -> dict:
+    items = [{"label": row["label"], "pitch": row["pitch"], "velocity": row["velocity"]} for row in rows]
+    rate = pipe.sample_rate
+
+    def score(clips):
+        cents = [cents_off(torch.from_numpy(clip)[None], rate, row["pitch"]) for clip, row in zip(clips, rows)]
+        heard = [abs(c) for c in cents if not math.isnan(c)]
+        return {
+            "within_50_cents": round(sum(c <= 50 for c in heard) / len(rows), 3),
+            "median_abs_cents": round(float(np.median(heard)), 1) if heard else None,
+            "family_accuracy": family_accuracy(classifier, clips, [row["label"] for row in rows]),
+        }
+
+    result = {"notes": len(rows), "model": score(generate(pipe, items, 0, "pitch"))}
+    if baseline is not None:
+        result["baseline"] = score(generate(baseline, items, 0, "pitch (baseline)"))
+    result["real_floor"] = score([load_audio(folder / row["path"], rate, 1)[0][0].numpy() for row in rows])
+    return result
+
+
+def asked_from_clip(pipe: Pipeline, path: Path) -> dict:
+    curves = pipe.curves_from(str(path))
+    return {name: np.asarray(curve, dtype=np.float32) for name, curve in curves.items()}
+
+
+def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, classifier, examples: list) -> dict:
+    frames = pipe.mel_spec.num_frames(int(pipe.config.data.segment_seconds * pipe.sample_rate))
+    rate, frame_rate = pipe.sample_rate, pipe.sample_rate / pipe.mel_spec.hop_length
+    low, high = pipe.config.conditioning.numbers.get("pitch", [36, 84])
+    gestures, asked = [], []
+    for row in rows:
+        curves = asked_from_clip(pipe, folder / row["path"])
+        gestures.append({"label": row["label"], **curves})
+        asked.append((row.get("gesture"), curves))
+    named = []
+    labels = sorted({row["label"] for row in rows})
+    for index in range(count):
+        f0_name, loud_name = SHAPE_PAIRS[index % len(SHAPE_PAIRS)]
+        pitch = float(np.clip(48 + (index * 7) % 30, low + 2, high - 4))
+        curves = {"f0": controls.shape("f0", f0_name, frames, pitch=pitch), "loudness": controls.shape("loudness", loud_name, frames, level=-22.0)}
+        named.append({"label": labels[index % len(labels)], **curves})
+        asked.append((f"{f0_name}+{loud_name}", curves))
+    clips = generate(pipe, gestures + named, 100, "contours")
+    scores = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)]
+    by_kind: dict[str, list] = {}
+    for (kind, _), score in zip(asked, scores):
+        by_kind.setdefault(kind.split("+")[0] if kind else "none", []).append(score)
+    examples.extend((kind, curves, clip) for (kind, curves), clip in list(zip(asked, clips))[:: max(1, len(asked) // 4)][:4])
+    items = gestures + named
+    return {
+        "all": summarise(scores),
+        "held_out_gestures": summarise(scores[: len(gestures)]),
+        "named_shapes": summarise(scores[len(gestures) :]),
+        "by_kind": {kind: summarise(group) for kind, group in sorted(by_kind.items())},
+        "family_accuracy": family_accuracy(classifier, clips, [item["label"] for item in items]),
+    }
+
+
+def sung_phrases(out_dir: Path, sample_rate: int) -> list[Path]:
+    """espeak-ng singing "la" on each note of a slice of MELODY, one file per voice."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise SystemExit("the melody set needs espeak-ng (apt-get install espeak-ng), or pass --no-melody")
+    paths = []
+    for index, voice in enumerate(VOICES):
+        notes = MELODY[index % 3 : index % 3 + 4]
+        pieces = []
+        for note in notes:
+            with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+                pitch = int(np.clip(20 + (note - 60) * 6, 0, 99))  # espeak's -p: 0..99 across about an octave
+                subprocess.run([espeak, "-v", voice, "-p", str(pitch), "-s", "90", "-w", tmp.name, "laa"], check=True, capture_output=True)
+                audio, rate = soundfile.read(tmp.name, dtype="float32")
+            audio = audio[np.abs(audio) > 1e-3 * np.abs(audio).max()].copy() if audio.size else audio
+            pieces.append(audio[: int(0.24 * rate)])
+        phrase = np.concatenate(pieces)
+        path = out_dir / f"sung-{voice.replace('+', '_')}.wav"
+        soundfile.write(path, phrase, rate)
+        paths.append(path)
+    return paths
+
+
+def melody_set(pipe: Pipeline, examples: list) -> dict:
+    rate, frame_rate = pipe.sample_rate, pipe.sample_rate / pipe.mel_spec.hop_length
+    items, asked = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in sung_phrases(Path(tmp), rate):
+            measured = pipe.curves_from(str(path))
+            f0 = np.asarray(measured["f0"], dtype=np.float32)
+            voiced = f0[np.isfinite(f0) & (f0 > 0)]
+            for label, target in zip(MELODY_LABELS, (72, 60, 60)):  # flute an octave up, string and reed around C4
+                shift = 12 * round((target - float(np.median(controls.hz_to_midi(voiced)))) / 12) if voiced.size else 0
+                curves = pipe.curves_from(str(path), transpose=shift)
+                curves = {name: np.asarray(curve, dtype=np.float32) for name, curve in curves.items()}
+                items.append({"label": label, **curves})
+                asked.append((f"sung -> {label}", curves))
+    clips = generate(pipe, items, 200, "melody")
+    scores = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)]
+    examples.extend((kind, curves, clip) for (kind, curves), clip in list(zip(asked, clips))[:2])
+    return {"phrases": len(VOICES), "instruments": MELODY_LABELS, **summarise(scores)}
+
+
+def figure(examples: list, pipe: Pipeline, path: Path) -> None:
+    """Asked curves over each example output's spectrogram, with its measured F0 and loudness."""
+    rate = pipe.sample_rate
+    frame_rate = rate / pipe.mel_spec.hop_length
+    pictures = [{"audio": clip, "asked": curves, "measured": controls.extract(clip, rate, frame_rate), "title": kind} for kind, curves, clip in examples]
+    plot_curves(pictures, rate, path, columns=3)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="runs/notes-curves")
+    parser.add_argument("--baseline", default="notes", help="a model without curves, asked the same pitches ('none' to skip)")
+    parser.add_argument("--classifier")
+    parser.add_argument("--data", default="data/notes")
+    parser.add_argument("--count", type=int, default=48, help="clips per set (held notes, gesture clips, named shapes)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--no-melody", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/curves.json")
+    parser.add_argument("--figure", default="docs/examples/curves.png")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folder = Path(args.data)
+    pipe = Pipeline.from_pretrained(args.model)
+    if args.steps:
+        pipe.config.sampling.steps = args.steps
+    if not {"f0", "loudness"} <= set(pipe.curves):
+        raise SystemExit(f"--model {args.model} takes curves {pipe.curves}; this benchmark needs f0 and loudness")
+    baseline = None if args.baseline == "none" else Pipeline.from_pretrained(args.baseline)
+    if baseline is not None and args.steps:
+        baseline.config.sampling.steps = args.steps
+    from audiodiff.metrics.evaluation import load_classifier
+
+    classifier = load_classifier(args.classifier) if args.classifier else None
+    low, high = pipe.config.conditioning.numbers["pitch"]
+    held = [row for row in thin(test_rows(folder, held=True), args.count) if low <= row["pitch"] <= high]
+    gestures = thin(test_rows(folder, held=False), args.count)
+    examples: list = []
+    result = {
+        "benchmark": "curves",
+        "date": now(),
+        "command": command(),
+        "model": args.model,
+        "training_step": pipe.info.get("training", {}).get("step"),
+        "sampling": {"sampler": pipe.config.sampling.sampler, "steps": pipe.config.sampling.steps, "guidance": pipe.config.sampling.guidance},
+        "targets": {
+            "pitch": "F0 within 50 cents of the asked pitch= for >= 90% of clips; family recognised in >= 90%",
+            "contours": ">= 90% of asked-voiced frames within 50 cents; voicing F1 >= 0.9; loudness Pearson r >= 0.9",
+            "melody": ">= 85% of frames within 50 cents on the asked instrument",
+        },
+        "pitch": pitch_set(pipe, baseline, held, classifier, folder),
+        "contours": contour_set(pipe, gestures, folder, args.count, classifier, examples),
+    }
+    if not args.no_melody:
+        result["melody"] = melody_set(pipe, examples)
+    result["machine"] = machine_info()
+    write_result(result, args.out)
+    figure(examples, pipe, Path(args.figure))
+    print(json.dumps({key: result[key] for key in ("pitch", "contours", "melody") if key in result}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
