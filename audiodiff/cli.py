@@ -40,7 +40,7 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.steps=200 data.path=data/digits")
 
 
-@command("train", "train a diffusion model or a vocoder from a YAML config (torchrun-compatible)")(_train_args)
+@command("train", "train a diffusion model, a vocoder or a mel autoencoder from a YAML config (torchrun-compatible)")(_train_args)
 def run_train(args: argparse.Namespace) -> int:
     from audiodiff.config import ConfigError, from_dict, load_yaml
     from audiodiff.train.trainer import Trainer
@@ -114,12 +114,14 @@ def _save_run_config(data: dict, out_dir: Path, resume: bool) -> None:
 
 
 def _train_tasks() -> dict:
-    from audiodiff.config import DiffusionRunConfig, DistillRunConfig, VocoderRunConfig
+    from audiodiff.config import AutoencoderRunConfig, DiffusionRunConfig, DistillRunConfig, VocoderRunConfig
+    from audiodiff.train.autoencoder import AutoencoderTask
     from audiodiff.train.diffusion import DiffusionTask
     from audiodiff.train.distill import DistillTask
     from audiodiff.train.vocoder import VocoderTask
 
     return {
+        "autoencoder": (AutoencoderRunConfig, AutoencoderTask),
         "diffusion": (DiffusionRunConfig, DiffusionTask),
         "distill": (DistillRunConfig, DistillTask),
         "vocoder": (VocoderRunConfig, VocoderTask),

@@ -18,11 +18,12 @@ import yaml
 
 from audiodiff.audio import MelSpec
 from audiodiff.errors import UserError
+from audiodiff.models.autoencoder import AutoencoderModelConfig
 from audiodiff.models.conditioning import ConditioningConfig
 from audiodiff.models.unet import UNetConfig
 
 __all__ = [
-    "ConfigError", "DataConfig", "DiffusionConfig", "DiffusionRunConfig", "DistillConfig", "DistillRunConfig", "StudentConfig", "SamplingConfig", "TrainConfig",
+    "AutoencoderLossConfig", "AutoencoderRunConfig", "ConfigError", "DataConfig", "DiffusionConfig", "DiffusionRunConfig", "DistillConfig", "DistillRunConfig", "StudentConfig", "SamplingConfig", "TrainConfig",
     "VocoderLossConfig", "VocoderModelConfig", "VocoderRunConfig", "apply_overrides", "from_dict", "load_yaml",
     "to_dict"
 ]
@@ -392,3 +393,40 @@ class VocoderRunConfig:
             raise ConfigError("vocoders are mono: set data.channels=1")
         if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
             raise ConfigError(f"gain_db={self.gain_db} must be [low, high] in dB with low <= high, e.g. [-30, 0]")
+
+
+# --------------------------------------------------------------------------------------------
+# The schema of a mel autoencoder training run (latent diffusion's first stage).
+
+
+@dataclasses.dataclass
+class AutoencoderLossConfig:
+    l1: float = 1.0  # L1 between the normalised log-mels
+    multiscale: float = 1.0  # L1 between the two, average-pooled by 2 and 4 on both axes (coarse structure)
+    scales: list[int] = dataclasses.field(default_factory=lambda: [2, 4])
+    kl: float = 1.0e-4  # KL to N(0, I), per latent element: keeps the latent smooth and near unit scale
+
+
+@dataclasses.dataclass
+class AutoencoderRunConfig:
+    """A mel autoencoder run: segments of the normalised log-mel in, the same out."""
+
+    kind: Literal["autoencoder"] = "autoencoder"
+    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(segment_seconds=1.0, random_crop=True))
+    mel: MelSpec = dataclasses.field(default_factory=MelSpec)
+    model: AutoencoderModelConfig = dataclasses.field(default_factory=AutoencoderModelConfig)
+    loss: AutoencoderLossConfig = dataclasses.field(default_factory=AutoencoderLossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(out_dir="runs/mel-vae", lr=2e-4, batch_size=16, ema_decay=0.999))
+
+    def __post_init__(self):
+        if self.data.representation != "mel":
+            raise ConfigError("an autoencoder encodes mel spectrograms: set data.representation=mel")
+        if self.data.sample_rate != self.mel.sample_rate:
+            raise ConfigError(f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}")
+        if self.mel.n_mels % self.model.freq_down:
+            raise ConfigError(f"mel.n_mels={self.mel.n_mels} must be a multiple of model.freq_down={self.model.freq_down}")
+        frames = self.mel.num_frames(int(self.data.segment_seconds * self.data.sample_rate))
+        if frames < self.model.time_down:
+            raise ConfigError(f"data.segment_seconds={self.data.segment_seconds} gives {frames} mel frames, fewer than model.time_down={self.model.time_down}")
+        if any(scale < 2 for scale in self.loss.scales):
+            raise ConfigError(f"loss.scales={self.loss.scales}: each pooling scale must be at least 2")

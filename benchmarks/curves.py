@@ -238,7 +238,8 @@ def main(argv=None) -> int:
     parser.add_argument("--classifier")
     parser.add_argument("--data", default="data/notes")
     parser.add_argument("--count", type=int, default=48, help="clips per set (held notes, gesture clips, named shapes)")
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--steps", type=int, default=16, help="sampling steps of both models (the bundled notes' default)")
+    parser.add_argument("--vocoder", default="vocoder-16k", help="the curve model's vocoder (a run's config may say griffin_lim)")
     parser.add_argument("--no-melody", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/curves.json")
@@ -246,7 +247,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     folder = Path(args.data)
-    pipe = Pipeline.from_pretrained(args.model)
+    pipe = Pipeline.from_pretrained(args.model, vocoder=args.vocoder)
     if args.steps:
         pipe.config.sampling.steps = args.steps
     if not {"f0", "loudness"} <= set(pipe.curves):
@@ -267,7 +268,8 @@ def main(argv=None) -> int:
         "command": command(),
         "model": args.model,
         "training_step": pipe.info.get("training", {}).get("step"),
-        "sampling": {"sampler": pipe.config.sampling.sampler, "steps": pipe.config.sampling.steps, "guidance": pipe.config.sampling.guidance},
+        "sampling": {"sampler": pipe.config.sampling.sampler, "steps": pipe.config.sampling.steps, "guidance": pipe.config.sampling.guidance,
+                     "vocoder": args.vocoder},
         "targets": {
             "pitch": "F0 within 50 cents of the asked pitch= for >= 90% of clips; family recognised in >= 90%",
             "contours": ">= 90% of asked-voiced frames within 50 cents; voicing F1 >= 0.9; loudness Pearson r >= 0.9",

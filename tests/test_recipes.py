@@ -74,7 +74,7 @@ def train_recipe(name: str, data_path: Path, out: Path, *overrides: str) -> Path
             "train.preview_every=0",
             "train.log_every=1",
             "train.precision=fp32",
-            *([] if name.startswith("vocoder") else ["sampling.griffin_lim_iters=4"]),
+            *([] if name.startswith(("vocoder", "mel-vae")) else ["sampling.griffin_lim_iters=4"]),
             *overrides,
         ]
     )
@@ -92,7 +92,7 @@ def generate_one(run: Path, **conditions) -> torch.Tensor:
 
 def test_every_recipe_has_a_smoke_test_here():
     recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
-    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "notes-curves", "folder", "vocoder-16k", "vocoder-22k"}
+    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "notes-curves", "folder", "vocoder-16k", "vocoder-22k", "mel-vae-16k"}
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
 
@@ -190,6 +190,19 @@ def test_vocoder_recipes(tmp_path, data, name, rate):
     assert out.shape[-1] == mel.shape[-1] * vocoder.mel_spec.hop_length and torch.isfinite(out).all()
     log = [line for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     assert len(log) == 2
+
+
+def test_mel_vae_recipe(tmp_path, data):
+    """The autoencoder recipe as written (its MelSpec is the vocoder's), then a round trip."""
+    from audiodiff.latent import Autoencoder
+    from audiodiff.vocoder import Vocoder
+
+    run = train_recipe("mel-vae-16k", data("synth"), tmp_path, "data.split=null")
+    autoencoder = Autoencoder.from_pretrained(run)
+    assert autoencoder.mel_spec == Vocoder.from_pretrained("vocoder-16k").mel_spec
+    mel = autoencoder.mel_spec(torch.randn(1, 8000) * 0.1)[None]
+    latent = autoencoder.encode(mel)
+    assert latent.shape == (1, 4, 20, -(-mel.shape[-1] // 4)) and autoencoder.decode(latent, mel.shape[-1]).shape == mel.shape
 
 
 def test_every_recipe_has_a_readme_with_its_command():
