@@ -19,6 +19,16 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Lay out, write (making the folder) and close a figure."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    _pyplot().close(fig)
+    return path
+
+
 def _log_spectrogram(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     from audiodiff.audio import MelSpec
 
@@ -50,12 +60,7 @@ def plot_spectrograms(
         ax.set_ylabel("mel band")
         if titles and index < len(titles):
             ax.set_title(titles[index], fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | os.PathLike, title: str | None = None) -> Path:
@@ -115,12 +120,7 @@ def plot_curves(examples: list[dict], sample_rate: int, path: str | os.PathLike,
         if index == 0:
             upper.legend(fontsize=7, loc="upper right")
             lower.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> Path | None:
@@ -144,12 +144,7 @@ def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> Path | None
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_histograms(
