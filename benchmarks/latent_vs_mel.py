@@ -1,0 +1,161 @@
+"""Latent against mel U-Nets at matched width: FLOPs (counted by `torch.utils.flop_counter`) and
+seconds per training step and per sampling step, for the digits-mel U-Net on its mel (80 bands x
+62 frames, patch 2: the baseline, in the same run) and on the latents of candidate autoencoder
+shapes (channels x time and frequency factors), with patch 2 and patch 1.
+
+With `--autoencoder RUN`, also the round trip of real held-out clips through that autoencoder and
+the vocoder against the vocoder alone: mel L1 and multi-resolution STFT distance.
+
+    python -m benchmarks.latent_vs_mel [--autoencoder runs/mel-vae-16k --data data/digits] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from audiodiff.config import DiffusionRunConfig, from_dict, load_yaml
+from audiodiff.models.unet import UNet
+from benchmarks.machine import command, machine_info, now, write_result
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "digits-mel" / "config.yaml"
+# (latent channels, time factor, frequency factor): the recipe's choice first
+SHAPES = [(4, 4, 4), (8, 4, 2), (8, 8, 4), (16, 8, 8)]
+BATCH_TRAIN, BATCH_SAMPLE = 16, 2  # sampling: a guided pass is batch 2 at n=1
+
+
+def unet(config: DiffusionRunConfig, channels: int, patch: int) -> UNet:
+    torch.manual_seed(0)
+    model_config = dataclasses.replace(config.model, in_channels=channels, patch_size=patch)
+    return UNet(model_config, dataclasses.replace(config.conditioning, labels=[str(i) for i in range(10)], text=None), None)
+
+
+def flops(model: UNet, x: torch.Tensor, backward: bool) -> int:
+    with FlopCounterMode(display=False) as counter:
+        out = model(x, torch.rand(x.shape[0]), {"label": torch.zeros(x.shape[0], dtype=torch.long)})
+        if backward:
+            out.float().pow(2).mean().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def seconds(model: UNet, x: torch.Tensor, train: bool) -> float:
+    labels = {"label": torch.zeros(x.shape[0], dtype=torch.long)}
+    start = time.perf_counter()
+    if train:
+        model(x, torch.rand(x.shape[0]), labels).pow(2).mean().backward()
+        model.zero_grad(set_to_none=True)
+    else:
+        with torch.inference_mode():
+            model(x, torch.rand(x.shape[0]), labels)
+    return time.perf_counter() - start
+
+
+def cases(config: DiffusionRunConfig) -> dict:
+    frames = config.mel.num_frames(int(config.data.segment_seconds * config.data.sample_rate))
+    bands = config.mel.n_mels
+    out = {"mel (baseline)": (1, bands, frames, config.model.patch_size)}
+    for channels, time_down, freq_down in SHAPES:
+        for patch in (2, 1):
+            out[f"latent {channels}x{bands // freq_down}x{-(-frames // time_down)}, patch {patch}"] = (
+                channels, bands // freq_down, -(-frames // time_down), patch)
+    return out
+
+
+def speed(config: DiffusionRunConfig, rounds: int) -> list[dict]:
+    built = {}
+    for name, (channels, bands, frames, patch) in cases(config).items():
+        model = unet(config, channels, patch)
+        built[name] = (model, torch.randn(BATCH_TRAIN, channels, bands, frames), torch.randn(BATCH_SAMPLE, channels, bands, frames))
+    times = {name: {"train": [], "sample": []} for name in built}
+    for name, (model, train_x, sample_x) in built.items():  # warm-up
+        seconds(model, train_x, True), seconds(model, sample_x, False)
+    for _ in range(rounds):  # interleaved, so background load hits every case alike
+        for name, (model, train_x, sample_x) in built.items():
+            times[name]["train"].append(seconds(model, train_x, True))
+            times[name]["sample"].append(seconds(model, sample_x, False))
+    rows = []
+    for name, (model, train_x, sample_x) in built.items():
+        rows.append({
+            "case": name,
+            "input": list(sample_x.shape[1:]),
+            "elements": int(sample_x[0].numel()),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_gflop_per_step": round(flops(model, train_x, True) / 1e9, 2),
+            "sample_gflop_per_call": round(flops(model, sample_x, False) / 1e9, 3),
+            "train_s_per_step": round(statistics.median(times[name]["train"]), 4),
+            "sample_ms_per_call": round(1000 * statistics.median(times[name]["sample"]), 2),
+        })
+    base = rows[0]
+    for row in rows:
+        row["flops_fewer_x"] = round(base["sample_gflop_per_call"] / row["sample_gflop_per_call"], 2)
+        row["train_faster_x"] = round(base["train_s_per_step"] / row["train_s_per_step"], 2)
+        row["sample_faster_x"] = round(base["sample_ms_per_call"] / row["sample_ms_per_call"], 2)
+    return rows
+
+
+def round_trip(autoencoder_path: str, data: str, count: int) -> dict:
+    """Held-out clips: vocoder alone, and autoencoder then vocoder (mel L1, multi-resolution STFT)."""
+    from audiodiff.audio import load_audio
+    from audiodiff.latent import Autoencoder
+    from audiodiff.vocoder import Vocoder
+    from audiodiff.vocoder.losses import multi_resolution_stft_loss
+
+    autoencoder = Autoencoder.from_pretrained(autoencoder_path)
+    vocoder = Vocoder.from_pretrained("vocoder-16k")
+    rows = [json.loads(line) for line in (Path(data) / "manifest.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if row.get("split") == "test"][:count]
+    scores = {"vocoder only": {"mel_l1": [], "mrstft": []}, "autoencoder + vocoder": {"mel_l1": [], "mrstft": []}}
+    for row in rows:
+        audio, _ = load_audio(Path(data) / row["path"], autoencoder.mel_spec.sample_rate, 1)
+        spec = autoencoder.mel_spec
+        audio = audio[..., : spec.num_samples(spec.num_frames(audio.shape[-1]))]
+        mel = spec(audio)[None]
+        for name, through in (("vocoder only", mel), ("autoencoder + vocoder", autoencoder.round_trip(mel))):
+            out = vocoder(through[:, 0])[..., : audio.shape[-1]]
+            scores[name]["mel_l1"].append(float((spec(out[0]) - mel[0]).abs().mean()))
+            scores[name]["mrstft"].append(float(multi_resolution_stft_loss(out[0], audio)))
+    return {"clips": len(rows), **{name: {k: round(statistics.mean(v), 4) for k, v in s.items()} for name, s in scores.items()}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--autoencoder", help="a trained autoencoder run: adds the round trip of real held-out clips")
+    parser.add_argument("--data", default="data/digits")
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--out", default="benchmarks/results/latent_vs_mel.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = from_dict(DiffusionRunConfig, load_yaml(RECIPE))
+    load_before = machine_info()["load_average"]
+    result = {
+        "benchmark": "latent_vs_mel",
+        "date": now(),
+        "command": command(),
+        "unet": "recipes/digits-mel model section (width 48 x [1, 2, 4]); only in_channels and patch_size change",
+        "batch": {"train": BATCH_TRAIN, "sample": BATCH_SAMPLE},
+        "target": "a latent U-Net of the same width costs at least 4x fewer FLOPs per step than the mel U-Net",
+        "unet_speed": speed(config, args.rounds),
+        "load_average_before": load_before,
+    }
+    if args.autoencoder:
+        result["round_trip"] = round_trip(args.autoencoder, args.data, args.count)
+    result["machine"] = machine_info()
+    write_result(result, args.out)
+    for row in result["unet_speed"]:
+        print(f"{row['case']:<32} {row['sample_gflop_per_call']:>7} GFLOP/call ({row['flops_fewer_x']}x fewer)  "
+              f"train {row['train_s_per_step']} s/step ({row['train_faster_x']}x)  sample {row['sample_ms_per_call']} ms ({row['sample_faster_x']}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
