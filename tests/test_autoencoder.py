@@ -20,11 +20,11 @@ from audiodiff.train.trainer import Trainer
 SMALL = {"channels": 8, "channel_mults": [1, 2, 2], "latent_channels": 4, "time_down": 4, "freq_down": 4, "norm_groups": 4}
 
 
-def run_config(data, out, steps=4, **model) -> AutoencoderRunConfig:
+def run_config(data, out, steps=4, ckpt_every=2, **model) -> AutoencoderRunConfig:
     return from_dict(AutoencoderRunConfig, {
         "data": {"path": str(data), "representation": "mel", "segment_seconds": 0.5, "split": None},
         "model": {**SMALL, **model},
-        "train": {"out_dir": str(out), "steps": steps, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "ckpt_every": 2,
+        "train": {"out_dir": str(out), "steps": steps, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "ckpt_every": ckpt_every,
                   "preview_every": 0, "log_every": 1, "precision": "fp32"},
     })
 
@@ -83,7 +83,7 @@ def test_multiscale_loss_sees_coarse_errors_that_cancel_at_full_resolution():
 
 
 def test_training_lowers_the_loss_and_records_the_latent_scale(data, tmp_path):
-    config = run_config(data, tmp_path / "run", steps=30)
+    config = run_config(data, tmp_path / "run", steps=16, ckpt_every=16)
     checkpoint = Trainer(AutoencoderTask(config, verbose=False), config.train, progress=False).fit()
     losses = [json.loads(line)["l1_loss"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5])

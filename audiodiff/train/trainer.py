@@ -48,6 +48,7 @@ __all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext", "choose_threa
 # Test hooks (tests/reliability): rank AUDIODIFF_TEST_DIE_RANK (default 0) kills itself with SIGKILL
 # when it is about to run step AUDIODIFF_TEST_DIE_AT_STEP (1-based), as a crashed process would.
 DIE_AT_STEP_ENV, DIE_RANK_ENV = "AUDIODIFF_TEST_DIE_AT_STEP", "AUDIODIFF_TEST_DIE_RANK"
+LOSS_PLOT_SECONDS = 30.0  # loss.png is redrawn at most this often, and always at a run's last checkpoint
 
 
 class TrainingError(UserError, RuntimeError):
@@ -324,6 +325,7 @@ class Trainer:
         self.task, self.cfg, self.resume, self.progress = task, cfg, resume, progress
         self.out_dir = Path(cfg.out_dir)
         self.dist = Distributed.from_env(cfg.device)
+        self._plotted_at = time.monotonic()  # the first drawing: 30 s in, or at the last checkpoint
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.dist.rank)
@@ -428,7 +430,7 @@ class Trainer:
                 signalled = dist.broadcast_flag(self.stop_signal is not None)
                 due = cfg.ckpt_minutes > 0 and dist.broadcast_flag(clock.since_save() > cfg.ckpt_minutes * 60)
                 if self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time or signalled or due:
-                    last_path = self.save()
+                    last_path = self.save(last=self.step == end or out_of_time or signalled)
                     clock.saved()
                 if out_of_time or signalled:
                     self.stopped_by = (self.stop_signal or "SIGINT") if signalled else "budget"
@@ -574,8 +576,14 @@ class Trainer:
             tqdm.write(f"warning: preview at step {self.step} failed: {error}", file=sys.stderr)
         self._plot_losses()
 
-    def _plot_losses(self) -> None:
+    def _plot_losses(self, force: bool = False) -> None:
+        """Redraw loss.png from log.jsonl, at most every LOSS_PLOT_SECONDS unless `force`
+        (drawing takes about a second: more than a small model's step)."""
         from audiodiff.plots import plot_loss_curve
+
+        if not force and time.monotonic() - self._plotted_at < LOSS_PLOT_SECONDS:
+            return
+        self._plotted_at = time.monotonic()
 
         records = []
         path = self.out_dir / "log.jsonl"
@@ -616,8 +624,9 @@ class Trainer:
             meta["optimizers"][name] = state["param_groups"]
         return tensors, meta
 
-    def save(self) -> Path:
-        """Write `out_dir/checkpoints/step_N` atomically (rank 0) and drop old ones."""
+    def save(self, last: bool = True) -> Path:
+        """Write `out_dir/checkpoints/step_N` atomically (rank 0) and drop old ones; redraw
+        loss.png when it is the run's `last` or the drawing is LOSS_PLOT_SECONDS old."""
         target = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
         digests = self.dist.all_gather_object(_digest(self.task.modules))
         generators = self.dist.all_gather_object(self.generator.get_state())
@@ -665,7 +674,7 @@ class Trainer:
             write_checkpoint(target, write)
             for old in list_checkpoints(self.out_dir)[: -self.cfg.keep_last]:
                 remove_checkpoint(old)
-            self._plot_losses()
+            self._plot_losses(force=last)
         self.dist.barrier()
         return target
 
