@@ -260,8 +260,8 @@ class Pipeline:
         left out are unconditional (a warning says so when none is given). A duration longer than the training clips is generated
         window by window, each continuing the last."""
         _check_count(n)
-        request = self._curve_shorthand(self.request(request, **options), n)
         shape = self._shape(n, duration)
+        request = self._curve_shorthand(self.request(request, **options), shape)
         self._check_curve_length(request, shape)
         run = self._resolve(request, n)
         return self._finish(self.decode(self._sample_new(run, shape), run.seeds), request)
@@ -290,12 +290,16 @@ class Pipeline:
 
         return self.sample_rate / self.mel_spec.hop_length if self.is_mel else FRAME_RATE
 
-    def _curve_shorthand(self, request: "GenerationRequest", n: int) -> "GenerationRequest":
+    def _curve_shorthand(self, request: "GenerationRequest", shape: tuple[int, ...]) -> "GenerationRequest":
         """A model with an f0 curve asked for `pitch=` (a MIDI number) and no f0: the pitch held
-        flat over the note's first 80% (how the notes data sounds: held, then released)."""
+        flat over the note's first 80% (how the notes data sounds: held, then released). Clips
+        longer than a curve can steer (made window by window) keep `pitch=` as a number alone."""
         conditions = request.conditions
         if "f0" not in self.curves or "f0" in conditions or conditions.get("pitch") is None:
             return request
+        if shape[-1] > self._shape(1, None)[-1] * LONG_FACTOR:
+            return request
+        n = shape[0]
         from audiodiff.controls import shape
 
         pitches = conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * n
@@ -598,8 +602,8 @@ class Pipeline:
         """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
         the middle, regenerate a span around that seam, rotate back."""
         _check_count(n)
-        request = self._curve_shorthand(self.request(request, **options), n)
         shape = self._shape(n, duration)
+        request = self._curve_shorthand(self.request(request, **options), shape)
         self._check_curve_length(request, shape)
         run = self._resolve(request, n)
         x = self._sample_new(run, shape)

@@ -257,3 +257,8 @@ def test_pitch_alone_is_a_flat_f0_on_a_curve_model(tones, tmp_path):
     flat = pipe.generate(pitch=60, f0=controls.shape("f0", "flat", 64, pitch=60, sound=0.8), steps=2, seed=1).audio
     other = pipe.generate(pitch=60, f0=controls.shape("f0", "flat", 64, pitch=67, sound=0.8), steps=2, seed=1).audio
     assert torch.allclose(short, flat) and not torch.allclose(short, other)
+    # longer than a curve can steer: made window by window with pitch as a number alone, not refused
+    long = pipe.generate(pitch=60, duration=1.5, steps=2, seed=1).audio
+    assert long.shape[-1] >= int(1.4 * pipe.sample_rate) and torch.isfinite(long).all()
+    with pytest.raises(ConditionError, match="curves steer one window"):
+        pipe.generate(pitch=60, f0=[220.0, 230.0], duration=1.5, steps=2)

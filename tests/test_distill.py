@@ -132,6 +132,7 @@ def test_progressive_target_is_the_teacher_itself_when_the_teacher_is_linear_in_
     assert loss.item() < 1e-12 * max(1, math.prod(x.shape))
 
 
+@pytest.mark.slow  # 25 s; the consistency recipe's smoke test stays in the default run
 def test_consistency_distillation_maps_every_level_to_the_end_of_its_trajectory():
     """The exact teacher's ODE, followed by DDIM over a grid of 16 intervals: the consistency
     student's one step lands where the teacher's 16 DDIM steps over that grid do, from noise and

@@ -32,6 +32,7 @@ def test_scan_with_the_recipe_reports_what_training_uses(one_shots, tmp_path):
     assert sorted({row["label"] for row in rows}) == ["hat", "kick"]
 
 
+@pytest.mark.slow  # 29 s; resuming itself is covered by tests/test_training.py and tests/reliability
 def test_resume_keeps_the_target_the_run_started_with(one_shots, tmp_path):
     recipe = tiny_recipe(tmp_path / "config.yaml", one_shots, tmp_path / "run")  # the recipe says 4 steps
     run_cli("train", "--config", recipe, "--no-progress", "train.steps=6", "train.ckpt_every=3", "data.label_from_folder=true")

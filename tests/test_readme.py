@@ -76,7 +76,6 @@ def test_every_readme_output_is_git_ignored():
     assert not tracked, f"README command outputs that git would pick up: {tracked}; add them to .gitignore"
 
 
-@pytest.mark.slow
 def test_the_readme_python_editing_block_runs():
     """The block as written, on the bundled one-step model (the same labels as "digits") so it is quick."""
     block = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "pipe.vary(" in b)

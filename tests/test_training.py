@@ -35,7 +35,11 @@ OVERFIT = {
 }
 
 
-@pytest.mark.parametrize("dims, objective", [(2, "v"), (1, "v"), (2, "flow")], ids=["mel", "wave", "mel-flow"])
+SLOW = pytest.mark.slow  # the default run keeps the mel case; `pytest -m slow` runs these two (about 2 minutes)
+
+
+@pytest.mark.parametrize("dims, objective", [(2, "v"), pytest.param(1, "v", marks=SLOW), pytest.param(2, "flow", marks=SLOW)],
+                         ids=["mel", "wave", "mel-flow"])
 def test_overfit_one_clip_and_sample_it_back(tmp_path, dims, objective):
     """The check users of other toolkits most wish they had: a falling loss must mean samples.
 

@@ -62,14 +62,28 @@ CASES = {
 NO_OUT = ("vocode", "demo", "eval")  # commands without --out (vocode's output is positional; eval's is optional)
 
 
+@pytest.fixture(scope="module")
+def refusals(clip, tmp_path_factory):
+    """Every case's command, run as its own process, two at a time (each is mostly start-up):
+    case -> (the process's result, the output path it must not write)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def launch(case):
+        folder = tmp_path_factory.mktemp("case")
+        out = folder / "out.wav"
+        arguments = [a.format(clip=clip, missing=folder / "missing.wav", out=out) for a in CASES[case][0]]
+        if arguments[0] not in NO_OUT:
+            arguments += ["--out", str(folder / "onnx.onnx" if arguments[0] == "export" else out)]
+        return run_cli(*arguments, check=False), out
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(CASES, pool.map(launch, CASES)))
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_mistake_is_one_error_line_naming_the_value(case, clip, tmp_path):
-    arguments, message = CASES[case]
-    out = tmp_path / "out.wav"
-    arguments = [a.format(clip=clip, missing=tmp_path / "missing.wav", out=out) for a in arguments]
-    if arguments[0] not in NO_OUT:
-        arguments += ["--out", str(tmp_path / "onnx.onnx" if arguments[0] == "export" else out)]
-    result = run_cli(*arguments, check=False)
+def test_a_mistake_is_one_error_line_naming_the_value(case, refusals):
+    message = CASES[case][1]
+    result, out = refusals[case]
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(errors) == 1, result.stderr
