@@ -24,7 +24,7 @@ import torch
 from audiodiff.errors import UserError
 
 __all__ = [
-    "CURVES", "ControlError", "FRAME_RATE", "SHAPES", "default_f0_method", "extract", "extract_f0", "extract_loudness", "hz_to_midi",
+    "CURVES", "ControlError", "FRAME_RATE", "SHAPES", "default_f0_method", "extract", "extract_f0", "extract_loudness", "f0_agreement", "hz_to_midi",
     "midi_to_hz", "resample_curve", "shape",
 ]
 
@@ -154,6 +154,20 @@ def extract(audio, sample_rate: int, frame_rate: float = FRAME_RATE, method: str
     wave = _mono(audio, sample_rate)
     frames = _num_frames(wave.size, frame_rate)
     return {"f0": _f0(wave, frames, method), "loudness": _loudness(wave, frames)}
+
+
+def f0_agreement(asked, measured, cents: float = 50.0) -> dict[str, int]:
+    """Frame counts of how a measured F0 follows an asked one (both Hz per frame, 0 or NaN =
+    unvoiced; compared over their common length): `voiced` (asked voiced), `within` (asked voiced
+    and measured within `cents` of it; an unvoiced measurement is a miss), and the voicing
+    confusion `tp` (both voiced), `fp` (only measured voiced), `fn` (only asked voiced)."""
+    frames = min(len(asked), len(measured))
+    want, got = np.asarray(asked, dtype=np.float64)[:frames], np.asarray(measured, dtype=np.float64)[:frames]
+    asked_voiced, got_voiced = np.isfinite(want) & (want > 0), np.isfinite(got) & (got > 0)
+    both = asked_voiced & got_voiced
+    within = np.abs(1200 * np.log2(got[both] / want[both])) <= cents
+    return {"voiced": int(asked_voiced.sum()), "within": int(within.sum()), "tp": int(both.sum()),
+            "fp": int((got_voiced & ~asked_voiced).sum()), "fn": int((asked_voiced & ~got_voiced).sum())}
 
 
 def resample_curve(curve, frames: int, kind: str = "loudness") -> np.ndarray:

@@ -523,7 +523,7 @@ class DemoActions:
             pipe = self.store.get(model)
             if not pipe.curves:
                 raise gr.Error(f"{model} takes no control curves; pick a model trained with them (e.g. notes)")
-            frame_rate = pipe.sample_rate / pipe.mel_spec.hop_length if pipe.is_mel else controls.FRAME_RATE
+            frame_rate = pipe.curve_frame_rate
             if audio_path:
                 source = self.read_upload(audio_path, pipe.sample_rate, 1)
                 duration = min(source.shape[-1] / pipe.sample_rate, pipe.default_duration())
@@ -561,18 +561,14 @@ class DemoActions:
     @staticmethod
     def _following(asked: dict, measured: dict) -> str:
         """How closely the output follows the asked F0, in words a person can check by ear."""
-        import numpy as np
+        from audiodiff.controls import f0_agreement
 
         if "f0" not in asked:
             return "no F0 asked"
-        frames = min(len(asked["f0"]), len(measured["f0"]))
-        want, got = np.asarray(asked["f0"][:frames]), np.asarray(measured["f0"][:frames])
-        voiced = np.isfinite(want) & (want > 0)
-        if not voiced.any():
+        agreement = f0_agreement(asked["f0"], measured["f0"])
+        if not agreement["voiced"]:
             return "the asked F0 is unvoiced throughout"
-        hit = voiced & np.isfinite(got) & (got > 0)
-        cents = np.abs(1200 * np.log2(got[hit] / want[hit])) if hit.any() else np.zeros(0)
-        return f"{(cents <= 50).sum() / voiced.sum():.0%} of the asked voiced frames are within 50 cents of the asked F0 (pYIN)"
+        return f"{agreement['within'] / agreement['voiced']:.0%} of the asked voiced frames are within 50 cents of the asked F0 (pYIN)"
 
     # -- vocoder
 

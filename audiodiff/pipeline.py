@@ -280,12 +280,14 @@ class Pipeline:
         if not self.curves:
             raise ConditionError("this model takes no control curves; use a model trained with conditioning.curves (e.g. notes)")
         batch = self._audio_batch(audio, sample_rate, "melody")
-        measured = extract(batch[0], self.sample_rate, self._frame_rate(), method)
+        measured = extract(batch[0], self.sample_rate, self.curve_frame_rate, method)
         if "f0" in measured:
             measured["f0"] = measured["f0"] * float(2.0 ** (float(transpose) / 12.0))
         return {name: measured[name] for name in self.curves}
 
-    def _frame_rate(self) -> float:
+    @property
+    def curve_frame_rate(self) -> float:
+        """Curve frames per second: the mel frame rate, or for waveform models the bundled one."""
         from audiodiff.controls import FRAME_RATE
 
         return self.sample_rate / self.mel_spec.hop_length if self.is_mel else FRAME_RATE
@@ -297,22 +299,24 @@ class Pipeline:
         conditions = request.conditions
         if "f0" not in self.curves or "f0" in conditions or conditions.get("pitch") is None:
             return request
-        if shape[-1] > self._shape(1, None)[-1] * LONG_FACTOR:
+        if self._beyond_a_window(shape):
             return request
-        n = shape[0]
-        from audiodiff.controls import shape
+        from audiodiff.controls import shape as curve_shape
 
-        pitches = conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * n
+        pitches = conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * shape[0]
         try:
-            curves = [shape("f0", "flat", 64, pitch=float(pitch), sound=0.8) for pitch in pitches]
+            curves = [curve_shape("f0", "flat", 64, pitch=float(pitch), sound=0.8) for pitch in pitches]
         except (TypeError, ValueError):
             return request  # the pitch condition names the error
         return dataclasses.replace(request, conditions={**conditions, "f0": curves})
 
+    def _beyond_a_window(self, shape: tuple[int, ...]) -> bool:
+        """True for clips made window by window (`_sample_new`), which a curve cannot steer."""
+        return shape[-1] > self._shape(1, None)[-1] * LONG_FACTOR
+
     def _check_curve_length(self, request: "GenerationRequest", shape: tuple[int, ...]) -> None:
-        window = self._shape(shape[0], None)[-1]
         given = [name for name in self.curves if request.conditions.get(name) is not None]
-        if given and shape[-1] > window * LONG_FACTOR:
+        if given and self._beyond_a_window(shape):
             raise ConditionError(
                 f"{given}: curves steer one window ({self.default_duration():g} s) of this model; "
                 f"give duration <= {self.default_duration() * LONG_FACTOR:g} s, or leave the curves out"
@@ -321,7 +325,7 @@ class Pipeline:
     def _sample_new(self, run: "_Sampling", shape: tuple[int, ...]) -> torch.Tensor:
         """New clips of `shape` in model space; longer than a window, window by window."""
         window = self._shape(shape[0], None)[-1]
-        if shape[-1] > window * LONG_FACTOR:
+        if self._beyond_a_window(shape):
             x = self._sample(run, self.initial_noise(shape[:-1] + (window,), run.seeds))
             return self._extend(run, x, shape[-1])
         return self._sample(run, self.initial_noise(shape, run.seeds))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["plot_curves", "plot_histograms", "plot_loss_curve", "plot_spectrograms", "spectrogram_image"]
+__all__ = ["plot_curves", "plot_histograms", "plot_loss_curve", "plot_mels", "plot_spectrograms", "spectrogram_image"]
 
 
 def _pyplot():
@@ -43,20 +43,29 @@ def plot_spectrograms(
     clips: list[torch.Tensor], sample_rate: int, path: str | os.PathLike, titles: list[str] | None = None, columns: int = 4
 ) -> Path:
     """A grid of mel spectrograms of audio clips (`[samples]` or `[channels, samples]`)."""
+    clips = [torch.as_tensor(clip).float() for clip in clips]
+    mels = [_log_spectrogram(clip[0] if clip.dim() > 1 else clip, sample_rate) for clip in clips]
+    return plot_mels(mels, path, titles, columns, [clip.shape[-1] / sample_rate for clip in clips])
+
+
+def plot_mels(
+    mels: list[torch.Tensor], path: str | os.PathLike, titles: list[str] | None = None, columns: int = 4,
+    seconds: list[float] | None = None,
+) -> Path:
+    """A grid of normalised log-mels (`[bands, frames]`, -1..1), against seconds when given, else frames."""
     plt = _pyplot()
-    count = max(1, len(clips))
+    count = max(1, len(mels))
     columns = min(columns, count)
     rows = (count + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
     for index, ax in enumerate(axes.flat):
-        if index >= len(clips):
+        if index >= len(mels):
             ax.axis("off")
             continue
-        clip = torch.as_tensor(clips[index]).float()
-        mel = _log_spectrogram(clip[0] if clip.dim() > 1 else clip, sample_rate)
-        seconds = clip.shape[-1] / sample_rate
-        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma", extent=(0, seconds, 0, 80))
-        ax.set_xlabel("seconds")
+        mel = torch.as_tensor(mels[index]).float()
+        width = seconds[index] if seconds else mel.shape[-1]
+        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma", extent=(0, width, 0, mel.shape[0]))
+        ax.set_xlabel("seconds" if seconds else "frame")
         ax.set_ylabel("mel band")
         if titles and index < len(titles):
             ax.set_title(titles[index], fontsize=9)

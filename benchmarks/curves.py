@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import tempfile
@@ -41,7 +40,7 @@ from audiodiff.audio import load_audio
 from audiodiff.pipeline import Pipeline
 from audiodiff.plots import plot_curves
 from benchmarks.machine import command, machine_info, now, write_result
-from benchmarks.notes_pitch import cents_off
+from benchmarks import notes_pitch
 
 SHAPE_PAIRS = [("glide", "flat"), ("fall", "crescendo"), ("vibrato", "swell"), ("steps", "decrescendo")]
 MELODY = [60, 62, 64, 65, 67, 65, 64, 62]  # a phrase in C; each voice sings a slice of it
@@ -74,24 +73,9 @@ def follow(asked_f0: np.ndarray, asked_loudness: np.ndarray, audio: np.ndarray, 
     """Frame measures of how `audio` follows the asked curves (see the module's docstring)."""
     measured = controls.extract(audio, sample_rate, frame_rate)
     frames = min(len(asked_f0), len(measured["f0"]))
-    asked, got = asked_f0[:frames], measured["f0"][:frames]
-    asked_voiced = np.isfinite(asked) & (asked > 0)
-    got_voiced = np.isfinite(got) & (got > 0)
-    cents = np.full(frames, np.inf)
-    both = asked_voiced & got_voiced
-    cents[both] = 1200 * np.abs(np.log2(got[both] / asked[both]))
     level, want = measured["loudness"][:frames], asked_loudness[:frames]
     sounding = np.isfinite(want) & (want > controls.LOUDNESS_FLOOR + 1)
-    return {
-        "voiced": int(asked_voiced.sum()),
-        "within": int((cents[asked_voiced] <= 50).sum()),
-        "tp": int(both.sum()),
-        "fp": int((got_voiced & ~asked_voiced).sum()),
-        "fn": int((asked_voiced & ~got_voiced).sum()),
-        "level": level[sounding].tolist(),
-        "want": want[sounding].tolist(),
-        "measured_f0": got.tolist(),
-    }
+    return {**controls.f0_agreement(asked_f0, measured["f0"]), "level": level[sounding].tolist(), "want": want[sounding].tolist()}
 
 
 def summarise(scores: list[dict]) -> dict:
@@ -115,11 +99,11 @@ def summarise(scores: list[dict]) -> dict:
 
 
 def family_accuracy(classifier, clips: list[np.ndarray], labels: list[str]) -> float | None:
-    if classifier is None:
-        return None
-    size = classifier.clip_samples
-    batch = torch.stack([torch.nn.functional.pad(torch.from_numpy(clip[:size]), (0, max(0, size - len(clip)))) for clip in clips])
-    return round(sum(p == label for p, label in zip(classifier.predict(batch), labels)) / len(labels), 3)
+    return notes_pitch.family_accuracy(classifier, torch_clips(clips), labels) if classifier is not None else None
+
+
+def torch_clips(clips: list[np.ndarray]) -> list[torch.Tensor]:
+    return [torch.from_numpy(clip)[None] for clip in clips]
 
 
 def pitch_set(pipe: Pipeline, baseline: Pipeline | None, rows: list[dict], classifier, folder: Path) -> dict:
@@ -127,13 +111,7 @@ def pitch_set(pipe: Pipeline, baseline: Pipeline | None, rows: list[dict], class
     rate = pipe.sample_rate
 
     def score(clips):
-        cents = [cents_off(torch.from_numpy(clip)[None], rate, row["pitch"]) for clip, row in zip(clips, rows)]
-        heard = [abs(c) for c in cents if not math.isnan(c)]
-        return {
-            "within_50_cents": round(sum(c <= 50 for c in heard) / len(rows), 3),
-            "median_abs_cents": round(float(np.median(heard)), 1) if heard else None,
-            "family_accuracy": family_accuracy(classifier, clips, [row["label"] for row in rows]),
-        }
+        return notes_pitch.score(torch_clips(clips), rows, rate, classifier)
 
     result = {"notes": len(rows), "model": score(generate(pipe, items, 0, "pitch"))}
     if baseline is not None:
@@ -149,7 +127,7 @@ def asked_from_clip(pipe: Pipeline, path: Path) -> dict:
 
 def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, classifier, examples: list) -> dict:
     frames = pipe.mel_spec.num_frames(int(pipe.config.data.segment_seconds * pipe.sample_rate))
-    rate, frame_rate = pipe.sample_rate, pipe.sample_rate / pipe.mel_spec.hop_length
+    rate, frame_rate = pipe.sample_rate, pipe.curve_frame_rate
     low, high = pipe.config.conditioning.numbers.get("pitch", [36, 84])
     gestures, asked = [], []
     for row in rows:
@@ -204,7 +182,7 @@ def sung_phrases(out_dir: Path, sample_rate: int) -> list[Path]:
 
 
 def melody_set(pipe: Pipeline, examples: list) -> dict:
-    rate, frame_rate = pipe.sample_rate, pipe.sample_rate / pipe.mel_spec.hop_length
+    rate, frame_rate = pipe.sample_rate, pipe.curve_frame_rate
     items, asked = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for path in sung_phrases(Path(tmp), rate):
@@ -226,7 +204,7 @@ def melody_set(pipe: Pipeline, examples: list) -> dict:
 def figure(examples: list, pipe: Pipeline, path: Path) -> None:
     """Asked curves over each example output's spectrogram, with its measured F0 and loudness."""
     rate = pipe.sample_rate
-    frame_rate = rate / pipe.mel_spec.hop_length
+    frame_rate = pipe.curve_frame_rate
     pictures = [{"audio": clip, "asked": curves, "measured": controls.extract(clip, rate, frame_rate), "title": kind} for kind, curves, clip in examples]
     plot_curves(pictures, rate, path, columns=3)
 

@@ -29,7 +29,7 @@ import torch
 
 from audiodiff.audio import save_audio
 from audiodiff.bundled import bundled_names, bundled_path
-from audiodiff.checkpoint import CONFIG, read_json
+from audiodiff.checkpoint import CONFIG, read_json, resolve_checkpoint
 from audiodiff.config import load_yaml
 from audiodiff.data.synth import SYNTH_CLASSES, synth_clip
 from benchmarks.machine import command, machine_info, now, write_result
@@ -116,8 +116,6 @@ def train_args(recipe: str, data: Path, out: Path, device: str, steps: int, prec
 
 
 def checkpoint_info(run: Path) -> dict:
-    from audiodiff.checkpoint import resolve_checkpoint
-
     info = read_json(resolve_checkpoint(run) / CONFIG)
     training = info.get("training") or {}
     return {"step": training.get("step"), "device": training.get("device"), "precision": training.get("precision"),

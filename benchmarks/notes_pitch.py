@@ -51,11 +51,16 @@ def score(clips: list[torch.Tensor], rows: list[dict], sample_rate: int, classif
         "median_abs_cents": round(float(torch.tensor([abs(c) for c in cents if not math.isnan(c)]).median()), 1) if within else None,
     }
     if classifier is not None:
-        size = classifier.clip_samples
-        batch = torch.stack([torch.nn.functional.pad(clip[0, :size], (0, max(0, size - clip.shape[-1]))) for clip in clips])
-        predicted = classifier.predict(batch)
-        result["family_accuracy"] = round(sum(p == row["label"] for p, row in zip(predicted, rows)) / len(rows), 3)
+        result["family_accuracy"] = family_accuracy(classifier, clips, [row["label"] for row in rows])
     return result
+
+
+def family_accuracy(classifier, clips: list[torch.Tensor], labels: list[str]) -> float:
+    """The fraction of clips (`[channels, samples]`, first channel used) the evaluation
+    classifier puts in their label, each cut or zero-padded to the classifier's length."""
+    size = classifier.clip_samples
+    batch = torch.stack([torch.nn.functional.pad(clip[0, :size], (0, max(0, size - clip.shape[-1]))) for clip in clips])
+    return round(sum(p == label for p, label in zip(classifier.predict(batch), labels)) / len(labels), 3)
 
 
 def main() -> None:

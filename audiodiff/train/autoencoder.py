@@ -35,7 +35,6 @@ class AutoencoderTask:
             print(self.report, file=sys.stderr)
         self.dataset = make_dataset(items, config.data, config.mel)
         self.num_workers = config.data.num_workers
-        self.preview_items = items[:: max(1, len(items) // 4)][:4]
 
     def collate(self, rows: list[dict]) -> dict:
         return collate(rows)
@@ -76,25 +75,18 @@ class AutoencoderTask:
 
     @torch.no_grad()
     def preview(self, module: nn.Module, out_dir: Path, step: int) -> None:
-        """Real mels and their reconstructions (one PNG) and the mean L1."""
-        from audiodiff.plots import _pyplot
+        """Real mels above their reconstructions (one PNG) and the mean L1."""
+        from audiodiff.plots import plot_mels
 
         autoencoder = Autoencoder(module, self.config.mel, module.latent_scale())
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pairs = []
+        reals, rebuilt = [], []
         for index in range(min(4, len(self.dataset))):
             mel = self._crop(self.dataset[index]["x"][None].to(self.device))
-            pairs.append((mel[0, 0].cpu(), autoencoder.round_trip(mel)[0, 0].cpu()))
+            reals.append(mel[0, 0].cpu())
+            rebuilt.append(autoencoder.round_trip(mel)[0, 0].cpu())
         module.train()
-        distance = sum(float((a - b).abs().mean()) for a, b in pairs) / max(1, len(pairs))
-        plt = _pyplot()
-        fig, axes = plt.subplots(2, max(1, len(pairs)), figsize=(3 * max(1, len(pairs)), 4.4), squeeze=False)
-        for column, (real, rebuilt) in enumerate(pairs):
-            for row, (mel, title) in enumerate(((real, "real"), (rebuilt, "through the autoencoder"))):
-                axes[row, column].imshow(mel.numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma")
-                axes[row, column].set_title(f"{title} {column}", fontsize=8)
-        fig.suptitle(f"step {step}: mel L1 {distance:.3f}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(out_dir / "reconstructions.png", dpi=80)
-        plt.close(fig)
+        distance = sum(float((a - b).abs().mean()) for a, b in zip(reals, rebuilt)) / max(1, len(reals))
+        titles = [f"real {i}" for i in range(len(reals))] + [f"through the autoencoder {i} (step {step})" for i in range(len(reals))]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot_mels(reals + rebuilt, out_dir / "reconstructions.png", titles, columns=max(1, len(reals)))
         (out_dir / "mel_l1.txt").write_text(f"{distance:.4f}\n")
