@@ -75,7 +75,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     manifest = Path(args.data) / "manifest.jsonl"
-    rows = [row for row in map(json.loads, manifest.read_text().splitlines()) if row.get("split") == "test"]
+    rows = [row for row in map(json.loads, manifest.read_text().splitlines())
+            if row.get("split") == "test" and row.get("gesture", "none") == "none"]  # held notes: one pitch each
     rows = rows[:: max(1, len(rows) // args.count)][: args.count]
     pipe = Pipeline.from_pretrained(args.model)
     low, high = pipe.config.conditioning.numbers["pitch"]
