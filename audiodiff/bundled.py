@@ -6,7 +6,7 @@ from pathlib import Path
 
 from audiodiff.checkpoint import CONFIG, CheckpointError, read_json
 
-__all__ = ["BUNDLED_DIR", "bundled_names", "bundled_path", "bundled_vocoders", "check_vocoder_name"]
+__all__ = ["BUNDLED_DIR", "bundled_autoencoders", "bundled_names", "bundled_path", "bundled_vocoders", "check_part_name", "check_vocoder_name"]
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 
@@ -19,29 +19,39 @@ def bundled_path(name: str) -> Path | None:
     return folder if (folder / CONFIG).is_file() else None
 
 
-def check_vocoder_name(name: str, where: Path) -> None:
-    """A checkpoint may name "griffin_lim", a bundled vocoder or a sub-folder of its own, nothing
-    elsewhere on the disk (a hostile config must not make the loader read other folders)."""
-    if name == "griffin_lim" or bundled_path(name) is not None:
+def check_part_name(setting: str, name: str, where: Path, bundled: list[str], fix: str) -> None:
+    """A checkpoint may name a bundled part (vocoder, autoencoder) or a sub-folder of its own,
+    nothing elsewhere on the disk (a hostile config must not make the loader read other folders)."""
+    if bundled_path(name) is not None:
         return
     if "/" in name or "\\" in name or name.startswith(".") or not (where.parent / name / CONFIG).is_file():
-        raise CheckpointError(
-            f"{where}: sampling.vocoder={name!r} is neither griffin_lim, a bundled vocoder ({bundled_vocoders()}) "
-            "nor a sub-folder of the checkpoint; pass vocoder= to from_pretrained (--vocoder on the command line) to use another"
-        )
+        raise CheckpointError(f"{where}: {setting}={name!r} is neither a bundled one ({bundled}) nor a sub-folder of the checkpoint; {fix}")
 
 
-def _bundled(diffusion: bool) -> list[str]:
+def check_vocoder_name(name: str, where: Path) -> None:
+    """"griffin_lim", a bundled vocoder or a sub-folder of the checkpoint (`check_part_name`)."""
+    if name != "griffin_lim":
+        check_part_name("sampling.vocoder", name, where, ["griffin_lim", *bundled_vocoders()],
+                        "pass vocoder= to from_pretrained (--vocoder on the command line) to use another")
+
+
+def _bundled(kind: str) -> list[str]:
+    """Bundled checkpoints of one kind: diffusion, autoencoder, or vocoder (every other kind: gan, ...)."""
     if not BUNDLED_DIR.is_dir():
         return []
     found = [p for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file()]
-    return sorted(p.name for p in found if (read_json(p / CONFIG).get("kind") == "diffusion") == diffusion)
+    kinds = {p.name: read_json(p / CONFIG).get("kind") for p in found}
+    return sorted(name for name, k in kinds.items() if (k if k in ("diffusion", "autoencoder") else "vocoder") == kind)
 
 
 def bundled_vocoders() -> list[str]:
-    return _bundled(diffusion=False)
+    return _bundled("vocoder")
+
+
+def bundled_autoencoders() -> list[str]:
+    return _bundled("autoencoder")
 
 
 def bundled_names() -> list[str]:
     """The bundled diffusion models."""
-    return _bundled(diffusion=True)
+    return _bundled("diffusion")

@@ -182,7 +182,8 @@ class DataConfig:
     layout: str = "auto"  # "auto" or a name in audiodiff.data.layouts.LAYOUTS
     split: str | None = "train"  # items of another split are left out (None = all); items without one are kept
     labels_subset: list[str] | None = None  # keep only items with these labels (None = all)
-    representation: Literal["mel", "wave"] = "mel"
+    representation: Literal["mel", "wave", "latent"] = "mel"  # latent: the mel encoded by `autoencoder`
+    autoencoder: str = ""  # representation=latent: a mel autoencoder checkpoint, run directory or bundled name
     sample_rate: int = 16000  # files at other rates are resampled on load
     channels: int = 1  # 1 downmixes; 2 keeps (or duplicates) stereo
     segment_seconds: float = 1.0
@@ -301,11 +302,20 @@ class DiffusionRunConfig:
     student: StudentConfig | None = None  # set on distilled students
 
     def __post_init__(self):
-        wave = self.data.representation == "wave"
+        representation = self.data.representation
+        wave = representation == "wave"
         if wave and self.model.dims != 1:
             raise ConfigError("data.representation=wave needs model.dims=1")
         if not wave and self.model.dims != 2:
-            raise ConfigError("data.representation=mel needs model.dims=2")
+            raise ConfigError(f"data.representation={representation} needs model.dims=2")
+        if (representation == "latent") != bool(self.data.autoencoder):
+            raise ConfigError(
+                "data.representation=latent needs data.autoencoder (a mel autoencoder checkpoint, e.g. runs/mel-vae-16k)"
+                if representation == "latent" else
+                f"data.autoencoder={self.data.autoencoder!r} is only read with data.representation=latent; remove it or set the representation"
+            )
+        if representation == "latent" and (self.data.curves or self.conditioning.curves):
+            raise ConfigError("control curves steer mel and waveform models; latent models do not take them yet: remove conditioning.curves and data.curves")
         if wave and self.model.in_channels != self.data.channels:
             raise ConfigError(f"model.in_channels={self.model.in_channels} must equal data.channels={self.data.channels}")
         if self.mel.sample_rate != self.data.sample_rate and not wave:

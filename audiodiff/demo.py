@@ -319,7 +319,7 @@ class DemoActions:
         return settings
 
     def model_note(self, name: str, pipe: Pipeline) -> str:
-        kind = "mel spectrogram" if pipe.is_mel else "waveform"
+        kind = "autoencoder latent (decoded to a mel spectrogram)" if pipe.is_latent else "mel spectrogram" if pipe.is_mel else "waveform"
         extra = len(_number_specs(pipe)) - NUMBER_SLOTS
         more = f"; {extra} more number(s) take their midpoint" if extra > 0 else ""
         conditions = ", ".join(pipe.conditions) or "none (unconditional)"

@@ -12,6 +12,7 @@ architecture and the latent scale.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from audiodiff.audio import MelSpec
+from audiodiff.bundled import bundled_autoencoders, bundled_path
 from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, resolve_checkpoint
 from audiodiff.config import ConfigError, from_dict, to_dict
 from audiodiff.models.autoencoder import AutoencoderModelConfig, MelAutoencoder
@@ -86,6 +88,24 @@ class Autoencoder:
     def round_trip(self, mel: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(mel), mel.shape[-1])
 
+    def digest(self) -> str:
+        """A short hash of the weights and the latent scale (the feature cache's key for latents)."""
+        hasher = hashlib.sha1(repr(self.latent_scale).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            hasher.update(name.encode())
+            hasher.update(tensor.detach().float().cpu().numpy().tobytes())
+        return hasher.hexdigest()[:16]
+
+    def check_joins(self, mel_spec: MelSpec, in_channels: int, where: str) -> None:
+        """Refuse a diffusion model whose MelSpec or input channels do not match these latents."""
+        differences = mel_spec.diff(self.mel_spec)
+        if differences:
+            raise ConfigError(f"{where}: the model and its autoencoder use different mel settings ({'; '.join(differences)}); "
+                              "set `mel:` to the autoencoder's, or train an autoencoder with this MelSpec")
+        if in_channels != self.config.latent_channels:
+            raise ConfigError(f"{where}: model.in_channels={in_channels}, but the autoencoder's latents have "
+                              f"{self.config.latent_channels} channels; set model.in_channels={self.config.latent_channels}")
+
     # -- checkpoints
 
     def checkpoint_config(self) -> dict:
@@ -104,8 +124,13 @@ class Autoencoder:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> "Autoencoder":
-        """An autoencoder checkpoint or run directory."""
-        folder = resolve_checkpoint(path)
+        """A bundled autoencoder's name, an autoencoder checkpoint or a run directory."""
+        folder = bundled_path(str(path))
+        if folder is None:
+            try:
+                folder = resolve_checkpoint(path)
+            except CheckpointError as error:
+                raise CheckpointError(f"{error}; bundled autoencoders: {bundled_autoencoders()}") from None
         config = read_json(folder / CONFIG)
         if config.get("kind") != cls.kind:
             raise CheckpointError(f"{folder / CONFIG}: kind={config.get('kind')!r}; an autoencoder checkpoint has kind 'autoencoder'")

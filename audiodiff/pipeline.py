@@ -5,6 +5,9 @@ place. Loads from a checkpoint directory or a bundled name, generates audio, sav
     out = pipe.generate(label="seven", n=4, steps=20, seed=0)
     out.audio  # [n, channels, samples] float32 in [-1, 1]; out.sample_rate
 
+A latent model (`data.representation: latent`) denoises the latents of a mel autoencoder and
+decodes latent -> mel -> vocoder; its checkpoint carries the autoencoder in `autoencoder/`.
+
 Output keeps the model's own level. A clip whose peak would go over full scale is scaled down
 (one gain for the clip, so no clipping distortion) to a peak of `PEAK_GUARD`; `normalize=True`
 scales every clip's peak to `NORMALIZE_PEAK` instead.
@@ -26,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AudioError, MelSpec, load_audio, normalize_peak, resample, to_channels
-from audiodiff.bundled import BUNDLED_DIR, bundled_names, bundled_path, check_vocoder_name
+from audiodiff.bundled import BUNDLED_DIR, bundled_autoencoders, bundled_names, bundled_path, check_part_name, check_vocoder_name
 from audiodiff.checkpoint import (
     CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, resolve_checkpoint, save_tensors,
     write_checkpoint, write_json,
@@ -51,6 +54,7 @@ MAX_SECONDS = 600.0  # longest generated duration or continuation
 MAX_SEED = 2**63 - 1
 PEAK_GUARD = 0.99  # a clip whose peak is over 1 is scaled down to this peak
 NORMALIZE_PEAK = 0.95  # normalize=True: every clip's peak
+AUTOENCODER_FOLDER = "autoencoder"  # a latent model's checkpoint carries its autoencoder here
 
 
 class RequestError(UserError, ValueError):
@@ -63,7 +67,7 @@ class GenerateOutput:
     audio: torch.Tensor  # [n, channels, samples], float32 in [-1, 1]
     sample_rate: int
     seeds: list[int]
-    mel: torch.Tensor | None = None  # [n, n_mels, frames] for mel models
+    mel: torch.Tensor | None = None  # [n, n_mels, frames] for mel and latent models
 
 
 def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
@@ -99,25 +103,36 @@ class Pipeline:
         vocoder: Vocoder | None = None,
         info: dict | None = None,
         device: str | torch.device = "cpu",
+        autoencoder=None,
     ):
+        """`autoencoder` (an `audiodiff.latent.Autoencoder`) is required by latent models."""
         self.model = model.eval().to(device)
         self.config = config
         self.device = torch.device(device)
         self.info = info or {}
-        self.is_mel = config.data.representation == "mel"
+        self.is_latent = config.data.representation == "latent"
+        self.is_mel = config.data.representation in ("mel", "latent")  # sounds through a mel and a vocoder
         self.mel_spec: MelSpec | None = config.mel if self.is_mel else None
         if self.is_mel:
             vocoder = vocoder or GriffinLimVocoder(config.mel, config.sampling.griffin_lim_iters)
             check_compatible(config.mel, vocoder)
         self.vocoder = vocoder.to(self.device) if vocoder is not None else None
+        self.autoencoder = None
+        if self.is_latent:
+            if autoencoder is None:
+                raise CheckpointError(f"{self.info.get('path', 'config')}: a latent model needs its autoencoder (Pipeline(..., autoencoder=))")
+            autoencoder.check_joins(config.mel, config.model.in_channels, self.info.get("path", "config"))
+            self.autoencoder = autoencoder.to(self.device)
 
     # -- loading and saving
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike, vocoder: Vocoder | str | None = None, device: str = "cpu"
+        cls, name_or_path: str | os.PathLike, vocoder: Vocoder | str | None = None, device: str = "cpu", autoencoder=None,
     ) -> "Pipeline":
-        """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory."""
+        """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
+        A latent model's autoencoder comes from the checkpoint (`autoencoder/`, or a bundled
+        name), unless `autoencoder` (an `Autoencoder` or a path) is given."""
         folder = bundled_path(str(name_or_path))
         if folder is None:
             try:
@@ -130,7 +145,7 @@ class Pipeline:
         config = parse_run_config(data, str(folder / CONFIG))
         model = build_model(config, str(folder / CONFIG))
         load_state_dict(folder / WEIGHTS, model)
-        if config.data.representation == "mel":
+        if config.data.representation != "wave":
             choice = vocoder if vocoder is not None else config.sampling.vocoder
             if isinstance(choice, str):
                 if vocoder is None:  # named by the checkpoint itself: only a sub-folder or a bundled vocoder
@@ -138,9 +153,26 @@ class Pipeline:
                 vocoder = cls._load_vocoder(choice, folder, config)
             else:
                 vocoder = choice
+        if config.data.representation == "latent":
+            autoencoder = cls._load_autoencoder(autoencoder, folder, config)
         info = {k: v for k, v in data.items() if k not in RUN_SECTIONS}
         info["path"] = str(folder)
-        return cls(model, config, vocoder, info, device)
+        return cls(model, config, vocoder, info, device, autoencoder)
+
+    @staticmethod
+    def _load_autoencoder(choice, folder: Path, config: DiffusionRunConfig):
+        from audiodiff.latent import Autoencoder
+
+        if choice is not None and not isinstance(choice, (str, os.PathLike)):
+            return choice
+        if choice is None:  # named by the checkpoint itself: its own sub-folder or a bundled autoencoder
+            if (folder / AUTOENCODER_FOLDER / CONFIG).is_file():
+                choice = folder / AUTOENCODER_FOLDER
+            else:
+                choice = config.data.autoencoder
+                check_part_name("data.autoencoder", str(choice), folder / CONFIG, bundled_autoencoders(),
+                                "pass autoencoder= to from_pretrained to use another")
+        return Autoencoder.from_pretrained(choice)
 
     @staticmethod
     def _load_vocoder(choice: str, folder: Path, config: DiffusionRunConfig) -> Vocoder:
@@ -170,6 +202,8 @@ class Pipeline:
             save_tensors(folder / WEIGHTS, state)
             if has_weights and vocoder_name is None:
                 self.vocoder.save_pretrained(folder / "vocoder")
+            if self.autoencoder is not None and bundled_path(self.config.data.autoencoder) is None:
+                self.autoencoder.save_pretrained(folder / AUTOENCODER_FOLDER)
 
         return write_checkpoint(path, write)
 
@@ -194,10 +228,19 @@ class Pipeline:
     def _shape(self, n: int, duration: float | None) -> tuple[int, ...]:
         seconds = self.default_duration() if duration is None else _seconds("duration", duration)
         samples = int(round(seconds * self.sample_rate))
+        if self.is_latent:
+            return (n, *self.autoencoder.latent_shape(self.mel_spec.n_mels, max(1, self.mel_spec.num_frames(samples))))
         if self.is_mel:
             frames = max(1, self.mel_spec.num_frames(samples))
             return (n, self.config.model.in_channels, self.mel_spec.n_mels, frames)
         return (n, self.config.data.channels, samples)
+
+    def _mel_frames(self, duration: float | None) -> int | None:
+        """Mel frames of a clip of `duration` (None: the training length); None for waveform models."""
+        if not self.is_mel:
+            return None
+        seconds = self.default_duration() if duration is None else _seconds("duration", duration)
+        return max(1, self.mel_spec.num_frames(int(round(seconds * self.sample_rate))))
 
     # -- generation
 
@@ -264,7 +307,7 @@ class Pipeline:
         request = self._curve_shorthand(self.request(request, **options), shape)
         self._check_curve_length(request, shape)
         run = self._resolve(request, n)
-        return self._finish(self.decode(self._sample_new(run, shape), run.seeds), request)
+        return self._finish(self.decode(self._sample_new(run, shape), run.seeds, self._mel_frames(duration)), request)
 
     @property
     def curves(self) -> list[str]:
@@ -338,13 +381,15 @@ class Pipeline:
         with run.progress(run.steps) as on_step:
             return sample_fn(run.model, x, angles_for_steps(run.steps, run.shift), run.cond, on_step, run.noise())
 
-    def decode(self, x: torch.Tensor, seeds: list[int]) -> GenerateOutput:
+    def decode(self, x: torch.Tensor, seeds: list[int], frames: int | None = None) -> GenerateOutput:
         """Model output -> audio at the model's level (the vocoder's own output for mel models,
         the samples for waveform models), with the clipping guard: a clip whose peak is over 1
-        is scaled down to a peak of `PEAK_GUARD`, one gain for the clip, so nothing is clipped."""
+        is scaled down to a peak of `PEAK_GUARD`, one gain for the clip, so nothing is clipped.
+        Latents are decoded to mels first, cut to `frames` mel frames when given."""
         mel = None
         if self.is_mel:
-            mel = x[:, 0].float().clamp(-1.0, 1.5)  # below -1 is below the log floor
+            mel = self.autoencoder.decode(x, frames) if self.is_latent else x
+            mel = mel[:, 0].float().clamp(-1.0, 1.5)  # below -1 is below the log floor
             audio = self.vocoder(mel, clamp=False)  # the guard below scales instead of clipping
             mel = mel.cpu()
         else:
@@ -411,7 +456,7 @@ class Pipeline:
             "mean_bits_per_dim": float(bits.mean()),
             "standard_error": spread,
             "dims": int(x[0].numel()),
-            "space": "normalised log-mel" if self.is_mel else "waveform",
+            "space": "autoencoder latent" if self.is_latent else "normalised log-mel" if self.is_mel else "waveform",
             "steps": steps, "probes": probes, "t_min": t_min,
         }
 
@@ -443,22 +488,36 @@ class Pipeline:
     def _max_samples(self) -> int:
         return int(self.default_duration() * MAX_PASS_FACTOR * self.sample_rate)
 
+    def _mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio `[n, channels, samples]` -> normalised log-mel `[n, 1, mels, frames]`."""
+        frames = self.mel_spec.num_frames(audio.shape[-1])
+        return self.mel_spec(audio[..., : self.mel_spec.num_samples(frames)]).to(self.device)
+
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Audio `[n, channels, samples]` -> model space (mel `[n, 1, mels, frames]` or audio)."""
+        """Audio `[n, channels, samples]` -> model space (mel `[n, 1, mels, frames]`, its latent,
+        or audio). Latents cover the mel frames padded up to whole latent frames."""
+        if self.is_latent:
+            return self.autoencoder.encode(self._mel(audio))
         if self.is_mel:
-            frames = self.mel_spec.num_frames(audio.shape[-1])
-            return self.mel_spec(audio[..., : self.mel_spec.num_samples(frames)]).to(self.device)
+            return self._mel(audio)
         return audio.to(self.device)
 
+    def _samples_per_frame(self) -> int:
+        """Samples per step along the model's last axis."""
+        if self.is_latent:
+            return self.mel_spec.hop_length * self.autoencoder.config.time_down
+        return self.mel_spec.hop_length if self.is_mel else 1
+
     def _to_model_mask(self, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """A sample mask `[samples]` (1 = regenerate) -> a mask over x's last axis."""
+        """A sample mask `[samples]` (1 = regenerate) -> a mask over x's last axis (a latent
+        frame is regenerated where any of its samples is)."""
         if not self.is_mel:
             return mask[: x.shape[-1]].float()
-        hop = self.mel_spec.hop_length
+        hop = self._samples_per_frame()
         frames = x.shape[-1]
         padded = torch.nn.functional.pad(mask.float(), (0, max(0, frames * hop - mask.numel())))[: frames * hop]
         frame_mask = padded.reshape(frames, hop).amax(dim=1)
-        # widen by one frame each side: an STFT frame spans several hops
+        # widen by one frame each side: an STFT frame spans several hops (a latent frame's decoder sees its neighbours)
         return torch.nn.functional.max_pool1d(frame_mask[None, None], 3, 1, 1)[0, 0]
 
     def _splice(self, generated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, fade_seconds: float = 0.01) -> torch.Tensor:
@@ -486,12 +545,12 @@ class Pipeline:
         self._check_length(batch, "varies")
         if strength == 0:  # nothing to sample
             seeds = [request.seed + i for i in range(batch.shape[0])]
-            out = GenerateOutput(batch.clone(), self.sample_rate, seeds, self._encode(batch)[:, 0].cpu() if self.is_mel else None)
+            out = GenerateOutput(batch.clone(), self.sample_rate, seeds, self._mel(batch)[:, 0].cpu() if self.is_mel else None)
             return self._finish(out, request)
         run = self._resolve(request, batch.shape[0])
         with run.progress(max(1, round(run.steps * strength))) as on_step:
             x = vary(run.model, self._encode(batch), float(strength), run.steps, run.cond, run.noise(), run.sampler, run.shift, on_step)
-        return self._finish(self.decode(x, run.seeds), request)
+        return self._finish(self.decode(x, run.seeds, self._frames_of(batch)), request)
 
     def inpaint(
         self,
@@ -520,11 +579,15 @@ class Pipeline:
         with run.progress(run.steps) as on_step:
             x = inpaint(run.model, known, model_mask, run.steps, run.cond, run.noise(), resample_steps,
                         shift=run.shift, callback=on_step, sampler=run.sampler)
-        out = self.decode(x, run.seeds)
+        out = self.decode(x, run.seeds, self._frames_of(batch))
         out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
         if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
             out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1]:]], dim=-1)
         return self._finish(out, request)
+
+    def _frames_of(self, batch: torch.Tensor) -> int | None:
+        """Mel frames of audio `[n, channels, samples]` (None for waveform models)."""
+        return self.mel_spec.num_frames(batch.shape[-1]) if self.is_mel else None
 
     def _check_length(self, batch: torch.Tensor, verb: str, hint: str = "; trim it") -> None:
         if batch.shape[-1] > self._max_samples():
@@ -568,15 +631,21 @@ class Pipeline:
         request = self.request(request, **options)
         batch = self._audio_batch(audio, sample_rate)
         window = self._shape(1, None)[-1]
-        known = self._encode(batch)
-        if self.is_mel:
-            batch = batch[..., : self.mel_spec.num_samples(known.shape[-1])]
+        if self.is_mel:  # whole mel frames: what is kept ends where the continuation starts
+            batch = batch[..., : self.mel_spec.num_samples(self.mel_spec.num_frames(batch.shape[-1]))]
+        context = batch
+        if self.is_latent:  # whole latent frames; the continuation overlaps the rest, and the input is spliced back over it
+            per_frame = self._samples_per_frame()
+            context = batch[..., : batch.shape[-1] // per_frame * per_frame]
+            if context.shape[-1] < self.mel_spec.n_fft:
+                raise AudioError(f"audio: {batch.shape[-1]} samples is too short to continue; need at least {max(per_frame, self.mel_spec.n_fft)}")
+        known = self._encode(context)
         run = self._resolve(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
-        added = self._shape(1, float(seconds))[-1]
-        context = known[..., -window // 2 :] if known.shape[-1] > window // 2 else known
-        x = self._extend(run, context, context.shape[-1] + added, resample_steps)
+        added = self._shape(1, float(seconds) + (batch.shape[-1] - context.shape[-1]) / self.sample_rate)[-1]
+        start = known[..., -window // 2 :] if known.shape[-1] > window // 2 else known
+        x = self._extend(run, start, start.shape[-1] + added, resample_steps)
         full = torch.cat([known, x[..., -added:]], dim=-1)
-        out = self.decode(full, run.seeds)
+        out = self.decode(full, run.seeds, self._frames_of(batch) + self._mel_frames(float(seconds)) if self.is_mel else None)
         mask = torch.zeros(out.audio.shape[-1])
         mask[batch.shape[-1]:] = 1
         out.audio = self._splice(out.audio, batch, mask)
@@ -604,7 +673,8 @@ class Pipeline:
         request: GenerationRequest | None = None, **options,
     ) -> GenerateOutput:
         """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
-        the middle, regenerate a span around that seam, rotate back."""
+        the middle, regenerate a span around that seam, rotate back. (A latent model's loop
+        lasts a whole number of latent frames: the duration rounded up to one.)"""
         _check_count(n)
         shape = self._shape(n, duration)
         request = self._curve_shorthand(self.request(request, **options), shape)
@@ -623,9 +693,9 @@ class Pipeline:
         x = torch.roll(healed, -(length // 2), dims=-1)
         if self.is_mel:  # vocode three copies and keep the middle, so the wrap-around is seamless in audio too
             out = self.decode(torch.cat([x, x, x], dim=-1), run.seeds)
-            samples = out.audio.shape[-1] // 3
+            samples, frames = out.audio.shape[-1] // 3, out.mel.shape[-1] // 3
             out.audio = out.audio[..., samples : 2 * samples]
-            out.mel = x[:, 0].cpu()
+            out.mel = out.mel[..., frames : 2 * frames]
             return self._finish(out, request)
         return self._finish(self.decode(x, run.seeds), request)
 
@@ -645,7 +715,7 @@ class Pipeline:
         run.seeds = [seed_a] * count
         a, b = self.initial_noise(shape, [seed_a]), self.initial_noise(shape, [seed_b])
         x = torch.cat([slerp(a, b, w) for w in torch.linspace(0, 1, count).tolist()])
-        return self._finish(self.decode(self._sample(run, x), run.seeds), request)
+        return self._finish(self.decode(self._sample(run, x), run.seeds, self._mel_frames(duration)), request)
 
 
 def _caller_level() -> int:

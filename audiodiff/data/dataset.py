@@ -6,8 +6,8 @@ many, why, the first few paths), so a bad file never stops a run in hour three; 
 nothing usable is an error before training starts. What the checks found is cached by path,
 size and mtime (`audiodiff.data.checks`), so a restart does not decode every file again.
 
-Items are crops (or zero-padded) of a fixed segment, as waveform `[channels, samples]` or
-normalised log-mel `[channels, n_mels, frames]`, plus their conditions; see
+Items are crops (or zero-padded) of a fixed segment, as waveform `[channels, samples]`,
+normalised log-mel `[channels, n_mels, frames]` or its autoencoder latent, plus their conditions; see
 `audiodiff.data.features` for resampling, normalisation and the on-disk feature cache.
 """
 
@@ -76,16 +76,16 @@ class AudioDataset(Dataset):
     """Items are indexed by `(index, seed)`: the seed fixes the random crop, so a resumed run
     sees exactly the data an uninterrupted run would."""
 
-    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = ()):
-        if cfg.representation == "mel" and mel_spec is None:
-            raise DatasetError("a mel dataset needs a MelSpec")
-        if cfg.representation == "mel" and mel_spec.sample_rate != cfg.sample_rate:
+    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None):
+        if cfg.representation != "wave" and mel_spec is None:
+            raise DatasetError(f"a {cfg.representation} dataset needs a MelSpec")
+        if cfg.representation != "wave" and mel_spec.sample_rate != cfg.sample_rate:
             raise DatasetError(
                 f"data.sample_rate={cfg.sample_rate} differs from mel.sample_rate={mel_spec.sample_rate}; make them equal"
             )
         self.items = items
         self.cfg = cfg
-        self.loader = ItemLoader(cfg, mel_spec)
+        self.loader = ItemLoader(cfg, mel_spec, autoencoder)
         self.mel_spec = self.loader.mel_spec
         self.label_index = {label: i for i, label in enumerate(labels)}
 
@@ -118,9 +118,9 @@ class ShardStream(IterableDataset):
     The trainer calls `configure` once and `start(epoch, position)` before each pass; `position`
     counts this rank's batches already used in the epoch."""
 
-    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = ()):
+    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None):
         self.items = items
-        self.examples = AudioDataset(items, cfg, mel_spec, labels)
+        self.examples = AudioDataset(items, cfg, mel_spec, labels, autoencoder)
         shards: dict[Path, list[int]] = {}
         for index, item in enumerate(items):
             shards.setdefault(item.path, []).append(index)
@@ -190,11 +190,12 @@ class ShardStream(IterableDataset):
             start = end
 
 
-def make_dataset(items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = ()) -> Dataset:
-    """An `AudioDataset`, or a `ShardStream` (an iterable dataset) for items that live in shards."""
+def make_dataset(items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None) -> Dataset:
+    """An `AudioDataset`, or a `ShardStream` (an iterable dataset) for items that live in shards.
+    `autoencoder` (an `audiodiff.latent.Autoencoder`) encodes the mels of a latent dataset."""
     if items and items[0].member is not None:
-        return ShardStream(items, cfg, mel_spec, labels)
-    return AudioDataset(items, cfg, mel_spec, labels)
+        return ShardStream(items, cfg, mel_spec, labels, autoencoder)
+    return AudioDataset(items, cfg, mel_spec, labels, autoencoder)
 
 
 def collate(rows: list[dict]) -> dict:

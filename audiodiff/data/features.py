@@ -3,12 +3,14 @@ cached on disk, then a crop of the segment length.
 
 The full-length representation is the file resampled to `data.sample_rate`, converted to
 `data.channels`, normalised with one gain for the whole file (before any crop, so a crop of a quiet
-tail is not blown up to full scale), and for mel models its log-mel (after zero-padding files
-shorter than the segment). Crops are taken from it: in samples for waveforms, in frames for mels.
+tail is not blown up to full scale), for mel models its log-mel (after zero-padding files shorter
+than the segment), and for latent models that log-mel encoded by the autoencoder (its posterior
+mean, scaled). Crops are taken from it: in samples for waveforms, in frames for mels and latents.
 So an item is the same numbers whether its features came from the cache or were just computed.
 
 The cache (`data.cache_dir`) holds one safetensors file per audio file, in a folder named by a
-hash of everything the features depend on (MelSpec, rate, channels, normalisation, segment): a
+hash of everything the features depend on (MelSpec, rate, channels, normalisation, segment, the
+autoencoder's weights): a
 second epoch does no decoding, resampling or STFTs, and changing a setting starts a new folder.
 """
 
@@ -87,11 +89,15 @@ class FeatureCache:
 
 
 class ItemLoader:
-    """Items -> segments `[channels, samples]` (wave) or `[channels, n_mels, frames]` (mel)."""
+    """Items -> segments `[channels, samples]` (wave), `[channels, n_mels, frames]` (mel) or
+    `[latent_channels, bands, latent_frames]` (latent: needs the `autoencoder`)."""
 
-    def __init__(self, cfg: DataConfig, mel_spec: MelSpec | None):
+    def __init__(self, cfg: DataConfig, mel_spec: MelSpec | None, autoencoder=None):
         self.cfg = cfg
-        self.mel_spec = mel_spec if cfg.representation == "mel" else None
+        self.mel_spec = mel_spec if cfg.representation in ("mel", "latent") else None
+        self.autoencoder = autoencoder if cfg.representation == "latent" else None
+        if cfg.representation == "latent" and autoencoder is None:
+            raise ValueError("a latent dataset needs the autoencoder that encodes its mels")
         self.curves = tuple(cfg.curves)
         self.curve_method = cfg.curve_method
         if self.curves and self.curve_method == "auto":
@@ -121,6 +127,7 @@ class ItemLoader:
             "normalize": self.cfg.normalize,
             "min_samples": self.cfg.segment_samples if self.mel_spec is not None else 0,
             "mel": self.mel_spec.to_dict() if self.mel_spec is not None else None,
+            **({"autoencoder": self.autoencoder.digest()} if self.autoencoder is not None else {}),
         }
 
     def audio(self, item: AudioItem, data: bytes | None = None) -> torch.Tensor:
@@ -139,6 +146,8 @@ class ItemLoader:
             if missing > 0:
                 audio = F.pad(audio, (0, missing))
         out = {"x": audio if self.mel_spec is None else self.mel_spec(audio)}
+        if self.autoencoder is not None:
+            out["x"] = self.autoencoder.encode(out["x"][None])[0].cpu()
         if self.curves:
             from audiodiff.controls import extract, resample_curve
 
@@ -161,9 +170,12 @@ class ItemLoader:
 
     @property
     def segment_length(self) -> int:
-        """The crop length along the last axis: samples, or mel frames."""
+        """The crop length along the last axis: samples, mel frames or latent frames."""
         samples = self.cfg.segment_samples
-        return self.mel_spec.num_frames(samples) if self.mel_spec is not None else samples
+        if self.mel_spec is None:
+            return samples
+        frames = self.mel_spec.num_frames(samples)
+        return frames if self.autoencoder is None else -(-frames // self.autoencoder.config.time_down)
 
     def segment(self, item: AudioItem, seed: int | None = None, data: bytes | None = None) -> torch.Tensor:
         """A crop of the segment length; `seed` fixes where (None: the global RNG)."""

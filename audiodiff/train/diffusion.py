@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import math
 import sys
@@ -16,7 +17,7 @@ from audiodiff.config import DiffusionRunConfig, TrainConfig, to_dict
 from audiodiff.data.dataset import DatasetError, collate, make_dataset, scan_items
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.models.conditioning import tokenize
-from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.pipeline import AUTOENCODER_FOLDER, Pipeline, build_model
 from audiodiff.plots import plot_spectrograms
 from audiodiff.train.init import adopt_source, load_source, load_source_weights
 from audiodiff.train.trainer import StepContext
@@ -52,12 +53,32 @@ def resolve_conditioning(config: DiffusionRunConfig, items) -> DiffusionRunConfi
     return dataclasses.replace(config, conditioning=dataclasses.replace(cond, labels=list(labels), text=text, numbers=numbers))
 
 
+def load_autoencoder(config: DiffusionRunConfig, given=None):
+    """The autoencoder of a latent run (`given`, or `data.autoencoder` loaded), checked against
+    the run's MelSpec and input channels; None for mel and waveform runs."""
+    if config.data.representation != "latent":
+        return None
+    from audiodiff.checkpoint import CheckpointError
+    from audiodiff.config import ConfigError
+    from audiodiff.latent import Autoencoder
+
+    if given is None:
+        try:
+            given = Autoencoder.from_pretrained(config.data.autoencoder)
+        except CheckpointError as error:
+            raise ConfigError(f"data.autoencoder={config.data.autoencoder!r}: {error}") from None
+    given.check_joins(config.mel, config.model.in_channels, f"data.autoencoder={config.data.autoencoder!r}")
+    return given
+
+
 def _natural(label: str):
     return (0, int(label)) if label.isdigit() else (1, label)
 
 
 class DiffusionTask:
-    def __init__(self, config: DiffusionRunConfig, verbose: bool = True):
+    def __init__(self, config: DiffusionRunConfig, verbose: bool = True, autoencoder=None):
+        """`autoencoder`: the latents' (a distilled student's is its teacher's); None loads
+        `data.autoencoder` for a latent run (a fine-tuned latent model keeps its source's)."""
         numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
         curves = list(dict.fromkeys([*config.data.curves, *config.conditioning.curves]))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers, curves=curves))
@@ -65,12 +86,14 @@ class DiffusionTask:
         if config.train.init_from:
             self.source = load_source(config.train.init_from)
             config = adopt_source(config, self.source.config, config.train.init_from, verbose)
+            autoencoder = autoencoder or self.source.autoencoder
+        self.autoencoder = load_autoencoder(config, autoencoder)
         self.verbose = verbose
         items, self.report = scan_items(config.data)
         if verbose:
             print(self.report, file=sys.stderr)
         self.config = resolve_conditioning(config, items)
-        self.dataset = make_dataset(items, self.config.data, self.config.mel, self.config.conditioning.labels)
+        self.dataset = make_dataset(items, self.config.data, self.config.mel, self.config.conditioning.labels, self.autoencoder)
         self.num_workers = config.data.num_workers
         self.preview_vocoder = None
 
@@ -112,6 +135,11 @@ class DiffusionTask:
         data["dataset"] = self.report.to_dict()
         return data
 
+    def write_extras(self, folder: Path) -> None:
+        """A latent model's checkpoint carries its autoencoder (`autoencoder/`), so it loads anywhere."""
+        if self.autoencoder is not None:
+            self.autoencoder.save_pretrained(folder / AUTOENCODER_FOLDER)
+
     def preview(self, module: nn.Module, out_dir: Path, step: int) -> None:
         """A few samples from the EMA weights: wavs and one spectrogram grid."""
         config = self.config
@@ -119,7 +147,8 @@ class DiffusionTask:
             from audiodiff.vocoder import Vocoder
 
             self.preview_vocoder = Vocoder.from_pretrained(config.sampling.vocoder, config.mel)
-        pipe = Pipeline(module, config, self.preview_vocoder, device=self.device)
+        autoencoder = self.autoencoder if self.autoencoder is None or self.device.type == "cpu" else copy.deepcopy(self.autoencoder)
+        pipe = Pipeline(module, config, self.preview_vocoder, device=self.device, autoencoder=autoencoder)
         count = self.preview_count
         kwargs, titles = self._preview_conditions(count)
         out = pipe.generate(n=count, seed=1234, steps=min(config.sampling.steps, 25), **kwargs)

@@ -56,7 +56,7 @@ class DistillTask(DiffusionTask):
             raise TrainingError(f"distill.student_steps={config.distill.student_steps}: must be at least 1")
         if config.distill.method == "consistency" and config.distill.intervals < 1:
             raise TrainingError(f"distill.intervals={config.distill.intervals}: the consistency grid needs at least 1 interval")
-        super().__init__(student_config(self.teacher.config, config), verbose)
+        super().__init__(student_config(self.teacher.config, config), verbose, self.teacher.autoencoder)
 
     def build(self, device: torch.device, cfg: TrainConfig) -> None:
         super().build(device, cfg)

@@ -670,6 +670,9 @@ class Trainer:
                 save_tensors(folder / WEIGHTS, weights)
                 save_tensors(folder / STATE, tensors)
                 write_json(folder / STATE_META, meta)
+                extras = getattr(self.task, "write_extras", None)
+                if extras is not None:  # parts the checkpoint carries (a latent model's autoencoder)
+                    extras(folder)
 
             write_checkpoint(target, write)
             for old in list_checkpoints(self.out_dir)[: -self.cfg.keep_last]:
