@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audiodiff.checkpoint import CONFIG, CheckpointError, read_json
+import os
 
-__all__ = ["BUNDLED_DIR", "bundled_autoencoders", "bundled_names", "bundled_path", "bundled_vocoders", "check_part_name", "check_vocoder_name"]
+from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
+
+__all__ = ["BUNDLED_DIR", "bundled_autoencoders", "bundled_names", "bundled_path", "bundled_vocoders", "check_part_name", "check_vocoder_name", "find_checkpoint"]
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 
@@ -17,6 +19,18 @@ def bundled_path(name: str) -> Path | None:
         return None
     folder = BUNDLED_DIR / name
     return folder if (folder / CONFIG).is_file() else None
+
+
+def find_checkpoint(name_or_path: str | os.PathLike, listing: str) -> Path:
+    """A bundled checkpoint by name, else a checkpoint or run directory; when neither, the error
+    ends with `listing` (what is bundled, e.g. "bundled vocoders: [...]")."""
+    folder = bundled_path(str(name_or_path))
+    if folder is not None:
+        return folder
+    try:
+        return resolve_checkpoint(name_or_path)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; {listing}" if listing else str(error)) from None
 
 
 def check_part_name(setting: str, name: str, where: Path, bundled: list[str], fix: str) -> None:

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from audiodiff.audio import MelSpec
-from audiodiff.bundled import bundled_autoencoders, bundled_path
-from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, resolve_checkpoint
+from audiodiff.bundled import bundled_autoencoders, find_checkpoint
+from audiodiff.checkpoint import CONFIG, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json
 from audiodiff.config import ConfigError, from_dict, to_dict
 from audiodiff.models.autoencoder import AutoencoderModelConfig, MelAutoencoder
 
@@ -125,12 +125,7 @@ class Autoencoder:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> "Autoencoder":
         """A bundled autoencoder's name, an autoencoder checkpoint or a run directory."""
-        folder = bundled_path(str(path))
-        if folder is None:
-            try:
-                folder = resolve_checkpoint(path)
-            except CheckpointError as error:
-                raise CheckpointError(f"{error}; bundled autoencoders: {bundled_autoencoders()}") from None
+        folder = find_checkpoint(path, f"bundled autoencoders: {bundled_autoencoders()}")
         config = read_json(folder / CONFIG)
         if config.get("kind") != cls.kind:
             raise CheckpointError(f"{folder / CONFIG}: kind={config.get('kind')!r}; an autoencoder checkpoint has kind 'autoencoder'")

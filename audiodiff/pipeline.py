@@ -29,9 +29,9 @@ import torch
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AudioError, MelSpec, load_audio, normalize_peak, resample, to_channels
-from audiodiff.bundled import BUNDLED_DIR, bundled_autoencoders, bundled_names, bundled_path, check_part_name, check_vocoder_name
+from audiodiff.bundled import BUNDLED_DIR, bundled_autoencoders, bundled_names, bundled_path, check_part_name, check_vocoder_name, find_checkpoint
 from audiodiff.checkpoint import (
-    CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, resolve_checkpoint, save_tensors,
+    CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, save_tensors,
     write_checkpoint, write_json,
 )
 from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
@@ -133,14 +133,8 @@ class Pipeline:
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
         A latent model's autoencoder comes from the checkpoint (`autoencoder/`, or a bundled
         name), unless `autoencoder` (an `Autoencoder` or a path) is given."""
-        folder = bundled_path(str(name_or_path))
-        if folder is None:
-            try:
-                folder = resolve_checkpoint(name_or_path)
-            except CheckpointError as error:
-                names = bundled_names()
-                hint = f"; bundled models: {names}" if names else ""
-                raise CheckpointError(f"{error}{hint}") from None
+        names = bundled_names()
+        folder = find_checkpoint(name_or_path, f"bundled models: {names}" if names else "")
         data = read_json(folder / CONFIG)
         config = parse_run_config(data, str(folder / CONFIG))
         model = build_model(config, str(folder / CONFIG))

@@ -4,9 +4,10 @@ seconds per training step and per sampling step, for the digits-mel U-Net on its
 shapes (channels x time and frequency factors), with patch 2 and patch 1.
 
 With `--autoencoder RUN`, also the round trip of real held-out clips through that autoencoder and
-the vocoder against the vocoder alone: mel L1 and multi-resolution STFT distance.
+the vocoder against the vocoder alone: mel L1, multi-resolution STFT distance and (with
+`--classifier`) the evaluation classifier's Fréchet distance over the real floor.
 
-    python -m benchmarks.latent_vs_mel [--autoencoder runs/mel-vae-16k --data data/digits] [--rounds 5]
+    python -m benchmarks.latent_vs_mel [--autoencoder runs/mel-vae-16k --data data/notes --classifier runs/classifier-notes] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -101,28 +102,42 @@ def speed(config: DiffusionRunConfig, rounds: int) -> list[dict]:
     return rows
 
 
-def round_trip(autoencoder_path: str, data: str, count: int) -> dict:
-    """Held-out clips: vocoder alone, and autoencoder then vocoder (mel L1, multi-resolution STFT)."""
-    from audiodiff.audio import load_audio
+class ThroughAutoencoder:
+    """audio -> mel -> autoencoder round trip -> vocoder: what a latent model's real clips sound like."""
+
+    def __init__(self, autoencoder, vocoder):
+        self.autoencoder, self.vocoder, self.kind = autoencoder, vocoder, "autoencoder + vocoder"
+
+    def round_trip(self, audio: torch.Tensor) -> torch.Tensor:
+        mel = self.vocoder.mel_spec(audio)
+        return self.vocoder(self.autoencoder.round_trip(mel[:, None])[:, 0])
+
+
+def round_trip(autoencoder_path: str, data: str, count: int, classifier_path: str | None) -> dict:
+    """Held-out clips through the vocoder alone and through autoencoder then vocoder: mel L1
+    (60 dB floor, and plain), multi-resolution STFT, and with a classifier the Fréchet distance
+    over the real floor (benchmarks/vocoder_fidelity.py's measures)."""
     from audiodiff.latent import Autoencoder
+    from audiodiff.metrics import AudioClassifier
+    from audiodiff.metrics.evaluation import load_clips
     from audiodiff.vocoder import Vocoder
-    from audiodiff.vocoder.losses import multi_resolution_stft_loss
+    from benchmarks.vocoder_fidelity import evenly, frechet_over_floor, vocode_set
 
     autoencoder = Autoencoder.from_pretrained(autoencoder_path)
-    vocoder = Vocoder.from_pretrained("vocoder-16k")
-    rows = [json.loads(line) for line in (Path(data) / "manifest.jsonl").read_text().splitlines()]
-    rows = [row for row in rows if row.get("split") == "test"][:count]
-    scores = {"vocoder only": {"mel_l1": [], "mrstft": []}, "autoencoder + vocoder": {"mel_l1": [], "mrstft": []}}
-    for row in rows:
-        audio, _ = load_audio(Path(data) / row["path"], autoencoder.mel_spec.sample_rate, 1)
-        spec = autoencoder.mel_spec
-        audio = audio[..., : spec.num_samples(spec.num_frames(audio.shape[-1]))]
-        mel = spec(audio)[None]
-        for name, through in (("vocoder only", mel), ("autoencoder + vocoder", autoencoder.round_trip(mel))):
-            out = vocoder(through[:, 0])[..., : audio.shape[-1]]
-            scores[name]["mel_l1"].append(float((spec(out[0]) - mel[0]).abs().mean()))
-            scores[name]["mrstft"].append(float(multi_resolution_stft_loss(out[0], audio)))
-    return {"clips": len(rows), **{name: {k: round(statistics.mean(v), 4) for k, v in s.items()} for name, s in scores.items()}}
+    vocoder = Vocoder.from_pretrained("vocoder-16k", autoencoder.mel_spec)
+    clips = evenly(load_clips(data, split="test"), count)
+    classifier = AudioClassifier.load(classifier_path) if classifier_path else None
+    out = {"data": data, "clips": len(clips.paths), "autoencoder": autoencoder_path, "vocoder": "vocoder-16k"}
+    for name, system in (("vocoder only", vocoder), ("autoencoder + vocoder", ThroughAutoencoder(autoencoder, vocoder))):
+        scores, outputs = vocode_set(system, clips, autoencoder.mel_spec, 0.0, pitch=False)
+        if classifier is not None:
+            scores["frechet"] = frechet_over_floor(classifier, outputs, clips, data, autoencoder.mel_spec.sample_rate)
+        out[name] = scores
+    if classifier is not None:
+        out["frechet_vs_vocoder_only"] = round(out["autoencoder + vocoder"]["frechet"]["vocoded"] / out["vocoder only"]["frechet"]["vocoded"], 3)
+        out["target"] = "autoencoder + vocoder within 1.2x the vocoder-only Fréchet distance"
+        out["met"] = out["frechet_vs_vocoder_only"] <= 1.2
+    return out
 
 
 def main(argv=None) -> int:
@@ -132,6 +147,8 @@ def main(argv=None) -> int:
     parser.add_argument("--autoencoder", help="a trained autoencoder run: adds the round trip of real held-out clips")
     parser.add_argument("--data", default="data/digits")
     parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--classifier", help="an evaluation classifier run for --data: adds the Fréchet distance")
+    parser.add_argument("--skip-speed", action="store_true", help="only the round trip (the U-Net timings want a quiet machine)")
     parser.add_argument("--out", default="benchmarks/results/latent_vs_mel.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -144,16 +161,18 @@ def main(argv=None) -> int:
         "unet": "recipes/digits-mel model section (width 48 x [1, 2, 4]); only in_channels and patch_size change",
         "batch": {"train": BATCH_TRAIN, "sample": BATCH_SAMPLE},
         "target": "a latent U-Net of the same width costs at least 4x fewer FLOPs per step than the mel U-Net",
-        "unet_speed": speed(config, args.rounds),
+        "unet_speed": [] if args.skip_speed else speed(config, args.rounds),
         "load_average_before": load_before,
     }
     if args.autoencoder:
-        result["round_trip"] = round_trip(args.autoencoder, args.data, args.count)
+        result["round_trip"] = round_trip(args.autoencoder, args.data, args.count, args.classifier)
     result["machine"] = machine_info()
     write_result(result, args.out)
     for row in result["unet_speed"]:
         print(f"{row['case']:<32} {row['sample_gflop_per_call']:>7} GFLOP/call ({row['flops_fewer_x']}x fewer)  "
               f"train {row['train_s_per_step']} s/step ({row['train_faster_x']}x)  sample {row['sample_ms_per_call']} ms ({row['sample_faster_x']}x)")
+    if "round_trip" in result:
+        print(json.dumps(result["round_trip"], indent=1))
     return 0
 
 

@@ -210,6 +210,33 @@ def test_fine_tuning_with_a_new_curve_starts_where_the_source_was(tones, tmp_pat
     assert wav.is_file()
 
 
+def test_half_the_gestures_sound_through_the_whole_clip(tmp_path):
+    """Gesture clips either sound to the clip's end or stop between half the clip and the held
+    notes' note-off, as the manifest says: the model then learns when to stop from the f0 voicing."""
+    from audiodiff.data.builders.notes import build_notes
+    import json
+    import soundfile
+
+    try:
+        build_notes(tmp_path / "notes", programs=[56], pitches=[60], velocities=[100], gestures=12, progress=False)
+    except Exception as error:  # no fluidsynth or soundfont on this machine
+        pytest.skip(f"fluidsynth unavailable: {error}")
+    rows = [json.loads(line) for line in (tmp_path / "notes" / "manifest.jsonl").read_text().splitlines()]
+    gestures = [row for row in rows if row["gesture"] != "none"]
+    held = [row for row in rows if row["gesture"] == "none"]
+    note_off = held[0]["sounds_seconds"]
+    assert note_off == pytest.approx(0.75, abs=0.01)
+    through = [row for row in gestures if row["sounds_seconds"] == pytest.approx(1.0, abs=0.01)]
+    stopped = [row for row in gestures if row not in through]
+    assert through and stopped and all(0.49 <= row["sounds_seconds"] <= note_off for row in stopped)
+
+    def tail_db(row) -> float:  # the last 50 ms against the clip's peak
+        audio, rate = soundfile.read(tmp_path / "notes" / row["path"])
+        return 20 * np.log10(np.sqrt(np.mean(audio[-rate // 20 :] ** 2)) / np.abs(audio).max() + 1e-9)
+
+    assert min(tail_db(row) for row in through) > max(tail_db(row) for row in stopped) + 6
+
+
 def test_notes_builder_renders_gestures(tmp_path):
     from audiodiff.data.builders.notes import GESTURES, Slot, build_notes, midi_file
     import json

@@ -32,6 +32,8 @@ def data(tmp_path_factory):
         "synth": lambda folder: build_synthetic(folder, per_class=2, seconds=0.5),
         "digits": lambda folder: build_digits(folder, num_clips=10, seed=0, workers=2, progress=False),
         "notes": lambda folder: build_notes(folder, programs=[0, 33], pitches=[55, 67], velocities=[60, 120], workers=2, progress=False),
+        "notes-22k": lambda folder: build_notes(folder, programs=[0, 33], pitches=[55, 67], velocities=[60, 120], seconds=4.0,
+                                                sample_rate=22050, workers=2, progress=False),
         "folder": make_user_folder,
     }
     made = {}
@@ -92,7 +94,7 @@ def generate_one(run: Path, **conditions) -> torch.Tensor:
 
 def test_every_recipe_has_a_smoke_test_here():
     recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
-    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "notes-curves", "folder", "vocoder-16k", "vocoder-22k", "mel-vae-16k"}
+    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "notes-curves", "folder", "vocoder-16k", "vocoder-22k", "mel-vae-16k", "digits-latent", "mel-vae-22k", "notes-latent-22k"}
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
 
@@ -203,6 +205,25 @@ def test_mel_vae_recipe(tmp_path, data):
     mel = autoencoder.mel_spec(torch.randn(1, 8000) * 0.1)[None]
     latent = autoencoder.encode(mel)
     assert latent.shape == (1, 4, 20, -(-mel.shape[-1] // 4)) and autoencoder.decode(latent, mel.shape[-1]).shape == mel.shape
+
+
+@needs_espeak
+def test_digits_latent_recipe(tmp_path, data):
+    """The autoencoder recipe, then the latent digits recipe on its latents; the checkpoint carries the autoencoder."""
+    autoencoder = train_recipe("mel-vae-16k", data("synth"), tmp_path / "ae", "data.split=null")
+    run = train_recipe("digits-latent", data("digits"), tmp_path / "latent", f"data.autoencoder={autoencoder}")
+    assert Pipeline.from_pretrained(run).is_latent
+    generate_one(run, label="seven", text="the word seven, said slowly")
+
+
+@needs_fluidsynth
+def test_notes_latent_22k_recipe(tmp_path, data):
+    """4-second notes at 22.05 kHz: mel-vae-22k as written, then the latent U-Net on its latents."""
+    autoencoder = train_recipe("mel-vae-22k", data("notes-22k"), tmp_path / "ae", "data.split=null")
+    run = train_recipe("notes-latent-22k", data("notes-22k"), tmp_path / "latent", f"data.autoencoder={autoencoder}", "data.split=null")
+    pipe = Pipeline.from_pretrained(run)
+    assert pipe.sample_rate == 22050 and pipe._shape(1, None) == (1, 4, 20, 86)
+    generate_one(run, label=pipe.labels[0], pitch=60, velocity=100)
 
 
 def test_every_recipe_has_a_readme_with_its_command():

@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 
 from audiodiff.audio import MelSpec, griffin_lim
-from audiodiff.bundled import bundled_path, bundled_vocoders
-from audiodiff.checkpoint import CONFIG, CheckpointError, check_top_level, read_json, resolve_checkpoint
+from audiodiff.bundled import bundled_vocoders, find_checkpoint
+from audiodiff.checkpoint import CONFIG, CheckpointError, check_top_level, read_json
 from audiodiff.errors import UserError
 
 __all__ = ["Vocoder", "GriffinLimVocoder", "VocoderError", "check_compatible", "VOCODER_KINDS"]
@@ -59,12 +59,7 @@ class Vocoder(nn.Module):
             if mel_spec is None:
                 raise VocoderError("Griffin-Lim needs the MelSpec of the mels it will invert")
             return GriffinLimVocoder(mel_spec)
-        folder = bundled_path(str(path))
-        if folder is None:
-            try:
-                folder = resolve_checkpoint(path)
-            except CheckpointError as error:
-                raise CheckpointError(f"{error}; bundled vocoders: {bundled_vocoders()}, or griffin_lim") from None
+        folder = find_checkpoint(path, f"bundled vocoders: {bundled_vocoders()}, or griffin_lim")
         config = read_json(folder / CONFIG)
         kind = config.get("kind")
         if kind not in VOCODER_KINDS:

@@ -11,6 +11,9 @@ With `gestures`, each program also plays clips whose pitch and loudness move ins
 a model conditioned on control curves (`audiodiff.controls`) sees curves that vary in time: pitch
 bends and glides (the pitch wheel, General MIDI's +-2 semitones), vibrato (the wheel as a 4-7 Hz
 sine), swells and tremolo (expression, CC11), and short legato or detached phrases of 2-4 notes.
+Half the gestures sound through the whole clip (cut by its end); the others stop between half the
+clip and the held notes' note-off (`sounds_seconds` in the manifest), so a model learns from the
+f0 curve's voicing when a sound should end instead of always releasing where held notes do.
 """
 
 from __future__ import annotations
@@ -196,6 +199,17 @@ class Slot:
     def key(self) -> str:
         return f"{self.pitch}:{self.velocity}" if self.kind == "note" else f"{self.kind}:{self.index}"
 
+    def hold(self, hold_ms: int, clip_ms: int) -> int:
+        """How long this slot sounds: a held note `hold_ms` (then its release); a gesture, drawn
+        from its seed, half the time through the whole clip (cut by its end, not released) and
+        otherwise from half the clip to `hold_ms`, so the curves teach when a sound stops."""
+        if self.kind == "note":
+            return hold_ms
+        rng = np.random.default_rng([self.seed, 1])  # its own stream: the gesture's other draws stay as they were
+        if rng.random() < 0.5:
+            return clip_ms
+        return _on_grid(rng.uniform(min(0.5 * clip_ms, hold_ms), hold_ms))
+
     def phrase(self, hold_ms: int) -> list[tuple[int, int, int]]:
         """The notes `[(start ms, end ms, pitch)]` within the hold."""
         if self.kind not in ("legato", "detached"):
@@ -262,7 +276,7 @@ def midi_file(program: int, notes: list, seconds: float, release: float) -> byte
         start = k * slot_ms + LEAD_MS
         if slot.kind != "note":
             events += [(k * slot_ms, _wheel(0.0)), (k * slot_ms, _expression(127))]
-        events += slot.events(start, hold_ms)
+        events += slot.events(start, slot.hold(hold_ms, _on_grid(seconds * 1000)))
         events.append((start + sound_off_ms, bytes([0xB0, 120, 0])))  # All Sound Off: nothing rings into the next slot
         if slot.kind != "note":
             events += [(start + sound_off_ms, _wheel(0.0)), (start + sound_off_ms, _expression(127))]
@@ -372,6 +386,7 @@ class _ProgramRenderer:
             "velocity": velocity,
             "dynamic": _dynamic(velocity),
             "gesture": "none" if slot.kind == "note" else slot.kind,
+            "sounds_seconds": slot.hold(_on_grid((self.seconds - self.release) * 1000), _on_grid(self.seconds * 1000)) / 1000,
             "text": text if slot.kind == "note" else f"{text}, {GESTURE_WORDS[slot.kind]}",
             "split": hash_split(key, self.seed),
         }
