@@ -263,6 +263,29 @@ def render_threads(result: dict, images: str) -> list[str]:
     return lines
 
 
+def render_latent_vs_mel(result: dict, images: str) -> list[str]:
+    lines = ["### Latent against mel: U-Net cost at matched width, and the autoencoder's round trip", ""]
+    rows = result.get("unet_speed") or []
+    if rows:
+        body = [[row["case"], " x ".join(map(str, row["input"])), _number(row["sample_gflop_per_call"], 3), _number(row["flops_fewer_x"], 1),
+                 _number(row["train_s_per_step"], 3), _number(row["train_faster_x"], 1), _number(row["sample_ms_per_call"], 1),
+                 _number(row["sample_faster_x"], 1)] for row in rows]
+        lines += _table(["U-Net input", "shape", "GFLOP/call", "fewer FLOPs", "s/train step", "faster", "ms/call", "faster"], body) + [""]
+        lines.append(f"{result.get('unet')}; training batch {result['batch']['train']}, sampling batch {result['batch']['sample']}. "
+                     f"Target: {result.get('target')}.")
+    trip = result.get("round_trip")
+    if trip:
+        sides = ("vocoder only", "autoencoder + vocoder")
+        body = [[side, _number(trip[side].get("mel_l1_60db"), 3), _number(trip[side].get("mr_stft"), 3),
+                 _number((trip[side].get("frechet") or {}).get("vocoded"), 2), _number((trip[side].get("frechet") or {}).get("over_floor"), 2)]
+                for side in sides]
+        lines += ["", *_table(["real held-out clips through", "log-mel L1 (60 dB floor)", "MR-STFT", "Fréchet", "x real floor"], body), ""]
+        verdict = "met" if trip.get("met") else "missed"
+        lines.append(f"{trip['clips']} clips of `{trip['data']}`, autoencoder `{trip['autoencoder']}`; autoencoder + vocoder at "
+                     f"{trip.get('frechet_vs_vocoder_only')}x the vocoder-only Fréchet distance (target at most 1.2x: {verdict}).")
+    return lines
+
+
 def _retitled(renderer: Callable[[dict, str], list[str]], title: str) -> Callable[[dict, str], list[str]]:
     """`renderer` under another heading (the same table for a student's or another run's result)."""
     return lambda result, images: [title, *renderer(result, images)[1:]]
@@ -283,6 +306,7 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "notes_pitch": render_notes_pitch,
     "notes_pitch_fast": _retitled(render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"),
     "own_data": render_own_data,
+    "latent_vs_mel": render_latent_vs_mel,
     "threads": render_threads,
 }
 """Benchmark name (its JSON file's stem) -> markdown lines; the README shows them in this order."""

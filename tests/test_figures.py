@@ -95,3 +95,17 @@ def test_the_evaluation_and_vocoder_results_render():
     assert "| digits-fast (student) | 1 | 0.050 | 4.00 | 0.970 | 0.700 |" in text and "tradeoffs.md" in text
     assert "| 8 | 1 | 8.300 | 8.100 | +0.200 ± 0.140 |" in text and "| real held-out clips | -9.000 | 0.500 |" in text
     assert "| held-out digits, +0 dB | vocoder-16k | 0.100 | 1.000 | – | 1.40 |" in text and "1 of 2 targets met" in text
+
+
+def test_latent_vs_mel_renders_the_cost_and_the_round_trip():
+    row = {"case": "mel (baseline)", "input": [1, 80, 62], "sample_gflop_per_call": 4.39, "flops_fewer_x": 1.0, "train_s_per_step": 1.2,
+           "train_faster_x": 1.0, "sample_ms_per_call": 90.0, "sample_faster_x": 1.0}
+    latent = {**row, "case": "latent 4x20x16, patch 2", "input": [4, 20, 16], "sample_gflop_per_call": 0.335, "flops_fewer_x": 13.1}
+    side = {"mel_l1_60db": 0.2, "mr_stft": 1.5, "frechet": {"vocoded": 20.0, "over_floor": 1.1}}
+    result = {"date": "d", "unet": "digits-mel", "batch": {"train": 16, "sample": 2}, "target": "4x", "unet_speed": [row, latent],
+              "round_trip": {"clips": 40, "data": "data/notes", "autoencoder": "runs/ae", "vocoder only": side,
+                             "autoencoder + vocoder": {**side, "frechet": {"vocoded": 26.0, "over_floor": 1.43}},
+                             "frechet_vs_vocoder_only": 1.3, "met": False}}
+    text = render({"latent_vs_mel": result})
+    assert "| latent 4x20x16, patch 2 | 4 x 20 x 16 | 0.335 | 13.1 |" in text
+    assert "| autoencoder + vocoder | 0.200 | 1.500 | 26.00 | 1.43 |" in text and "at most 1.2x: missed" in text
