@@ -111,10 +111,12 @@ class Autoencoder:
     def checkpoint_config(self) -> dict:
         return checkpoint_config(self.config, self.mel_spec, self.latent_scale, self.info)
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Path:
+        """config.json + model.safetensors; `dtype=torch.float16` halves the file (it loads back as float32)."""
         from audiodiff.checkpoint import save_tensors, write_checkpoint, write_json
 
-        config, state = self.checkpoint_config(), {k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        state = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in self.model.state_dict().items()}
+        config = self.checkpoint_config()
 
         def write(folder: Path) -> None:
             write_json(folder / CONFIG, config)

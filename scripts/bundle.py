@@ -2,6 +2,7 @@
 
     python scripts/bundle.py vocoder runs/vocoder-16k --name vocoder-16k [--match-mel 8] [--metrics fidelity=benchmarks/results/vocoder_fidelity.json]
     python scripts/bundle.py diffusion runs/digits-mel --name digits --vocoder vocoder-16k [--steps 12] [--metrics eval=eval/digits/metrics.json]
+    python scripts/bundle.py autoencoder runs/mel-vae-16k --name mel-vae-16k [--metrics latent=benchmarks/results/latent_vs_mel.json]
 
 The diffusion model refers to the bundled vocoder by name, so two models can share one vocoder.
 """
@@ -23,7 +24,7 @@ from audiodiff.vocoder import Vocoder
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["diffusion", "vocoder"])
+    parser.add_argument("kind", choices=["diffusion", "vocoder", "autoencoder"])
     parser.add_argument("checkpoint", help="a checkpoint or run directory")
     parser.add_argument("--name", required=True)
     parser.add_argument("--vocoder", help="diffusion: the bundled vocoder to use (default: Griffin-Lim)")
@@ -41,7 +42,13 @@ def main() -> None:
         if "scores" in found:  # an `audiodiff eval` result: keep the summary, not every clip's numbers
             found = {k: found[k] for k in ("date", "sampling", "generated", "reference", "floor", "scores", "per_class_accuracy") if k in found}
         metrics[name] = found
-    if args.kind == "vocoder":
+    if args.kind == "autoencoder":
+        from audiodiff.latent import Autoencoder
+
+        autoencoder = Autoencoder.from_pretrained(source)
+        autoencoder.info = {k: v for k, v in autoencoder.info.items() if k not in ("path", "dataset")} | {"source": str(source), "metrics": metrics}
+        autoencoder.save_pretrained(target, dtype=torch.float16)
+    elif args.kind == "vocoder":
         vocoder = Vocoder.from_pretrained(source)
         recipe = vocoder.info.pop("recipe", None) or {}
         start = (recipe.get("train") or {}).get("init_from")
