@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
+from typing import Callable
 
 from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
 
@@ -21,31 +21,33 @@ def bundled_path(name: str) -> Path | None:
     return folder if (folder / CONFIG).is_file() else None
 
 
-def find_checkpoint(name_or_path: str | os.PathLike, listing: str) -> Path:
+def find_checkpoint(name_or_path: str | os.PathLike, listing: Callable[[], str]) -> Path:
     """A bundled checkpoint by name, else a checkpoint or run directory; when neither, the error
-    ends with `listing` (what is bundled, e.g. "bundled vocoders: [...]")."""
+    ends with `listing()` (what is bundled, e.g. "bundled vocoders: [...]"; read only then)."""
     folder = bundled_path(str(name_or_path))
     if folder is not None:
         return folder
     try:
         return resolve_checkpoint(name_or_path)
     except CheckpointError as error:
-        raise CheckpointError(f"{error}; {listing}" if listing else str(error)) from None
+        hint = listing()
+        raise CheckpointError(f"{error}; {hint}" if hint else str(error)) from None
 
 
-def check_part_name(setting: str, name: str, where: Path, bundled: list[str], fix: str) -> None:
+def check_part_name(setting: str, name: str, where: Path, bundled: Callable[[], list[str]], fix: str) -> None:
     """A checkpoint may name a bundled part (vocoder, autoencoder) or a sub-folder of its own,
-    nothing elsewhere on the disk (a hostile config must not make the loader read other folders)."""
+    nothing elsewhere on the disk (a hostile config must not make the loader read other folders).
+    `bundled()` lists the bundled ones for the error (read only then)."""
     if bundled_path(name) is not None:
         return
     if "/" in name or "\\" in name or name.startswith(".") or not (where.parent / name / CONFIG).is_file():
-        raise CheckpointError(f"{where}: {setting}={name!r} is neither a bundled one ({bundled}) nor a sub-folder of the checkpoint; {fix}")
+        raise CheckpointError(f"{where}: {setting}={name!r} is neither a bundled one ({bundled()}) nor a sub-folder of the checkpoint; {fix}")
 
 
 def check_vocoder_name(name: str, where: Path) -> None:
     """"griffin_lim", a bundled vocoder or a sub-folder of the checkpoint (`check_part_name`)."""
     if name != "griffin_lim":
-        check_part_name("sampling.vocoder", name, where, ["griffin_lim", *bundled_vocoders()],
+        check_part_name("sampling.vocoder", name, where, lambda: ["griffin_lim", *bundled_vocoders()],
                         "pass vocoder= to from_pretrained (--vocoder on the command line) to use another")
 
 

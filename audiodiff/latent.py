@@ -127,7 +127,7 @@ class Autoencoder:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> "Autoencoder":
         """A bundled autoencoder's name, an autoencoder checkpoint or a run directory."""
-        folder = find_checkpoint(path, f"bundled autoencoders: {bundled_autoencoders()}")
+        folder = find_checkpoint(path, lambda: f"bundled autoencoders: {bundled_autoencoders()}")
         config = read_json(folder / CONFIG)
         if config.get("kind") != cls.kind:
             raise CheckpointError(f"{folder / CONFIG}: kind={config.get('kind')!r}; an autoencoder checkpoint has kind 'autoencoder'")

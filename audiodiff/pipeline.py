@@ -133,8 +133,7 @@ class Pipeline:
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
         A latent model's autoencoder comes from the checkpoint (`autoencoder/`, or a bundled
         name), unless `autoencoder` (an `Autoencoder` or a path) is given."""
-        names = bundled_names()
-        folder = find_checkpoint(name_or_path, f"bundled models: {names}" if names else "")
+        folder = find_checkpoint(name_or_path, lambda: f"bundled models: {names}" if (names := bundled_names()) else "")
         data = read_json(folder / CONFIG)
         config = parse_run_config(data, str(folder / CONFIG))
         model = build_model(config, str(folder / CONFIG))
@@ -164,7 +163,7 @@ class Pipeline:
                 choice = folder / AUTOENCODER_FOLDER
             else:
                 choice = config.data.autoencoder
-                check_part_name("data.autoencoder", str(choice), folder / CONFIG, bundled_autoencoders(),
+                check_part_name("data.autoencoder", str(choice), folder / CONFIG, bundled_autoencoders,
                                 "pass autoencoder= to from_pretrained to use another")
         return Autoencoder.from_pretrained(choice)
 
@@ -220,21 +219,20 @@ class Pipeline:
         return self.config.data.segment_seconds
 
     def _shape(self, n: int, duration: float | None) -> tuple[int, ...]:
-        seconds = self.default_duration() if duration is None else _seconds("duration", duration)
-        samples = int(round(seconds * self.sample_rate))
         if self.is_latent:
-            return (n, *self.autoencoder.latent_shape(self.mel_spec.n_mels, max(1, self.mel_spec.num_frames(samples))))
+            return (n, *self.autoencoder.latent_shape(self.mel_spec.n_mels, self._mel_frames(duration)))
         if self.is_mel:
-            frames = max(1, self.mel_spec.num_frames(samples))
-            return (n, self.config.model.in_channels, self.mel_spec.n_mels, frames)
-        return (n, self.config.data.channels, samples)
+            return (n, self.config.model.in_channels, self.mel_spec.n_mels, self._mel_frames(duration))
+        return (n, self.config.data.channels, self._samples(duration))
+
+    def _samples(self, duration: float | None) -> int:
+        """Samples of a clip of `duration` seconds (None: the training length)."""
+        seconds = self.default_duration() if duration is None else _seconds("duration", duration)
+        return int(round(seconds * self.sample_rate))
 
     def _mel_frames(self, duration: float | None) -> int | None:
         """Mel frames of a clip of `duration` (None: the training length); None for waveform models."""
-        if not self.is_mel:
-            return None
-        seconds = self.default_duration() if duration is None else _seconds("duration", duration)
-        return max(1, self.mel_spec.num_frames(int(round(seconds * self.sample_rate))))
+        return max(1, self.mel_spec.num_frames(self._samples(duration))) if self.is_mel else None
 
     # -- generation
 

@@ -59,7 +59,7 @@ class Vocoder(nn.Module):
             if mel_spec is None:
                 raise VocoderError("Griffin-Lim needs the MelSpec of the mels it will invert")
             return GriffinLimVocoder(mel_spec)
-        folder = find_checkpoint(path, f"bundled vocoders: {bundled_vocoders()}, or griffin_lim")
+        folder = find_checkpoint(path, lambda: f"bundled vocoders: {bundled_vocoders()}, or griffin_lim")
         config = read_json(folder / CONFIG)
         kind = config.get("kind")
         if kind not in VOCODER_KINDS:
