@@ -149,6 +149,7 @@ def test_a_killed_latent_run_resumes_to_the_same_weights(synth_dir, autoencoder_
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # a distillation run; the teacher's autoencoder hand-over is one line in DistillTask
 def test_a_student_of_a_latent_teacher_keeps_its_autoencoder(latent_run, synth_dir, tmp_path):
     config = from_dict(DistillRunConfig, {
         "distill": {"teacher": str(latent_run), "method": "guidance"},

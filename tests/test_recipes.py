@@ -216,6 +216,7 @@ def test_digits_latent_recipe(tmp_path, data):
     generate_one(run, label="seven", text="the word seven, said slowly")
 
 
+@pytest.mark.slow  # two trainings on 4 s clips; the latent path itself runs in tests/test_latent_diffusion.py
 @needs_fluidsynth
 def test_notes_latent_22k_recipe(tmp_path, data):
     """4-second notes at 22.05 kHz: mel-vae-22k as written, then the latent U-Net on its latents."""
