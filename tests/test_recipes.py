@@ -58,13 +58,13 @@ def make_user_folder(folder: Path) -> None:
                 (folder / kind / f"{kind}{index}.txt").write_text(f"a {kind} sound, take {index}")
 
 
-def train_recipe(name: str, data_path: Path, out: Path, *overrides: str) -> Path:
-    """`audiodiff train --config recipes/NAME/config.yaml` on tiny data for 2 steps."""
+def train_recipe(name: str, data_path: Path, out: Path, *overrides: str, config: str = "config.yaml") -> Path:
+    """`audiodiff train --config recipes/NAME/CONFIG` on tiny data for 2 steps."""
     code = main(
         [
             "train",
             "--config",
-            str(ROOT / "recipes" / name / "config.yaml"),
+            str(ROOT / "recipes" / name / config),
             "--no-progress",
             f"data.path={data_path}",
             f"data.cache_dir={out / 'cache'}",
@@ -192,6 +192,20 @@ def test_vocoder_recipes(tmp_path, data, name, rate):
     assert out.shape[-1] == mel.shape[-1] * vocoder.mel_spec.hop_length and torch.isfinite(out).all()
     log = [line for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     assert len(log) == 2
+
+
+def test_source_filter_vocoder_recipe(tmp_path, data):
+    """recipes/vocoder-16k/source-filter.yaml: the bundled vocoder grown a harmonic source, each
+    clip's F0 measured and cached, both phases, then a round trip through the pitch head's F0."""
+    from audiodiff.vocoder import Vocoder
+
+    run = train_recipe("vocoder-16k", data("synth"), tmp_path, "loss.discriminator_start=1", "data.split=null", config="source-filter.yaml")
+    vocoder = Vocoder.from_pretrained(run)
+    assert vocoder.generator.name == "source_filter" and vocoder.generator.config["dim"] == 256  # vocoder-16k's backbone
+    assert any((tmp_path / "cache").rglob("*.safetensors"))  # the measured F0, cached with the audio
+    out = vocoder(vocoder.mel_spec(torch.randn(1, 8000) * 0.1))
+    assert out.shape == (1, 1, 8000 // 256 * 256) and torch.isfinite(out).all()
+    assert all("pitch" in line for line in (run / "log.jsonl").read_text().splitlines() if line.strip())
 
 
 def test_mel_vae_recipe(tmp_path, data):

@@ -18,6 +18,7 @@ SMALL = {  # small versions of each generator, for tests that train
     "hifigan_v2": {"upsample_initial_channel": 16},
     "hifigan_v3": {"upsample_initial_channel": 16},
     "istft": {"dim": 32, "intermediate_dim": 64, "num_layers": 2},
+    "source_filter": {"dim": 32, "intermediate_dim": 64, "num_layers": 2},
 }
 SMALL_DISCRIMINATORS = {"mpd": {"channels": (4, 8, 16, 16)}, "msd": {"width": 1 / 32}, "mrd": {"channels": 4}}
 

@@ -76,7 +76,10 @@ class AudioDataset(Dataset):
     """Items are indexed by `(index, seed)`: the seed fixes the random crop, so a resumed run
     sees exactly the data an uninterrupted run would."""
 
-    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None):
+    def __init__(
+        self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None,
+        curve_hop: int | None = None,
+    ):
         if cfg.representation != "wave" and mel_spec is None:
             raise DatasetError(f"a {cfg.representation} dataset needs a MelSpec")
         if cfg.representation != "wave" and mel_spec.sample_rate != cfg.sample_rate:
@@ -85,7 +88,7 @@ class AudioDataset(Dataset):
             )
         self.items = items
         self.cfg = cfg
-        self.loader = ItemLoader(cfg, mel_spec, autoencoder)
+        self.loader = ItemLoader(cfg, mel_spec, autoencoder, curve_hop)
         self.mel_spec = self.loader.mel_spec
         self.label_index = {label: i for i, label in enumerate(labels)}
 
@@ -118,9 +121,12 @@ class ShardStream(IterableDataset):
     The trainer calls `configure` once and `start(epoch, position)` before each pass; `position`
     counts this rank's batches already used in the epoch."""
 
-    def __init__(self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None):
+    def __init__(
+        self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None,
+        curve_hop: int | None = None,
+    ):
         self.items = items
-        self.examples = AudioDataset(items, cfg, mel_spec, labels, autoencoder)
+        self.examples = AudioDataset(items, cfg, mel_spec, labels, autoencoder, curve_hop)
         shards: dict[Path, list[int]] = {}
         for index, item in enumerate(items):
             shards.setdefault(item.path, []).append(index)
@@ -190,12 +196,16 @@ class ShardStream(IterableDataset):
             start = end
 
 
-def make_dataset(items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None) -> Dataset:
+def make_dataset(
+    items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None,
+    curve_hop: int | None = None,
+) -> Dataset:
     """An `AudioDataset`, or a `ShardStream` (an iterable dataset) for items that live in shards.
-    `autoencoder` (an `audiodiff.latent.Autoencoder`) encodes the mels of a latent dataset."""
+    `autoencoder` (an `audiodiff.latent.Autoencoder`) encodes the mels of a latent dataset;
+    `curve_hop` sets the samples per curve frame of a waveform dataset (a vocoder's mel hop)."""
     if items and items[0].member is not None:
-        return ShardStream(items, cfg, mel_spec, labels, autoencoder)
-    return AudioDataset(items, cfg, mel_spec, labels, autoencoder)
+        return ShardStream(items, cfg, mel_spec, labels, autoencoder, curve_hop)
+    return AudioDataset(items, cfg, mel_spec, labels, autoencoder, curve_hop)
 
 
 def collate(rows: list[dict]) -> dict:

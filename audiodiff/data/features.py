@@ -92,8 +92,9 @@ class ItemLoader:
     """Items -> segments `[channels, samples]` (wave), `[channels, n_mels, frames]` (mel) or
     `[latent_channels, bands, latent_frames]` (latent: needs the `autoencoder`)."""
 
-    def __init__(self, cfg: DataConfig, mel_spec: MelSpec | None, autoencoder=None):
+    def __init__(self, cfg: DataConfig, mel_spec: MelSpec | None, autoencoder=None, curve_hop: int | None = None):
         self.cfg = cfg
+        self.curve_hop = curve_hop
         self.mel_spec = mel_spec if cfg.representation in ("mel", "latent") else None
         self.autoencoder = autoencoder if cfg.representation == "latent" else None
         if cfg.representation == "latent" and autoencoder is None:
@@ -108,9 +109,12 @@ class ItemLoader:
 
     @property
     def hop(self) -> int:
-        """Samples per curve frame: the mel hop, or for waveforms the bundled frame rate's."""
+        """Samples per curve frame: the mel hop, or for waveforms `curve_hop` if given (a vocoder's
+        mel hop), else the bundled frame rate's."""
         if self.mel_spec is not None:
             return self.mel_spec.hop_length
+        if self.curve_hop is not None:
+            return self.curve_hop
         from audiodiff.controls import FRAME_RATE
 
         return max(1, round(self.cfg.sample_rate / FRAME_RATE))
@@ -190,10 +194,12 @@ class ItemLoader:
         x, length = features["x"], self.segment_length
         have = x.shape[-1]
         start = 0
+        per_frame = 1 if self.mel_spec is not None else self.hop
         if have > length and self.cfg.random_crop:
             start = int(torch.randint(0, have - length + 1, (1,), generator=generator))
+            if self.curves:  # a waveform crop starts on a curve frame, so its curves line up with it
+                start -= start % per_frame
         out = {"x": crop_or_pad(x[..., start:], length, random=False)}
-        per_frame = 1 if self.mel_spec is not None else self.hop
         frames = length // per_frame
         for name in self.curves:
             curve = features[name][start // per_frame : start // per_frame + frames]

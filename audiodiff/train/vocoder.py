@@ -20,16 +20,20 @@ from audiodiff.train.trainer import StepContext
 from audiodiff.vocoder.base import Vocoder
 from audiodiff.vocoder.discriminators import Discriminators
 from audiodiff.vocoder.gan import GANVocoder
-from audiodiff.vocoder.generators import build_generator
+from audiodiff.vocoder.generators import IstftGenerator, SourceFilterGenerator, build_generator
 from audiodiff.vocoder.losses import mel_l1_loss
 from audiodiff.vocoder.training import gan_step
 
 __all__ = ["VocoderTask"]
 
+NEW_HEADS = ("pitch_head.", "harmonic_head.")  # what a source-filter generator adds to an ISTFT one
+
 
 def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tuple[VocoderRunConfig, nn.Module]:
     """`train.init_from` for a vocoder run: the named GAN vocoder's generator, and the run's config
-    with that generator's architecture and MelSpec (fine-tuning needs both; it says so if they change)."""
+    with that generator's architecture and MelSpec (fine-tuning needs both; it says so if they change).
+    A `source_filter` run may start from an `istft` vocoder: it keeps its own generator name and
+    takes the source's backbone and head settings."""
     from audiodiff.checkpoint import CheckpointError
 
     name = config.train.init_from
@@ -41,7 +45,11 @@ def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tup
         raise InitError(f"train.init_from={name!r}: {error}") from None
     if not isinstance(source, GANVocoder):
         raise InitError(f"train.init_from={name!r} is a {source.kind} vocoder with no weights; name a trained GAN vocoder")
-    model = dataclasses.replace(config.model, generator=source.generator.name, generator_config=source.generator.config)
+    generator, options = source.generator.name, source.generator.config
+    if config.model.generator == SourceFilterGenerator.name and generator == IstftGenerator.name:
+        # an ISTFT generator grows a harmonic source: its weights load, the source's layers start fresh
+        generator, options = config.model.generator, {**options, **config.model.generator_config}
+    model = dataclasses.replace(config.model, generator=generator, generator_config=options)
     changed = [section for section, old, new in (("model", config.model, model), ("mel", config.mel, source.mel_spec))
                if to_dict(old) != to_dict(new)]
     if changed and verbose:
@@ -54,12 +62,15 @@ class VocoderTask:
         self.source = None
         if config.train.init_from:
             config, self.source = load_source_generator(config, verbose)
+        self.needs_f0 = config.model.generator == SourceFilterGenerator.name  # its source follows each clip's measured F0
+        if self.needs_f0 and "f0" not in config.data.curves:
+            config = dataclasses.replace(config, data=dataclasses.replace(config.data, curves=[*config.data.curves, "f0"]))
         self.config = config
         self.mel_spec = config.mel
         items, self.report = scan_items(config.data)
         if verbose:
             print(self.report, file=sys.stderr)
-        self.dataset = make_dataset(items, config.data, None)
+        self.dataset = make_dataset(items, config.data, None, curve_hop=config.mel.hop_length)
         self.num_workers = config.data.num_workers
         self.preview_items = items[:: max(1, len(items) // 4)][:4]
 
@@ -72,7 +83,10 @@ class VocoderTask:
         self.generator = build_generator(model.generator, self.mel_spec, **model.generator_config).to(device)
         if self.source is not None:
             try:
-                self.generator.load_state_dict(self.source.state_dict())
+                missing, unexpected = self.generator.load_state_dict(self.source.state_dict(), strict=False)
+                grown = self.source.name != self.generator.name  # istft -> source_filter: the new heads start fresh
+                if unexpected or (missing and not (grown and all(key.startswith(NEW_HEADS) for key in missing))):
+                    raise RuntimeError(f"missing {missing}, unexpected {unexpected}")
             except RuntimeError:  # a generator saved folded (weight norm removed) cannot train as it was built
                 raise InitError(
                     f"train.init_from={cfg.init_from!r}: its weights are folded (weight norm removed) and do not match "
@@ -100,6 +114,7 @@ class VocoderTask:
             decibels = torch.empty(audio.shape[0], 1, 1, device=audio.device).uniform_(low, high)
             audio = audio * torch.pow(10.0, decibels / 20.0)
         mel = self.mel_spec(audio[:, 0])
+        f0 = batch["f0"].to(self.device)[:, :frames] if self.needs_f0 else None
         losses = gan_step(
             self.g_net,
             self.d_net,
@@ -111,6 +126,7 @@ class VocoderTask:
             self.config.loss,
             adversarial=ctx.step >= self.config.loss.discriminator_start,
             ctx=ctx,
+            f0=f0,
         )
         losses.pop("skipped_updates")  # ctx.backward has told the trainer (bad_step)
         return losses

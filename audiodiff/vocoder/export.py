@@ -2,12 +2,15 @@
 
 The exported graph maps mel `[batch, n_mels, frames]` to audio for HiFi-GAN generators, and to
 the real and imaginary parts of the spectrum for the ISTFT generator, whose inverse STFT then
-runs outside the graph (`audiodiff.audio.istft`, a few lines of irfft + overlap-add). A JSON
-sidecar holds the MelSpec and the STFT settings. Parity with PyTorch is checked on export.
+runs outside the graph (`audiodiff.audio.istft`, a few lines of irfft + overlap-add). For the
+source-filter generator the graph gives every per-frame prediction (`SourceFilterParts`), and the
+pulse train, its filtering and the inverse STFT run outside (`render_source_filter`). A JSON
+sidecar holds the MelSpec and the STFT and pitch settings. Parity with PyTorch is checked on export.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,7 +20,8 @@ import torch.nn as nn
 
 from audiodiff.audio import MelSpec, istft, match_mel
 from audiodiff.vocoder.base import Vocoder
-from audiodiff.vocoder.generators import IstftGenerator
+from audiodiff.vocoder.generators import IstftGenerator, SourceFilterGenerator, SourceFilterParts, render_source_filter
+from audiodiff.vocoder.source import PitchGrid
 
 __all__ = ["ExportedVocoder", "export_vocoder", "PARITY_TOLERANCE"]
 
@@ -31,8 +35,11 @@ class _Graph(nn.Module):
         super().__init__()
         self.generator = generator
         self.spectral = isinstance(generator, IstftGenerator)
+        self.source_filter = isinstance(generator, SourceFilterGenerator)
 
     def forward(self, mel: torch.Tensor):
+        if self.source_filter:
+            return self.generator.parts(mel).astuple()
         if self.spectral:
             return self.generator.head.spectrum(self.generator.features(mel))
         return self.generator(mel)
@@ -43,8 +50,10 @@ def _export_file(graph: _Graph, mel: torch.Tensor, path: Path, fmt: str) -> None
         traced = torch.jit.trace(graph, (mel,), check_trace=False)
         traced.save(str(path))
         return
-    outputs = ["real", "imag"] if graph.spectral else ["audio"]
+    outputs = [field.name for field in dataclasses.fields(SourceFilterParts)] if graph.source_filter else ["real", "imag"] if graph.spectral else ["audio"]
     axes = {"mel": {0: "batch", 2: "frames"}, **{name: {0: "batch", 2: "time"} for name in outputs}}
+    if graph.source_filter:  # per-frame outputs with the frames on axis 1
+        axes |= {"pitch_logits": {0: "batch", 1: "time"}, "voicing_logit": {0: "batch", 1: "time"}}
     torch.onnx.export(
         graph, (mel,), str(path), input_names=["mel"], output_names=outputs, dynamic_axes=axes, opset_version=17, dynamo=False
     )
@@ -69,6 +78,7 @@ def export_vocoder(vocoder: Vocoder, path: str | os.PathLike, fmt: str = "onnx",
         "spectral": graph.spectral,
         "n_fft": generator.head.n_fft if graph.spectral else None,
         "hop_length": mel_spec.hop_length,
+        "pitch_grid": {key: generator.config[key] for key in ("f0_min", "f0_max", "cents")} if graph.source_filter else None,
         "mel": mel_spec.to_dict(),
         "match_mel": getattr(vocoder, "match_mel", 0),  # passes of audio.match_mel, run here after the graph
     }
@@ -90,6 +100,7 @@ class ExportedVocoder:
         self.n_fft, self.hop_length = meta["n_fft"], meta["hop_length"]
         self.mel_spec = MelSpec.from_dict(meta["mel"])
         self.match_mel = int(meta.get("match_mel", 0))
+        self.grid = PitchGrid(**meta["pitch_grid"]) if meta.get("pitch_grid") else None
         if self.format == "onnx":
             try:
                 import onnxruntime
@@ -109,7 +120,11 @@ class ExportedVocoder:
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
         mel = self.mel_spec.check_mel(mel, name="exported vocoder input")
         outputs = self._run(mel)
-        if self.spectral:
+        if self.grid is not None:
+            parts = SourceFilterParts(*outputs)
+            f0, voicing = self.grid.decode(parts.pitch_logits), torch.sigmoid(parts.voicing_logit)
+            audio = render_source_filter(parts, f0, voicing, self.n_fft, self.hop_length, self.mel_spec.sample_rate)
+        elif self.spectral:
             audio = istft(torch.complex(outputs[0], outputs[1]), self.n_fft, self.hop_length)[:, None]
         else:
             audio = outputs[0]

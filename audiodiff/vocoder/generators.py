@@ -1,12 +1,15 @@
 """Vocoder generators: normalised log-mel `[batch, n_mels, frames]` -> audio `[batch, 1, frames * hop]`.
 
-Two families, chosen by name from `GENERATORS` through `build_generator`:
+Three families, chosen by name from `GENERATORS` through `build_generator`:
 
 - HiFi-GAN V1/V2/V3 (Kong et al. 2020): transposed-convolution upsampling to the sample rate with
   multi-receptive-field residual blocks, weight-normalised, `tanh` output.
 - ISTFT (Vocos-like, Siuzdenko et al. 2023): a ConvNeXt backbone at frame rate and a head that
   predicts a complex spectrum, turned into audio by `audiodiff.audio.istft`. Far cheaper than
   HiFi-GAN, because nothing runs at the sample rate except one inverse FFT.
+- Source-filter (`source_filter`): the ISTFT generator plus a harmonic source at an F0 it
+  predicts, shaped by a filter it predicts (`audiodiff.vocoder.source`), so harmonics keep their
+  phase from frame to frame.
 
 Every generator keeps its architecture in a small config dataclass; `generator.config` is that
 config as a JSON-ready dict, and `build_generator(name, mel_spec, **generator.config)` rebuilds it.
@@ -26,10 +29,12 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from audiodiff.audio import MelSpec, istft
+from audiodiff.vocoder.source import PitchGrid, excitation_spectrum
 
 __all__ = [
     "GENERATORS", "Generator", "HiFiGAN", "HiFiGANConfig", "IstftGenerator", "IstftGeneratorConfig",
-    "build_generator", "derive_upsample_rates"
+    "SourceFilterConfig", "SourceFilterGenerator", "SourceFilterParts", "build_generator", "derive_upsample_rates",
+    "render_source_filter"
 ]
 
 MAX_STAGES = 64  # upsampling stages, resblocks, dilations or ConvNeXt layers: far beyond any real vocoder
@@ -389,6 +394,120 @@ class IstftGenerator(Generator):
         return self.head(self.features(mel))[:, None]
 
 
+# --------------------------------------------------------------------------------------------
+# Source-filter generator: the ISTFT generator plus a harmonic source driven by a predicted F0
+
+
+@dataclasses.dataclass
+class SourceFilterConfig(IstftGeneratorConfig):
+    """The ISTFT generator's fields, plus the pitch grid its F0 head predicts on (`PitchGrid`:
+    `f0_min`..`f0_max` Hz in steps of `cents`) and the width of the Gaussian its targets are."""
+
+    f0_min: float = 40.0
+    f0_max: float = 1600.0
+    cents: float = 20.0
+    target_sigma_cents: float = 25.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        PitchGrid(self.f0_min, self.f0_max, self.cents)  # raises on a bad grid
+
+
+@dataclasses.dataclass
+class SourceFilterParts:
+    """What the network predicts per frame, before any sample-rate work (and what an exported
+    graph outputs): the free spectrum (real, imag) and the harmonic filter (log-gain, phase)
+    `[batch, n_fft//2+1, frames]`, pitch logits `[batch, frames, bins]`, voicing logit `[batch, frames]`."""
+
+    real: torch.Tensor
+    imag: torch.Tensor
+    gain: torch.Tensor
+    phase: torch.Tensor
+    pitch_logits: torch.Tensor
+    voicing_logit: torch.Tensor
+
+    def astuple(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
+
+
+class SourceFilterGenerator(IstftGenerator):
+    """An ISTFT generator whose spectrum adds a filtered harmonic source to the free one:
+
+        spectrum = free + exp(gain) * e^(i phase) * STFT(pulse train at the F0)
+
+    The backbone also predicts the F0 (a class over a `PitchGrid`) and whether a frame is voiced;
+    the pulse train's phase is the running integral of that F0, so harmonics stay coherent across
+    frames (NSF, Wang et al. 2019; DDSP, Engel et al. 2020: the source carries the pitch, the
+    network only shapes it). Trained with the measured F0 of each clip as the source's F0 and as
+    the pitch head's target (`forward(mel, f0)` returns the pitch loss with the audio); at inference
+    the F0 is the head's. The new layers start near silent, so a trained `istft` generator's
+    weights load into one (`train.init_from`) and it starts out sounding as that one did."""
+
+    name = "source_filter"
+    carries_phase = True  # GANVocoder threads the excitation phase through chunks
+    GAIN_INIT = -5.0  # each partial of the source starts at 1/150 of full scale (-43 dBFS)
+
+    def __init__(self, mel_spec: MelSpec, config: SourceFilterConfig | None = None):
+        config = config or SourceFilterConfig()
+        super().__init__(mel_spec, config)
+        self.grid = PitchGrid(config.f0_min, config.f0_max, config.cents)
+        bins = self.head.n_fft // 2 + 1
+        self.pitch_head = nn.Linear(config.dim, self.grid.bins + 1)  # classes + a voicing logit
+        self.harmonic_head = nn.Linear(config.dim, 2 * bins)  # log-gain and phase of the filter
+        for layer in (self.pitch_head, self.harmonic_head):
+            _init_vocos(layer)
+        with torch.no_grad():
+            self.harmonic_head.bias[:bins].fill_(self.GAIN_INIT)
+
+    def parts(self, mel: torch.Tensor) -> SourceFilterParts:
+        features = self.features(mel)
+        real, imag = self.head.spectrum(features)
+        gain, phase = self.harmonic_head(features).float().transpose(1, 2).chunk(2, dim=1)
+        pitch = self.pitch_head(features).float()
+        return SourceFilterParts(real, imag, gain.clamp(max=self.head.max_log_magnitude), phase, pitch[..., :-1], pitch[..., -1])
+
+    def pitch(self, parts: SourceFilterParts) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predicted F0 in Hz and voicing in [0, 1], both `[batch, frames]`."""
+        return self.grid.decode(parts.pitch_logits), torch.sigmoid(parts.voicing_logit)
+
+    def render(self, parts: SourceFilterParts, f0: torch.Tensor, voicing: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """Parts and the source's F0 and voicing `[batch, frames]` -> audio `[batch, 1, frames * hop]`."""
+        return render_source_filter(parts, f0, voicing, self.head.n_fft, self.hop_length, self.mel_spec.sample_rate, start)
+
+    def pitch_loss(self, parts: SourceFilterParts, f0: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the pitch classes against a Gaussian at the measured F0 (voiced frames)
+        plus binary cross-entropy of the voicing (frames where the F0 is known: NaN = not known)."""
+        known = torch.isfinite(f0)
+        voiced = known & (f0 > 0)
+        voicing = F.binary_cross_entropy_with_logits(parts.voicing_logit[known], voiced[known].float()) if known.any() else f0.new_zeros(())
+        if not voiced.any():
+            return voicing
+        targets = self.grid.targets(f0[voiced], self.settings.target_sigma_cents)
+        pitch = -(targets * torch.log_softmax(parts.pitch_logits[voiced], dim=-1)).sum(-1).mean()
+        return pitch + voicing
+
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor | None = None, start: torch.Tensor | None = None):
+        """Inference: mel -> audio, with the predicted F0. Training: with the measured `f0`
+        `[batch, frames]` (Hz, 0 unvoiced, NaN unknown) as the source -> (audio, pitch loss)."""
+        parts = self.parts(mel)
+        if f0 is None:
+            return self.render(parts, *self.pitch(parts), start)
+        known = torch.nan_to_num(f0.float(), nan=0.0)
+        return self.render(parts, known, (known > 0).float(), start), self.pitch_loss(parts, f0.float())
+
+
+def render_source_filter(
+    parts: SourceFilterParts, f0: torch.Tensor, voicing: torch.Tensor, n_fft: int, hop_length: int, sample_rate: int,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The sample-rate half of the source-filter generator, shared with exported graphs: the
+    pulse train at `f0`, its STFT through the predicted filter, plus the free spectrum, inverse STFT."""
+    source = excitation_spectrum(f0, voicing, n_fft, hop_length, sample_rate, start)
+    magnitude = torch.exp(parts.gain)
+    spectrum = torch.complex(parts.real, parts.imag) + torch.polar(magnitude, parts.phase) * source
+    return istft(spectrum, n_fft, hop_length)[:, None]
+
+
 def _init_vocos(module: nn.Module) -> None:
     if isinstance(module, (nn.Conv1d, nn.Linear)):
         nn.init.trunc_normal_(module.weight, std=0.02)
@@ -422,6 +541,7 @@ GENERATORS: dict[str, GeneratorPreset] = {
         ),
     ),
     "istft": GeneratorPreset(IstftGenerator, IstftGeneratorConfig()),
+    "source_filter": GeneratorPreset(SourceFilterGenerator, SourceFilterConfig()),
 }
 
 

@@ -41,6 +41,7 @@ def gan_step(
     autocast_dtype: torch.dtype | None = None,
     loss_mel_spec: MelSpec | None = None,
     ctx: StepContext | None = None,
+    f0: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Update the discriminators once, then the generator once; return the losses as floats.
 
@@ -49,8 +50,10 @@ def gan_step(
     `ctx` is the trainer's; without one (tests, notebooks) the step runs in one process, unclipped,
     with the networks under autocast to `autocast_dtype` (e.g. torch.bfloat16) if given. The mel and
     STFT losses stay in float32. `loss_mel_spec` computes the mel loss with another analysis
-    (HiFi-GAN used a full-band one); by default it is `mel_spec`.
-    Keys: generator (total), mel, [stft], and with `adversarial`: discriminator, adversarial,
+    (HiFi-GAN used a full-band one); by default it is `mel_spec`. `f0` `[batch, frames]` (Hz, 0
+    unvoiced, NaN unknown) is the measured pitch a source-filter generator is driven by and learns
+    to predict (`generator(mel, f0) -> (audio, pitch loss)`, weighted by `weights.pitch`).
+    Keys: generator (total), mel, [stft], [pitch], and with `adversarial`: discriminator, adversarial,
     feature_matching; `skipped_updates` counts updates skipped for a non-finite loss or gradient.
     """
     weights = weights or VocoderLossConfig()
@@ -71,7 +74,7 @@ def gan_step(
     skipped = 0
 
     with ctx.autocast():
-        fake = generator(mel)
+        fake, loss_pitch = (generator(mel), None) if f0 is None else generator(mel, f0)
 
     if adversarial:
         with ctx.autocast():
@@ -85,6 +88,9 @@ def gan_step(
     loss_mel = mel_l1_loss(fake, audio, loss_mel_spec)
     loss_g = weights.mel * loss_mel
     losses["mel"] = loss_mel.item()
+    if loss_pitch is not None:
+        loss_g = loss_g + weights.pitch * loss_pitch.float()
+        losses["pitch"] = loss_pitch.item()
     if weights.stft:
         loss_stft = multi_resolution_stft_loss(fake, audio)
         loss_g = loss_g + weights.stft * loss_stft
