@@ -138,6 +138,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="a bundled model name, e.g. digits")
     parser.add_argument("--vocoder", help="a vocoder checkpoint directory or griffin_lim (default: the model's)")
     _add_device_arg(parser)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="the U-Net's while sampling (default auto: bf16 for mel models where the hardware has it natively)")
 
 
 def _add_device_arg(parser: argparse.ArgumentParser) -> None:
@@ -179,7 +181,7 @@ def _load_pipeline(args: argparse.Namespace):
     from audiodiff.pipeline import Pipeline
 
     _check_device(args.device)
-    return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder, device=args.device)
+    return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder, device=args.device, precision=args.precision)
 
 
 def _request(args: argparse.Namespace):

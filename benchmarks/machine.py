@@ -35,7 +35,7 @@ def version(package: str) -> str | None:
 
 def machine_info(packages: tuple[str, ...] = ()) -> dict:
     """CPU, thread count, native bf16, versions and the 1/5/15-minute load average now."""
-    from audiodiff.train.trainer import cpu_has_fast_bf16
+    from audiodiff.precision import cpu_has_fast_bf16
 
     return {
         "cpu_model": cpu_model(),

@@ -22,7 +22,7 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiodiff.train.trainer import cpu_has_fast_bf16
+from audiodiff.precision import cpu_has_fast_bf16
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
 from benchmarks.unet_speed import build, train_step
 

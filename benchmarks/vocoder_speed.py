@@ -42,17 +42,20 @@ HIFIGANS = ("hifigan_v1", "hifigan_v2", "hifigan_v3")
 VOCOS_SIZE = {"dim": 512, "intermediate_dim": 1536, "num_layers": 8}  # the published Vocos backbone, for scale
 
 
-def vocoders(seed: int = 0) -> dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]]:
-    """name -> (its MelSpec, mel `[batch, n_mels, frames]` -> audio), each ready for inference."""
+def vocoders(seed: int = 0, trained: tuple[str, ...] = (), bundled_only: bool = False) -> dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]]:
+    """name -> (its MelSpec, mel `[batch, n_mels, frames]` -> audio), each ready for inference.
+    `trained`: more vocoders (directories or bundled names), timed as a user calls them;
+    `bundled_only`: leave out the untrained 22.05 kHz architectures."""
     from audiodiff.vocoder import Vocoder
 
     torch.manual_seed(seed)
     out: dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]] = {}
-    for name in HIFIGANS:
+    for name in () if bundled_only else HIFIGANS:
         out[name] = (MEL_SPEC, build_generator(name, MEL_SPEC).eval().remove_weight_norm())
-    out["istft"] = (MEL_SPEC, build_generator("istft", MEL_SPEC).eval())
-    out["istft_vocos_size"] = (MEL_SPEC, build_generator("istft", MEL_SPEC, **VOCOS_SIZE).eval())
-    out["griffin_lim_32"] = (MEL_SPEC, lambda mel: griffin_lim(mel, MEL_SPEC, num_iters=32))
+    if not bundled_only:
+        out["istft"] = (MEL_SPEC, build_generator("istft", MEL_SPEC).eval())
+        out["istft_vocos_size"] = (MEL_SPEC, build_generator("istft", MEL_SPEC, **VOCOS_SIZE).eval())
+        out["griffin_lim_32"] = (MEL_SPEC, lambda mel: griffin_lim(mel, MEL_SPEC, num_iters=32))
     bundled = Vocoder.from_pretrained(BUNDLED)
     spec = bundled.mel_spec
     out[f"{BUNDLED} generator"] = (spec, bundled.generator)
@@ -61,6 +64,9 @@ def vocoders(seed: int = 0) -> dict[str, tuple[MelSpec, Callable[[torch.Tensor],
     matched.match_mel = 8
     out[f"{BUNDLED} call, match_mel 8"] = (spec, lambda mel: matched(mel))
     out["griffin_lim_32 (16 kHz)"] = (spec, lambda mel: griffin_lim(mel, spec, num_iters=32))
+    for path in trained:
+        vocoder = Vocoder.from_pretrained(path)
+        out[f"{path} call"] = (vocoder.mel_spec, vocoder)
     return out
 
 
@@ -72,9 +78,9 @@ def time_call(function: Callable[[torch.Tensor], torch.Tensor], mel: torch.Tenso
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(budget_s: float, max_repeats: int) -> list[dict]:
+def measure(budget_s: float, max_repeats: int, trained: tuple[str, ...] = (), bundled_only: bool = False) -> list[dict]:
     """Seconds per call for every (vocoder, case): a warm-up, then interleaved rounds within a time budget."""
-    models = vocoders()
+    models = vocoders(trained=trained, bundled_only=bundled_only)
     rows = []
     for batch, seconds in CASES:
         mels, frames, audio_seconds = {}, {}, {}
@@ -148,6 +154,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed runs per vocoder and case")
     parser.add_argument("--max-repeats", type=int, default=9)
+    parser.add_argument("--vocoder", action="append", default=[], help="a trained vocoder to time as users call it (repeatable)")
+    parser.add_argument("--bundled-only", action="store_true", help="leave out the untrained 22.05 kHz architectures")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "vocoder_speed.json")
     args = parser.parse_args()
 
@@ -155,13 +163,13 @@ def main() -> None:
     load_before = os.getloadavg()
     if load_before[0] > 0.5:
         print(f"note: load average {load_before[0]:.1f} before the run; other processes will slow every vocoder")
-    rows = measure(args.budget, args.max_repeats)
+    rows = measure(args.budget, args.max_repeats, tuple(args.vocoder), args.bundled_only)
     load_after = os.getloadavg()
     by_case = {(r["batch"], r["seconds"]): {} for r in rows}
     for row in rows:
         by_case[(row["batch"], row["seconds"])][row["vocoder"]] = row["median_s"]
     speedups = {
-        f"b{batch}x{seconds:g}s": times["hifigan_v1"] / times["istft"] for (batch, seconds), times in by_case.items()
+        f"b{batch}x{seconds:g}s": times["hifigan_v1"] / times["istft"] for (batch, seconds), times in by_case.items() if "istft" in times
     }
     overhead = {  # what the user-facing call adds to the bare generator, in milliseconds
         f"b{batch}x{seconds:g}s": round(1e3 * (times[f"{BUNDLED} call"] - times[f"{BUNDLED} generator"]), 3)
@@ -175,7 +183,8 @@ def main() -> None:
     print(table(rows))
     print("\nx real time per second of process CPU time (the compute cost; robust to load at 1 thread)")
     print(table(rows, "x_real_time_per_cpu_second"))
-    print("istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items()))
+    if speedups:
+        print("istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items()))
     print(f"{BUNDLED} call overhead over its generator (ms): " + ", ".join(f"{case} {value}" for case, value in overhead.items()))
 
     result = {

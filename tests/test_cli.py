@@ -68,6 +68,13 @@ def test_generate_single_file(trained):
     assert soundfile.info(str(trained / "one.wav")).frames == 8000 // 256 * 256
 
 
+def test_generate_takes_a_precision(trained):
+    run_cli("generate", "--checkpoint", trained / "run", "--steps", "2", "--precision", "fp32", "--out", trained / "fp32.wav")
+    assert soundfile.info(str(trained / "fp32.wav")).frames == 16000 // 256 * 256
+    result = run_cli("generate", "--checkpoint", trained / "run", "--precision", "fp64", "--out", trained / "x.wav", check=False)
+    assert result.returncode != 0 and "fp32" in result.stderr
+
+
 def test_unknown_label_lists_the_known_ones(trained):
     result = run_cli("generate", "--checkpoint", trained / "run", "--label", "seven", "--out", trained / "x.wav", check=False)
     assert result.returncode == 2

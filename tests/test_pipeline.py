@@ -192,3 +192,39 @@ def test_no_notice_with_a_condition_a_negative_or_an_unconditional_model(pipe, w
         pipe.generate(label="low", steps=2)
         pipe.generate(negative_label="low", steps=2)
         wave_pipe.generate(steps=2)
+
+
+# -- precision, memory format and compilation: speed options that keep the output
+
+
+def test_bf16_sampling_stays_within_a_small_share_of_the_seed_to_seed_spread(pipe):
+    fp32 = Pipeline(pipe.model, pipe.config, precision="fp32")
+    bf16 = Pipeline(pipe.model, pipe.config, precision="bf16")
+    reference = fp32.generate(label="low", n=2, steps=4, seed=0).mel
+    spread = (reference[0] - reference[1]).abs().mean()
+    assert (bf16.generate(label="low", n=2, steps=4, seed=0).mel - reference).abs().mean() < 0.1 * spread
+
+
+def test_channels_last_gives_the_same_mels(pipe):
+    contiguous = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False).generate(label="high", steps=3, seed=1).mel
+    channels_last = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=True).generate(label="high", steps=3, seed=1).mel
+    assert torch.allclose(contiguous, channels_last, atol=1e-4)
+
+
+def test_auto_precision_keeps_waveform_models_in_fp32(wave_pipe):
+    assert wave_pipe._autocast_dtype() is None  # bf16's rounding floor (-48 dB) would be heard in raw samples
+
+
+@pytest.mark.parametrize("precision, message", [("fp64", "auto, fp32, bf16 or fp16"), ("fp16", "needs a CUDA device")])
+def test_a_bad_precision_is_refused_when_the_pipeline_is_made(pipe, precision, message):
+    from audiodiff.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Pipeline(pipe.model, pipe.config, precision=precision)
+
+
+@pytest.mark.slow  # compiles the U-Net (about a minute of CPU)
+def test_a_compiled_unet_gives_the_same_mels(pipe):
+    eager = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False).generate(label="low", steps=2, seed=3).mel
+    compiled = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False, compile=True).generate(label="low", steps=2, seed=3).mel
+    assert torch.allclose(eager, compiled, atol=1e-4)

@@ -148,7 +148,7 @@ class DiffusionTask:
 
             self.preview_vocoder = Vocoder.from_pretrained(config.sampling.vocoder, config.mel)
         autoencoder = self.autoencoder if self.autoencoder is None or self.device.type == "cpu" else copy.deepcopy(self.autoencoder)
-        pipe = Pipeline(module, config, self.preview_vocoder, device=self.device, autoencoder=autoencoder)
+        pipe = Pipeline(module, config, self.preview_vocoder, device=self.device, autoencoder=autoencoder, channels_last=False)
         count = self.preview_count
         kwargs, titles = self._preview_conditions(count)
         out = pipe.generate(n=count, seed=1234, steps=min(config.sampling.steps, 25), **kwargs)
