@@ -283,6 +283,18 @@ def render_latent_vs_mel(result: dict, images: str) -> list[str]:
         verdict = "met" if trip.get("met") else "missed"
         lines.append(f"{trip['clips']} clips of `{trip['data']}`, autoencoder `{trip['autoencoder']}`; autoencoder + vocoder at "
                      f"{trip.get('frechet_vs_vocoder_only')}x the vocoder-only Fréchet distance (target at most 1.2x: {verdict}).")
+    equal = result.get("equal_time")
+    if equal and equal.get("models"):
+        names = {"latent": "digits-latent, from scratch", "mel": "digits-mel, from scratch", "bundled": "bundled digits (mel)"}
+        body = [[names.get(name, name), _number(row.get("training_steps"), 0), _number(row.get("training_minutes"), 1),
+                 _number(row.get("frechet_classifier"), 2), _number(row.get("accuracy"), 3), _number(row.get("recall_classifier"), 3)]
+                for name, row in equal["models"].items()]
+        floor = next(iter(equal["models"].values())).get("frechet_classifier_floor")
+        lines += ["", *_table(["digits model", "steps", "training minutes", "Fréchet", "accuracy", "recall"], body), ""]
+        lines.append(f"Trained one at a time for the same budget of training-loop minutes and scored by one classifier on the same "
+                     f"held-out clips (real floor {_number(floor, 2)}); `scripts/digits-equal-time`.")
+        if "machine" in equal:
+            lines += ["", f"This table: {_provenance(equal)}"]
     return lines
 
 

@@ -140,6 +140,38 @@ def round_trip(autoencoder_path: str, data: str, count: int, classifier_path: st
     return out
 
 
+EQUAL_TIME_SCORES = ("frechet_classifier", "accuracy", "recall_classifier", "coverage_classifier")
+
+
+def equal_time(prefix: str) -> dict:
+    """The like-for-like digits comparison of scripts/digits-equal-time: digits-mel and
+    digits-latent trained from scratch for the same minutes of training loop, evaluated by one
+    classifier on the same held-out clips (PREFIX-{latent,mel,bundled}/metrics.json), beside the
+    bundled digits; each with its training steps and minutes (from its checkpoint's config.json)."""
+    from audiodiff.bundled import find_checkpoint
+
+    out = {"source": f"{prefix}-*/metrics.json (scripts/digits-equal-time)", "models": {}}
+    for name in ("latent", "mel", "bundled"):
+        metrics_file = Path(f"{prefix}-{name}") / "metrics.json"
+        if not metrics_file.is_file():
+            continue
+        metrics = json.loads(metrics_file.read_text())
+        checkpoint = metrics["sampling"]["checkpoint"]
+        training = json.loads((find_checkpoint(checkpoint, lambda: "") / "config.json").read_text()).get("training", {})
+        row = {"checkpoint": checkpoint, "training_steps": training.get("step"),
+               "training_minutes": round(training.get("wall_seconds", 0) / 60, 1)}
+        for score in metrics["scores"]:
+            if score["score"] in EQUAL_TIME_SCORES:
+                row[score["score"]] = round(score["model"], 4)
+                row[f"{score['score']}_floor"] = round(score["floor"], 4) if score.get("floor") is not None else None
+        out["models"][name] = row
+    models = out["models"]
+    if "latent" in models and "mel" in models:
+        latent, mel = models["latent"], models["mel"]
+        out["latent_at_least_as_good"] = latent["frechet_classifier"] <= mel["frechet_classifier"] and latent["accuracy"] >= mel["accuracy"]
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -149,6 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--classifier", help="an evaluation classifier run for --data: adds the Fréchet distance")
     parser.add_argument("--skip-speed", action="store_true", help="only the round trip (the U-Net timings want a quiet machine)")
+    parser.add_argument("--equal-time", metavar="PREFIX", help="add scripts/digits-equal-time's comparison (PREFIX-{latent,mel,bundled}/metrics.json)")
     parser.add_argument("--out", default="benchmarks/results/latent_vs_mel.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -161,18 +194,25 @@ def main(argv=None) -> int:
         "unet": "recipes/digits-mel model section (width 48 x [1, 2, 4]); only in_channels and patch_size change",
         "batch": {"train": BATCH_TRAIN, "sample": BATCH_SAMPLE},
         "target": "a latent U-Net of the same width costs at least 4x fewer FLOPs per step than the mel U-Net",
-        "unet_speed": [] if args.skip_speed else speed(config, args.rounds),
         "load_average_before": load_before,
     }
+    if not args.skip_speed:
+        result["unet_speed"] = speed(config, args.rounds)
     if args.autoencoder:
         result["round_trip"] = round_trip(args.autoencoder, args.data, args.count, args.classifier)
+    if args.equal_time:  # read from evaluations made elsewhere: it keeps its own provenance
+        result["equal_time"] = equal_time(args.equal_time) | {"date": result["date"], "command": result["command"], "machine": machine_info()}
     result["machine"] = machine_info()
-    write_result(result, args.out)
-    for row in result["unet_speed"]:
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    if args.skip_speed and not args.autoencoder and previous:  # only the comparison: the file's own provenance stays
+        result = {"equal_time": result["equal_time"]}
+    write_result(previous | result, args.out)  # parts not measured in this run stay as they were
+    for row in result.get("unet_speed", []):
         print(f"{row['case']:<32} {row['sample_gflop_per_call']:>7} GFLOP/call ({row['flops_fewer_x']}x fewer)  "
               f"train {row['train_s_per_step']} s/step ({row['train_faster_x']}x)  sample {row['sample_ms_per_call']} ms ({row['sample_faster_x']}x)")
-    if "round_trip" in result:
-        print(json.dumps(result["round_trip"], indent=1))
+    for part in ("round_trip", "equal_time"):
+        if part in result:
+            print(json.dumps(result[part], indent=1))
     return 0
 
 
