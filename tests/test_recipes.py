@@ -195,13 +195,13 @@ def test_vocoder_recipes(tmp_path, data, name, rate):
 
 
 def test_source_filter_vocoder_recipe(tmp_path, data):
-    """recipes/vocoder-16k/source-filter.yaml: the bundled vocoder grown a harmonic source, each
-    clip's F0 measured and cached, both phases, then a round trip through the pitch head's F0."""
+    """recipes/vocoder-16k/source-filter.yaml: each clip's F0 measured and cached, both phases,
+    then a round trip through the pitch head's F0."""
     from audiodiff.vocoder import Vocoder
 
     run = train_recipe("vocoder-16k", data("synth"), tmp_path, "loss.discriminator_start=1", "data.split=null", config="source-filter.yaml")
     vocoder = Vocoder.from_pretrained(run)
-    assert vocoder.generator.name == "source_filter" and vocoder.generator.config["dim"] == 256  # vocoder-16k's backbone
+    assert vocoder.generator.name == "source_filter"
     assert any((tmp_path / "cache").rglob("*.safetensors"))  # the measured F0, cached with the audio
     out = vocoder(vocoder.mel_spec(torch.randn(1, 8000) * 0.1))
     assert out.shape == (1, 1, 8000 // 256 * 256) and torch.isfinite(out).all()

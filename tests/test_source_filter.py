@@ -164,16 +164,3 @@ def test_training_measures_each_clips_f0_and_learns_to_predict_it(data, tmp_path
     assert all(math.isfinite(record["pitch"]) for record in records if "pitch" in record) and "pitch" in records[-1]
     vocoder = Vocoder.from_pretrained(tmp_path / "run")
     assert vocoder.generator.name == "source_filter" and vocoder(torch.rand(1, 80, 9) * 2 - 1).shape == (1, 1, 9 * HOP)
-
-
-def test_a_source_filter_run_grows_from_an_istft_vocoder_and_starts_sounding_like_it(data, tmp_path):
-    torch.manual_seed(0)
-    source = GANVocoder(build_generator("istft", MEL, **TINY))
-    source.save_pretrained(tmp_path / "istft")
-    config = _config(data, tmp_path, init_from=str(tmp_path / "istft"), steps=1, lr=1e-9)
-    task = VocoderTask(config, verbose=False)
-    assert task.config.model.generator == "source_filter" and task.config.model.generator_config["dim"] == TINY["dim"]
-    Trainer(task, config.train, progress=False).fit()
-    grown = Vocoder.from_pretrained(tmp_path / "run")
-    mel = torch.rand(1, 80, 20) * 2 - 1
-    assert (grown(mel) - source(mel)).abs().max() < 0.005  # the new source starts near silent

@@ -20,20 +20,16 @@ from audiodiff.train.trainer import StepContext
 from audiodiff.vocoder.base import Vocoder
 from audiodiff.vocoder.discriminators import Discriminators
 from audiodiff.vocoder.gan import GANVocoder
-from audiodiff.vocoder.generators import IstftGenerator, SourceFilterGenerator, build_generator
+from audiodiff.vocoder.generators import SourceFilterGenerator, build_generator
 from audiodiff.vocoder.losses import mel_l1_loss
 from audiodiff.vocoder.training import gan_step
 
 __all__ = ["VocoderTask"]
 
-NEW_HEADS = ("pitch_head.", "harmonic_head.")  # what a source-filter generator adds to an ISTFT one
-
 
 def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tuple[VocoderRunConfig, nn.Module]:
     """`train.init_from` for a vocoder run: the named GAN vocoder's generator, and the run's config
-    with that generator's architecture and MelSpec (fine-tuning needs both; it says so if they change).
-    A `source_filter` run may start from an `istft` vocoder: it keeps its own generator name and
-    takes the source's backbone and head settings."""
+    with that generator's architecture and MelSpec (fine-tuning needs both; it says so if they change)."""
     from audiodiff.checkpoint import CheckpointError
 
     name = config.train.init_from
@@ -45,11 +41,7 @@ def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tup
         raise InitError(f"train.init_from={name!r}: {error}") from None
     if not isinstance(source, GANVocoder):
         raise InitError(f"train.init_from={name!r} is a {source.kind} vocoder with no weights; name a trained GAN vocoder")
-    generator, options = source.generator.name, source.generator.config
-    if config.model.generator == SourceFilterGenerator.name and generator == IstftGenerator.name:
-        # an ISTFT generator grows a harmonic source: its weights load, the source's layers start fresh
-        generator, options = config.model.generator, {**options, **config.model.generator_config}
-    model = dataclasses.replace(config.model, generator=generator, generator_config=options)
+    model = dataclasses.replace(config.model, generator=source.generator.name, generator_config=source.generator.config)
     changed = [section for section, old, new in (("model", config.model, model), ("mel", config.mel, source.mel_spec))
                if to_dict(old) != to_dict(new)]
     if changed and verbose:
@@ -83,10 +75,7 @@ class VocoderTask:
         self.generator = build_generator(model.generator, self.mel_spec, **model.generator_config).to(device)
         if self.source is not None:
             try:
-                missing, unexpected = self.generator.load_state_dict(self.source.state_dict(), strict=False)
-                grown = self.source.name != self.generator.name  # istft -> source_filter: the new heads start fresh
-                if unexpected or (missing and not (grown and all(key.startswith(NEW_HEADS) for key in missing))):
-                    raise RuntimeError(f"missing {missing}, unexpected {unexpected}")
+                self.generator.load_state_dict(self.source.state_dict())
             except RuntimeError:  # a generator saved folded (weight norm removed) cannot train as it was built
                 raise InitError(
                     f"train.init_from={cfg.init_from!r}: its weights are folded (weight norm removed) and do not match "

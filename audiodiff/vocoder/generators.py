@@ -407,6 +407,7 @@ class SourceFilterConfig(IstftGeneratorConfig):
     f0_max: float = 1600.0
     cents: float = 20.0
     target_sigma_cents: float = 25.0
+    source_gain_init: float = 0.0  # the harmonic filter's starting log-gain (0: as loud as a unit partial)
 
     def __post_init__(self):
         super().__post_init__()
@@ -440,12 +441,12 @@ class SourceFilterGenerator(IstftGenerator):
     frames (NSF, Wang et al. 2019; DDSP, Engel et al. 2020: the source carries the pitch, the
     network only shapes it). Trained with the measured F0 of each clip as the source's F0 and as
     the pitch head's target (`forward(mel, f0)` returns the pitch loss with the audio); at inference
-    the F0 is the head's. The new layers start near silent, so a trained `istft` generator's
-    weights load into one (`train.init_from`) and it starts out sounding as that one did."""
+    the F0 is the head's. Trained from scratch: grown from a trained `istft` generator with the
+    source starting near silent, it never turned the source up (the free spectrum already drew the
+    harmonics; recipes/vocoder-16k/README.md)."""
 
     name = "source_filter"
     carries_phase = True  # GANVocoder threads the excitation phase through chunks
-    GAIN_INIT = -5.0  # each partial of the source starts at 1/150 of full scale (-43 dBFS)
 
     def __init__(self, mel_spec: MelSpec, config: SourceFilterConfig | None = None):
         config = config or SourceFilterConfig()
@@ -457,7 +458,7 @@ class SourceFilterGenerator(IstftGenerator):
         for layer in (self.pitch_head, self.harmonic_head):
             _init_vocos(layer)
         with torch.no_grad():
-            self.harmonic_head.bias[:bins].fill_(self.GAIN_INIT)
+            self.harmonic_head.bias[:bins].fill_(config.source_gain_init)
 
     def parts(self, mel: torch.Tensor) -> SourceFilterParts:
         features = self.features(mel)
