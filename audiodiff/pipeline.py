@@ -106,19 +106,21 @@ class Pipeline:
         device: str | torch.device = "cpu",
         autoencoder=None,
         precision: str = "auto",
-        channels_last: bool | None = None,
+        channels_last: bool = False,
         compile: bool = False,
     ):
         """`autoencoder` (an `audiodiff.latent.Autoencoder`) is required by latent models.
         `precision` is the U-Net's while sampling ("auto", "fp32", "bf16", "fp16"; the sampler's
         state, the vocoder, the autoencoder and likelihoods stay fp32): "auto" is bf16 for mel and
-        latent models where the hardware has native bf16 (1.5-2x faster per call on an AMX CPU;
-        generated mels within 1% of the seed-to-seed spread of fp32's) and fp32 otherwise, so a
-        waveform model's raw samples never carry bf16's -48 dB rounding floor. `channels_last`
-        (default: for 2D models) stores a mel U-Net's activations channels-last, which oneDNN and
-        cuDNN convolve faster; `compile` runs the U-Net through `torch.compile` (a one-off
-        compilation per batch shape). `python benchmarks/unet_speed.py --generate --compile`
-        measures each against a matrix product."""
+        latent models where the hardware has native bf16 and fp32 otherwise, so a waveform model's
+        raw samples never carry bf16's -48 dB rounding floor (generated mels stay within 1% of the
+        seed-to-seed spread of fp32's). `channels_last` stores a mel U-Net's activations
+        channels-last; `compile` runs the U-Net through `torch.compile`, a one-off compilation per
+        batch shape that pays off over many calls. The defaults are the fastest for one call,
+        measured by `python benchmarks/unet_speed.py --generate --compile` (README, "Generate
+        speed"): on a 2-core AVX-512-BF16 CPU bf16 was 1.14x fp32 at batch 1 and 1.8x at batch 16,
+        channels-last was 5-9% slower in eager bf16, and compiling gained 1.15-1.25x per call once
+        compiled.
         self.model = model.eval().to(device)
         self.config = config
         self.device = torch.device(device)
@@ -138,7 +140,7 @@ class Pipeline:
             self.autoencoder = autoencoder.to(self.device)
         self.precision = precision
         self._autocast_dtype()  # a bad name fails here, not at the first call
-        self.channels_last = config.model.dims == 2 if channels_last is None else bool(channels_last)
+        self.channels_last = bool(channels_last)
         if self.channels_last and config.model.dims == 2:
             self.model.to(memory_format=torch.channels_last)
         self.compile = bool(compile)
@@ -157,7 +159,8 @@ class Pipeline:
         dtype = self._autocast_dtype()
         model = self.model
         if self.compile:
-            self._compiled = self._compiled or torch.compile(self.model, dynamic=False)
+            if self._compiled is None:  # a compiled module has no truth value
+                self._compiled = torch.compile(self.model, dynamic=False)
             model = self._compiled
         if dtype is None and not self.channels_last:
             return model
@@ -175,7 +178,7 @@ class Pipeline:
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike, vocoder: Vocoder | str | None = None, device: str = "cpu", autoencoder=None,
-        precision: str = "auto", channels_last: bool | None = None, compile: bool = False,
+        precision: str = "auto", channels_last: bool = False, compile: bool = False,
     ) -> "Pipeline":
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
         A latent model's autoencoder comes from the checkpoint (`autoencoder/`, or a bundled

@@ -5,7 +5,8 @@ Peers: diffusers `UNet2DModel` (mel) and `UNet1DModel` (waveform, the Dance Diff
 audio-diffusion-pytorch `UNetV0` (both). Ours: the bundled digits model's shape (mel) and the
 medium waveform shape of `unet_speed.py`. Each peer's width is chosen so that its parameter count
 is within 10% of ours. Inputs, for training and sampling alike: mel `[32, 1, 80, 64]`, waveform
-`[8, 1, 16384]`. A training step is forward, MSE loss, backward and AdamW; a sampling step is one
+`[8, 1, 16384]`. A training step is forward, MSE loss, backward and AdamW (the fused kernel
+audiodiff's trainer uses, for every model alike); a sampling step is one
 forward pass under inference mode. Rounds are interleaved over every model (a warm-up first), so
 background load hits all of them alike; medians are reported. Peers come from the `bench` extra
 (pip install 'audiodiff[bench]'); a peer that cannot be imported or run is recorded with the
@@ -197,7 +198,7 @@ def prepare(items: list[Contender]) -> tuple[dict, list[dict]]:
                 out = model(x[:1], torch.rand(1), torch.zeros(1, dtype=torch.long))
             if out.shape != x[:1].shape:
                 raise RuntimeError(f"output shape {list(out.shape)} != input shape {list(x[:1].shape)}")
-            built[(item.name, item.dims)] = (item, model, torch.optim.AdamW(model.parameters(), 1e-4))
+            built[(item.name, item.dims)] = (item, model, torch.optim.AdamW(model.parameters(), 1e-4, fused=True))
         except Exception as error:  # a peer we cannot run is a result, not a crash
             failed.append({"name": item.name, "dims": item.dims, "library": item.library, "error": _error(error)})
             print(f"{item.name} (dims {item.dims}): cannot run: {failed[-1]['error']}", flush=True)

@@ -225,3 +225,26 @@ def test_busy_cores_sees_a_process_spinning_on_a_core():
 def _spin(stop):
     while not stop.is_set():
         sum(range(10_000))
+
+
+def test_the_optimizer_is_fused_adamw_with_the_same_updates():
+    """Every trainer's AdamW takes the fused kernel on CPU, and its steps are plain AdamW's."""
+    from audiodiff.config import TrainConfig
+
+    cfg = TrainConfig(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.05)
+    torch.manual_seed(0)
+    weights = [torch.randn(64, 32), torch.randn(32)]
+    fused_params = [w.clone().requires_grad_() for w in weights]
+    plain_params = [w.clone().requires_grad_() for w in weights]
+    fused = trainer_module.adamw([{"params": fused_params[:1]}, {"params": fused_params[1:], "weight_decay": 0.0}], cfg)
+    plain = torch.optim.AdamW([{"params": plain_params[:1]}, {"params": plain_params[1:], "weight_decay": 0.0}], lr=1e-2, betas=(0.9, 0.99), weight_decay=0.05)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    for step in range(5):
+        grads = [torch.randn_like(w) for w in weights]
+        for params, optimizer in ((fused_params, fused), (plain_params, plain)):
+            for param, grad in zip(params, grads):
+                param.grad = grad.clone()
+            optimizer.step()
+    for a, b, w in zip(fused_params, plain_params, weights):
+        assert not torch.equal(a, w)  # it moved
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ from audiodiff.config import AutoencoderRunConfig, TrainConfig, to_dict
 from audiodiff.data.dataset import collate, make_dataset, scan_items
 from audiodiff.latent import Autoencoder, checkpoint_config
 from audiodiff.models.autoencoder import MelAutoencoder, kl_divergence
-from audiodiff.train.trainer import StepContext
+from audiodiff.train.trainer import StepContext, adamw
 
 __all__ = ["AutoencoderTask", "reconstruction_losses"]
 
@@ -43,7 +43,7 @@ class AutoencoderTask:
         self.device = device
         self.model = MelAutoencoder(self.config.model).to(device)
         self.net: nn.Module = self.model
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.optimizer = adamw(self.model.parameters(), cfg)
         self.modules = {"model": self.model}
         self.optimizers = {"model": self.optimizer}
         self.ema_module = self.model

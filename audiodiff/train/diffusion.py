@@ -20,7 +20,7 @@ from audiodiff.models.conditioning import tokenize
 from audiodiff.pipeline import AUTOENCODER_FOLDER, Pipeline, build_model
 from audiodiff.plots import plot_spectrograms
 from audiodiff.train.init import adopt_source, load_source, load_source_weights
-from audiodiff.train.trainer import StepContext
+from audiodiff.train.trainer import StepContext, adamw
 
 __all__ = ["DiffusionTask", "resolve_conditioning"]
 
@@ -110,11 +110,7 @@ class DiffusionTask:
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
             (no_decay if param.dim() < 2 or "norm" in name or "embed" in name else decay).append(param)
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr,
-            betas=cfg.betas,
-        )
+        self.optimizer = adamw([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg)
         self.modules = {"model": self.model}
         self.optimizers = {"model": self.optimizer}
         self.ema_module = self.model

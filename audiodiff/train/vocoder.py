@@ -16,7 +16,7 @@ from audiodiff.config import TrainConfig, VocoderRunConfig, to_dict
 from audiodiff.data.dataset import collate, make_dataset, scan_items
 from audiodiff.plots import plot_spectrograms
 from audiodiff.train.init import InitError
-from audiodiff.train.trainer import StepContext
+from audiodiff.train.trainer import StepContext, adamw
 from audiodiff.vocoder.base import Vocoder
 from audiodiff.vocoder.discriminators import Discriminators
 from audiodiff.vocoder.gan import GANVocoder
@@ -84,8 +84,8 @@ class VocoderTask:
         self.discriminators = Discriminators(tuple(model.discriminators), model.discriminator_options).to(device)
         self.g_net: nn.Module = self.generator
         self.d_net: nn.Module = self.discriminators
-        self.optim_g = torch.optim.AdamW(self.generator.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        self.optim_d = torch.optim.AdamW(self.discriminators.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.optim_g = adamw(self.generator.parameters(), cfg)
+        self.optim_d = adamw(self.discriminators.parameters(), cfg)
         self.modules = {"generator": self.generator, "discriminators": self.discriminators}
         self.optimizers = {"generator": self.optim_g, "discriminators": self.optim_d}
         self.ema_module = self.generator
