@@ -120,7 +120,7 @@ class Pipeline:
         measured by `python benchmarks/unet_speed.py --generate --compile` (README, "Generate
         speed"): on a 2-core AVX-512-BF16 CPU bf16 was 1.14x fp32 at batch 1 and 1.8x at batch 16,
         channels-last was 5-9% slower in eager bf16, and compiling gained 1.15-1.25x per call once
-        compiled.
+        compiled."""
         self.model = model.eval().to(device)
         self.config = config
         self.device = torch.device(device)
