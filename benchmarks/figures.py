@@ -176,6 +176,26 @@ def render_unet_speed(result: dict, images: str) -> list[str]:
     return lines + _table(["dims", "size", "precision", "params", "train steps/s", "sample ms/step"], body)
 
 
+def render_generate_speed(result: dict, images: str) -> list[str]:
+    lines = [f"### Generate speed: a `{result.get('model')}` generate call against a matrix product", ""]
+    peak = result.get("matmul_gflop_per_s", {})
+    body = [[str(row["batch"]), row["precision"], "yes" if row["channels_last"] else "no", "yes" if row["compile"] else "no",
+             _number(row["seconds"], 3), _number(row["gflop_per_s"], 1), f"{row['of_matmul']:.0%}", f"{row['of_fp32_matmul']:.0%}",
+             _number(row.get("first_call_seconds"), 1)] for row in result.get("results", [])]
+    lines += _table(["batch", "precision", "channels-last", "compiled", "s / call", "GFLOP/s", "of matmul (same precision)",
+                     "of fp32 matmul", "first call s"], body)
+    lines += ["", f"{result.get('steps')} sampler steps with guidance; 2048 x 2048 matmul: "
+              + ", ".join(f"{name} {value:g} GFLOP/s" for name, value in peak.items())
+              + f". Targets: {', '.join(f'{share:.0%} of the matmul at batch {batch}' for batch, share in result.get('targets', {}).items())}."]
+    defaults = result.get("defaults", {})
+    fastest = result.get("fastest", {})
+    lines += ["", f"Pipeline defaults: precision {defaults.get('precision')}, channels_last {defaults.get('channels_last')}, "
+              f"compile {defaults.get('compile')}. Fastest: "
+              + "; ".join(f"batch {batch}: {row['precision']}, channels_last {row['channels_last']}, compile {row['compile']} "
+                          f"({row['seconds']:.3f} s)" for batch, row in fastest.items()) + "."]
+    return lines
+
+
 def render_vocoder_fidelity(result: dict, images: str) -> list[str]:
     lines = ["### Vocoder fidelity: real clips through mel and back, beside Griffin-Lim (32 iterations)", ""]
     rows = result.get("results", {})
@@ -312,6 +332,7 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "end_to_end_fast": _retitled(render_end_to_end, "### End-to-end generation speed of the few-step student (1 s of audio)"),
     "vocoder_speed": render_vocoder_speed,
     "unet_speed": render_unet_speed,
+    "generate_speed": render_generate_speed,
     "vocoder_fidelity": render_vocoder_fidelity,
     "tradeoffs": render_tradeoffs,
     "likelihood": render_likelihood,
