@@ -194,6 +194,19 @@ def test_vocoder_recipes(tmp_path, data, name, rate):
     assert len(log) == 2
 
 
+def test_longer_vocoder_recipe_continues_stage_one(tmp_path, data):
+    """recipes/vocoder-16k/longer.yaml: stage 2 starts from a stage-1 run of config.yaml."""
+    from audiodiff.vocoder import Vocoder
+
+    stage1 = train_recipe("vocoder-16k", data("synth"), tmp_path / "stage1", "data.split=null")
+    run = train_recipe("vocoder-16k", data("synth"), tmp_path / "stage2", "data.split=null", f"train.init_from={stage1}",
+                       config="longer.yaml")
+    vocoder = Vocoder.from_pretrained(run)
+    assert vocoder.generator.name == "istft"
+    log = [line for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    assert "adversarial" in log[0]  # the GAN is on from the first step
+
+
 def test_source_filter_vocoder_recipe(tmp_path, data):
     """recipes/vocoder-16k/source-filter.yaml: each clip's F0 measured and cached, both phases,
     then a round trip through the pitch head's F0."""
