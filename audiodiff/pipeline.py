@@ -118,9 +118,9 @@ class Pipeline:
         channels-last; `compile` runs the U-Net through `torch.compile`, a one-off compilation per
         batch shape that pays off over many calls. The defaults are the fastest for one call,
         measured by `python benchmarks/unet_speed.py --generate --compile` (README, "Generate
-        speed"): on a 2-core AVX-512-BF16 CPU bf16 was 1.14x fp32 at batch 1 and 1.8x at batch 16,
-        channels-last was 5-9% slower in eager bf16, and compiling gained 1.15-1.25x per call once
-        compiled."""
+        speed"): on a 2-core AVX-512-BF16 CPU bf16 was 1.1x fp32 at batch 1 and 1.6-1.8x at batch
+        16, channels-last was 2-12% slower in eager mode, and compiling (about 20 s on the first
+        call, a few seconds per further batch shape) gained 1.05-1.2x per call."""
         self.model = model.eval().to(device)
         self.config = config
         self.device = torch.device(device)
