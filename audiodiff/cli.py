@@ -428,7 +428,7 @@ def _notes_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--velocities", help="MIDI velocities, e.g. 50,75,100,127")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument(
-        "--gestures", type=int, default=40,
+        "--gestures", type=int, default=120,
         help="clips per program whose pitch or loudness moves (bends, vibrato, swells, phrases); 0 for held notes only",
     )  # fmt: skip
     parser.add_argument("--soundfont", help="a .sf2 file (default: Debian's FluidR3_GM)")

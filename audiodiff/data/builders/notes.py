@@ -10,7 +10,8 @@ relative loudness.
 With `gestures`, each program also plays clips whose pitch and loudness move inside the clip, so
 a model conditioned on control curves (`audiodiff.controls`) sees curves that vary in time: pitch
 bends and glides (the pitch wheel, General MIDI's +-2 semitones), vibrato (the wheel as a 4-7 Hz
-sine), swells and tremolo (expression, CC11), and short legato or detached phrases of 2-4 notes.
+sine of 20-100 cents), swells and tremolo (expression, CC11), and short legato or detached
+phrases of 2-4 notes.
 Half the gestures sound through the whole clip (cut by its end); the others stop between half the
 clip and the held notes' note-off (`sounds_seconds` in the manifest), so a model learns from the
 f0 curve's voicing when a sound should end instead of always releasing where held notes do.
@@ -235,7 +236,7 @@ class Slot:
             curve = depth * (1 - ramp) if rng.random() < 0.3 else depth * ramp  # a scoop into the note, or a glide away
             return [(int(ms), _wheel(value)) for ms, value in zip(times, curve)]
         if self.kind == "vibrato":
-            rate, cents, delay = rng.uniform(4, 7), rng.uniform(15, 60), rng.uniform(0, 0.25)
+            rate, cents, delay = rng.uniform(4, 7), rng.uniform(20, 100), rng.uniform(0, 0.25)
             onset = np.clip((t - delay) / 0.1, 0, 1)
             curve = onset * cents / 100 * np.sin(2 * np.pi * rate * np.maximum(t - delay, 0))
             return [(int(ms), _wheel(value)) for ms, value in zip(times, curve)]
