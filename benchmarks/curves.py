@@ -8,6 +8,8 @@ generated audio with the same tracker the data was measured with (`controls.extr
 - contours: the curves measured from held-out gesture clips (bends, vibrato, swells, legato and
   detached phrases) asked of the model with the clip's family; plus named shapes (glide, fall,
   vibrato, steps) with loudness shapes (flat, crescendo, swell, decrescendo) at pitches each family plays.
+  The floor: the real gesture clips through the model's MelSpec and vocoder, scored the same way
+  (what the vocoder and the tracker leave of a perfect output).
 - melody: phrases that no model made (espeak-ng singing "la" at the notes of a melody, five
   voices), their curves taken by `Pipeline.curves_from` and moved by octaves into each
   instrument's range, asked of three instruments.
@@ -125,6 +127,17 @@ def asked_from_clip(pipe: Pipeline, path: Path) -> dict:
     return {name: np.asarray(curve, dtype=np.float32) for name, curve in curves.items()}
 
 
+def vocoded(pipe: Pipeline, rows: list[dict], folder: Path) -> list[np.ndarray]:
+    """The real clips through the model's MelSpec and vocoder: the floor of what any output of this
+    model can score, since every output is heard through the same vocoder and tracker."""
+    out = []
+    with torch.inference_mode():
+        for row in tqdm(rows, desc="vocoded real", leave=False):
+            audio = load_audio(folder / row["path"], pipe.sample_rate, 1)[0].to(pipe.device)
+            out.append(pipe.vocoder.round_trip(audio)[0, 0].float().cpu().numpy())
+    return out
+
+
 def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, classifier, examples: list) -> dict:
     frames = pipe.mel_spec.num_frames(int(pipe.config.data.segment_seconds * pipe.sample_rate))
     rate, frame_rate = pipe.sample_rate, pipe.curve_frame_rate
@@ -144,6 +157,7 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
         asked.append((f"{f0_name}+{loud_name}", curves))
     clips = generate(pipe, gestures + named, 100, "contours")
     scores = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)]
+    floor = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, vocoded(pipe, rows, folder))]
     by_kind: dict[str, list] = {}
     for (kind, _), score in zip(asked, scores):
         by_kind.setdefault(kind.split("+")[0] if kind else "none", []).append(score)
@@ -152,8 +166,10 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
     return {
         "all": summarise(scores),
         "held_out_gestures": summarise(scores[: len(gestures)]),
+        "held_out_gestures_vocoded_real": summarise(floor),
         "named_shapes": summarise(scores[len(gestures) :]),
         "by_kind": {kind: summarise(group) for kind, group in sorted(by_kind.items())},
+        "by_kind_vocoded_real": {kind: summarise([s for (k, _), s in zip(asked, floor) if k == kind]) for kind in sorted({k for k, _ in asked[: len(floor)]})},
         "family_accuracy": family_accuracy(classifier, clips, [item["label"] for item in items]),
     }
 

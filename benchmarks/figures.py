@@ -251,8 +251,10 @@ def render_notes_pitch(result: dict, images: str) -> list[str]:
     body = [[side, _number(row.get("within_50_cents"), 3), str(row.get("unvoiced")), _number(row.get("median_abs_cents"), 1),
              _number(row.get("family_accuracy"), 3)] for side, row in (("model", result["model"]), ("real notes", result["real_floor"]))]
     lines += _table(["", "F0 within 50 cents", "no F0 found", "median |cents|", "family recognised"], body)
+    sampling = result.get("sampling")
+    heard = f", {sampling['steps']} steps, guidance {sampling['guidance']:g}, vocoder {sampling['vocoder']}" if sampling else ""
     return lines + ["", f"{result.get('notes')} held-out notes, model {result['model'].get('source')} (training step "
-                        f"{result['model'].get('training_step')}); targets: {result.get('targets')}."]
+                        f"{result['model'].get('training_step')}{heard}); targets: {result.get('targets')}."]
 
 
 def render_own_data(result: dict, images: str) -> list[str]:

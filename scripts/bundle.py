@@ -63,6 +63,10 @@ def main() -> None:
     else:
         pipe = Pipeline.from_pretrained(source, vocoder=args.vocoder or "griffin_lim")
         pipe.info.pop("dataset", None)
+        start = pipe.config.train.init_from
+        if start:  # a fine-tune: say what it started from, with that one's own training record
+            earlier = Pipeline.from_pretrained(start, vocoder="griffin_lim").info.get("training")
+            pipe.info["training"] = {**pipe.info.get("training", {}), "init_from": start, "before": earlier}
         pipe.info["source"] = str(source)
         pipe.info["metrics"] = metrics
         if args.steps:
