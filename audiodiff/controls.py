@@ -200,8 +200,9 @@ def resample_curve(curve, frames: int, kind: str = "loudness") -> np.ndarray:
 # Shapes a person asks for by name
 
 
-def _f0_shape(name: str, t: np.ndarray, pitch: float, depth: float) -> np.ndarray:
-    """MIDI pitch over time `t` in [0, 1) for a named contour around `pitch`."""
+def _f0_shape(name: str, t: np.ndarray, seconds: np.ndarray, pitch: float, depth: float) -> np.ndarray:
+    """MIDI pitch over time (`t` in [0, 1) across the sound, `seconds` from its start) for a named
+    contour around `pitch`; `depth` in semitones (vibrato: from its lowest to its highest pitch)."""
     if name == "flat":
         return np.full_like(t, pitch)
     if name == "glide":
@@ -209,13 +210,13 @@ def _f0_shape(name: str, t: np.ndarray, pitch: float, depth: float) -> np.ndarra
     if name == "fall":
         return pitch - depth * (t - 0.5)
     if name == "vibrato":
-        return pitch + 0.5 * min(depth, 2.0) * np.sin(2 * np.pi * 5.5 * t)
+        return pitch + 0.5 * min(depth, 2.0) * np.sin(2 * np.pi * VIBRATO_HZ * seconds)
     if name == "steps":
         return pitch + np.floor(t * 3) * 2.0  # three notes a whole tone apart
     raise ControlError(f"f0 shape {name!r}: choose one of {sorted(SHAPES['f0'])}")
 
 
-def _loudness_shape(name: str, t: np.ndarray, level: float, depth: float) -> np.ndarray:
+def _loudness_shape(name: str, t: np.ndarray, seconds: np.ndarray, level: float, depth: float) -> np.ndarray:
     if name == "flat":
         return np.full_like(t, level)
     if name == "crescendo":
@@ -225,29 +226,37 @@ def _loudness_shape(name: str, t: np.ndarray, level: float, depth: float) -> np.
     if name == "swell":
         return level - depth / 2 + depth * np.sin(np.pi * t)
     if name == "tremolo":
-        return level + depth / 4 * np.sin(2 * np.pi * 6 * t)
+        return level + depth / 4 * np.sin(2 * np.pi * TREMOLO_HZ * seconds)
     raise ControlError(f"loudness shape {name!r}: choose one of {sorted(SHAPES['loudness'])}")
 
 
+VIBRATO_HZ, TREMOLO_HZ = 5.5, 6.0  # the middle of the notes data's 4-7 Hz and 3-7 Hz
+DEFAULT_DEPTH = {"vibrato": 1.0}  # semitones, lowest to highest (+-50 cents); other f0 shapes 2, loudness 20 dB
 SHAPES = {
     "f0": {"flat", "glide", "fall", "vibrato", "steps"},
     "loudness": {"flat", "crescendo", "decrescendo", "swell", "tremolo"},
 }
 
 
-def shape(kind: str, name: str, frames: int = 62, pitch: float = 60.0, level: float = -20.0, depth: float | None = None, sound: float = 0.8) -> np.ndarray:
-    """A named curve over `frames`: f0 (Hz) around MIDI `pitch` (depth in semitones, default 2),
-    or loudness (dB) around `level` (depth in dB, default 20). The sound lasts the first `sound`
-    of the clip: f0 is unvoiced after it, loudness at the floor."""
+def shape(
+    kind: str, name: str, frames: int = 62, pitch: float = 60.0, level: float = -20.0, depth: float | None = None,
+    sound: float = 0.8, frame_rate: float = FRAME_RATE,
+) -> np.ndarray:
+    """A named curve over `frames` at `frame_rate` frames per second (`Pipeline.curve_frame_rate`):
+    f0 (Hz) around MIDI `pitch` (depth in semitones: default 2, vibrato 1 from lowest to highest),
+    or loudness (dB) around `level` (depth in dB, default 20). Vibrato and tremolo keep their rate
+    in Hz whatever the clip's length. The sound lasts the first `sound` of the clip: f0 is unvoiced
+    after it, loudness at the floor."""
     if kind not in SHAPES:
         raise ControlError(f"curve {kind!r}: choose one of {list(SHAPES)}")
-    if frames < 1 or not 0 < sound <= 1:
-        raise ControlError(f"frames={frames} must be at least 1 and sound={sound} in (0, 1]")
+    if frames < 1 or not 0 < sound <= 1 or not frame_rate > 0:
+        raise ControlError(f"frames={frames} must be at least 1, sound={sound} in (0, 1] and frame_rate={frame_rate} above 0")
     t = (np.arange(frames) + 0.5) / frames
     on = t < sound
-    ts = t / sound
+    ts, seconds = t / sound, np.arange(frames) / frame_rate
+    depth = DEFAULT_DEPTH.get(name, 2.0 if kind == "f0" else 20.0) if depth is None else depth
     if kind == "f0":
-        curve = midi_to_hz(_f0_shape(name, ts, pitch, 2.0 if depth is None else depth))
+        curve = midi_to_hz(_f0_shape(name, ts, seconds, pitch, depth))
         return np.where(on, curve, 0.0).astype(np.float32)
-    curve = _loudness_shape(name, ts, level, 20.0 if depth is None else depth)
+    curve = _loudness_shape(name, ts, seconds, level, depth)
     return np.where(on, curve, LOUDNESS_FLOOR).astype(np.float32)

@@ -536,9 +536,9 @@ class DemoActions:
                 frames = max(1, round(duration * frame_rate))
                 asked = {}
                 if f0_shape != NO_CURVE and "f0" in pipe.curves:
-                    asked["f0"] = controls.shape("f0", f0_shape, frames, pitch=float(pitch))
+                    asked["f0"] = controls.shape("f0", f0_shape, frames, pitch=float(pitch), frame_rate=frame_rate)
                 if loudness_shape != NO_CURVE and "loudness" in pipe.curves:
-                    asked["loudness"] = controls.shape("loudness", loudness_shape, frames, level=float(level))
+                    asked["loudness"] = controls.shape("loudness", loudness_shape, frames, level=float(level), frame_rate=frame_rate)
                 if not asked:
                     raise gr.Error("no curve asked: upload or record audio, or pick an f0 or a loudness shape")
                 what = ", ".join(f"{name} {kind}" for name, kind in (("f0", f0_shape), ("loudness", loudness_shape)) if name in asked)

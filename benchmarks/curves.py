@@ -152,7 +152,10 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
     for index in range(count):
         f0_name, loud_name = SHAPE_PAIRS[index % len(SHAPE_PAIRS)]
         pitch = float(np.clip(48 + (index * 7) % 30, low + 2, high - 4))
-        curves = {"f0": controls.shape("f0", f0_name, frames, pitch=pitch), "loudness": controls.shape("loudness", loud_name, frames, level=-22.0)}
+        curves = {
+            "f0": controls.shape("f0", f0_name, frames, pitch=pitch, frame_rate=frame_rate),
+            "loudness": controls.shape("loudness", loud_name, frames, level=-22.0, frame_rate=frame_rate),
+        }
         named.append({"label": labels[index % len(labels)], **curves})
         asked.append((f"{f0_name}+{loud_name}", curves))
     clips = generate(pipe, gestures + named, 100, "contours")
@@ -169,6 +172,7 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
         "held_out_gestures_vocoded_real": summarise(floor),
         "named_shapes": summarise(scores[len(gestures) :]),
         "by_kind": {kind: summarise(group) for kind, group in sorted(by_kind.items())},
+        "held_out_by_kind": {kind: summarise([s for (k, _), s in zip(asked, scores) if k == kind]) for kind in sorted({k for k, _ in asked[: len(gestures)]})},
         "by_kind_vocoded_real": {kind: summarise([s for (k, _), s in zip(asked, floor) if k == kind]) for kind in sorted({k for k, _ in asked[: len(floor)]})},
         "family_accuracy": family_accuracy(classifier, clips, [item["label"] for item in items]),
     }

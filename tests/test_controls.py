@@ -91,6 +91,21 @@ def test_named_shapes():
         controls.shape("f0", "wobble")
 
 
+def test_vibrato_and_tremolo_keep_their_rate_in_hz():
+    """5.5 Hz vibrato (+-50 cents by default) and 6 Hz tremolo whatever the clip's length or frame rate."""
+    for frames, frame_rate in [(62, 62.5), (344, 86.1), (400, 100.0)]:
+        midi = controls.hz_to_midi(controls.shape("f0", "vibrato", frames, pitch=60, sound=1.0, frame_rate=frame_rate))
+        assert midi.max() == pytest.approx(60.5, abs=0.02) and midi.min() == pytest.approx(59.5, abs=0.02)
+        crossings = int(np.diff(midi - 60 > 1e-3).sum())
+        assert abs(crossings - 2 * 5.5 * frames / frame_rate) <= 1.5
+        level = controls.shape("loudness", "tremolo", frames, level=-20, sound=1.0, frame_rate=frame_rate)
+        assert abs(int(np.diff(level + 20 > 1e-3).sum()) - 2 * 6 * frames / frame_rate) <= 1.5
+    wide = controls.hz_to_midi(controls.shape("f0", "vibrato", 62, pitch=60, depth=2, sound=1.0))
+    assert wide.max() == pytest.approx(61, abs=0.05)
+    with pytest.raises(controls.ControlError, match="frame_rate"):
+        controls.shape("f0", "vibrato", 62, frame_rate=0)
+
+
 # --------------------------------------------------------------------------------------------
 # The condition in the U-Net
 
