@@ -331,6 +331,9 @@ class DistillConfig:
     student_steps: int = 8  # progressive: the student's sampling steps (its teacher takes twice as many); consistency: 1-2
     intervals: int = 16  # consistency: the teacher's DDIM steps over the grid that trajectories follow
     init_from_teacher: bool = True  # start from the teacher's weights (same architecture only)
+    # each condition left out of a training example with this probability (None: the teacher's
+    # conditioning.drop_prob); above it, the student also learns the partial asks (a label alone)
+    drop_prob: float | None = None
 
 
 @dataclasses.dataclass

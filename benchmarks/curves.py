@@ -17,7 +17,10 @@ generated audio with the same tracker the data was measured with (`controls.extr
 Frame measures, over the frames the asked F0 is voiced: within 50 cents of it (an unvoiced
 output frame is a miss); voicing F1 (asked voiced against output voiced); loudness: the Pearson
 r of the output's RMS dB with the asked, over the frames where the asked curve sounds (pooled
-over clips, and the median per clip whose asked level moves at least 6 dB). Writes JSON and a
+over clips, and the median per clip whose asked level moves at least 6 dB); F0 shape: the Pearson
+r of the output's F0 in cents with the asked, over the frames both are voiced, the median per clip
+whose asked F0 moves at least 50 cents (a flat note lies within 50 cents of a +-50 cent vibrato
+throughout; r tells whether it moves with it). Writes JSON and a
 figure (asked curves over the output's spectrogram and measured F0: docs/examples/curves.png).
 
     python -m benchmarks.curves --model runs/notes-curves --classifier runs/classifier-notes --count 48
@@ -77,7 +80,13 @@ def follow(asked_f0: np.ndarray, asked_loudness: np.ndarray, audio: np.ndarray, 
     frames = min(len(asked_f0), len(measured["f0"]))
     level, want = measured["loudness"][:frames], asked_loudness[:frames]
     sounding = np.isfinite(want) & (want > controls.LOUDNESS_FLOOR + 1)
-    return {**controls.f0_agreement(asked_f0, measured["f0"]), "level": level[sounding].tolist(), "want": want[sounding].tolist()}
+    got_f0, want_f0 = measured["f0"][:frames], np.nan_to_num(asked_f0[:frames])
+    both = (got_f0 > 0) & (want_f0 > 0)
+    return {
+        **controls.f0_agreement(asked_f0, measured["f0"]),
+        "level": level[sounding].tolist(), "want": want[sounding].tolist(),
+        "cents": (1200 * np.log2(got_f0[both] / 440.0)).tolist(), "want_cents": (1200 * np.log2(want_f0[both] / 440.0)).tolist(),
+    }  # fmt: skip
 
 
 def summarise(scores: list[dict]) -> dict:
@@ -90,6 +99,11 @@ def summarise(scores: list[dict]) -> dict:
         for s in scores
         if len(s["want"]) > 3 and np.ptp(s["want"]) >= 6 and np.std(s["level"]) > 0
     ]
+    f0_per_clip = [  # an output that holds one pitch exactly has no r: it scores 0
+        float(np.corrcoef(s["cents"], s["want_cents"])[0, 1]) if np.std(s["cents"]) > 0 else 0.0
+        for s in scores
+        if len(s["want_cents"]) > 3 and np.ptp(s["want_cents"]) >= 50
+    ]
     return {
         "clips": len(scores),
         "frames_within_50_cents": round(sum(s["within"] for s in scores) / max(voiced, 1), 3),
@@ -97,6 +111,8 @@ def summarise(scores: list[dict]) -> dict:
         "loudness_r_pooled": round(float(np.corrcoef(level, want)[0, 1]), 3) if level.size > 3 else None,
         "loudness_r_median_per_clip": round(float(np.median(per_clip)), 3) if per_clip else None,
         "clips_with_moving_loudness": len(per_clip),
+        "f0_r_median_per_clip": round(float(np.median(f0_per_clip)), 3) if f0_per_clip else None,
+        "clips_with_moving_f0": len(f0_per_clip),
     }
 
 

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from audiodiff.checkpoint import list_checkpoints
 from audiodiff.config import DistillRunConfig, from_dict
+from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.models.conditioning import ConditionError
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
@@ -136,3 +137,11 @@ def test_a_student_varies_audio_like_any_model(guidance_student):
     audio = torch.sin(torch.linspace(0, 300, 8000))[None] * 0.3
     out = pipe.vary(audio, strength=0.5, sample_rate=16000, steps=2, label="low")
     assert out.audio.shape[-1] == pytest.approx(8000, abs=256) and torch.isfinite(out.audio).all()
+
+
+def test_distill_drop_prob_sets_every_condition_but_the_guidance_scale(teacher, synth_dir, tmp_path):
+    distill(teacher, tmp_path / "drop", synth_dir, guidance_range=[1.0, 4.0], drop_prob=0.5)
+    conditioning = json.loads((list_checkpoints(tmp_path / "drop")[-1] / "config.json").read_text())["conditioning"]
+    assert conditioning["drop_prob"] == 0.5 and conditioning["drop"] == {GUIDANCE: 0.0}
+    with pytest.raises(TrainingError, match="distill.drop_prob=1.5"):
+        distill(teacher, tmp_path / "bad", synth_dir, drop_prob=1.5)

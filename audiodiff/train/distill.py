@@ -32,6 +32,9 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
         data[section].update(getattr(run, section))
     data["train"] = to_dict(run.train)
     guidance_range = teacher.student.guidance_range if teacher.student else None
+    if run.distill.drop_prob is not None:  # one probability for every condition; the guidance scale is never dropped
+        data["conditioning"]["drop_prob"] = run.distill.drop_prob
+        data["conditioning"]["drop"] = {name: p for name, p in data["conditioning"]["drop"].items() if name == GUIDANCE}
     if method == "guidance":
         guidance_range = [float(v) for v in run.distill.guidance_range]
         data["conditioning"]["numbers"][GUIDANCE] = guidance_range
@@ -54,6 +57,8 @@ class DistillTask(DiffusionTask):
         self.teacher = Pipeline.from_pretrained(config.distill.teacher)
         if config.distill.method != "guidance" and config.distill.student_steps < 1:
             raise TrainingError(f"distill.student_steps={config.distill.student_steps}: must be at least 1")
+        if config.distill.drop_prob is not None and not 0 <= config.distill.drop_prob < 1:
+            raise TrainingError(f"distill.drop_prob={config.distill.drop_prob}: a probability in [0, 1), or null for the teacher's")
         if config.distill.method == "consistency" and config.distill.intervals < 1:
             raise TrainingError(f"distill.intervals={config.distill.intervals}: the consistency grid needs at least 1 interval")
         super().__init__(student_config(self.teacher.config, config), verbose, self.teacher.autoencoder)
