@@ -163,6 +163,44 @@ def test_a_waveform_unet_takes_curves():
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
+def test_motion_map_reads_vibrato_in_semitones_and_a_held_note_as_still():
+    """The f0 motion map (CurveConfig.motion) on known contours: a +-0.5 semitone vibrato reads
+    about +-0.5 whatever the note, a held note 0, unvoiced frames 0, a leap clipped at MOTION_LIMIT."""
+    from audiodiff.models.conditioning import MOTION_LIMIT
+
+    cfg = UNetConfig(dims=2, channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), head_channels=16, norm_groups=8)
+    model = UNet(cfg, ConditioningConfig(curves={"f0": CurveConfig(motion=True)}), MelSpec())
+    f0 = model.conditioner.conditions["f0"]
+    frames = 125  # 2 s at 62.5 frames/s
+    rows = [controls.shape("f0", "vibrato", frames, pitch=pitch, sound=1.0) for pitch in (45, 72)]
+    held = np.full(frames, 262.0)
+    held[100:] = 0.0
+    leap = np.full(frames, 220.0)
+    leap[60:] = 880.0
+    maps = f0.motion_map(torch.tensor(np.stack(rows + [held, leap]), dtype=torch.float32), (80, frames))
+    assert maps.shape == (4, 1, 80, frames)
+    motion = maps[:, 0, 0]
+    for row in motion[:2, 20:-20]:  # away from the ends' half windows
+        assert float(row.max()) == pytest.approx(0.5, abs=0.1) and float(row.min()) == pytest.approx(-0.5, abs=0.1)
+    assert motion[2].abs().max() < 1e-4 and (motion[2, 100:] == 0).all()
+    assert float(motion[3].abs().max()) == pytest.approx(MOTION_LIMIT)
+    with pytest.raises(ValueError, match="loudness.motion"):
+        UNet(cfg, ConditioningConfig(curves={"loudness": CurveConfig(motion=True)}), MelSpec())
+    for name, parameter in model.named_parameters():  # undo the zero inits but the motion's, so every path shows
+        if parameter.dim() > 1 and not parameter.abs().sum() and ".motion." not in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    plain = UNet(cfg, ConditioningConfig(curves={"f0": CurveConfig()}), MelSpec()).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".motion." not in k})
+    model.eval()
+    x, t = torch.randn(2, 1, 80, 64), torch.full((2,), 0.5)
+    cond = model.conditioner.prepare(2, f0=np.stack([rows[0][:64], held[:64]]))
+    with torch.no_grad():
+        assert torch.allclose(model(x, t, cond), plain(x, t, cond))  # zero-initialised: a plain f0 model until trained
+        f0.motion.weight.normal_(std=0.05)
+        moved = model(x, t, cond) - plain(x, t, cond)
+    assert moved[0].abs().max() > 1e-2 and moved[1].abs().max() < 1e-5  # only a moving F0 reaches it
+
+
 # --------------------------------------------------------------------------------------------
 # Data, training, generation
 
@@ -223,6 +261,17 @@ def test_fine_tuning_with_a_new_curve_starts_where_the_source_was(tones, tmp_pat
     assert main(["generate", "--checkpoint", str(tmp_path / "tuned"), "--melody-from", str(tones / "t2.wav"),
                  "--transpose", "-2", "--steps", "2", "--out", str(wav)]) == 0  # fmt: skip
     assert wav.is_file()
+
+    moving = tiny_config(
+        tones, tmp_path / "moving", seconds=0.5, data={"curve_method": "pyin"},
+        conditioning={"curves": {"f0": {"motion": True}, "loudness": {}}}, train={"init_from": str(tmp_path / "tuned"), "steps": 2},
+    )  # fmt: skip
+    task = DiffusionTask(moving, verbose=False)
+    task.build(torch.device("cpu"), moving.train)
+    cond = task.model.conditioner.prepare(1, f0=controls.shape("f0", "vibrato", 31, pitch=60), loudness=np.full(31, -15.0))
+    with torch.no_grad():  # the f0 condition carried over whole, its new motion layer at zero
+        assert torch.allclose(task.model(x, t, cond), pipe.model(x, t, cond), atol=1e-6)
+    assert "f0: carried over; new layers (motion)" in " ".join(task.init_report)
 
 
 def test_half_the_gestures_sound_through_the_whole_clip(tmp_path):

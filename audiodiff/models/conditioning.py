@@ -71,6 +71,11 @@ class CurveConfig:
     span (10-60% of the clip) with probability `span_prob`, so a partial curve is a valid input."""
 
     span_prob: float = 0.25
+    # f0 on mel models: also draw the F0's motion about its running mean (semitones, over
+    # MOTION_SECONDS), so vibrato and bends reach the network at the scale of a semitone where
+    # the pitch map moves by a fiftieth; through its own zero-initialised convolution, so a model
+    # trained without it is fine-tuned with it from where it was
+    motion: bool = False
 
     def __post_init__(self):
         if not 0 <= self.span_prob <= 1:
@@ -337,6 +342,8 @@ class LocalSpec:
 
 
 HARMONICS = 24  # harmonics of the F0 drawn onto the mel axis (weights 1/k)
+MOTION_SECONDS = 0.3  # the running mean that F0 motion is measured about: longer than a vibrato cycle
+MOTION_LIMIT = 3.0  # semitones; motion beyond it (a leap, not a bend) is clipped
 
 
 def resample_frames(values: torch.Tensor, frames: int, log: bool = False) -> torch.Tensor:
@@ -382,6 +389,11 @@ class CurveCondition(Condition):
         self.conv = conv(self.maps * local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
+        if cfg.motion:
+            if name != "f0" or self.mel is None:
+                raise ValueError(f"conditioning.curves.{name}.motion: only an f0 curve on a mel model draws its motion; remove it")
+            self.motion = conv(local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2, bias=False)
+            nn.init.zeros_(self.motion.weight)
 
     def null(self, batch: int, device=None) -> torch.Tensor:
         return torch.full((batch, 1), math.nan, device=device)
@@ -501,7 +513,25 @@ class CurveCondition(Condition):
         the convolution's bias: what all-null maps give, without drawing them)."""
         if values is None or not torch.isfinite(values).any():
             return self.conv.bias.view(1, -1, *[1] * self.spec.dims)
-        return self.conv(prepare(self.feature_maps(values.float(), size)))
+        out = self.conv(prepare(self.feature_maps(values.float(), size)))
+        if self.cfg.motion:
+            out = out + self.motion(prepare(self.motion_map(values.float(), size)))
+        return out
+
+    def motion_map(self, values: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """`[batch, 1, n_mels, frames]`: on voiced frames, the F0 in semitones less its mean over
+        the voiced frames of the surrounding MOTION_SECONDS (clipped to +-MOTION_LIMIT); 0 elsewhere."""
+        values = resample_frames(values, size[-1], log=True)
+        voiced = (torch.isfinite(values) & (values > 0)).float()
+        semitones = torch.where(voiced > 0, 12 * torch.log2(values.clamp_min(1.0) / 440.0), torch.zeros_like(values))
+        frame_rate = self.mel.sample_rate / self.mel.hop_length
+        window = max(1, round(MOTION_SECONDS * frame_rate)) // 2 * 2 + 1
+        # window sums from a cumulative sum (fp32 under autocast, where a bf16 convolution would round)
+        running = F.pad(torch.stack([semitones, voiced], 1), (window // 2 + 1, window // 2)).cumsum(-1)
+        total = running[..., window:] - running[..., :-window]
+        mean = total[:, 0] / total[:, 1].clamp_min(1.0)
+        motion = ((semitones - mean) * voiced).clamp(-MOTION_LIMIT, MOTION_LIMIT)
+        return motion[:, None, None].expand(-1, -1, size[0], -1)
 
 
 def _is_curve(value) -> bool:

@@ -88,9 +88,11 @@ def load_source_weights(
             merged.update(_word_rows(condition, theirs_c, prefix, own, theirs, report))
             continue
         state = {k: v for k, v in theirs.items() if k.startswith(prefix)}
-        if set(state) == {k for k in own if k.startswith(prefix)} and all(own[k].shape == v.shape for k, v in state.items()):
-            merged.update(state)
-            report.append(f"{key}: carried over")
+        mine = {k for k in own if k.startswith(prefix)}
+        if set(state) <= mine and all(own[k].shape == v.shape for k, v in state.items()):
+            merged.update(state)  # layers the source lacks (a curve's motion) keep their initial weights
+            added = sorted({k[len(prefix):].split(".")[0] for k in mine - set(state)})
+            report.append(f"{key}: carried over" + (f"; new layers ({', '.join(added)}) keep their initial weights" if added else ""))
         else:
             report.append(f"{key}: differs from the source's (vocabulary or range), starts from scratch")
     dropped = sorted(set(their_conditions) - set(own_conditions))
