@@ -22,6 +22,14 @@ from audiodiff.pipeline import Pipeline
 from audiodiff.vocoder import Vocoder
 
 
+
+def earlier_training(info: dict, source: Path) -> dict | None:
+    """The training record a fine-tune started from. Bundling the same run again (over the model
+    it started from, now its own bundle) takes that bundle's earlier record, not itself twice."""
+    if info.get("source") == str(source):
+        return (info.get("training") or {}).get("before")
+    return info.get("training")
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["diffusion", "vocoder", "autoencoder"])
@@ -53,7 +61,7 @@ def main() -> None:
         recipe = vocoder.info.pop("recipe", None) or {}
         start = (recipe.get("train") or {}).get("init_from")
         if start:  # a continued run: say what it started from, with that one's own training record
-            earlier = Vocoder.from_pretrained(start).info.get("training")
+            earlier = earlier_training(Vocoder.from_pretrained(start).info, source)
             vocoder.info["training"] = {**vocoder.info.get("training", {}), "init_from": start, "before": earlier}
         if args.match_mel is not None:
             vocoder.match_mel = args.match_mel
@@ -65,7 +73,7 @@ def main() -> None:
         pipe.info.pop("dataset", None)
         start = pipe.config.train.init_from
         if start:  # a fine-tune: say what it started from, with that one's own training record
-            earlier = Pipeline.from_pretrained(start, vocoder="griffin_lim").info.get("training")
+            earlier = earlier_training(Pipeline.from_pretrained(start, vocoder="griffin_lim").info, source)
             pipe.info["training"] = {**pipe.info.get("training", {}), "init_from": start, "before": earlier}
         pipe.info["source"] = str(source)
         pipe.info["metrics"] = metrics
