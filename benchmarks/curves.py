@@ -252,7 +252,8 @@ def main(argv=None) -> int:
     parser.add_argument("--classifier")
     parser.add_argument("--data", default="data/notes")
     parser.add_argument("--count", type=int, default=48, help="clips per set (held notes, gesture clips, named shapes)")
-    parser.add_argument("--steps", type=int, default=16, help="sampling steps of both models (the bundled notes' default)")
+    parser.add_argument("--steps", type=int, help="sampling steps of both models (default: each model's own, which a few-step "
+                        "student needs; a notes-curves run's config says 25 where the bundled notes samples 16: pass --steps 16 to compare)")
     parser.add_argument("--vocoder", default="vocoder-16k", help="the curve model's vocoder (a run's config may say griffin_lim)")
     parser.add_argument("--no-melody", action="store_true")
     parser.add_argument("--threads", type=int, default=2)

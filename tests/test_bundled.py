@@ -3,10 +3,12 @@ for, share one vocoder, stay within the size budget and carry their provenance a
 
 import json
 
+import numpy as np
 import pytest
 import soundfile
 import torch
 
+from audiodiff import controls
 from audiodiff.bundled import BUNDLED_DIR, bundled_names
 from audiodiff.checkpoint import CONFIG
 from audiodiff.cli import main
@@ -66,3 +68,15 @@ def test_a_fast_model_is_a_student_that_samples_in_its_few_calls(name, base, lab
     pipe.model.register_forward_hook(lambda *_: calls.append(1))
     out = pipe.generate(label=label, n=2, guidance=2.0, seed=0)
     assert len(calls) == student.steps and torch.isfinite(out.audio).all() and out.audio.abs().max() > 0.05
+
+
+def test_notes_fast_plays_the_asked_pitch_in_one_call():
+    """The student of the curve-conditioned `notes` inherits its curves and `pitch=` shorthand."""
+    pipe = Pipeline.from_pretrained("notes-fast")
+    assert {"f0", "loudness"} <= set(pipe.curves)
+    pitches = [60, 67]
+    out = pipe.generate(label=["flute", "string"], pitch=pitches, velocity=100, n=2, seed=0, progress=False)
+    for clip, pitch in zip(out.audio, pitches):
+        f0 = controls.extract(clip[0].numpy(), out.sample_rate)["f0"]
+        voiced = f0[np.isfinite(f0) & (f0 > 0)]
+        assert voiced.size > 10 and abs(float(np.median(controls.hz_to_midi(voiced))) - pitch) < 0.5
