@@ -80,12 +80,12 @@ def follow(asked_f0: np.ndarray, asked_loudness: np.ndarray, audio: np.ndarray, 
     frames = min(len(asked_f0), len(measured["f0"]))
     level, want = measured["loudness"][:frames], asked_loudness[:frames]
     sounding = np.isfinite(want) & (want > controls.LOUDNESS_FLOOR + 1)
-    got_f0, want_f0 = measured["f0"][:frames], np.nan_to_num(asked_f0[:frames])
-    both = (got_f0 > 0) & (want_f0 > 0)
+    got_pitch, want_pitch = controls.hz_to_midi(measured["f0"][:frames]), controls.hz_to_midi(asked_f0[:frames])  # NaN unvoiced
+    both = np.isfinite(got_pitch) & np.isfinite(want_pitch)
     return {
         **controls.f0_agreement(asked_f0, measured["f0"]),
         "level": level[sounding].tolist(), "want": want[sounding].tolist(),
-        "cents": (1200 * np.log2(got_f0[both] / 440.0)).tolist(), "want_cents": (1200 * np.log2(want_f0[both] / 440.0)).tolist(),
+        "cents": (100 * got_pitch[both]).tolist(), "want_cents": (100 * want_pitch[both]).tolist(),
     }  # fmt: skip
 
 

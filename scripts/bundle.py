@@ -22,13 +22,13 @@ from audiodiff.pipeline import Pipeline
 from audiodiff.vocoder import Vocoder
 
 
-
 def earlier_training(info: dict, source: Path) -> dict | None:
     """The training record a fine-tune started from. Bundling the same run again (over the model
     it started from, now its own bundle) takes that bundle's earlier record, not itself twice."""
     if info.get("source") == str(source):
         return (info.get("training") or {}).get("before")
     return info.get("training")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -513,15 +513,16 @@ class CurveCondition(Condition):
         the convolution's bias: what all-null maps give, without drawing them)."""
         if values is None or not torch.isfinite(values).any():
             return self.conv.bias.view(1, -1, *[1] * self.spec.dims)
-        out = self.conv(prepare(self.feature_maps(values.float(), size)))
-        if self.cfg.motion:
-            out = out + self.motion(prepare(self.motion_map(values.float(), size)))
-        return out
+        values = values.float()
+        if not self.cfg.motion:
+            return self.conv(prepare(self.feature_maps(values, size)))
+        values = resample_frames(values, size[-1], log=True)  # once for both (a mel model's frames)
+        return self.conv(prepare(self.feature_maps(values, size))) + self.motion(prepare(self.motion_map(values, size)))
 
     def motion_map(self, values: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-        """`[batch, 1, n_mels, frames]`: on voiced frames, the F0 in semitones less its mean over
-        the voiced frames of the surrounding MOTION_SECONDS (clipped to +-MOTION_LIMIT); 0 elsewhere."""
-        values = resample_frames(values, size[-1], log=True)
+        """`[batch, frames]` Hz at the input's frames -> `[batch, 1, n_mels, frames]`: on voiced
+        frames, the F0 in semitones less its mean over the voiced frames of the surrounding
+        MOTION_SECONDS (clipped to +-MOTION_LIMIT); 0 elsewhere."""
         voiced = (torch.isfinite(values) & (values > 0)).float()
         semitones = torch.where(voiced > 0, 12 * torch.log2(values.clamp_min(1.0) / 440.0), torch.zeros_like(values))
         frame_rate = self.mel.sample_rate / self.mel.hop_length

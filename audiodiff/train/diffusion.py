@@ -104,9 +104,8 @@ class DiffusionTask:
         self.device = device
         self.preview_count = cfg.preview_count
         self.model = build_model(self.config).to(device)
-        self.init_report: list[str] = []  # what train.init_from carried over, condition by condition
         if self.source is not None:
-            self.init_report = load_source_weights(self.model, self.source.model, self.config.train.init_from, self.verbose)
+            load_source_weights(self.model, self.source.model, self.config.train.init_from, self.verbose)
         self.net: nn.Module = self.model
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
