@@ -391,24 +391,30 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
         add(sub.add_parser(name, help=help_text))
 
 
-def _digits_args(parser: argparse.ArgumentParser) -> None:
+def _espeak_args(parser: argparse.ArgumentParser, num_clips: int, seconds: float) -> None:
     parser.add_argument("--out", required=True, help="output folder (wavs/, manifest.jsonl, info.json)")
-    parser.add_argument("--num-clips", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=1.0, help="clip length")
+    parser.add_argument("--num-clips", type=int, default=num_clips)
+    parser.add_argument("--seconds", type=float, default=seconds, help="clip length")
     parser.add_argument("--sample-rate", type=int, default=16_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, help="parallel renderers (default: one per CPU)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
 
 
-def _run_digits(args: argparse.Namespace) -> int:
-    from audiodiff.data.builders import build_digits
+def _digits_args(parser: argparse.ArgumentParser) -> None:
+    _espeak_args(parser, num_clips=10_000, seconds=1.0)
 
-    report = build_digits(
-        args.out, args.num_clips, args.seed, args.sample_rate, args.seconds, args.workers, overwrite=args.overwrite
-    )
-    print(report)
+
+def _run_espeak(args: argparse.Namespace) -> int:
+    from audiodiff.data import builders
+
+    build = {"digits": builders.build_digits, "speech": builders.build_speech}[args.builder]
+    print(build(args.out, args.num_clips, args.seed, args.sample_rate, args.seconds, args.workers, overwrite=args.overwrite))
     return 0
+
+
+def _speech_args(parser: argparse.ArgumentParser) -> None:
+    _espeak_args(parser, num_clips=3_000, seconds=2.0)
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -552,7 +558,8 @@ def _run_shard(args: argparse.Namespace) -> int:
 
 
 DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
-    "digits": (_digits_args, _run_digits, "spoken digits zero..nine rendered by espeak-ng (offline)"),
+    "digits": (_digits_args, _run_espeak, "spoken digits zero..nine rendered by espeak-ng (offline)"),
+    "speech": (_speech_args, _run_espeak, "phrases in many espeak-ng voices and languages, for training vocoders (offline)"),
     "notes": (_notes_args, _run_notes, "instrument notes rendered by fluidsynth from a General MIDI soundfont"),
     "scan": (_scan_args, _run_scan, "check every audio file of a folder or layout and write a manifest (.jsonl)"),
     "shard": (_shard_args, _run_shard, "write a manifest's audio as tar shards that training streams"),

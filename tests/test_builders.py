@@ -1,4 +1,5 @@
-"""The offline dataset builders: spoken digits (espeak-ng) and instrument notes (fluidsynth)."""
+"""The offline dataset builders: spoken digits and many-voiced speech (espeak-ng) and instrument
+notes (fluidsynth)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from audiodiff.data.builders import BuildError, MissingToolError, build_digits, build_notes
+from audiodiff.data.builders import BuildError, MissingToolError, build_digits, build_notes, build_speech
 from audiodiff.data.builders import notes as notes_module
 from audiodiff.data.builders.common import hash_split
 from audiodiff.data.builders.digits import DIGITS, PITCH_CLASSES, SPEEDS
+from audiodiff.data.builders.speech import HELD_OUT_VOICES, HELD_OUT_WORDS
 from audiodiff.data.builders.notes import GM_FAMILIES, GM_PROGRAMS, midi_file, note_name
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -168,6 +170,45 @@ def test_existing_build_is_not_overwritten_by_default(tmp_path):
         build_digits(tmp_path, num_clips=3, progress=False)
     report = build_digits(tmp_path, num_clips=2, progress=False, overwrite=True)
     assert report.total == 2 and len(list((tmp_path / "wavs").glob("*.wav"))) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Speech (many voices, for vocoders)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("speech")
+    report = build_speech(folder, num_clips=24, seed=1, seconds=1.5, workers=2, progress=False)
+    return folder, report, read_manifest(folder)
+
+
+@needs_espeak
+def test_speech_speaks_many_languages_as_fixed_length_clips(speech):
+    folder, report, rows = speech
+    assert report.total == len(rows) == 24 and report.skipped == {}
+    assert len({row["label"] for row in rows}) == 24  # languages in turn
+    for row in rows[:4]:
+        audio, rate = soundfile.read(folder / row["path"])
+        assert rate == 16_000 and audio.shape == (24_000,) and 0.9 < np.abs(audio).max() <= 0.96
+
+
+@needs_espeak
+def test_speech_never_renders_the_benchmarks_held_out_voices_words_or_english(speech):
+    _, _, rows = speech
+    held = {code.split("-")[0] for code in HELD_OUT_VOICES} | {"en"}
+    assert not {row["label"].split("-")[0] for row in rows} & held
+    assert not {word for row in rows for word in row["text"].split()} & set(HELD_OUT_WORDS)
+
+
+@needs_espeak
+def test_speech_splits_are_disjoint_by_language_and_the_seed_repeats(speech, tmp_path):
+    folder, _, rows = speech
+    assert all(row["split"] == hash_split(row["label"], 1) for row in rows)
+    build_speech(tmp_path, num_clips=3, seed=1, seconds=1.5, progress=False)
+    again = read_manifest(tmp_path)
+    assert again == rows[:3]
+    assert soundfile.read(tmp_path / again[0]["path"])[0].tobytes() == soundfile.read(folder / rows[0]["path"])[0].tobytes()
 
 
 # --------------------------------------------------------------------------------------------

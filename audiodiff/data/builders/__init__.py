@@ -1,5 +1,5 @@
-"""Offline dataset builders (no downloads): spoken digits rendered by espeak-ng and instrument
-notes rendered by fluidsynth from a General MIDI soundfont.
+"""Offline dataset builders (no downloads): spoken digits and many-voiced speech rendered by
+espeak-ng, and instrument notes rendered by fluidsynth from a General MIDI soundfont.
 
 Each writes `out_dir/wavs/*.wav` (16-bit PCM, mono), `out_dir/manifest.jsonl` (one row per
 clip; paths relative to the manifest) and `out_dir/info.json`, and returns a `BuildReport`.
@@ -8,5 +8,6 @@ clip; paths relative to the manifest) and `out_dir/info.json`, and returns a `Bu
 from audiodiff.data.builders.common import BuildError, BuildReport, MissingToolError
 from audiodiff.data.builders.digits import build_digits
 from audiodiff.data.builders.notes import build_notes
+from audiodiff.data.builders.speech import build_speech
 
-__all__ = ["BuildError", "BuildReport", "MissingToolError", "build_digits", "build_notes"]
+__all__ = ["BuildError", "BuildReport", "MissingToolError", "build_digits", "build_notes", "build_speech"]

@@ -129,6 +129,14 @@ def require_tool(name: str, package: str) -> str:
     return found
 
 
+def run_tool(program: str, *args: str) -> str:
+    """`program args` -> its stdout, or a BuildError with the start of its stderr."""
+    done = subprocess.run([program, *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise BuildError(f"`{program} {' '.join(args)}` failed: {done.stderr.strip()[:300]}")
+    return done.stdout
+
+
 def tool_version(program: str, flag: str = "--version") -> str:
     """First line of `program --version`, for provenance in info.json."""
     try:

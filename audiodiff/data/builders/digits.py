@@ -27,12 +27,13 @@ from audiodiff.data.builders.common import (
     prepare_out_dir,
     require_tool,
     resample_mono,
+    run_tool,
     speech_bounds,
     tool_version,
     write_outputs,
 )
 
-__all__ = ["DIGITS", "ACCENTS", "Voice", "build_digits", "list_voices"]
+__all__ = ["DIGITS", "ACCENTS", "Voice", "build_digits", "check_espeak_build", "list_variants", "list_voices", "speak"]
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -94,11 +95,18 @@ class Clip:
     caption_template: int
 
 
-def _run(program: str, *args: str) -> str:
-    done = subprocess.run([program, *args], capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        raise BuildError(f"`{program} {' '.join(args)}` failed: {done.stderr.strip()[:300]}")
-    return done.stdout
+def list_variants(espeak: str = "espeak-ng") -> list[tuple[str, str]]:
+    """(variant, gender) of every voiced espeak-ng variant (`+f2`: "f2", "female"), as listed."""
+    variants = []
+    for line in run_tool(espeak, "--voices=variant").splitlines():
+        match = VARIANT_LINE.match(line)
+        if not match or match.group(1) not in ("M", "F"):
+            continue
+        variant = match.group(2)
+        if " " in variant or variant in EXCLUDED_VARIANTS:
+            continue
+        variants.append((variant, "male" if match.group(1) == "M" else "female"))
+    return variants
 
 
 def list_voices(espeak: str = "espeak-ng") -> list[Voice]:
@@ -107,16 +115,8 @@ def list_voices(espeak: str = "espeak-ng") -> list[Voice]:
     Variants come from `espeak-ng --voices=variant` (genders from there), accents from
     `espeak-ng --voices=en` restricted to the non-mbrola voices named in ACCENTS.
     """
-    variants: list[tuple[str, str]] = []
-    for line in _run(espeak, "--voices=variant").splitlines():
-        match = VARIANT_LINE.match(line)
-        if not match or match.group(1) not in ("M", "F"):
-            continue
-        variant = match.group(2)
-        if " " in variant or variant in EXCLUDED_VARIANTS:
-            continue
-        variants.append((variant, "male" if match.group(1) == "M" else "female"))
-    listed = _run(espeak, "--voices=en").split()
+    variants = list_variants(espeak)
+    listed = run_tool(espeak, "--voices=en").split()
     accents = [code for code in ACCENTS if code in listed]
     if not accents:
         raise BuildError(
@@ -239,6 +239,26 @@ def parse_wav_stream(data: bytes) -> tuple[np.ndarray, int]:
     raise ValueError("no audio data in espeak-ng's output")
 
 
+def speak(
+    espeak: str, voice: str, rate: int, pitch: int, text: str, sample_rate: int, example: str
+) -> np.ndarray | tuple[str, str]:
+    """espeak-ng says `text` -> the speech `[samples]` at `sample_rate`, silence trimmed, peak
+    0.95; or (reason, `example` and detail) when it fails or is silent, for `BuildReport.skip`."""
+    command = [espeak, "--stdout", "-v", voice, "-s", str(rate), "-p", str(pitch), text]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=60)
+        if done.returncode != 0:
+            return "espeak-ng failed", f"{example}: {done.stderr.decode(errors='replace').strip()[:200]}"
+        audio, audio_rate = parse_wav_stream(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        return "espeak-ng failed", f"{example}: {error}"
+    bounds = speech_bounds(audio, audio_rate)
+    if bounds is None:
+        return "silent render", example
+    speech = resample_mono(audio[bounds[0] : bounds[1]], audio_rate, sample_rate)
+    return speech * (0.95 / max(float(np.abs(speech).max()), 1e-8))
+
+
 class _Renderer:
     """Renders one planned clip to `out_dir/wavs/` and returns its manifest row (or a skip)."""
 
@@ -247,21 +267,10 @@ class _Renderer:
         self.length = int(round(seconds * sample_rate))
 
     def __call__(self, clip: Clip) -> dict | tuple[str, str]:
-        voice, rate, pitch = clip.voice.name, str(clip.rate), str(clip.pitch)
-        command = [self.espeak, "--stdout", "-v", voice, "-s", rate, "-p", pitch, clip.label]
         example = f"#{clip.index} {clip.label} {clip.voice.name} -s {clip.rate} -p {clip.pitch}"
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=60)
-            if done.returncode != 0:
-                return "espeak-ng failed", f"{example}: {done.stderr.decode(errors='replace').strip()[:200]}"
-            audio, rate = parse_wav_stream(done.stdout)
-        except (OSError, subprocess.SubprocessError, ValueError) as error:
-            return "espeak-ng failed", f"{example}: {error}"
-        bounds = speech_bounds(audio, rate)
-        if bounds is None:
-            return "silent render", example
-        speech = resample_mono(audio[bounds[0] : bounds[1]], rate, self.sample_rate)
-        speech = speech * (0.95 / max(float(np.abs(speech).max()), 1e-8))
+        speech = speak(self.espeak, clip.voice.name, clip.rate, clip.pitch, clip.label, self.sample_rate, example)
+        if isinstance(speech, tuple):
+            return speech
         fade = int(0.01 * self.sample_rate)
         name = f"wavs/{clip.index:05d}_{clip.label}.wav"
         save_audio(self.out_dir / name, fit_to_length(speech, self.length, fade)[None], self.sample_rate)
@@ -279,6 +288,17 @@ class _Renderer:
             "pitch_class": _word_for(clip.pitch, PITCH_CLASSES),
             "seconds": round(speech.size / self.sample_rate, 4),
         }
+
+
+def check_espeak_build(num_clips: int, sample_rate: int, seconds: float, rates: tuple[int, int], pitches: tuple[int, int]) -> str:
+    """Refuse impossible arguments of an espeak-ng build; return the espeak-ng program."""
+    if num_clips < 1:
+        raise ValueError(f"num_clips={num_clips}: need at least 1 clip")
+    if not (80 <= rates[0] <= rates[1] <= 450) or not (0 <= pitches[0] <= pitches[1] <= 99):
+        raise ValueError(f"rates={rates} must lie in 80..450 wpm and pitches={pitches} in 0..99, low first")
+    if seconds <= 0 or sample_rate <= 0:
+        raise ValueError(f"seconds={seconds} and sample_rate={sample_rate} must be positive")
+    return require_tool("espeak-ng", "espeak-ng")
 
 
 def build_digits(
@@ -300,13 +320,7 @@ def build_digits(
     identical audio. `rates` are espeak-ng words per minute, `pitches` its 0..99 scale; the
     default rates keep nearly every word inside 1 s (longer ones are cropped and counted).
     """
-    if num_clips < 1:
-        raise ValueError(f"num_clips={num_clips}: need at least 1 clip")
-    if not (80 <= rates[0] <= rates[1] <= 450) or not (0 <= pitches[0] <= pitches[1] <= 99):
-        raise ValueError(f"rates={rates} must lie in 80..450 wpm and pitches={pitches} in 0..99, low first")
-    if seconds <= 0 or sample_rate <= 0:
-        raise ValueError(f"seconds={seconds} and sample_rate={sample_rate} must be positive")
-    espeak = require_tool("espeak-ng", "espeak-ng")
+    espeak = check_espeak_build(num_clips, sample_rate, seconds, rates, pitches)
     started = time.perf_counter()
     out_dir = prepare_out_dir(out_dir, overwrite)
     voices = list_voices(espeak)
