@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_fideli
 
 from audiodiff.audio import MelSpec, load_audio
 from audiodiff.data.builders.notes import build_notes
+from audiodiff.data.builders.speech import HELD_OUT_VOICES, HELD_OUT_WORDS
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
 from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips
 from audiodiff.metrics.signal import estimate_f0, mel_l1, multi_resolution_stft_distance
@@ -45,8 +46,8 @@ from benchmarks.machine import command, machine_info, now, write_result
 from benchmarks.samplers import embed, embed_files
 
 LEVELS_DB = (0.0, -12.0)
-UNSEEN_VOICES = ("de", "fr-fr", "es", "it", "pl", "hi", "sv", "pt")  # espeak-ng voices outside the digits set
-UNSEEN_WORDS = ("hello", "music", "seventeen", "water", "diffusion")
+UNSEEN_VOICES = HELD_OUT_VOICES  # espeak-ng voices outside the digits set, never rendered by `audiodiff data speech`
+UNSEEN_WORDS = HELD_OUT_WORDS
 UNSEEN_PROGRAMS = (6, 21, 22, 46, 58, 66, 70, 78)  # harpsichord, accordion, harmonica, harp, tuba, tenor sax, bassoon, whistle
 UNSEEN_PITCHES = (48, 55, 60, 67, 72)
 TARGETS = {"reduction_vs_griffin_lim": 0.30, "frechet_over_floor": 1.5, "f0_within_20_cents": 0.95}
