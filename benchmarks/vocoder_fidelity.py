@@ -163,6 +163,37 @@ def frechet_over_floor(classifier: AudioClassifier, outputs: list[torch.Tensor],
     return {"vocoded": round(vocoded, 3), "floor": round(floor, 3), "over_floor": round(vocoded / floor, 2)}
 
 
+def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec, out: str, max_hz: float = 3000.0) -> None:
+    """Linear-frequency spectrograms (0 to `max_hz`, 2048-point STFT) of one clip and of each
+    vocoder's round trip of it: where the harmonics are sharp and where they smear."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    audio = load_audio(path, spec.sample_rate, 1)[0]
+    audio = audio[:, : audio.shape[-1] // spec.hop_length * spec.hop_length]
+    clips = [audio]
+    with torch.inference_mode():
+        clips += [vocoder.round_trip(audio)[0][..., : audio.shape[-1]] for vocoder in vocoders]
+    fig, axes = plt.subplots(1, len(clips), figsize=(2.6 * len(clips), 2.8), sharey=True)
+    for ax, clip, title in zip(axes, clips, ["original", *names]):
+        power = torch.stft(clip.reshape(-1), 2048, 128, window=torch.hann_window(2048), return_complex=True).abs() ** 2
+        bins = int(max_hz / (spec.sample_rate / 2048)) + 1
+        db = 10 * torch.log10(power[:bins] + 1e-10)
+        ax.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=float(db.max()) - 70, vmax=float(db.max()),
+                  extent=(0, clip.shape[-1] / spec.sample_rate, 0, max_hz))
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("seconds")
+    axes[0].set_ylabel("Hz")
+    fig.suptitle(f"{Path(path).stem}: an unseen voice through mel and back", fontsize=9)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"figure: {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vocoder", action="append", required=True, help="a vocoder directory or bundled name (repeatable)")
@@ -175,6 +206,8 @@ def main() -> None:
     parser.add_argument("--per-set", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/vocoder_fidelity.json")
+    parser.add_argument("--figure", help="also draw this PNG: spectrograms of one unseen-voice clip through each vocoder")
+    parser.add_argument("--figure-clip", default="de_water", help="the unseen-voice clip (voice_word) the figure shows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*rank-deficient")
@@ -200,6 +233,8 @@ def main() -> None:
             "unseen voices": (evenly(render_unseen_voices(Path(tmp) / "voices"), args.per_set), False, None),
             "unseen instruments": (evenly(render_unseen_instruments(Path(tmp) / "instruments"), args.per_set), True, None),
         }
+        if args.figure:
+            harmonics_figure(vocoders, names, Path(tmp) / "voices" / f"{args.figure_clip}.wav", spec, args.figure)
         rows: dict = {}
         for set_name, (clips, pitch_target, data_name) in sets.items():
             for level in LEVELS_DB:

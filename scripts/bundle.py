@@ -63,6 +63,7 @@ def main() -> None:
         if start:  # a continued run: say what it started from, with that one's own training record
             earlier = earlier_training(Vocoder.from_pretrained(start).info, source)
             vocoder.info["training"] = {**vocoder.info.get("training", {}), "init_from": start, "before": earlier}
+        vocoder.info["source"] = str(source)  # so that bundling this run again knows its own record
         if args.match_mel is not None:
             vocoder.match_mel = args.match_mel
         if metrics:

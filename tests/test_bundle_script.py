@@ -21,3 +21,18 @@ def test_rebundling_a_run_does_not_record_it_as_its_own_predecessor():
     assert earlier_training(bundled_stage2, Path("runs/c/checkpoints/step_00001000")) == bundled_stage2["training"]
     # stage 2 bundled again over itself: its predecessor is still stage 1
     assert earlier_training(bundled_stage2, Path("runs/b/checkpoints/step_00001500")) == stage1
+
+
+def test_a_bundled_vocoder_keeps_the_run_it_came_from(tmp_path):
+    # earlier_training compares a bundle's `source` with the run being bundled: it must survive saving
+    from audiodiff.audio import MelSpec
+    from audiodiff.vocoder import Vocoder
+    from audiodiff.vocoder.gan import GANVocoder
+    from audiodiff.vocoder.generators import build_generator
+
+    vocoder = GANVocoder(build_generator("istft", MelSpec(), dim=8, intermediate_dim=16, num_layers=1))
+    vocoder.info["source"] = "runs/v/checkpoints/step_00000100"
+    vocoder.info["training"] = {"step": 100, "init_from": "vocoder-16k", "before": {"step": 30000}}
+    vocoder.save_pretrained(tmp_path / "bundle")
+    info = Vocoder.from_pretrained(tmp_path / "bundle").info
+    assert load_bundle_script().earlier_training(info, Path("runs/v/checkpoints/step_00000100")) == {"step": 30000}
