@@ -232,6 +232,8 @@ class SamplingConfig:
     sampler: str = "dpmpp_2m"
     steps: int = 25
     guidance: float = 3.0
+    guide: list[str] = dataclasses.field(default_factory=list)  # default of guide=, where a call asks one of these (and no negatives)
+    rest_guidance: float = 1.0  # with guide: the scale of the asked conditions it does not name (1 = followed, unguided)
     vocoder: str = "griffin_lim"  # "griffin_lim", or a vocoder checkpoint directory
     griffin_lim_iters: int = 32
 

@@ -299,9 +299,10 @@ class Pipeline:
         steps = self.config.sampling.steps if request.steps is None else request.steps
         if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
             raise RequestError(f"steps={steps}: must be a whole number between 1 and 1000")
-        guidance = request.guidance
-        if guidance is not None and not math.isfinite(_number(guidance)):
-            raise RequestError(f"guidance={guidance}: must be a finite number (1 = conditional, 0 = unconditional)")
+        for name in ("guidance", "rest_guidance"):
+            value = getattr(request, name)
+            if value is not None and not math.isfinite(_number(value)):
+                raise RequestError(f"{name}={value}: must be a finite number (1 = conditional, 0 = unconditional)")
         _check_seed("seed", request.seed)
         return dataclasses.replace(request, steps=steps)
 
@@ -320,13 +321,13 @@ class Pipeline:
         conditioner = self.model.conditioner
         network = OBJECTIVES[self.config.diffusion.objective].as_model(self._network())
         scale = self.config.sampling.guidance if request.guidance is None else float(request.guidance)
-        negative = conditioner.prepare(n, **request.negatives)
+        negative = conditioner.prepare(n, **self._guide_negatives(request))
         if GUIDANCE in conditioner.conditions:  # a guidance-distilled student: the scale is an input, one call per step
             if negative or tuple(request.guidance_interval) != (0.0, 1.0):
                 teacher = self.config.student.base if self.config.student else "its teacher"
                 raise ConditionError(
                     "this student takes guidance as an input and was distilled without negative conditions or a "
-                    f"guidance interval; use its teacher ({teacher}) for negative_* and guidance_interval"
+                    f"guidance interval; use its teacher ({teacher}) for negative_*, guide= and guidance_interval"
                 )
             cond = conditioner.prepare(n, **{GUIDANCE: scale, **request.conditions})
             model = network
@@ -334,10 +335,31 @@ class Pipeline:
             cond = conditioner.prepare(n, **request.conditions)
             if not cond and not negative:
                 scale = 1.0  # nothing to guide towards
-            model = guided(network, scale, negative, request.guidance_interval)
+            rest = 1.0
+            if negative and not request.negatives:  # guide= (or the model's sampling.guide) split the ask
+                rest = self.config.sampling.rest_guidance if request.rest_guidance is None else float(request.rest_guidance)
+            model = guided(network, scale, negative, request.guidance_interval, rest)
         seeds = [int(request.seed) + i for i in range(n)]
         sampler = request.sampler or default_sampler or self.config.sampling.sampler
         return _Sampling(model, cond, request.steps, sampler, seeds, request, self.config.diffusion.shift)
+
+    def _guide_negatives(self, request: GenerationRequest) -> dict:
+        """The branch guidance moves away from: the negatives, or with `guide=` every asked
+        condition but the guided ones, so that guidance strengthens only those (a label, say)
+        while curves and numbers are followed as asked in both branches. Without `guide=`, the
+        model's `sampling.guide` where the call asks one of those conditions and no negatives."""
+        if request.guide is None:
+            default = [name for name in self.config.sampling.guide if name in request.conditions]
+            if not default or request.negatives or GUIDANCE in self.model.conditioner.conditions:
+                return request.negatives
+            return {name: value for name, value in request.conditions.items() if name not in default}
+        guide = [request.guide] if isinstance(request.guide, str) else list(request.guide)
+        unknown = sorted(set(guide) - set(request.conditions))
+        if unknown or not guide:
+            raise RequestError(f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']")
+        if request.negatives:
+            raise RequestError("guide= and negative_* both set what guidance moves away from; give one of them")
+        return {name: value for name, value in request.conditions.items() if name not in guide}
 
     def generate(self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options) -> GenerateOutput:
         """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),
@@ -827,6 +849,8 @@ class GenerationRequest:
     steps: int | None = None
     guidance: float | None = None
     guidance_interval: tuple[float, float] = (0.0, 1.0)
+    guide: tuple[str, ...] | None = None  # guide towards these conditions at `guidance`; the rest asked at `rest_guidance`
+    rest_guidance: float | None = None  # None: the model's sampling.rest_guidance (1: the rest followed as asked, unguided)
     seed: int = 0
     normalize: bool = False  # True: scale each clip's peak to NORMALIZE_PEAK (default: the model's level)
     progress: bool = False

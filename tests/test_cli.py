@@ -75,6 +75,13 @@ def test_generate_takes_a_precision(trained):
     assert result.returncode != 0 and "fp32" in result.stderr
 
 
+def test_generate_guide_names_conditions_the_call_asks_for(trained):
+    run_cli("generate", "--checkpoint", trained / "run", "--label", "high", "--guide", "label", "--steps", "2", "--out", trained / "guided.wav")
+    assert soundfile.info(str(trained / "guided.wav")).frames == 16000 // 256 * 256
+    result = run_cli("generate", "--checkpoint", trained / "run", "--label", "high", "--guide", "pitch", "--out", trained / "x.wav", check=False)
+    assert result.returncode == 2 and "guide=['pitch']" in result.stderr
+
+
 def test_unknown_label_lists_the_known_ones(trained):
     result = run_cli("generate", "--checkpoint", trained / "run", "--label", "seven", "--out", trained / "x.wav", check=False)
     assert result.returncode == 2

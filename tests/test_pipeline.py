@@ -229,3 +229,38 @@ def test_a_compiled_unet_gives_the_same_mels(pipe):
     compiled_pipe = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False, compile=True)
     for _ in range(2):  # the second call reuses the compiled U-Net
         assert torch.allclose(eager, compiled_pipe.generate(label="low", steps=2, seed=3).mel, atol=1e-4)
+
+
+def test_guide_strengthens_only_the_named_conditions_and_keeps_the_rest_in_both_branches(pipe):
+    asked = dict(label="high", pitch=60, guidance=3.0, seed=1, steps=3, duration=0.5)
+    label_only = pipe.generate(**asked, guide=["label"]).audio
+    assert torch.equal(label_only, pipe.generate(**asked, negative_pitch=60).audio)  # the same branch, spelled out
+    assert not torch.allclose(label_only, pipe.generate(**asked).audio)  # default: guide towards everything asked
+
+
+def test_guide_names_asked_conditions_and_not_with_negatives(pipe):
+    from audiodiff.pipeline import RequestError
+
+    with pytest.raises(RequestError, match=r"guide=\['pitch'\].*\['label'\]"):
+        pipe.generate(label="high", guide=["pitch"], steps=2)
+    with pytest.raises(RequestError, match="negative_"):
+        pipe.generate(label="high", pitch=60, guide=["label"], negative_label="low", steps=2)
+
+
+def test_a_models_sampling_guide_is_the_default_where_the_call_asks_for_it(pipe):
+    asked = dict(pitch=60, guidance=3.0, seed=1, steps=3, duration=0.5)
+    plain_label, plain_pitch = pipe.generate(label="high", **asked).audio, pipe.generate(**asked).audio
+    pipe.config.sampling.guide = ["label"]
+    assert torch.equal(pipe.generate(label="high", **asked).audio, pipe.generate(label="high", guide=["label"], **asked).audio)
+    assert not torch.allclose(pipe.generate(label="high", **asked).audio, plain_label)
+    assert torch.equal(pipe.generate(**asked).audio, plain_pitch)  # no label asked: guidance as usual
+
+
+def test_rest_guidance_composes_the_guided_and_the_other_conditions(pipe):
+    asked = dict(label="high", pitch=60, guidance=3.0, seed=1, steps=3, duration=0.5)
+    plain = pipe.generate(**asked).audio
+    # the rest at the same scale as the named ones: v_null + s(v_rest - v_null) + s(v - v_rest) is plain guidance
+    assert torch.allclose(pipe.generate(**asked, guide=["label"], rest_guidance=3.0).audio, plain, atol=1e-4)
+    unguided_rest = pipe.generate(**asked, guide=["label"]).audio
+    composed = pipe.generate(**asked, guide=["label"], rest_guidance=2.0).audio
+    assert not torch.allclose(composed, unguided_rest) and not torch.allclose(composed, plain)

@@ -157,24 +157,33 @@ def get_sampler(name: str) -> Callable:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
 
 
-def guided(model: Model, scale: float, uncond: dict | None = None, interval: tuple[float, float] = (0.0, 1.0)) -> Model:
+def guided(
+    model: Model, scale: float, uncond: dict | None = None, interval: tuple[float, float] = (0.0, 1.0), rest_scale: float = 1.0
+) -> Model:
     """Classifier-free guidance: v = v_u + scale · (v_c − v_u).
 
     `uncond` is the condition batch to guide away from (`{}`, all null, by default; a negative
     prompt or label otherwise). Guidance applies only while the normalised noise level 2θ/π lies
     inside `interval`; outside it the conditional prediction is used. scale = 1 is plain
-    conditional sampling and scale = 0 plain unconditional sampling.
+    conditional sampling and scale = 0 plain unconditional sampling. With `rest_scale` ≠ 1,
+    `uncond` is guided towards in turn (composed guidance, as in Liu et al. 2022, "Compositional
+    Visual Generation"): v = v_null + rest_scale · (v_u − v_null) + scale · (v_c − v_u), three
+    predictions a step; `guide=` makes `uncond` the asked conditions it does not name.
     """
     uncond = uncond or {}
     low, high = interval
 
     def model_fn(x, theta, cond):
         level = float(theta.flatten()[0]) / HALF_PI
-        if scale == 1.0 or not low - 1e-6 <= level <= high + 1e-6:
+        if (scale == 1.0 and rest_scale == 1.0) or not low - 1e-6 <= level <= high + 1e-6:
             return model(x, theta, cond)
+        batch = x.shape[0]
+        if rest_scale != 1.0 and uncond:
+            three = model(torch.cat([x, x, x]), torch.cat([theta, theta, theta]), join(join(cond, uncond, batch), {}, batch))
+            v_cond, v_rest, v_null = three[:batch], three[batch : 2 * batch], three[2 * batch :]
+            return v_null + rest_scale * (v_rest - v_null) + scale * (v_cond - v_rest)
         if scale == 0.0:
             return model(x, theta, uncond)
-        batch = x.shape[0]
         both = model(torch.cat([x, x]), torch.cat([theta, theta]), join(cond, uncond, batch))
         v_cond, v_uncond = both[:batch], both[batch:]
         return v_uncond + scale * (v_cond - v_uncond)
