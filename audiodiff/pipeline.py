@@ -321,7 +321,8 @@ class Pipeline:
         conditioner = self.model.conditioner
         network = OBJECTIVES[self.config.diffusion.objective].as_model(self._network())
         scale = self.config.sampling.guidance if request.guidance is None else float(request.guidance)
-        negative = conditioner.prepare(n, **self._guide_negatives(request))
+        away, rest = self._guidance_split(request)
+        negative = conditioner.prepare(n, **away)
         if GUIDANCE in conditioner.conditions:  # a guidance-distilled student: the scale is an input, one call per step
             if negative or tuple(request.guidance_interval) != (0.0, 1.0):
                 teacher = self.config.student.base if self.config.student else "its teacher"
@@ -335,31 +336,30 @@ class Pipeline:
             cond = conditioner.prepare(n, **request.conditions)
             if not cond and not negative:
                 scale = 1.0  # nothing to guide towards
-            rest = 1.0
-            if negative and not request.negatives:  # guide= (or the model's sampling.guide) split the ask
-                rest = self.config.sampling.rest_guidance if request.rest_guidance is None else float(request.rest_guidance)
             model = guided(network, scale, negative, request.guidance_interval, rest)
         seeds = [int(request.seed) + i for i in range(n)]
         sampler = request.sampler or default_sampler or self.config.sampling.sampler
         return _Sampling(model, cond, request.steps, sampler, seeds, request, self.config.diffusion.shift)
 
-    def _guide_negatives(self, request: GenerationRequest) -> dict:
-        """The branch guidance moves away from: the negatives, or with `guide=` every asked
-        condition but the guided ones, so that guidance strengthens only those (a label, say)
-        while curves and numbers are followed as asked in both branches. Without `guide=`, the
-        model's `sampling.guide` where the call asks one of those conditions and no negatives."""
-        if request.guide is None:
-            default = [name for name in self.config.sampling.guide if name in request.conditions]
-            if not default or request.negatives or GUIDANCE in self.model.conditioner.conditions:
-                return request.negatives
-            return {name: value for name, value in request.conditions.items() if name not in default}
-        guide = [request.guide] if isinstance(request.guide, str) else list(request.guide)
-        unknown = sorted(set(guide) - set(request.conditions))
-        if unknown or not guide:
-            raise RequestError(f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']")
-        if request.negatives:
-            raise RequestError("guide= and negative_* both set what guidance moves away from; give one of them")
-        return {name: value for name, value in request.conditions.items() if name not in guide}
+    def _guidance_split(self, request: GenerationRequest) -> tuple[dict, float]:
+        """(what guidance moves away from, the scale of those conditions): the negatives at 1; or
+        with `guide=` (else the model's `sampling.guide`, where the call asks one of those and no
+        negatives) every asked condition but the guided ones, at `rest_guidance`, so that guidance
+        strengthens the guided ones (a label, say) while curves and numbers are followed as asked."""
+        guide = request.guide
+        if guide is None:
+            guide = [name for name in self.config.sampling.guide if name in request.conditions]
+            if not guide or request.negatives or GUIDANCE in self.model.conditioner.conditions:
+                return request.negatives, 1.0
+        else:
+            guide = [guide] if isinstance(guide, str) else list(guide)
+            unknown = sorted(set(guide) - set(request.conditions))
+            if unknown or not guide:
+                raise RequestError(f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']")
+            if request.negatives:
+                raise RequestError("guide= and negative_* both set what guidance moves away from; give one of them")
+        rest = self.config.sampling.rest_guidance if request.rest_guidance is None else float(request.rest_guidance)
+        return {name: value for name, value in request.conditions.items() if name not in guide}, rest
 
     def generate(self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options) -> GenerateOutput:
         """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),

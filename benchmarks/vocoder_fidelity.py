@@ -128,6 +128,12 @@ def render_unseen_instruments(folder: Path) -> ClipSet:
     return ClipSet(f"GM programs {', '.join(map(str, UNSEEN_PROGRAMS))}", clips.paths, clips.labels)
 
 
+def load_frames(path, spec: MelSpec) -> torch.Tensor:
+    """A clip `[1, samples]` at the MelSpec's rate, cut to whole hops (so a round trip matches it)."""
+    audio = load_audio(path, spec.sample_rate, 1)[0]
+    return audio[:, : audio.shape[-1] // spec.hop_length * spec.hop_length]
+
+
 def vocode_set(vocoder, clips: ClipSet, spec: MelSpec, gain_db: float, pitch: bool = True) -> tuple[dict, list[torch.Tensor]]:
     """Signal scores of one vocoder on one set at one level, and the vocoded clips (level restored)."""
     gain = 10 ** (gain_db / 20)
@@ -135,8 +141,7 @@ def vocode_set(vocoder, clips: ClipSet, spec: MelSpec, gain_db: float, pitch: bo
     good = voiced = 0
     outputs = []
     for path in tqdm(clips.paths, desc=f"{vocoder.kind} {gain_db:+.0f} dB", leave=False):
-        audio = load_audio(path, spec.sample_rate, 1)[0]
-        audio = audio[:, : audio.shape[-1] // spec.hop_length * spec.hop_length] * gain
+        audio = load_frames(path, spec) * gain
         with torch.inference_mode():
             estimate = vocoder.round_trip(audio)[0][..., : audio.shape[-1]]
         scores["mel_l1_60db"].append(mel_l1_60db(estimate, audio, spec))
@@ -166,20 +171,16 @@ def frechet_over_floor(classifier: AudioClassifier, outputs: list[torch.Tensor],
 def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec, out: str, max_hz: float = 3000.0) -> None:
     """Linear-frequency spectrograms (0 to `max_hz`, 2048-point STFT) of one clip and of each
     vocoder's round trip of it: where the harmonics are sharp and where they smear."""
-    import matplotlib
+    from audiodiff.plots import _pyplot, _save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    audio = load_audio(path, spec.sample_rate, 1)[0]
-    audio = audio[:, : audio.shape[-1] // spec.hop_length * spec.hop_length]
+    audio = load_frames(path, spec)
     clips = [audio]
     with torch.inference_mode():
         clips += [vocoder.round_trip(audio)[0][..., : audio.shape[-1]] for vocoder in vocoders]
-    fig, axes = plt.subplots(1, len(clips), figsize=(2.6 * len(clips), 2.8), sharey=True)
+    bins = int(max_hz / (spec.sample_rate / 2048)) + 1
+    fig, axes = _pyplot().subplots(1, len(clips), figsize=(2.6 * len(clips), 2.8), sharey=True)
     for ax, clip, title in zip(axes, clips, ["original", *names]):
         power = torch.stft(clip.reshape(-1), 2048, 128, window=torch.hann_window(2048), return_complex=True).abs() ** 2
-        bins = int(max_hz / (spec.sample_rate / 2048)) + 1
         db = 10 * torch.log10(power[:bins] + 1e-10)
         ax.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=float(db.max()) - 70, vmax=float(db.max()),
                   extent=(0, clip.shape[-1] / spec.sample_rate, 0, max_hz))
@@ -187,11 +188,7 @@ def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec
         ax.set_xlabel("seconds")
     axes[0].set_ylabel("Hz")
     fig.suptitle(f"{Path(path).stem}: an unseen voice through mel and back", fontsize=9)
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    print(f"figure: {out}")
+    print(f"figure: {_save(fig, out)}")
 
 
 def main() -> None:

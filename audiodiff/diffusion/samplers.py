@@ -172,13 +172,14 @@ def guided(
     """
     uncond = uncond or {}
     low, high = interval
+    composed = rest_scale != 1.0 and bool(uncond)  # with nothing to keep, v_u is v_null
 
     def model_fn(x, theta, cond):
         level = float(theta.flatten()[0]) / HALF_PI
-        if (scale == 1.0 and rest_scale == 1.0) or not low - 1e-6 <= level <= high + 1e-6:
+        if (scale == 1.0 and not composed) or not low - 1e-6 <= level <= high + 1e-6:
             return model(x, theta, cond)
         batch = x.shape[0]
-        if rest_scale != 1.0 and uncond:
+        if composed:
             three = model(torch.cat([x, x, x]), torch.cat([theta, theta, theta]), join(join(cond, uncond, batch), {}, batch))
             v_cond, v_rest, v_null = three[:batch], three[batch : 2 * batch], three[2 * batch :]
             return v_null + rest_scale * (v_rest - v_null) + scale * (v_cond - v_rest)

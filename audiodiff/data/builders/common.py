@@ -273,6 +273,18 @@ def parallel_map(
                 yield result
 
 
+def collect_rows(results: Iterable, report: BuildReport) -> list[dict]:
+    """The manifest rows among renderers' results; the others, (reason, example), are skips
+    counted in `report`."""
+    rows = []
+    for result in results:
+        if isinstance(result, dict):
+            rows.append(result)
+        else:
+            report.skip(*result)
+    return rows
+
+
 def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
     """Create `out_dir/wavs`; refuse to mix with an earlier build unless `overwrite`."""
     out_dir = Path(out_dir)

@@ -22,6 +22,7 @@ from audiodiff.data.builders.common import (
     SPLIT_FRACTIONS,
     BuildError,
     BuildReport,
+    collect_rows,
     fit_to_length,
     parallel_map,
     prepare_out_dir,
@@ -327,12 +328,7 @@ def build_digits(
     clips = plan_clips(voices, num_clips, seed, rates, pitches)
     report = BuildReport("digits", out_dir, out_dir / "manifest.jsonl")
     renderer = _Renderer(espeak, out_dir, sample_rate, seconds)
-    rows = []
-    for result in parallel_map(renderer, clips, workers, progress, "digits", total=len(clips)):
-        if isinstance(result, dict):
-            rows.append(result)
-        else:
-            report.skip(*result)
+    rows = collect_rows(parallel_map(renderer, clips, workers, progress, "digits", total=len(clips)), report)
     report.notes["cropped (word longer than the window)"] = sum(row["seconds"] > seconds for row in rows)
     pools = split_voices(voices, seed)
     info = {

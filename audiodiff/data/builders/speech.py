@@ -24,6 +24,7 @@ from audiodiff.audio import save_audio
 from audiodiff.data.builders.common import (
     BuildError,
     BuildReport,
+    collect_rows,
     fit_to_length,
     hash_split,
     parallel_map,
@@ -165,12 +166,8 @@ def build_speech(
     languages, variants = list_languages(espeak), list_variants(espeak)
     clips = plan_clips(languages, variants, num_clips, seed, rates, pitches)
     report = BuildReport("speech", out_dir, out_dir / "manifest.jsonl")
-    rows = []
-    for result in parallel_map(_Renderer(espeak, out_dir, sample_rate, seconds), clips, workers, progress, "speech", total=len(clips)):
-        if isinstance(result, dict):
-            rows.append(result)
-        else:
-            report.skip(*result)
+    renderer = _Renderer(espeak, out_dir, sample_rate, seconds)
+    rows = collect_rows(parallel_map(renderer, clips, workers, progress, "speech", total=len(clips)), report)
     report.notes["cropped (phrase longer than the window)"] = sum(row["seconds"] > seconds for row in rows)
     info = {
         "builder": "speech",
