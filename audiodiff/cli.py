@@ -162,6 +162,9 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guide", nargs="+", metavar="CONDITION",
                         help="guide towards these conditions at --guidance, e.g. --guide label; the others asked (curves, numbers) at --rest-guidance")
     parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions (default: the model's; 1 = unguided)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="noise levels (0 = clean, 1 = pure noise) where guidance applies, e.g. 0.5 1 (default: the model's); "
+                             "with --guide, where the guided conditions get more than --rest-guidance")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--normalize", action="store_true",
                         help="scale each clip's peak to 0.95 (default: the model's own level; a clip over full scale is scaled down)")
@@ -193,8 +196,8 @@ def _request(args: argparse.Namespace):
 
     return GenerationRequest.of(
         label=args.label, text=args.text, negative_label=args.negative_label, negative_text=args.negative_text,
-        steps=args.steps, sampler=args.sampler, guidance=args.guidance, guide=args.guide, rest_guidance=args.rest_guidance, seed=args.seed, normalize=args.normalize,
-        progress=True, **_parse_numbers(args.number),
+        steps=args.steps, sampler=args.sampler, guidance=args.guidance, guide=args.guide, rest_guidance=args.rest_guidance,
+        guidance_interval=args.guidance_interval, seed=args.seed, normalize=args.normalize, progress=True, **_parse_numbers(args.number),
     )
 
 

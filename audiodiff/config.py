@@ -234,6 +234,7 @@ class SamplingConfig:
     guidance: float = 3.0
     guide: list[str] = dataclasses.field(default_factory=list)  # default of guide=, where a call asks one of these (and no negatives)
     rest_guidance: float = 1.0  # with guide: the scale of the asked conditions it does not name (1 = followed, unguided)
+    guidance_interval: tuple[float, float] = (0.0, 1.0)  # noise levels 2θ/π where guidance applies (with guide: where it exceeds rest_guidance)
     vocoder: str = "griffin_lim"  # "griffin_lim", or a vocoder checkpoint directory
     griffin_lim_iters: int = 32
 

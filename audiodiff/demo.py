@@ -628,8 +628,11 @@ class DemoActions:
                      f"{unet.num_res_blocks} res block(s) per level, attention at levels {list(unet.attention_levels)}; "
                      f"**{parameters / 1e6:.2f} M parameters**")
         sampling = config.sampling
-        lines.append(f"- **sampling defaults**: {sampling.sampler}, {sampling.steps} steps, guidance {sampling.guidance:g}, "
-                     f"vocoder {sampling.vocoder}")
+        guide = f" ({', '.join(sampling.guide)}; the rest at {sampling.rest_guidance:g})" if sampling.guide else ""
+        low, high = sampling.guidance_interval
+        interval = f" at noise levels {low:g}-{high:g}" if (low, high) != (0.0, 1.0) else ""
+        lines.append(f"- **sampling defaults**: {sampling.sampler}, {sampling.steps} steps, guidance {sampling.guidance:g}"
+                     f"{guide}{interval}, vocoder {sampling.vocoder}")
         lines += ["", "#### Training", self._training_text(info)]
         metrics = info.get("metrics")
         if metrics:

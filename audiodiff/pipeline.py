@@ -304,7 +304,8 @@ class Pipeline:
             if value is not None and not math.isfinite(_number(value)):
                 raise RequestError(f"{name}={value}: must be a finite number (1 = conditional, 0 = unconditional)")
         _check_seed("seed", request.seed)
-        return dataclasses.replace(request, steps=steps)
+        interval = self.config.sampling.guidance_interval if request.guidance_interval is None else request.guidance_interval
+        return dataclasses.replace(request, steps=steps, guidance_interval=_check_interval(interval))
 
     def _notice_unconditioned(self, request: GenerationRequest) -> None:
         """Warn when a conditioned model is asked for nothing: it then samples unconditionally."""
@@ -324,7 +325,7 @@ class Pipeline:
         away, rest = self._guidance_split(request)
         negative = conditioner.prepare(n, **away)
         if GUIDANCE in conditioner.conditions:  # a guidance-distilled student: the scale is an input, one call per step
-            if negative or tuple(request.guidance_interval) != (0.0, 1.0):
+            if negative or request.guidance_interval != (0.0, 1.0):
                 teacher = self.config.student.base if self.config.student else "its teacher"
                 raise ConditionError(
                     "this student takes guidance as an input and was distilled without negative conditions or a "
@@ -821,6 +822,18 @@ def _check_seed(name: str, seed) -> None:
         raise RequestError(f"{name}={seed}: must be a whole number between 0 and 2**63 - 1")
 
 
+def _check_interval(interval) -> tuple[float, float]:
+    """A guidance interval (low, high) of noise levels, checked: 0 <= low <= high <= 1."""
+    try:
+        low, high = (_number(v) for v in interval)
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not 0.0 <= low <= high <= 1.0:
+        raise RequestError(f"guidance_interval={interval!r}: give two noise levels (low, high) with 0 <= low <= high <= 1, "
+                           "e.g. (0.3, 1.0) to guide only the noisier steps; (0, 1) guides every step")
+    return (low, high)
+
+
 def _seconds(name: str, value) -> float:
     """A duration in seconds, checked: more than 0 and at most `MAX_SECONDS`."""
     seconds = _number(value)
@@ -848,7 +861,7 @@ class GenerationRequest:
     sampler: str | None = None  # None: the model's (ddpm for inpainting and continuation)
     steps: int | None = None
     guidance: float | None = None
-    guidance_interval: tuple[float, float] = (0.0, 1.0)
+    guidance_interval: tuple[float, float] | None = None  # None: the model's sampling.guidance_interval
     guide: tuple[str, ...] | None = None  # guide towards these conditions at `guidance`; the rest asked at `rest_guidance`
     rest_guidance: float | None = None  # None: the model's sampling.rest_guidance (1: the rest followed as asked, unguided)
     seed: int = 0

@@ -258,6 +258,8 @@ def main(argv=None) -> int:
     parser.add_argument("--guidance", type=float, help="the curve model's guidance scale (default: its own)")
     parser.add_argument("--guide", nargs="+", help="guide towards these conditions at --guidance where asked, e.g. label (Pipeline guide=)")
     parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="noise levels where guidance applies (with --guide: where it exceeds --rest-guidance)")
     parser.add_argument("--no-melody", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/curves.json")
@@ -268,7 +270,7 @@ def main(argv=None) -> int:
     pipe = Pipeline.from_pretrained(args.model, vocoder=args.vocoder)
     if args.steps:
         pipe.config.sampling.steps = args.steps
-    for name in ("guidance", "guide", "rest_guidance"):  # sampling settings of the curve model, as its config would set them
+    for name in ("guidance", "guide", "rest_guidance", "guidance_interval"):  # sampling settings of the curve model, as its config would set them
         if getattr(args, name) is not None:
             setattr(pipe.config.sampling, name, getattr(args, name))
     if not {"f0", "loudness"} <= set(pipe.curves):
@@ -290,7 +292,8 @@ def main(argv=None) -> int:
         "model": args.model,
         "training_step": pipe.info.get("training", {}).get("step"),
         "sampling": {"sampler": pipe.config.sampling.sampler, "steps": pipe.config.sampling.steps, "guidance": pipe.config.sampling.guidance,
-                     "guide": pipe.config.sampling.guide, "rest_guidance": pipe.config.sampling.rest_guidance, "vocoder": args.vocoder},
+                     "guide": pipe.config.sampling.guide, "rest_guidance": pipe.config.sampling.rest_guidance,
+                     "guidance_interval": list(pipe.config.sampling.guidance_interval), "vocoder": args.vocoder},
         "targets": {
             "pitch": "F0 within 50 cents of the asked pitch= for >= 90% of clips; family recognised in >= 90%",
             "contours": ">= 90% of asked-voiced frames within 50 cents; voicing F1 >= 0.9; loudness Pearson r >= 0.9",

@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--guide", nargs="+", choices=["label", "pitch", "velocity", "f0"],
                         help="guide towards these conditions only (Pipeline guide=): the others are asked in both branches (default: all)")
     parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions (default: the model's)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="noise levels where guidance applies (with --guide: where it exceeds --rest-guidance; default: the model's)")
     parser.add_argument("--vocoder", help="vocoder (default: the model's; a training run's config often says griffin_lim)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/notes_pitch.json")
@@ -105,7 +107,8 @@ def main() -> None:
     generated = []
     for index, row in enumerate(tqdm(rows, desc="generating")):
         out = pipe.generate(label=row["label"], pitch=row["pitch"], velocity=row["velocity"], n=1, seed=index, steps=args.steps,
-                            guidance=args.guidance, guide=args.guide, rest_guidance=args.rest_guidance, progress=False)
+                            guidance=args.guidance, guide=args.guide, rest_guidance=args.rest_guidance,
+                            guidance_interval=args.guidance_interval, progress=False)
         generated.append(out.audio[0])
     sample_rate = pipe.config.data.sample_rate
     real = [load_audio(manifest.parent / row["path"], sample_rate, 1)[0] for row in rows]
@@ -119,6 +122,7 @@ def main() -> None:
         "sampling": {"steps": args.steps or pipe.config.sampling.steps, "guidance": args.guidance or pipe.config.sampling.guidance,
                      "guided_conditions": args.guide or pipe.config.sampling.guide or "all",
                      "rest_guidance": args.rest_guidance or pipe.config.sampling.rest_guidance,
+                     "guidance_interval": list(args.guidance_interval or pipe.config.sampling.guidance_interval),
                      "vocoder": args.vocoder or pipe.config.sampling.vocoder},
         "targets": "F0 within 50 cents of the asked pitch for at least 90% of clips; family recognised in at least 90% (issue 14)",
         "model": {"source": args.model, "training_step": pipe.info.get("training", {}).get("step"), **score(generated, rows, sample_rate, classifier)},

@@ -215,6 +215,17 @@ def test_model_picker_fills_the_conditions_it_takes(checkpoint):
     assert "Training" in form["about"]["value"] and "step 2 of 2" in form["about"]["value"]
 
 
+def test_about_names_the_models_guidance_defaults(checkpoint):
+    from audiodiff.demo import DemoActions, discover_models
+
+    store = ModelStore(discover_models([checkpoint]))
+    actions = DemoActions(store, LIMITS)
+    assert "guidance 3, vocoder" in actions.about("run")
+    sampling = store.get("run").config.sampling
+    sampling.guidance, sampling.guide, sampling.rest_guidance, sampling.guidance_interval = 2.5, ["label"], 2.0, (0.5, 1.0)
+    assert "guidance 2.5 (label; the rest at 2) at noise levels 0.5-1, vocoder" in actions.about("run")
+
+
 def test_the_api_names_every_input_and_output(checkpoint):
     info = build_app([checkpoint], LIMITS).get_api_info()["named_endpoints"]
     assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/curves", "/vocode"}

@@ -111,6 +111,30 @@ def test_guidance_batches_conditional_and_unconditional_calls():
     assert calls == [6, 6]
 
 
+def _two_condition_model(x, theta, cond):
+    """v moved by a label and by a pitch, each on its own dimension (absent: null)."""
+    v = point_mass_model(x, theta, {}).clone()
+    for dim, name in enumerate(("label", "pitch")):
+        if name in cond:
+            v[:, dim] += cond[name].double() + 1
+    return v
+
+
+def test_composed_guidance_interval_bounds_only_the_extra_push():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    cond, rest = {"label": torch.tensor([1, 2]), "pitch": torch.tensor([3, 4])}, {"pitch": torch.tensor([3, 4])}
+    v_cond, v_rest, v_null = (_two_condition_model(x, torch.full((2,), t), c) for t, c in [(1.2, cond), (1.2, rest), (1.2, {})])
+    model = guided(_two_condition_model, 3.0, rest, interval=(0.5, 1.0), rest_scale=2.0)
+    inside, outside = torch.full((2,), 1.2), torch.full((2,), 0.3)  # levels 0.76 and 0.19
+    assert torch.allclose(model(x, inside, cond), v_null + 2 * (v_rest - v_null) + 3 * (v_cond - v_rest))
+    v_cond, v_null = _two_condition_model(x, outside, cond), _two_condition_model(x, outside, {})
+    assert torch.allclose(model(x, outside, cond), v_null + 2 * (v_cond - v_null))  # everything at the rest's scale
+    all_named = guided(_two_condition_model, 3.0, {}, interval=(0.5, 1.0), rest_scale=2.0)  # guide= names every asked condition
+    assert torch.allclose(all_named(x, outside, cond), v_null + 2 * (v_cond - v_null))
+    unguided_rest = guided(_two_condition_model, 3.0, rest, interval=(0.5, 1.0))
+    assert torch.allclose(unguided_rest(x, outside, cond), v_cond)  # rest at 1: the conditional prediction, as plain guidance
+
+
 def test_samplers_registry_has_the_documented_names():
     assert {"ddim", "ddpm", "euler", "heun", "dpmpp_2m"} <= set(SAMPLERS)
 

@@ -256,6 +256,25 @@ def test_a_models_sampling_guide_is_the_default_where_the_call_asks_for_it(pipe)
     assert torch.equal(pipe.generate(**asked).audio, plain_pitch)  # no label asked: guidance as usual
 
 
+def test_guidance_interval_is_a_request_option_and_a_model_default(pipe):
+    from audiodiff.pipeline import RequestError
+
+    asked = dict(label="high", pitch=60, guidance=3.0, seed=1, steps=3, duration=0.5)
+    everywhere, conditional = pipe.generate(**asked).audio, pipe.generate(**{**asked, "guidance": 1.0}).audio
+    assert torch.equal(pipe.generate(**asked, guidance_interval=(0.0, 0.0)).audio, conditional)  # no step at level 0
+    high = pipe.generate(**asked, guidance_interval=(0.5, 1.0)).audio
+    assert not torch.allclose(high, everywhere) and not torch.allclose(high, conditional)
+    pipe.config.sampling.guidance_interval = (0.5, 1.0)
+    try:
+        assert torch.equal(pipe.generate(**asked).audio, high)
+        assert torch.equal(pipe.generate(**asked, guidance_interval=(0, 1)).audio, everywhere)
+    finally:
+        pipe.config.sampling.guidance_interval = (0.0, 1.0)
+    for bad in [(0.8, 0.2), (0.0, 1.5), (0.5,), "high"]:
+        with pytest.raises(RequestError, match="guidance_interval=.*0 <= low <= high <= 1"):
+            pipe.generate(**asked, guidance_interval=bad)
+
+
 def test_rest_guidance_composes_the_guided_and_the_other_conditions(pipe):
     asked = dict(label="high", pitch=60, guidance=3.0, seed=1, steps=3, duration=0.5)
     plain = pipe.generate(**asked).audio

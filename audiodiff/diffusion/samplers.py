@@ -164,11 +164,15 @@ def guided(
 
     `uncond` is the condition batch to guide away from (`{}`, all null, by default; a negative
     prompt or label otherwise). Guidance applies only while the normalised noise level 2θ/π lies
-    inside `interval`; outside it the conditional prediction is used. scale = 1 is plain
-    conditional sampling and scale = 0 plain unconditional sampling. With `rest_scale` ≠ 1,
-    `uncond` is guided towards in turn (composed guidance, as in Liu et al. 2022, "Compositional
-    Visual Generation"): v = v_null + rest_scale · (v_u − v_null) + scale · (v_c − v_u), three
-    predictions a step; `guide=` makes `uncond` the asked conditions it does not name.
+    inside `interval` (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval");
+    outside it the conditional prediction is used. scale = 1 is plain conditional sampling and
+    scale = 0 plain unconditional sampling. With `rest_scale` ≠ 1, `uncond` is guided towards in
+    turn (composed guidance, as in Liu et al. 2022, "Compositional Visual Generation"):
+    v = v_null + rest_scale · (v_u − v_null) + scale · (v_c − v_u), three predictions a step;
+    `guide=` makes `uncond` the asked conditions it does not name. With `rest_scale` ≠ 1 the
+    interval bounds the extra push alone: outside it every asked condition is guided at
+    `rest_scale` (v_null + rest_scale · (v_c − v_null)); with `rest_scale` = 1 that is the
+    conditional prediction, as for plain guidance.
     """
     uncond = uncond or {}
     low, high = interval
@@ -176,7 +180,9 @@ def guided(
 
     def model_fn(x, theta, cond):
         level = float(theta.flatten()[0]) / HALF_PI
-        if (scale == 1.0 and not composed) or not low - 1e-6 <= level <= high + 1e-6:
+        if not low - 1e-6 <= level <= high + 1e-6:
+            return guided(model, rest_scale)(x, theta, cond)  # at 1: the conditional prediction
+        if scale == 1.0 and not composed:
             return model(x, theta, cond)
         batch = x.shape[0]
         if composed:

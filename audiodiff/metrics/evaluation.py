@@ -255,6 +255,9 @@ def sample_checkpoint(
         "steps": steps or sampling.steps,
         "sampler": sampler or sampling.sampler,
         "guidance": sampling.guidance if guidance is None else guidance,
+        "guide": sampling.guide,
+        "rest_guidance": sampling.rest_guidance,
+        "guidance_interval": list(sampling.guidance_interval),
         "vocoder": vocoder or sampling.vocoder,
         "seed": seed,
     }
