@@ -160,7 +160,8 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default: the model's (ddpm for inpaint and continue)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--guide", nargs="+", metavar="CONDITION",
-                        help="guide towards these conditions at --guidance, e.g. --guide label; the others asked (curves, numbers) at --rest-guidance")
+                        help="guide towards these conditions at --guidance, e.g. --guide label; the others asked (curves, numbers) at "
+                             "--rest-guidance; --guide all: every asked condition at --guidance (off a model's default guide)")
     parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions (default: the model's; 1 = unguided)")
     parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="noise levels (0 = clean, 1 = pure noise) where guidance applies, e.g. 0.5 1 (default: the model's); "
@@ -196,7 +197,7 @@ def _request(args: argparse.Namespace):
 
     return GenerationRequest.of(
         label=args.label, text=args.text, negative_label=args.negative_label, negative_text=args.negative_text,
-        steps=args.steps, sampler=args.sampler, guidance=args.guidance, guide=args.guide, rest_guidance=args.rest_guidance,
+        steps=args.steps, sampler=args.sampler, guidance=args.guidance, guide=[] if args.guide == ["all"] else args.guide, rest_guidance=args.rest_guidance,
         guidance_interval=args.guidance_interval, seed=args.seed, normalize=args.normalize, progress=True, **_parse_numbers(args.number),
     )
 

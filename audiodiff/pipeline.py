@@ -345,7 +345,7 @@ class Pipeline:
     def _guidance_split(self, request: GenerationRequest) -> tuple[dict, float]:
         """(what guidance moves away from, the scale of those conditions): the negatives at 1; or
         with `guide=` (else the model's `sampling.guide`, where the call asks one of those and no
-        negatives) every asked condition but the guided ones, at `rest_guidance`, so that guidance
+        negatives; `guide=[]` turns that default off) every asked condition but the guided ones, at `rest_guidance`, so that guidance
         strengthens the guided ones (a label, say) while curves and numbers are followed as asked."""
         guide = request.guide
         if guide is None:
@@ -354,8 +354,10 @@ class Pipeline:
                 return request.negatives, 1.0
         else:
             guide = [guide] if isinstance(guide, str) else list(guide)
+            if not guide:  # guide=[]: every asked condition at `guidance`, whatever the model's default
+                return request.negatives, 1.0
             unknown = sorted(set(guide) - set(request.conditions))
-            if unknown or not guide:
+            if unknown:
                 raise RequestError(f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']")
             if request.negatives:
                 raise RequestError("guide= and negative_* both set what guidance moves away from; give one of them")

@@ -252,9 +252,43 @@ def render_notes_pitch(result: dict, images: str) -> list[str]:
              _number(row.get("family_accuracy"), 3)] for side, row in (("model", result["model"]), ("real notes", result["real_floor"]))]
     lines += _table(["", "F0 within 50 cents", "no F0 found", "median |cents|", "family recognised"], body)
     sampling = result.get("sampling")
-    heard = f", {sampling['steps']} steps, guidance {sampling['guidance']:g}, vocoder {sampling['vocoder']}" if sampling else ""
+    heard = f", {sampling['steps']} steps, {_guidance(sampling)}, vocoder {sampling['vocoder']}" if sampling else ""
     return lines + ["", f"{result.get('notes')} held-out notes, model {result['model'].get('source')} (training step "
                         f"{result['model'].get('training_step')}{heard}); targets: {result.get('targets')}."]
+
+
+def _guidance(sampling: dict) -> str:
+    """'guidance 2', or with guide= and an interval: 'guidance 3 for label at noise levels 0.5-1, 2.5 otherwise'."""
+    guided = sampling.get("guided_conditions", sampling.get("guide"))
+    text = f"guidance {sampling['guidance']:g}"
+    if guided and guided != "all":
+        text += f" for {', '.join(guided)}"
+    low, high = sampling.get("guidance_interval") or (0.0, 1.0)
+    if (low, high) != (0.0, 1.0):
+        text += f" at noise levels {low:g}-{high:g}"
+    if guided and guided != "all":
+        text += f", {sampling.get('rest_guidance', 1.0):g} otherwise"
+    return text
+
+
+def render_guidance_sweep(result: dict, images: str) -> list[str]:
+    lines = ["### Notes: guidance that favours the instrument, swept", ""]
+    body = []
+    for row in result["rows"]:
+        pitch = row.get("pitch_200") or {}
+        shapes = row["named_shapes_by_kind"]
+        body.append([row["setting"], _number(pitch.get("within_50_cents"), 3), _number(pitch.get("family_accuracy"), 3),
+                     _number(row["held_out_gestures"]["frames_within_50_cents"], 3), _number(row["named_shapes_frames_within_50_cents"], 3),
+                     _number(shapes["steps"], 3), _number(shapes["vibrato"], 3), _number(row["vibrato_f0_r"], 2)])
+    lines += _table(["guidance", "pitch within 50 c", "family", "held-out contours", "named shapes", "steps shape",
+                     "vibrato shape", "vibrato F0 r"], body)
+    lines += ["", f"{result['model']}. Pitch and family: 200 held-out notes asked by `pitch=`; contours: frames within 50 "
+                  f"cents (48 clips each). Targets: {result['targets']}.", ""]
+    evals = [[name, _number(row["frechet"], 1), _number(row["recall"], 3), _number(row["accuracy"], 3)]
+             for name, row in result["eval_label_only_78_clips"].items() if isinstance(row, dict)]
+    lines += ["Family asked alone (`audiodiff eval`, 78 clips; Fréchet floor "
+              f"{result['eval_label_only_78_clips']['floor']}):", ""]
+    return lines + _table(["guidance", "Fréchet distance", "recall", "classifier accuracy"], evals)
 
 
 def render_own_data(result: dict, images: str) -> list[str]:
@@ -340,6 +374,7 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "likelihood": render_likelihood,
     "notes_pitch": render_notes_pitch,
     "notes_pitch_fast": _retitled(render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"),
+    "guidance_sweep": render_guidance_sweep,
     "own_data": render_own_data,
     "latent_vs_mel": render_latent_vs_mel,
     "threads": render_threads,

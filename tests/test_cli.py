@@ -80,6 +80,8 @@ def test_generate_guide_names_conditions_the_call_asks_for(trained):
     assert soundfile.info(str(trained / "guided.wav")).frames == 16000 // 256 * 256
     result = run_cli("generate", "--checkpoint", trained / "run", "--label", "high", "--guide", "pitch", "--out", trained / "x.wav", check=False)
     assert result.returncode == 2 and "guide=['pitch']" in result.stderr
+    run_cli("generate", "--checkpoint", trained / "run", "--label", "high", "--guide", "all", "--steps", "2", "--out", trained / "plain.wav")
+    assert soundfile.info(str(trained / "plain.wav")).frames == 16000 // 256 * 256
     result = run_cli("generate", "--checkpoint", trained / "run", "--label", "high", "--guidance-interval", "0.9", "0.1",
                      "--out", trained / "x.wav", check=False)
     assert result.returncode == 2 and "guidance_interval=" in result.stderr and not (trained / "x.wav").exists()

@@ -13,7 +13,7 @@ from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.models.conditioning import ConditionError
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
-from audiodiff.train.distill import DistillTask
+from audiodiff.train.distill import DistillTask, student_config
 from audiodiff.train.trainer import Trainer, TrainingError
 from tests.util import tiny_config
 
@@ -81,6 +81,16 @@ def test_progressive_student_of_a_guidance_student_samples_with_its_own_steps(gu
     seen = []
     pipe.generate(label="high", callback=lambda info: seen.append(info["step"]))
     assert seen == [0, 1]
+
+
+def test_a_student_does_not_inherit_its_teachers_guide_or_guidance_interval(teacher, guidance_student):
+    """A teacher whose defaults guide the label harder at high noise: its student learnt plain guidance."""
+    config = Pipeline.from_pretrained(teacher).config
+    config.sampling.guide, config.sampling.rest_guidance, config.sampling.guidance_interval = ["label"], 2.5, (0.5, 1.0)
+    run = from_dict(DistillRunConfig, {"distill": {"teacher": str(teacher), "method": "guidance"}, "data": {"path": "x"}})
+    sampling = student_config(config, run).sampling
+    assert (sampling.guide, sampling.rest_guidance, tuple(sampling.guidance_interval)) == ([], 1.0, (0.0, 1.0))
+    assert Pipeline.from_pretrained(guidance_student).generate(label="high", guidance=3.0, steps=2).audio.shape[0] == 1
 
 
 def test_progressive_student_of_a_plain_teacher_bakes_in_its_guidance(teacher, synth_dir, tmp_path):

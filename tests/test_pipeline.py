@@ -251,9 +251,13 @@ def test_a_models_sampling_guide_is_the_default_where_the_call_asks_for_it(pipe)
     asked = dict(pitch=60, guidance=3.0, seed=1, steps=3, duration=0.5)
     plain_label, plain_pitch = pipe.generate(label="high", **asked).audio, pipe.generate(**asked).audio
     pipe.config.sampling.guide = ["label"]
-    assert torch.equal(pipe.generate(label="high", **asked).audio, pipe.generate(label="high", guide=["label"], **asked).audio)
-    assert not torch.allclose(pipe.generate(label="high", **asked).audio, plain_label)
-    assert torch.equal(pipe.generate(**asked).audio, plain_pitch)  # no label asked: guidance as usual
+    try:
+        assert torch.equal(pipe.generate(label="high", **asked).audio, pipe.generate(label="high", guide=["label"], **asked).audio)
+        assert not torch.allclose(pipe.generate(label="high", **asked).audio, plain_label)
+        assert torch.equal(pipe.generate(**asked).audio, plain_pitch)  # no label asked: guidance as usual
+        assert torch.equal(pipe.generate(label="high", guide=[], **asked).audio, plain_label)  # guide=[]: the default off
+    finally:
+        pipe.config.sampling.guide = []
 
 
 def test_guidance_interval_is_a_request_option_and_a_model_default(pipe):

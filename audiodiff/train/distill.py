@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from audiodiff.config import DiffusionRunConfig, DistillRunConfig, StudentConfig, TrainConfig, from_dict, to_dict
+from audiodiff.config import DiffusionRunConfig, DistillRunConfig, SamplingConfig, StudentConfig, TrainConfig, from_dict, to_dict
 from audiodiff.diffusion.distill import GUIDANCE, consistency_loss, guidance_loss, progressive_loss
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
@@ -28,6 +28,8 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
     guidance distillation, the `student` record and the step count it samples with."""
     method = run.distill.method
     data = to_dict(teacher)
+    composed = {name: to_dict(SamplingConfig())[name] for name in ("guide", "rest_guidance", "guidance_interval")}
+    data["sampling"].update(composed)  # students learn plain guidance: the teacher's guide= and interval do not carry over
     for section in ("data", "model", "sampling"):
         data[section].update(getattr(run, section))
     data["train"] = to_dict(run.train)
