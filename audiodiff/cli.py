@@ -61,7 +61,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         path = trainer.fit()
     finally:
-        trainer.dist.close()
+        trainer.close()
     if not trainer.dist.is_main:
         return 0
     print(f"checkpoint: {path}")

@@ -91,6 +91,29 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, synth_dir):
             assert torch.equal(a[key], b[key]), key
 
 
+class _Cyclic(torch.nn.Module):
+    """A wrapper in a reference cycle, as DistributedDataParallel is: only the collector frees it."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+        self.__dict__["me"] = self
+
+
+def test_close_releases_the_wrapped_modules_before_the_process_group(tmp_path, synth_dir):
+    # Under torchrun the wrappers hold the process group; freed at interpreter exit they could
+    # abort a rank after a finished run (a CI failure), so close() frees them while it can.
+    import weakref
+
+    trainer, _ = train(tiny_config(synth_dir, tmp_path / "run", train={"steps": 1}))
+    task = trainer.task
+    task.wrap(_Cyclic)
+    trainer.wrapped = True
+    wrapper = weakref.ref(task.net)
+    trainer.close()
+    assert task.net is task.model and wrapper() is None and not trainer.wrapped
+
+
 def test_starting_over_an_existing_run_needs_resume(tmp_path, synth_dir):
     config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 2})
     train(config)

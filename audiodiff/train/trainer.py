@@ -9,6 +9,7 @@ atomic checkpoints that resume to the same weights an uninterrupted run would re
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -343,6 +344,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after this step, checkpointed
         self.stopped_by: str | None = None  # why fit() returned before train.steps: "budget", "SIGINT", ...
         self.history: list[dict] = []
+        self.wrapped = False  # the task's modules are in DistributedDataParallel (fit(), under torchrun)
 
     def _amp_dtype(self):
         try:
@@ -367,6 +369,7 @@ class Trainer:
         if dist.enabled:
             device_ids = [dist.device.index] if dist.device.type == "cuda" else None
             task.wrap(lambda module: nn.parallel.DistributedDataParallel(module, device_ids=device_ids))
+            self.wrapped = True
         torch.manual_seed(cfg.seed * 7919 + dist.rank)  # dropout differs per rank
         source = StreamBatches if isinstance(task.dataset, IterableDataset) else Batches
         self.batches = source(task, cfg.batch_size, cfg.seed, dist, getattr(task, "num_workers", 0))
@@ -448,6 +451,17 @@ class Trainer:
                     log.close()
         dist.barrier()
         return last_path or self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+
+    def close(self) -> None:
+        """Leave the process group while the interpreter is whole. The DDP wrappers hold it (and
+        with it gloo's worker threads) and sit in reference cycles, so without this they are freed
+        whenever the cyclic collector runs, at worst during interpreter shutdown, where a rank can
+        abort (SIGABRT, "terminate called without an active exception") after a finished run."""
+        if self.wrapped:
+            self.task.wrap(lambda module: module)
+            self.wrapped = False
+            gc.collect()
+        self.dist.close()
 
     def preview_interval(self) -> int:
         """train.preview_every, shortened so a short run still previews about four times."""
