@@ -12,10 +12,10 @@ clip is not judged by its noise floor) and with the MelSpec's absolute floor (`m
 validation error), multi-resolution STFT distance, the share of voiced frames whose F0 (pYIN) is
 within 20 cents of the original's (a target on the note sets, reported on speech); on held-out digits (and notes, with
 --notes-classifier) the evaluation classifier's Fréchet distance against the real test split, over
-the real floor (train clips, as many per label). Writes JSON and prints a table.
+the real floor (train clips, as many per label; left out without --classifier). Writes JSON and prints a table.
 
     python benchmarks/vocoder_fidelity.py --vocoder vocoder-16k [--vocoder runs/other] [--match-mel 8] \\
-        --classifier runs/classifier-digits [--per-set 40]
+        [--classifier runs/classifier-digits] [--per-set 40]
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vocoder", action="append", required=True, help="a vocoder directory or bundled name (repeatable)")
-    parser.add_argument("--classifier", required=True, help="the digits evaluation classifier")
+    parser.add_argument("--classifier", help="the digits evaluation classifier (without one, no Fréchet distance is measured)")
     parser.add_argument("--notes-classifier", help="a notes evaluation classifier (Fréchet distance on the notes set too)")
     parser.add_argument("--digits", default="data/digits")
     parser.add_argument("--notes", default="data/notes")
@@ -220,7 +220,9 @@ def main() -> None:
     spec = vocoders[0].mel_spec
     vocoders += [Vocoder.from_pretrained("griffin_lim", mel_spec=spec), LibrosaGriffinLim(spec)]
     names += ["griffin_lim", "griffin_lim_librosa"]
-    classifiers = {"digits": AudioClassifier.load(args.classifier)}
+    classifiers = {"digits": AudioClassifier.load(args.classifier)} if args.classifier else {}
+    if not classifiers:
+        print("no --classifier: the Fréchet distances (and their target) are left out", file=sys.stderr)
     if args.notes_classifier:
         classifiers["notes"] = AudioClassifier.load(args.notes_classifier)
     with tempfile.TemporaryDirectory() as tmp:
