@@ -220,9 +220,11 @@ def main() -> None:
     spec = vocoders[0].mel_spec
     vocoders += [Vocoder.from_pretrained("griffin_lim", mel_spec=spec), LibrosaGriffinLim(spec)]
     names += ["griffin_lim", "griffin_lim_librosa"]
-    classifiers = {"digits": AudioClassifier.load(args.classifier)} if args.classifier else {}
-    if not classifiers:
-        print("no --classifier: the Fréchet distances (and their target) are left out", file=sys.stderr)
+    classifiers = {}
+    if args.classifier:
+        classifiers["digits"] = AudioClassifier.load(args.classifier)
+    else:
+        print("no --classifier: no Fréchet distance (nor its target) on held-out digits", file=sys.stderr)
     if args.notes_classifier:
         classifiers["notes"] = AudioClassifier.load(args.notes_classifier)
     with tempfile.TemporaryDirectory() as tmp:
