@@ -6,4 +6,14 @@ from audiodiff.vocoder import GriffinLimVocoder, Vocoder
 
 __version__ = "0.1.0"
 
-__all__ = ["GenerateOutput", "GenerationRequest", "GriffinLimVocoder", "MelSpec", "Pipeline", "Vocoder", "load_audio", "save_audio", "__version__"]
+__all__ = [
+    "GenerateOutput",
+    "GenerationRequest",
+    "GriffinLimVocoder",
+    "MelSpec",
+    "Pipeline",
+    "Vocoder",
+    "load_audio",
+    "save_audio",
+    "__version__",
+]

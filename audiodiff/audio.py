@@ -22,8 +22,21 @@ import torchaudio
 from audiodiff.errors import UserError
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "AudioError", "MelSpec", "crop_or_pad", "griffin_lim", "istft", "load_audio", "match_mel",
-    "normalize_loudness", "normalize_peak", "resample", "save_audio", "stft", "to_channels", "decode_audio"
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "MelSpec",
+    "crop_or_pad",
+    "griffin_lim",
+    "istft",
+    "load_audio",
+    "match_mel",
+    "normalize_loudness",
+    "normalize_peak",
+    "resample",
+    "save_audio",
+    "stft",
+    "to_channels",
+    "decode_audio",
 ]
 
 MAX_SAMPLE_RATE, MAX_N_FFT = 768_000, 65_536  # beyond these a header or config is corrupt
@@ -298,14 +311,14 @@ class MelSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "MelSpec":
+    def from_dict(cls, data: dict) -> MelSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"MelSpec: unknown fields {unknown}; valid fields are {sorted(names)}")
         return cls(**data)
 
-    def diff(self, other: "MelSpec") -> list[str]:
+    def diff(self, other: MelSpec) -> list[str]:
         """Fields that differ, as 'name: mine != theirs'."""
         out = []
         for field in dataclasses.fields(self):
@@ -387,7 +400,12 @@ def _band_shares(spec: MelSpec, device: str) -> torch.Tensor:
 
 
 def match_mel(
-    audio: torch.Tensor, mel: torch.Tensor, mel_spec: MelSpec, num_iters: int = 8, max_gain_db: float = 30.0, relax: float = 1.5
+    audio: torch.Tensor,
+    mel: torch.Tensor,
+    mel_spec: MelSpec,
+    num_iters: int = 8,
+    max_gain_db: float = 30.0,
+    relax: float = 1.5,
 ) -> torch.Tensor:
     """Audio `[batch, 1, frames * hop]` made to fit a normalised log-mel `[batch, n_mels, frames]`:
     each pass scales every STFT bin by its mel bands' gains (target over present band magnitude,
@@ -406,7 +424,9 @@ def match_mel(
     for _ in range(num_iters):
         spec = stft(signal, n_fft, hop, win)
         present = torch.einsum("bfk,fm->bmk", spec.abs(), bank)
-        gains = relax * (torch.log(target.clamp_min(mel_spec.log_floor)) - torch.log(present.clamp_min(mel_spec.log_floor))).clamp(-limit, limit)
+        gains = relax * (
+            torch.log(target.clamp_min(mel_spec.log_floor)) - torch.log(present.clamp_min(mel_spec.log_floor))
+        ).clamp(-limit, limit)
         signal = istft(spec * torch.exp(torch.einsum("fm,bmk->bfk", shares, gains)), n_fft, hop, win)
     return signal[:, None].to(audio.dtype)
 

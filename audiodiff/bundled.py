@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
 
-__all__ = ["BUNDLED_DIR", "bundled_autoencoders", "bundled_names", "bundled_path", "bundled_vocoders", "check_part_name", "check_vocoder_name", "find_checkpoint"]
+__all__ = [
+    "BUNDLED_DIR",
+    "bundled_autoencoders",
+    "bundled_names",
+    "bundled_path",
+    "bundled_vocoders",
+    "check_part_name",
+    "check_vocoder_name",
+    "find_checkpoint",
+]
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 
@@ -41,14 +50,21 @@ def check_part_name(setting: str, name: str, where: Path, bundled: Callable[[], 
     if bundled_path(name) is not None:
         return
     if "/" in name or "\\" in name or name.startswith(".") or not (where.parent / name / CONFIG).is_file():
-        raise CheckpointError(f"{where}: {setting}={name!r} is neither a bundled one ({bundled()}) nor a sub-folder of the checkpoint; {fix}")
+        raise CheckpointError(
+            f"{where}: {setting}={name!r} is neither a bundled one ({bundled()}) nor a sub-folder of the checkpoint; {fix}"
+        )
 
 
 def check_vocoder_name(name: str, where: Path) -> None:
-    """"griffin_lim", a bundled vocoder or a sub-folder of the checkpoint (`check_part_name`)."""
+    """ "griffin_lim", a bundled vocoder or a sub-folder of the checkpoint (`check_part_name`)."""
     if name != "griffin_lim":
-        check_part_name("sampling.vocoder", name, where, lambda: ["griffin_lim", *bundled_vocoders()],
-                        "pass vocoder= to from_pretrained (--vocoder on the command line) to use another")
+        check_part_name(
+            "sampling.vocoder",
+            name,
+            where,
+            lambda: ["griffin_lim", *bundled_vocoders()],
+            "pass vocoder= to from_pretrained (--vocoder on the command line) to use another",
+        )
 
 
 def _bundled(kind: str) -> list[str]:

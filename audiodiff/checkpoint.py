@@ -14,8 +14,8 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -24,8 +24,17 @@ from safetensors.torch import load_file, save_file
 from audiodiff.errors import UserError
 
 __all__ = [
-    "INFO_KEYS", "CheckpointError", "check_top_level", "list_checkpoints", "load_state_dict", "newest_checkpoint",
-    "read_json", "remove_checkpoint", "resolve_checkpoint", "write_atomic", "write_checkpoint"
+    "INFO_KEYS",
+    "CheckpointError",
+    "check_top_level",
+    "list_checkpoints",
+    "load_state_dict",
+    "newest_checkpoint",
+    "read_json",
+    "remove_checkpoint",
+    "resolve_checkpoint",
+    "write_atomic",
+    "write_checkpoint",
 ]
 
 CONFIG = "config.json"

@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from audiodiff.errors import UserError
 
@@ -40,7 +40,9 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.steps=200 data.path=data/digits")
 
 
-@command("train", "train a diffusion model, a vocoder or a mel autoencoder from a YAML config (torchrun-compatible)")(_train_args)
+@command("train", "train a diffusion model, a vocoder or a mel autoencoder from a YAML config (torchrun-compatible)")(
+    _train_args
+)
 def run_train(args: argparse.Namespace) -> int:
     from audiodiff.config import ConfigError, from_dict, load_yaml
     from audiodiff.train.trainer import Trainer
@@ -56,7 +58,11 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(task, config.train, resume=args.resume, progress=not args.no_progress)
     if trainer.dist.is_main:
         _save_run_config(data, out_dir, args.resume)
-        budget = f", or for {config.train.max_minutes:g} minutes of wall-clock time in all" if config.train.max_minutes > 0 else ""
+        budget = (
+            f", or for {config.train.max_minutes:g} minutes of wall-clock time in all"
+            if config.train.max_minutes > 0
+            else ""
+        )
         print(f"training {out_dir} to step {config.train.steps}{budget}", file=sys.stderr)
     try:
         path = trainer.fit()
@@ -138,8 +144,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="a bundled model name, e.g. digits")
     parser.add_argument("--vocoder", help="a vocoder checkpoint directory or griffin_lim (default: the model's)")
     _add_device_arg(parser)
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="the U-Net's while sampling (default auto: bf16 for mel models where the hardware has it natively)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="the U-Net's while sampling (default auto: bf16 for mel models where the hardware has it natively)",
+    )
 
 
 def _add_device_arg(parser: argparse.ArgumentParser) -> None:
@@ -152,23 +162,45 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-label", help="label to guide away from")
     parser.add_argument("--negative-text", help="text to guide away from")
     parser.add_argument(
-        "--number", action="append", default=[], metavar="NAME=VALUE", help="numeric condition, e.g. pitch=60 (repeatable)"
+        "--number",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="numeric condition, e.g. pitch=60 (repeatable)",
     )
     parser.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     from audiodiff.diffusion.samplers import SAMPLERS
 
-    parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default: the model's (ddpm for inpaint and continue)")
+    parser.add_argument(
+        "--sampler", choices=sorted(SAMPLERS), help="default: the model's (ddpm for inpaint and continue)"
+    )
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
-    parser.add_argument("--guide", nargs="+", metavar="CONDITION",
-                        help="guide towards these conditions at --guidance, e.g. --guide label; the others asked (curves, numbers) at "
-                             "--rest-guidance; --guide all: every asked condition at --guidance (off a model's default guide)")
-    parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions (default: the model's; 1 = unguided)")
-    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="noise levels (0 = clean, 1 = pure noise) where guidance applies, e.g. 0.5 1 (default: the model's); "
-                             "with --guide, where the guided conditions get more than --rest-guidance")
+    parser.add_argument(
+        "--guide",
+        nargs="+",
+        metavar="CONDITION",
+        help="guide towards these conditions at --guidance, e.g. --guide label; the others asked (curves, numbers) at "
+        "--rest-guidance; --guide all: every asked condition at --guidance (off a model's default guide)",
+    )
+    parser.add_argument(
+        "--rest-guidance",
+        type=float,
+        help="with --guide: the scale of the other asked conditions (default: the model's; 1 = unguided)",
+    )
+    parser.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="noise levels (0 = clean, 1 = pure noise) where guidance applies, e.g. 0.5 1 (default: the model's); "
+        "with --guide, where the guided conditions get more than --rest-guidance",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--normalize", action="store_true",
-                        help="scale each clip's peak to 0.95 (default: the model's own level; a clip over full scale is scaled down)")
+    parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale each clip's peak to 0.95 (default: the model's own level; a clip over full scale is scaled down)",
+    )
 
 
 def _parse_numbers(items: list[str]) -> dict[str, float]:
@@ -188,7 +220,9 @@ def _load_pipeline(args: argparse.Namespace):
     from audiodiff.pipeline import Pipeline
 
     _check_device(args.device)
-    return Pipeline.from_pretrained(args.checkpoint or args.model, vocoder=args.vocoder, device=args.device, precision=args.precision)
+    return Pipeline.from_pretrained(
+        args.checkpoint or args.model, vocoder=args.vocoder, device=args.device, precision=args.precision
+    )
 
 
 def _request(args: argparse.Namespace):
@@ -196,9 +230,20 @@ def _request(args: argparse.Namespace):
     from audiodiff.pipeline import GenerationRequest
 
     return GenerationRequest.of(
-        label=args.label, text=args.text, negative_label=args.negative_label, negative_text=args.negative_text,
-        steps=args.steps, sampler=args.sampler, guidance=args.guidance, guide=[] if args.guide == ["all"] else args.guide, rest_guidance=args.rest_guidance,
-        guidance_interval=args.guidance_interval, seed=args.seed, normalize=args.normalize, progress=True, **_parse_numbers(args.number),
+        label=args.label,
+        text=args.text,
+        negative_label=args.negative_label,
+        negative_text=args.negative_text,
+        steps=args.steps,
+        sampler=args.sampler,
+        guidance=args.guidance,
+        guide=[] if args.guide == ["all"] else args.guide,
+        rest_guidance=args.rest_guidance,
+        guidance_interval=args.guidance_interval,
+        seed=args.seed,
+        normalize=args.normalize,
+        progress=True,
+        **_parse_numbers(args.number),
     )
 
 
@@ -242,7 +287,9 @@ def _generate_args(parser: argparse.ArgumentParser) -> None:
         "--melody-from", metavar="FILE",
         help="follow the pitch contour and loudness of this recording (a model with control curves, e.g. notes)",
     )  # fmt: skip
-    parser.add_argument("--transpose", type=float, default=0.0, help="with --melody-from: move the melody by this many semitones")
+    parser.add_argument(
+        "--transpose", type=float, default=0.0, help="with --melody-from: move the melody by this many semitones"
+    )
 
 
 @command("generate", "generate audio from a trained model")(_generate_args)
@@ -260,7 +307,12 @@ def run_generate(args: argparse.Namespace) -> int:
         if duration is None:
             duration = min(seconds, window)
         clip = min(duration, seconds)
-        audio, rate = soundfile.read(args.melody_from, dtype="float32", always_2d=True, frames=int(clip * soundfile.info(args.melody_from).samplerate))
+        audio, rate = soundfile.read(
+            args.melody_from,
+            dtype="float32",
+            always_2d=True,
+            frames=int(clip * soundfile.info(args.melody_from).samplerate),
+        )
         curves = pipe.curves_from(audio.T, rate, transpose=args.transpose)
         request = dataclasses.replace(request, conditions={**request.conditions, **curves})
     out = pipe.generate(n=args.n, duration=duration, request=request)
@@ -297,13 +349,17 @@ def _inpaint_args(parser: argparse.ArgumentParser) -> None:
     _edit_args(parser)
     parser.add_argument("--start", type=float, required=True, help="start of the span to regenerate, seconds")
     parser.add_argument("--end", type=float, required=True, help="end of the span to regenerate, seconds")
-    parser.add_argument("--resample-steps", type=int, default=2, help="RePaint resampling per step (more: better seams)")
+    parser.add_argument(
+        "--resample-steps", type=int, default=2, help="RePaint resampling per step (more: better seams)"
+    )
 
 
 @command("inpaint", "regenerate a time span of a file, keeping the rest")(_inpaint_args)
 def run_inpaint(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.inpaint(args.input, start=args.start, end=args.end, resample_steps=args.resample_steps, request=_request(args))
+    out = pipe.inpaint(
+        args.input, start=args.start, end=args.end, resample_steps=args.resample_steps, request=_request(args)
+    )
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
 
@@ -326,8 +382,12 @@ def run_continue(args: argparse.Namespace) -> int:
 
 
 def _vocode_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vocoder", required=True, help="a vocoder checkpoint directory, a bundled name, or griffin_lim")
-    parser.add_argument("--mel-from", help="with griffin_lim: a checkpoint whose MelSpec to use (default: 16 kHz, 80 mels)")
+    parser.add_argument(
+        "--vocoder", required=True, help="a vocoder checkpoint directory, a bundled name, or griffin_lim"
+    )
+    parser.add_argument(
+        "--mel-from", help="with griffin_lim: a checkpoint whose MelSpec to use (default: 16 kHz, 80 mels)"
+    )
     parser.add_argument("input", help="audio file (resampled to the vocoder's rate)")
     parser.add_argument("output", help="output .wav")
     parser.add_argument("--plot", action="store_true", help="also write a spectrogram PNG (input vs output)")
@@ -359,9 +419,13 @@ def run_vocode(args: argparse.Namespace) -> int:
     if args.plot:
         from audiodiff.plots import plot_spectrograms
 
-        plot_spectrograms([audio, out], rate, Path(args.output).with_suffix(".png"), ["input", f"{vocoder.kind} vocoder"], columns=2)
+        plot_spectrograms(
+            [audio, out], rate, Path(args.output).with_suffix(".png"), ["input", f"{vocoder.kind} vocoder"], columns=2
+        )
     duration = out.shape[-1] / rate
-    print(f"{args.output}: {duration:.2f} s vocoded in {seconds:.3f} s ({duration / max(seconds, 1e-9):.0f}x real time)")
+    print(
+        f"{args.output}: {duration:.2f} s vocoded in {seconds:.3f} s ({duration / max(seconds, 1e-9):.0f}x real time)"
+    )
     return 0
 
 
@@ -378,7 +442,9 @@ def run_export(args: argparse.Namespace) -> int:
     from audiodiff.vocoder.export import export_vocoder
 
     if args.vocoder == "griffin_lim":
-        raise VocoderError(f"--vocoder griffin_lim has no weights to export; pass a GAN vocoder directory or one of {bundled_vocoders()}")
+        raise VocoderError(
+            f"--vocoder griffin_lim has no weights to export; pass a GAN vocoder directory or one of {bundled_vocoders()}"
+        )
     path, report = export_vocoder(Vocoder.from_pretrained(args.vocoder), args.out, args.format)
     print(f"{path}: {report}")
     return 0
@@ -416,7 +482,11 @@ def _run_espeak(args: argparse.Namespace) -> int:
     from audiodiff.data import builders
 
     build = {"digits": builders.build_digits, "speech": builders.build_speech}[args.builder]
-    print(build(args.out, args.num_clips, args.seed, args.sample_rate, args.seconds, args.workers, overwrite=args.overwrite))
+    print(
+        build(
+            args.out, args.num_clips, args.seed, args.sample_rate, args.seconds, args.workers, overwrite=args.overwrite
+        )
+    )
     return 0
 
 
@@ -436,7 +506,9 @@ def _int_list(text: str | None) -> list[int] | None:
 
 def _notes_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (wavs/, manifest.jsonl, info.json)")
-    parser.add_argument("--programs", help="General MIDI programs, e.g. 0,24,40-42 (default: a set covering the families)")
+    parser.add_argument(
+        "--programs", help="General MIDI programs, e.g. 0,24,40-42 (default: a set covering the families)"
+    )
     parser.add_argument("--pitches", help="MIDI pitches, e.g. 48-72 (default: each instrument's range within 36-84)")
     parser.add_argument("--velocities", help="MIDI velocities, e.g. 50,75,100,127")
     parser.add_argument("--seconds", type=float, default=1.0)
@@ -475,11 +547,17 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     """How to read a data source: the options of `DataConfig` that `scan` and `shard` take."""
     from audiodiff.data.layouts import LAYOUTS
 
-    parser.add_argument("--layout", default="auto", help=f"{', '.join(['auto', *LAYOUTS])} (auto: the first whose files are there)")
-    parser.add_argument("--label-from-folder", action="store_true", help="plain folders: the parent folder names the label")
+    parser.add_argument(
+        "--layout", default="auto", help=f"{', '.join(['auto', *LAYOUTS])} (auto: the first whose files are there)"
+    )
+    parser.add_argument(
+        "--label-from-folder", action="store_true", help="plain folders: the parent folder names the label"
+    )
     parser.add_argument("--split", help="keep only this split (default: all, each row keeps its split)")
     parser.add_argument("--labels", help="keep only these labels, comma-separated (e.g. the ten digit words)")
-    parser.add_argument("--number-fields", help="manifest fields to read as numbers, comma-separated (e.g. pitch,velocity)")
+    parser.add_argument(
+        "--number-fields", help="manifest fields to read as numbers, comma-separated (e.g. pitch,velocity)"
+    )
     parser.add_argument("--min-seconds", type=float, default=0.05, help="shorter files are skipped")
     parser.add_argument("--max-file-seconds", type=float, default=600.0, help="longer files are skipped")
     parser.add_argument("--no-scan-cache", action="store_true", help="decode every file even if it was checked before")
@@ -518,9 +596,12 @@ def _recipe_data(config_path: str, source: str):
 
 def _scan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="DIR", help="a folder of audio, a known layout or a manifest")
-    parser.add_argument("--out", required=True, help="the manifest to write (.jsonl); paths are relative to its folder where possible")
     parser.add_argument(
-        "--config", help="a recipe's config.yaml: check the files as its training will (its data: settings, DIR as data.path)"
+        "--out", required=True, help="the manifest to write (.jsonl); paths are relative to its folder where possible"
+    )
+    parser.add_argument(
+        "--config",
+        help="a recipe's config.yaml: check the files as its training will (its data: settings, DIR as data.path)",
     )
     _source_args(parser)
 
@@ -532,7 +613,12 @@ def _run_scan(args: argparse.Namespace) -> int:
     cfg = _source_config(args, args.source)
     if args.config:  # the recipe's settings, with the layout options given here on top
         recipe = _recipe_data(args.config, args.source)
-        given = {"layout": cfg.layout, "split": cfg.split, "labels_subset": cfg.labels_subset, "number_fields": cfg.number_fields}
+        given = {
+            "layout": cfg.layout,
+            "split": cfg.split,
+            "labels_subset": cfg.labels_subset,
+            "number_fields": cfg.number_fields,
+        }
         given = {k: v for k, v in given.items() if v not in (None, "auto", [])}
         cfg = dataclasses.replace(recipe, **given, label_from_folder=args.label_from_folder or recipe.label_from_folder)
     items, report = scan_items(cfg, progress=None)
@@ -558,7 +644,9 @@ def _run_shard(args: argparse.Namespace) -> int:
     source = Path(args.source).expanduser()
     items, report = scan_items(_source_config(args, args.source), progress=None)
     print(report)
-    index = write_shards(items, args.out, args.shard_size, source if source.is_dir() else source.parent, args.seed, args.overwrite)
+    index = write_shards(
+        items, args.out, args.shard_size, source if source.is_dir() else source.parent, args.seed, args.overwrite
+    )
     count = -(-len(items) // args.shard_size)
     print(f"shards: {count} in {index.parent} ({len(items)} items); train with data.path={index.parent}")
     return 0
@@ -566,7 +654,11 @@ def _run_shard(args: argparse.Namespace) -> int:
 
 DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
     "digits": (_digits_args, _run_espeak, "spoken digits zero..nine rendered by espeak-ng (offline)"),
-    "speech": (_speech_args, _run_espeak, "phrases in many espeak-ng voices and languages, for training vocoders (offline)"),
+    "speech": (
+        _speech_args,
+        _run_espeak,
+        "phrases in many espeak-ng voices and languages, for training vocoders (offline)",
+    ),
     "notes": (_notes_args, _run_notes, "instrument notes rendered by fluidsynth from a General MIDI soundfont"),
     "scan": (_scan_args, _run_scan, "check every audio file of a folder or layout and write a manifest (.jsonl)"),
     "shard": (_shard_args, _run_shard, "write a manifest's audio as tar shards that training streams"),
@@ -611,28 +703,45 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="with --checkpoint: clips per generate call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="with --checkpoint: replace clips in OUT/generated")
-    parser.add_argument("--reference", help="real clips: a folder (DIR/LABEL/x.wav) or a dataset manifest / folder with one")
+    parser.add_argument(
+        "--reference", help="real clips: a folder (DIR/LABEL/x.wav) or a dataset manifest / folder with one"
+    )
     parser.add_argument("--split", help="split of --reference (default: test where there is one; '' for all)")
     parser.add_argument(
-        "--training-split", help="memorisation: the model's training clips, this split of --reference (default: train where "
-        "there is one; '' to skip); each generated clip's nearest one against the held-out clips' own, with a listening page"
+        "--training-split",
+        help="memorisation: the model's training clips, this split of --reference (default: train where "
+        "there is one; '' to skip); each generated clip's nearest one against the held-out clips' own, with a listening page",
     )
     parser.add_argument(
-        "--likelihood", type=int, default=0, metavar="N",
+        "--likelihood",
+        type=int,
+        default=0,
+        metavar="N",
         help="with --checkpoint: negative log-likelihood (bits/dim, probability-flow ODE) of N reference clips, "
-        "beside the same clips with their frames shuffled and Gaussian noise"
+        "beside the same clips with their frames shuffled and Gaussian noise",
     )
     parser.add_argument("--likelihood-steps", type=int, default=12, help="Runge-Kutta steps of the likelihood ODE")
     _add_device_arg(parser)
-    parser.add_argument("--training-reference", help="memorisation: the model's training clips from another folder or manifest")
-    parser.add_argument("--training-clips", type=int, default=2000, help="memorisation: at most this many training clips (evenly drawn)")
-    parser.add_argument("--classifier", help="classifier directory (from `audiodiff eval train-classifier`); needed for accuracy, IS and the default Fréchet embedding")
     parser.add_argument(
-        "--embedding", action="append", help="Fréchet embedding, repeatable: classifier, crepe (default: classifier if given)"
+        "--training-reference", help="memorisation: the model's training clips from another folder or manifest"
+    )
+    parser.add_argument(
+        "--training-clips", type=int, default=2000, help="memorisation: at most this many training clips (evenly drawn)"
+    )
+    parser.add_argument(
+        "--classifier",
+        help="classifier directory (from `audiodiff eval train-classifier`); needed for accuracy, IS and the default Fréchet embedding",
+    )
+    parser.add_argument(
+        "--embedding",
+        action="append",
+        help="Fréchet embedding, repeatable: classifier, crepe (default: classifier if given)",
     )
     floor = parser.add_mutually_exclusive_group()
     floor.add_argument("--floor-reference", help="real clips standing in for the generated ones (the floor)")
-    floor.add_argument("--floor-split", help="split of --reference to draw the floor from (default: train where there is one)")
+    floor.add_argument(
+        "--floor-split", help="split of --reference to draw the floor from (default: train where there is one)"
+    )
     floor.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
     parser.add_argument("--out", help="output folder: metrics.json, report.md, PNGs")
 
@@ -646,11 +755,25 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _run_evaluation(args: argparse.Namespace) -> int:
     from audiodiff.metrics.evaluation import (
-        EvaluationError, available_splits, check_labels, evaluate, floor_subset, load_classifier, load_clips, sample_checkpoint,
+        EvaluationError,
+        available_splits,
+        check_labels,
+        evaluate,
+        floor_subset,
+        load_classifier,
+        load_clips,
+        sample_checkpoint,
     )
 
-    missing = [flag for flag, value in (("--generated or --checkpoint", args.generated or args.checkpoint),
-                                        ("--reference", args.reference), ("--out", args.out)) if not value]
+    missing = [
+        flag
+        for flag, value in (
+            ("--generated or --checkpoint", args.generated or args.checkpoint),
+            ("--reference", args.reference),
+            ("--out", args.out),
+        )
+        if not value
+    ]
     if missing:
         raise EvaluationError(f"audiodiff eval needs {', '.join(missing)} (see audiodiff eval --help)")
     _check_device(args.device)
@@ -659,13 +782,28 @@ def _run_evaluation(args: argparse.Namespace) -> int:
     split = args.split if args.split is not None else ("test" if "test" in splits else None)
     reference = load_clips(args.reference, split or None, side="reference")
     check_labels(reference.labels, classifier, f"reference {reference.description}")
-    floor_split = args.floor_split if args.floor_split is not None else ("train" if "train" in splits and split != "train" else None)
+    floor_split = (
+        args.floor_split
+        if args.floor_split is not None
+        else ("train" if "train" in splits and split != "train" else None)
+    )
     info: dict = {"arguments": {key: value for key, value in vars(args).items() if key != "run"}}
     if args.checkpoint:
         labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
         generated, info["sampling"] = sample_checkpoint(
-            args.checkpoint, Path(args.out) / "generated", args.per_label, labels, args.steps, args.sampler,
-            args.guidance, args.seed, args.batch_size, args.vocoder, args.overwrite, classifier, device=args.device,
+            args.checkpoint,
+            Path(args.out) / "generated",
+            args.per_label,
+            labels,
+            args.steps,
+            args.sampler,
+            args.guidance,
+            args.seed,
+            args.batch_size,
+            args.vocoder,
+            args.overwrite,
+            classifier,
+            device=args.device,
         )
     else:
         generated = load_clips(args.generated, side="generated")
@@ -676,17 +814,31 @@ def _run_evaluation(args: argparse.Namespace) -> int:
     elif floor_split and not args.no_floor:
         floor = floor_subset(load_clips(args.reference, floor_split, side="floor"), generated, args.seed)
     training = None
-    training_split = args.training_split if args.training_split is not None else ("train" if "train" in splits and split != "train" else "")
+    training_split = (
+        args.training_split
+        if args.training_split is not None
+        else ("train" if "train" in splits and split != "train" else "")
+    )
     if classifier is not None and (args.training_reference or training_split):
-        training = load_clips(args.training_reference or args.reference, None if args.training_reference else training_split, side="training")
+        training = load_clips(
+            args.training_reference or args.reference,
+            None if args.training_reference else training_split,
+            side="training",
+        )
         training = training.every(max(1, -(-len(training) // args.training_clips)))
     if args.likelihood:
         if not args.checkpoint:
-            raise EvaluationError("--likelihood needs the model: pass --checkpoint (a bundled name, checkpoint or run directory)")
+            raise EvaluationError(
+                "--likelihood needs the model: pass --checkpoint (a bundled name, checkpoint or run directory)"
+            )
         from audiodiff.metrics.evaluation import likelihood_report
 
-        info["likelihood"] = likelihood_report(args.checkpoint, reference, args.likelihood, args.likelihood_steps, args.seed, args.device)
-    result = evaluate(generated, reference, args.out, classifier, floor, args.embedding, info, progress=True, training=training)
+        info["likelihood"] = likelihood_report(
+            args.checkpoint, reference, args.likelihood, args.likelihood_steps, args.seed, args.device
+        )
+    result = evaluate(
+        generated, reference, args.out, classifier, floor, args.embedding, info, progress=True, training=training
+    )
     print(f"{'score':<54} {'model':>10} {'floor':>10}")
     for row in result["scores"]:
         model, floor_value = (f"{row[key]:.4g}" if row[key] is not None else "-" for key in ("model", "floor"))
@@ -695,14 +847,18 @@ def _run_evaluation(args: argparse.Namespace) -> int:
         print(f"NLL {name:<36} {row['mean_bits_per_dim']:>10.3f} ± {row['standard_error']:.3f} bits/dim")
     if result.get("memorisation"):
         found = result["memorisation"]
-        print(f"memorisation: {found['copy_share']:.1%} of generated clips nearer a training clip than {found['percentile']:g}% "
-              f"of held-out clips; closest pairs in {Path(args.out) / 'memorisation.html'}")
+        print(
+            f"memorisation: {found['copy_share']:.1%} of generated clips nearer a training clip than {found['percentile']:g}% "
+            f"of held-out clips; closest pairs in {Path(args.out) / 'memorisation.html'}"
+        )
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.md'}")
     return 0
 
 
 def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="labelled clips: a dataset manifest / folder with one, or DIR/LABEL/x.wav")
+    parser.add_argument(
+        "--data", required=True, help="labelled clips: a dataset manifest / folder with one, or DIR/LABEL/x.wav"
+    )
     parser.add_argument("--split", help="training split (default: train where there is one; '' for all)")
     parser.add_argument("--valid-split", help="accuracy reported on this split (default: valid where there is one)")
     parser.add_argument("--test-split", help="and on this one (default: test where there is one)")
@@ -718,21 +874,37 @@ def _run_train_classifier(args: argparse.Namespace) -> int:
     from audiodiff.metrics.evaluation import train_evaluation_classifier
 
     summary = train_evaluation_classifier(
-        args.data, args.out, args.split, args.valid_split, args.test_split, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, clip_seconds=args.clip_seconds, seed=args.seed,
+        args.data,
+        args.out,
+        args.split,
+        args.valid_split,
+        args.test_split,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        clip_seconds=args.clip_seconds,
+        seed=args.seed,
     )
     training = summary["training"]
-    print(f"trained on {training['num_items']} clips in {training['seconds']:.0f} s "
-          f"(final train accuracy {training['final_train_accuracy']:.3f})")
+    print(
+        f"trained on {training['num_items']} clips in {training['seconds']:.0f} s "
+        f"(final train accuracy {training['final_train_accuracy']:.3f})"
+    )
     for split, scores in training["evaluation"].items():
         worst = min((v, k) for k, v in scores["per_class_accuracy"].items() if v is not None)
-        print(f"{split} accuracy {scores['accuracy']:.4f} on {scores['num_items']} clips (lowest: {worst[1]} {worst[0]:.3f})")
+        print(
+            f"{split} accuracy {scores['accuracy']:.4f} on {scores['num_items']} clips (lowest: {worst[1]} {worst[0]:.3f})"
+        )
     print(f"saved {summary['path']}")
     return 0
 
 
 EVAL_COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
-    "train-classifier": (_train_classifier_args, _run_train_classifier, "train the evaluation classifier on labelled real clips"),
+    "train-classifier": (
+        _train_classifier_args,
+        _run_train_classifier,
+        "train the evaluation classifier on labelled real clips",
+    ),
 }
 
 
@@ -741,8 +913,13 @@ EVAL_COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 
 
 def _demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                        help="a checkpoint or run directory to serve beside the bundled models (repeatable)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a checkpoint or run directory to serve beside the bundled models (repeatable)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves the local network)")
     parser.add_argument("--port", type=_port, help="port (default: the first free one from 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
@@ -769,7 +946,9 @@ def _check_device(name: str) -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: torch sees no CUDA device here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...); pick one of them")
+        raise UserError(
+            f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...); pick one of them"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"--device {name}: MPS is not available here; use --device cpu")
 

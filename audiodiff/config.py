@@ -23,9 +23,24 @@ from audiodiff.models.conditioning import ConditioningConfig
 from audiodiff.models.unet import UNetConfig
 
 __all__ = [
-    "AutoencoderLossConfig", "AutoencoderRunConfig", "ConfigError", "DataConfig", "DiffusionConfig", "DiffusionRunConfig", "DistillConfig", "DistillRunConfig", "StudentConfig", "SamplingConfig", "TrainConfig",
-    "VocoderLossConfig", "VocoderModelConfig", "VocoderRunConfig", "apply_overrides", "from_dict", "load_yaml",
-    "to_dict"
+    "AutoencoderLossConfig",
+    "AutoencoderRunConfig",
+    "ConfigError",
+    "DataConfig",
+    "DiffusionConfig",
+    "DiffusionRunConfig",
+    "DistillConfig",
+    "DistillRunConfig",
+    "StudentConfig",
+    "SamplingConfig",
+    "TrainConfig",
+    "VocoderLossConfig",
+    "VocoderModelConfig",
+    "VocoderRunConfig",
+    "apply_overrides",
+    "from_dict",
+    "load_yaml",
+    "to_dict",
 ]
 
 T = TypeVar("T")
@@ -178,7 +193,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 @dataclasses.dataclass
 class DataConfig:
-    path: str | list[str] = ""  # a folder of audio, a manifest (.jsonl/.csv), a known layout, a shard folder, or a list of them
+    path: str | list[str] = (
+        ""  # a folder of audio, a manifest (.jsonl/.csv), a known layout, a shard folder, or a list of them
+    )
     layout: str = "auto"  # "auto" or a name in audiodiff.data.layouts.LAYOUTS
     split: str | None = "train"  # items of another split are left out (None = all); items without one are kept
     labels_subset: list[str] | None = None  # keep only items with these labels (None = all)
@@ -202,7 +219,9 @@ class DataConfig:
 
     def __post_init__(self):
         if self.segment_seconds <= 0 or self.sample_rate <= 0:
-            raise ConfigError(f"data.segment_seconds={self.segment_seconds} and data.sample_rate={self.sample_rate} must be positive")
+            raise ConfigError(
+                f"data.segment_seconds={self.segment_seconds} and data.sample_rate={self.sample_rate} must be positive"
+            )
         if self.channels not in (1, 2):
             raise ConfigError(f"data.channels={self.channels}: use 1 (mono) or 2 (stereo)")
         if self.num_workers < 0:
@@ -232,9 +251,16 @@ class SamplingConfig:
     sampler: str = "dpmpp_2m"
     steps: int = 25
     guidance: float = 3.0
-    guide: list[str] = dataclasses.field(default_factory=list)  # default of guide=, where a call asks one of these (and no negatives)
-    rest_guidance: float = 1.0  # with guide: the scale of the asked conditions it does not name (1 = followed, unguided)
-    guidance_interval: tuple[float, float] = (0.0, 1.0)  # noise levels 2θ/π where guidance applies (with guide: where it exceeds rest_guidance)
+    guide: list[str] = dataclasses.field(
+        default_factory=list
+    )  # default of guide=, where a call asks one of these (and no negatives)
+    rest_guidance: float = (
+        1.0  # with guide: the scale of the asked conditions it does not name (1 = followed, unguided)
+    )
+    guidance_interval: tuple[float, float] = (
+        0.0,
+        1.0,
+    )  # noise levels 2θ/π where guidance applies (with guide: where it exceeds rest_guidance)
     vocoder: str = "griffin_lim"  # "griffin_lim", or a vocoder checkpoint directory
     griffin_lim_iters: int = 32
 
@@ -243,7 +269,9 @@ class SamplingConfig:
 class TrainConfig:
     out_dir: str = "runs/default"
     steps: int = 10_000
-    max_minutes: float = 0.0  # stop (checkpointed) after this much wall-clock time in the loop, summed over resumes; 0 = no limit
+    max_minutes: float = (
+        0.0  # stop (checkpointed) after this much wall-clock time in the loop, summed over resumes; 0 = no limit
+    )
     batch_size: int = 32  # per process
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.99)
@@ -254,7 +282,9 @@ class TrainConfig:
     lr_gamma: float = 0.999  # exponential: lr * lr_gamma ** (step / 100)
     grad_clip: float = 1.0  # 0 disables clipping
     ema_decay: float = 0.999
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware has it natively, else fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = (
+        "auto"  # auto: bf16 where the hardware has it natively, else fp32
+    )
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500
@@ -266,7 +296,9 @@ class TrainConfig:
     max_bad_steps: int = 20  # consecutive skipped steps before the run stops anyway
     threads: int = 0  # torch CPU threads; 0 = the cores other work leaves free (printed at the start)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    init_from: str = ""  # start from this bundled model or checkpoint (fine-tuning; vocoders: the generator); "" = from scratch
+    init_from: str = (
+        ""  # start from this bundled model or checkpoint (fine-tuning; vocoders: the generator); "" = from scratch
+    )
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -314,24 +346,34 @@ class DiffusionRunConfig:
         if (representation == "latent") != bool(self.data.autoencoder):
             raise ConfigError(
                 "data.representation=latent needs data.autoencoder (a mel autoencoder checkpoint, e.g. runs/mel-vae-16k)"
-                if representation == "latent" else
-                f"data.autoencoder={self.data.autoencoder!r} is only read with data.representation=latent; remove it or set the representation"
+                if representation == "latent"
+                else f"data.autoencoder={self.data.autoencoder!r} is only read with data.representation=latent; remove it or set the representation"
             )
         if representation == "latent" and (self.data.curves or self.conditioning.curves):
-            raise ConfigError("control curves steer mel and waveform models; latent models do not take them yet: remove conditioning.curves and data.curves")
+            raise ConfigError(
+                "control curves steer mel and waveform models; latent models do not take them yet: remove conditioning.curves and data.curves"
+            )
         if wave and self.model.in_channels != self.data.channels:
-            raise ConfigError(f"model.in_channels={self.model.in_channels} must equal data.channels={self.data.channels}")
+            raise ConfigError(
+                f"model.in_channels={self.model.in_channels} must equal data.channels={self.data.channels}"
+            )
         if self.mel.sample_rate != self.data.sample_rate and not wave:
-            raise ConfigError(f"mel.sample_rate={self.mel.sample_rate} must equal data.sample_rate={self.data.sample_rate}")
+            raise ConfigError(
+                f"mel.sample_rate={self.mel.sample_rate} must equal data.sample_rate={self.data.sample_rate}"
+            )
 
 
 @dataclasses.dataclass
 class DistillConfig:
     teacher: str = "digits"  # a bundled model, checkpoint or run directory
     method: Literal["guidance", "progressive", "consistency"] = "guidance"
-    guidance_range: list[float] = dataclasses.field(default_factory=lambda: [1.0, 4.0])  # scales a guidance student learns
+    guidance_range: list[float] = dataclasses.field(
+        default_factory=lambda: [1.0, 4.0]
+    )  # scales a guidance student learns
     guidance: float = 2.0  # progressive/consistency from a teacher without a guidance input: the scale baked in
-    student_steps: int = 8  # progressive: the student's sampling steps (its teacher takes twice as many); consistency: 1-2
+    student_steps: int = (
+        8  # progressive: the student's sampling steps (its teacher takes twice as many); consistency: 1-2
+    )
     intervals: int = 16  # consistency: the teacher's DDIM steps over the grid that trajectories follow
     init_from_teacher: bool = True  # start from the teacher's weights (same architecture only)
     # each condition left out of a training example with this probability (None: the teacher's
@@ -396,8 +438,16 @@ class VocoderRunConfig:
     gain_db: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
-            out_dir="runs/vocoder", lr=2e-4, betas=(0.8, 0.99), lr_schedule="exponential", lr_gamma=0.999,
-            warmup_steps=0, grad_clip=0.0, ema_decay=0.0, batch_size=16, precision="auto",
+            out_dir="runs/vocoder",
+            lr=2e-4,
+            betas=(0.8, 0.99),
+            lr_schedule="exponential",
+            lr_gamma=0.999,
+            warmup_steps=0,
+            grad_clip=0.0,
+            ema_decay=0.0,
+            batch_size=16,
+            precision="auto",
         )
     )
 
@@ -405,7 +455,9 @@ class VocoderRunConfig:
         if self.data.representation != "wave":
             raise ConfigError("a vocoder trains on audio: set data.representation=wave")
         if self.data.sample_rate != self.mel.sample_rate:
-            raise ConfigError(f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}")
+            raise ConfigError(
+                f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}"
+            )
         if self.data.channels != 1:
             raise ConfigError("vocoders are mono: set data.channels=1")
         if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
@@ -433,17 +485,25 @@ class AutoencoderRunConfig:
     mel: MelSpec = dataclasses.field(default_factory=MelSpec)
     model: AutoencoderModelConfig = dataclasses.field(default_factory=AutoencoderModelConfig)
     loss: AutoencoderLossConfig = dataclasses.field(default_factory=AutoencoderLossConfig)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(out_dir="runs/mel-vae", lr=2e-4, batch_size=16, ema_decay=0.999))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(out_dir="runs/mel-vae", lr=2e-4, batch_size=16, ema_decay=0.999)
+    )
 
     def __post_init__(self):
         if self.data.representation != "mel":
             raise ConfigError("an autoencoder encodes mel spectrograms: set data.representation=mel")
         if self.data.sample_rate != self.mel.sample_rate:
-            raise ConfigError(f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}")
+            raise ConfigError(
+                f"data.sample_rate={self.data.sample_rate} must equal mel.sample_rate={self.mel.sample_rate}"
+            )
         if self.mel.n_mels % self.model.freq_down:
-            raise ConfigError(f"mel.n_mels={self.mel.n_mels} must be a multiple of model.freq_down={self.model.freq_down}")
+            raise ConfigError(
+                f"mel.n_mels={self.mel.n_mels} must be a multiple of model.freq_down={self.model.freq_down}"
+            )
         frames = self.mel.num_frames(int(self.data.segment_seconds * self.data.sample_rate))
         if frames < self.model.time_down:
-            raise ConfigError(f"data.segment_seconds={self.data.segment_seconds} gives {frames} mel frames, fewer than model.time_down={self.model.time_down}")
+            raise ConfigError(
+                f"data.segment_seconds={self.data.segment_seconds} gives {frames} mel frames, fewer than model.time_down={self.model.time_down}"
+            )
         if any(scale < 2 for scale in self.loss.scales):
             raise ConfigError(f"loss.scales={self.loss.scales}: each pooling scale must be at least 2")

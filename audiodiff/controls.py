@@ -24,8 +24,19 @@ import torch
 from audiodiff.errors import UserError
 
 __all__ = [
-    "CURVES", "ControlError", "FRAME_RATE", "SHAPES", "default_f0_method", "extract", "extract_f0", "extract_loudness", "f0_agreement", "hz_to_midi",
-    "midi_to_hz", "resample_curve", "shape",
+    "CURVES",
+    "ControlError",
+    "FRAME_RATE",
+    "SHAPES",
+    "default_f0_method",
+    "extract",
+    "extract_f0",
+    "extract_loudness",
+    "f0_agreement",
+    "hz_to_midi",
+    "midi_to_hz",
+    "resample_curve",
+    "shape",
 ]
 
 FRAME_RATE = 16000 / 256  # frames per second of the bundled mel models
@@ -55,7 +66,9 @@ def hz_to_midi(hz) -> np.ndarray:
 
 def _mono(audio, sample_rate: int) -> np.ndarray:
     """`[samples]`, `[channels, samples]` or `[1, channels, samples]` -> mono float32 at ANALYSIS_RATE."""
-    wave = audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, dtype=np.float32)
+    wave = (
+        audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, dtype=np.float32)
+    )
     if wave.ndim == 3 and wave.shape[0] == 1:
         wave = wave[0]
     if wave.ndim == 2:
@@ -124,7 +137,14 @@ def _pyin(wave: np.ndarray, hop: int) -> np.ndarray:
     # resolution 0.25 (a quarter semitone between pitch bins, interpolated within) runs 7x faster
     # than librosa's default 0.1 at the same accuracy on rendered notes (benchmarks/controls.py)
     f0, voiced, _ = librosa.pyin(
-        wave, fmin=F0_MIN, fmax=F0_MAX, sr=ANALYSIS_RATE, frame_length=1024, hop_length=hop, center=True, resolution=0.25
+        wave,
+        fmin=F0_MIN,
+        fmax=F0_MAX,
+        sr=ANALYSIS_RATE,
+        frame_length=1024,
+        hop_length=hop,
+        center=True,
+        resolution=0.25,
     )
     return np.where(voiced & np.isfinite(f0), f0, 0.0)
 
@@ -133,7 +153,9 @@ def _crepe(wave: np.ndarray, hop: int, model: str = "tiny") -> np.ndarray:
     try:
         import torchcrepe
     except ImportError:
-        raise ControlError("method='crepe' needs torchcrepe: pip install torchcrepe (it ships its weights), or use method='pyin'") from None
+        raise ControlError(
+            "method='crepe' needs torchcrepe: pip install torchcrepe (it ships its weights), or use method='pyin'"
+        ) from None
     audio = torch.from_numpy(wave)[None]
     with torch.inference_mode():
         pitch, periodicity = torchcrepe.predict(
@@ -166,8 +188,13 @@ def f0_agreement(asked, measured, cents: float = 50.0) -> dict[str, int]:
     asked_voiced, got_voiced = np.isfinite(want) & (want > 0), np.isfinite(got) & (got > 0)
     both = asked_voiced & got_voiced
     within = np.abs(1200 * np.log2(got[both] / want[both])) <= cents
-    return {"voiced": int(asked_voiced.sum()), "within": int(within.sum()), "tp": int(both.sum()),
-            "fp": int((got_voiced & ~asked_voiced).sum()), "fn": int((asked_voiced & ~got_voiced).sum())}
+    return {
+        "voiced": int(asked_voiced.sum()),
+        "within": int(within.sum()),
+        "tp": int(both.sum()),
+        "fp": int((got_voiced & ~asked_voiced).sum()),
+        "fn": int((asked_voiced & ~got_voiced).sum()),
+    }
 
 
 def resample_curve(curve, frames: int, kind: str = "loudness") -> np.ndarray:
@@ -239,8 +266,14 @@ SHAPES = {
 
 
 def shape(
-    kind: str, name: str, frames: int = 62, pitch: float = 60.0, level: float = -20.0, depth: float | None = None,
-    sound: float = 0.8, frame_rate: float = FRAME_RATE,
+    kind: str,
+    name: str,
+    frames: int = 62,
+    pitch: float = 60.0,
+    level: float = -20.0,
+    depth: float | None = None,
+    sound: float = 0.8,
+    frame_rate: float = FRAME_RATE,
 ) -> np.ndarray:
     """A named curve over `frames` at `frame_rate` frames per second (`Pipeline.curve_frame_rate`):
     f0 (Hz) around MIDI `pitch` (depth in semitones: default 2, vibrato 1 from lowest to highest),
@@ -250,7 +283,9 @@ def shape(
     if kind not in SHAPES:
         raise ControlError(f"curve {kind!r}: choose one of {list(SHAPES)}")
     if frames < 1 or not 0 < sound <= 1 or not frame_rate > 0:
-        raise ControlError(f"frames={frames} must be at least 1, sound={sound} in (0, 1] and frame_rate={frame_rate} above 0")
+        raise ControlError(
+            f"frames={frames} must be at least 1, sound={sound} in (0, 1] and frame_rate={frame_rate} above 0"
+        )
     t = (np.arange(frames) + 0.5) / frames
     on = t < sound
     ts, seconds = t / sound, np.arange(frames) / frame_rate

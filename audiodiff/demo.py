@@ -18,8 +18,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gradio as gr
 import torch
@@ -187,19 +188,21 @@ def _number_specs(pipe: Pipeline) -> list[tuple[str, float, float]]:
     for name, span in pipe.config.conditioning.numbers.items():
         if name not in pipe.conditions:
             continue
-        low, high = (float(span[0]), float(span[1])) if isinstance(span, (list, tuple)) and len(span) == 2 else (0.0, 1.0)
+        low, high = (
+            (float(span[0]), float(span[1])) if isinstance(span, (list, tuple)) and len(span) == 2 else (0.0, 1.0)
+        )
         specs.append((name, low, high))
     return specs
 
 
-def _config_numbers(store: "ModelStore", name: str) -> dict:
+def _config_numbers(store: ModelStore, name: str) -> dict:
     """A model's number conditions from its config.json (without loading weights), in slot
     order; a student's guidance input is set by the guidance slider, not a number slot."""
     numbers = (store.config(name).get("conditioning") or {}).get("numbers") or {}
     return {key: span for key, span in numbers.items() if key != GUIDANCE} if isinstance(numbers, dict) else {}
 
 
-def _slot_names(store: "ModelStore") -> list[list[str]]:
+def _slot_names(store: ModelStore) -> list[list[str]]:
     """For each number slot, the number conditions the store's models put in it, e.g.
     `[["pitch"], ["velocity"], [], []]`: what `number_1`, `number_2`, ... mean."""
     names: list[list[str]] = [[] for _ in range(NUMBER_SLOTS)]
@@ -210,7 +213,7 @@ def _slot_names(store: "ModelStore") -> list[list[str]]:
     return names
 
 
-def _slot_ranges(store: "ModelStore") -> list[tuple[float, float]]:
+def _slot_ranges(store: ModelStore) -> list[tuple[float, float]]:
     """For each number slot, the lowest low and highest high over the store's models (from their
     config.json, without loading weights)."""
     ranges: list[tuple[float, float]] = []
@@ -272,13 +275,20 @@ class DemoActions:
         if size == 0:
             raise gr.Error(f"{name}: the file is empty (0 bytes); upload a WAV, FLAC, OGG or MP3 file")
         if size > self.limits.max_upload_bytes:
-            raise gr.Error(f"{name}: {size / 1e6:.1f} MB, over this page's upload limit of {self.limits.max_upload_bytes / 1e6:g} MB")
+            raise gr.Error(
+                f"{name}: {size / 1e6:.1f} MB, over this page's upload limit of {self.limits.max_upload_bytes / 1e6:g} MB"
+            )
         try:
             audio, _ = load_audio(path, sample_rate, channels, max_seconds=self.limits.max_upload_seconds)
         except AudioError as error:
-            message = str(error).replace(str(path), name).replace("or raise the limit", "to at most "
-                                                                   f"{self.limits.max_upload_seconds:g} s")
-            raise gr.Error(f"{message} (upload a WAV, FLAC, OGG or MP3 file up to {self.limits.max_upload_seconds:g} s)") from None
+            message = (
+                str(error)
+                .replace(str(path), name)
+                .replace("or raise the limit", f"to at most {self.limits.max_upload_seconds:g} s")
+            )
+            raise gr.Error(
+                f"{message} (upload a WAV, FLAC, OGG or MP3 file up to {self.limits.max_upload_seconds:g} s)"
+            ) from None
         return audio
 
     # -- the form
@@ -294,7 +304,11 @@ class DemoActions:
         has_text = "text" in pipe.conditions
         sampling = pipe.config.sampling
         settings = [
-            dict(choices=choices, value=label if label in labels else (labels[0] if labels else NO_LABEL), visible=bool(labels)),
+            dict(
+                choices=choices,
+                value=label if label in labels else (labels[0] if labels else NO_LABEL),
+                visible=bool(labels),
+            ),
             dict(choices=choices, value=NO_LABEL, visible=bool(labels)),
             dict(value=(prompt or "") if has_text else "", visible=has_text),
             dict(value="", visible=has_text),
@@ -303,8 +317,15 @@ class DemoActions:
         for slot in range(NUMBER_SLOTS):
             if slot < len(specs):
                 number, low, high = specs[slot]
-                settings.append(dict(label=f"{number} (trained {low:g}..{high:g})", minimum=low, maximum=high,
-                                     value=round((low + high) / 2, 2), visible=True))
+                settings.append(
+                    dict(
+                        label=f"{number} (trained {low:g}..{high:g})",
+                        minimum=low,
+                        maximum=high,
+                        value=round((low + high) / 2, 2),
+                        visible=True,
+                    )
+                )
             else:
                 settings.append(dict(label=f"number {slot + 1}", minimum=0, maximum=1, value=0, visible=False))
         settings += [
@@ -319,15 +340,27 @@ class DemoActions:
         return settings
 
     def model_note(self, name: str, pipe: Pipeline) -> str:
-        kind = "autoencoder latent (decoded to a mel spectrogram)" if pipe.is_latent else "mel spectrogram" if pipe.is_mel else "waveform"
+        kind = (
+            "autoencoder latent (decoded to a mel spectrogram)"
+            if pipe.is_latent
+            else "mel spectrogram"
+            if pipe.is_mel
+            else "waveform"
+        )
         extra = len(_number_specs(pipe)) - NUMBER_SLOTS
         more = f"; {extra} more number(s) take their midpoint" if extra > 0 else ""
         conditions = ", ".join(pipe.conditions) or "none (unconditional)"
         student = pipe.config.student
         guidance = "guidance an input" if student and student.guidance_range else "guidance fixed at distillation"
-        fast = f"; a few-step student of {student.base} ({student.method} distillation, {student.steps} step(s), {guidance})" if student else ""
-        return (f"**{name}**: {kind} model, {pipe.sample_rate} Hz, {pipe.default_duration():g} s clips; "
-                f"conditions: {conditions}{more}{fast}")
+        fast = (
+            f"; a few-step student of {student.base} ({student.method} distillation, {student.steps} step(s), {guidance})"
+            if student
+            else ""
+        )
+        return (
+            f"**{name}**: {kind} model, {pipe.sample_rate} Hz, {pipe.default_duration():g} s clips; "
+            f"conditions: {conditions}{more}{fast}"
+        )
 
     def example_rows(self) -> list[list]:
         """Clickable examples: a few labels of each model (spread over its label list), and a
@@ -389,14 +422,29 @@ class DemoActions:
         _check_at_most("steps", steps, self.limits.max_steps)
         if not 0 <= int(seed) <= MAX_SEED:
             raise gr.Error(f"seed={seed}: must be between 0 and {MAX_SEED}")
-        return GenerationRequest(conditions=conditions, steps=max(1, int(steps)), seed=int(seed), callback=callback, **options)
+        return GenerationRequest(
+            conditions=conditions, steps=max(1, int(steps)), seed=int(seed), callback=callback, **options
+        )
 
     # -- generate
 
     def generate(
-        self, model: str, label: str | None, prompt: str | None, negative_label: str | None, negative_prompt: str | None,
-        number_1: float, number_2: float, number_3: float, number_4: float,
-        duration: float, sampler: str, steps: float, guidance: float, seed: float, batch_size: float,
+        self,
+        model: str,
+        label: str | None,
+        prompt: str | None,
+        negative_label: str | None,
+        negative_prompt: str | None,
+        number_1: float,
+        number_2: float,
+        number_3: float,
+        number_4: float,
+        duration: float,
+        sampler: str,
+        steps: float,
+        guidance: float,
+        seed: float,
+        batch_size: float,
         progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
         """Sample `batch_size` clips. number_1..number_4 are the model's number conditions in
@@ -411,9 +459,13 @@ class DemoActions:
             progress(0, desc="loading the model")
             pipe = self.store.get(model)
             request = self._request(
-                self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4]), steps, seed,
-                _step_reporter(progress, "sampling"), negatives=self._negatives(pipe, negative_label, negative_prompt),
-                sampler=sampler, guidance=float(guidance),
+                self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4]),
+                steps,
+                seed,
+                _step_reporter(progress, "sampling"),
+                negatives=self._negatives(pipe, negative_label, negative_prompt),
+                sampler=sampler,
+                guidance=float(guidance),
             )
             started = time.perf_counter()
             out = pipe.generate(n=count, duration=float(duration), request=request)
@@ -422,13 +474,24 @@ class DemoActions:
 
     def _results(self, out: GenerateOutput, elapsed: float) -> list[Any]:
         folder = self._request_dir()
-        files = [self._write(folder, f"sample_seed{seed}", clip, out.sample_rate, f"seed {seed}") for seed, clip in zip(out.seeds, out.audio)]
+        files = [
+            self._write(folder, f"sample_seed{seed}", clip, out.sample_rate, f"seed {seed}")
+            for seed, clip in zip(out.seeds, out.audio)
+        ]
         slots = self.limits.max_batch
-        audios = [gr.update(value=files[i][0], visible=True) if i < len(files) else gr.update(value=None, visible=False) for i in range(slots)]
-        images = [gr.update(value=files[i][1], visible=True) if i < len(files) else gr.update(value=None, visible=False) for i in range(slots)]
+        audios = [
+            gr.update(value=files[i][0], visible=True) if i < len(files) else gr.update(value=None, visible=False)
+            for i in range(slots)
+        ]
+        images = [
+            gr.update(value=files[i][1], visible=True) if i < len(files) else gr.update(value=None, visible=False)
+            for i in range(slots)
+        ]
         seconds = out.audio.shape[-1] / out.sample_rate
-        status = (f"{len(files)} clip(s) of {_seconds(seconds)} at {out.sample_rate} Hz, seeds {out.seeds[0]}..{out.seeds[-1]}, "
-                  f"in {elapsed:.1f} s ({seconds * len(files) / max(elapsed, 1e-9):.2f}x real time)")
+        status = (
+            f"{len(files)} clip(s) of {_seconds(seconds)} at {out.sample_rate} Hz, seeds {out.seeds[0]}..{out.seeds[-1]}, "
+            f"in {elapsed:.1f} s ({seconds * len(files) / max(elapsed, 1e-9):.2f}x real time)"
+        )
         return audios + images + [[wav for wav, _ in files], status]
 
     # -- edit
@@ -437,12 +500,16 @@ class DemoActions:
         channels = 1 if pipe.is_mel else pipe.config.data.channels
         return self.read_upload(path, pipe.sample_rate, channels)
 
-    def _edit_result(self, pipe: Pipeline, before: torch.Tensor, out: GenerateOutput, what: str, elapsed: float) -> list[Any]:
+    def _edit_result(
+        self, pipe: Pipeline, before: torch.Tensor, out: GenerateOutput, what: str, elapsed: float
+    ) -> list[Any]:
         folder = self._request_dir()
         _, before_png = self._write(folder, "before", before, pipe.sample_rate, "before")
         after_wav, after_png = self._write(folder, "after", out.audio[0], out.sample_rate, f"after: {what}")
-        status = (f"{what}: {_seconds(before.shape[-1] / pipe.sample_rate)} in, "
-                  f"{_seconds(out.audio.shape[-1] / out.sample_rate)} out, in {elapsed:.1f} s")
+        status = (
+            f"{what}: {_seconds(before.shape[-1] / pipe.sample_rate)} in, "
+            f"{_seconds(out.audio.shape[-1] / out.sample_rate)} out, in {elapsed:.1f} s"
+        )
         return [after_wav, before_png, after_png, status]
 
     def _edit(self, name, path, label, prompt, numbers, steps, seed, progress, run: Callable, what: str) -> list[Any]:
@@ -450,27 +517,62 @@ class DemoActions:
             progress(0, desc="loading the model")
             pipe = self.store.get(name)
             audio = self._edit_input(pipe, path)
-            request = self._request(self._conditions(pipe, label, prompt, numbers), steps, seed, _step_reporter(progress, what))
+            request = self._request(
+                self._conditions(pipe, label, prompt, numbers), steps, seed, _step_reporter(progress, what)
+            )
             started = time.perf_counter()
             out = run(pipe, audio, request)
             return self._edit_result(pipe, audio, out, what, time.perf_counter() - started)
 
     def vary(
-        self, model: str, audio_path: str | None, label: str | None, prompt: str | None,
-        number_1: float, number_2: float, number_3: float, number_4: float,
-        strength: float, steps: float, seed: float, progress: gr.Progress = gr.Progress(),
+        self,
+        model: str,
+        audio_path: str | None,
+        label: str | None,
+        prompt: str | None,
+        number_1: float,
+        number_2: float,
+        number_3: float,
+        number_4: float,
+        strength: float,
+        steps: float,
+        seed: float,
+        progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
         """Audio-to-audio variation; strength 0 returns the input, 1 ignores it."""
+
         def run(pipe, audio, request):
             return pipe.vary(audio, strength=float(strength), sample_rate=pipe.sample_rate, request=request)
 
-        return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
-                          progress, run, f"variation (strength {float(strength):g})")
+        return self._edit(
+            model,
+            audio_path,
+            label,
+            prompt,
+            [number_1, number_2, number_3, number_4],
+            steps,
+            seed,
+            progress,
+            run,
+            f"variation (strength {float(strength):g})",
+        )
 
     def inpaint(
-        self, model: str, audio_path: str | None, label: str | None, prompt: str | None,
-        number_1: float, number_2: float, number_3: float, number_4: float,
-        start: float, end: float, region: str, steps: float, seed: float, progress: gr.Progress = gr.Progress(),
+        self,
+        model: str,
+        audio_path: str | None,
+        label: str | None,
+        prompt: str | None,
+        number_1: float,
+        number_2: float,
+        number_3: float,
+        number_4: float,
+        start: float,
+        end: float,
+        region: str,
+        steps: float,
+        seed: float,
+        progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
         """Regenerate the span `start`..`end` seconds ("inside": inpainting) or everything but
         it ("outside": outpainting), keeping the rest."""
@@ -481,19 +583,41 @@ class DemoActions:
             length = audio.shape[-1]
             first, last = int(round(float(start) * pipe.sample_rate)), int(round(float(end) * pipe.sample_rate))
             if not 0 <= first < last <= length:
-                raise ValueError(f"span {float(start):g}..{float(end):g} s is empty or outside the audio (0..{length / pipe.sample_rate:.2f} s)")
+                raise ValueError(
+                    f"span {float(start):g}..{float(end):g} s is empty or outside the audio (0..{length / pipe.sample_rate:.2f} s)"
+                )
             mask = torch.zeros(length) if region == "inside" else torch.ones(length)
             mask[first:last] = 1.0 if region == "inside" else 0.0
             return pipe.inpaint(audio, mask=mask, sample_rate=pipe.sample_rate, request=request)
 
         what = "inpainting" if region == "inside" else "outpainting"
-        return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
-                          progress, run, f"{what} {float(start):g}..{float(end):g} s")
+        return self._edit(
+            model,
+            audio_path,
+            label,
+            prompt,
+            [number_1, number_2, number_3, number_4],
+            steps,
+            seed,
+            progress,
+            run,
+            f"{what} {float(start):g}..{float(end):g} s",
+        )
 
     def continue_(
-        self, model: str, audio_path: str | None, label: str | None, prompt: str | None,
-        number_1: float, number_2: float, number_3: float, number_4: float,
-        seconds: float, steps: float, seed: float, progress: gr.Progress = gr.Progress(),
+        self,
+        model: str,
+        audio_path: str | None,
+        label: str | None,
+        prompt: str | None,
+        number_1: float,
+        number_2: float,
+        number_3: float,
+        number_4: float,
+        seconds: float,
+        steps: float,
+        seed: float,
+        progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
         """Continue the audio by `seconds`."""
         _check_at_most("continuation", seconds, self.limits.max_seconds, " s")
@@ -501,15 +625,40 @@ class DemoActions:
         def run(pipe, audio, request):
             return pipe.continue_(audio, seconds=float(seconds), sample_rate=pipe.sample_rate, request=request)
 
-        return self._edit(model, audio_path, label, prompt, [number_1, number_2, number_3, number_4], steps, seed,
-                          progress, run, f"continuation by {float(seconds):g} s")
+        return self._edit(
+            model,
+            audio_path,
+            label,
+            prompt,
+            [number_1, number_2, number_3, number_4],
+            steps,
+            seed,
+            progress,
+            run,
+            f"continuation by {float(seconds):g} s",
+        )
 
     # -- control curves
 
     def curves(
-        self, model: str, audio_path: str | None, transpose: float, f0_shape: str, pitch: float, loudness_shape: str, level: float,
-        label: str | None, prompt: str | None, number_1: float, number_2: float, number_3: float, number_4: float,
-        steps: float, guidance: float, seed: float, progress: gr.Progress = gr.Progress(),
+        self,
+        model: str,
+        audio_path: str | None,
+        transpose: float,
+        f0_shape: str,
+        pitch: float,
+        loudness_shape: str,
+        level: float,
+        label: str | None,
+        prompt: str | None,
+        number_1: float,
+        number_2: float,
+        number_3: float,
+        number_4: float,
+        steps: float,
+        guidance: float,
+        seed: float,
+        progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
         """Generate along control curves: taken from a recording (`audio_path`, its F0 moved by
         `transpose` semitones) or, without one, the named shapes around MIDI `pitch` and `level`
@@ -538,14 +687,20 @@ class DemoActions:
                 if f0_shape != NO_CURVE and "f0" in pipe.curves:
                     asked["f0"] = controls.shape("f0", f0_shape, frames, pitch=float(pitch), frame_rate=frame_rate)
                 if loudness_shape != NO_CURVE and "loudness" in pipe.curves:
-                    asked["loudness"] = controls.shape("loudness", loudness_shape, frames, level=float(level), frame_rate=frame_rate)
+                    asked["loudness"] = controls.shape(
+                        "loudness", loudness_shape, frames, level=float(level), frame_rate=frame_rate
+                    )
                 if not asked:
                     raise gr.Error("no curve asked: upload or record audio, or pick an f0 or a loudness shape")
-                what = ", ".join(f"{name} {kind}" for name, kind in (("f0", f0_shape), ("loudness", loudness_shape)) if name in asked)
+                what = ", ".join(
+                    f"{name} {kind}" for name, kind in (("f0", f0_shape), ("loudness", loudness_shape)) if name in asked
+                )
             conditions = self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4])
             if "f0" in asked:
                 conditions.pop("pitch", None)  # the curve says the pitch
-            request = self._request({**conditions, **asked}, steps, seed, _step_reporter(progress, "sampling"), guidance=float(guidance))
+            request = self._request(
+                {**conditions, **asked}, steps, seed, _step_reporter(progress, "sampling"), guidance=float(guidance)
+            )
             started = time.perf_counter()
             out = pipe.generate(n=1, duration=duration, request=request)
             elapsed = time.perf_counter() - started
@@ -554,8 +709,14 @@ class DemoActions:
         folder = self._request_dir()
         wav = save_audio(folder / "curves.wav", clip, out.sample_rate)
         with self._plot_lock:
-            png = plot_curves([{"audio": clip, "asked": asked, "measured": measured, "title": what}], out.sample_rate, folder / "curves.png")
-        status = f"{what}: {_seconds(clip.shape[-1] / out.sample_rate)} in {elapsed:.1f} s; " + self._following(asked, measured)
+            png = plot_curves(
+                [{"audio": clip, "asked": asked, "measured": measured, "title": what}],
+                out.sample_rate,
+                folder / "curves.png",
+            )
+        status = f"{what}: {_seconds(clip.shape[-1] / out.sample_rate)} in {elapsed:.1f} s; " + self._following(
+            asked, measured
+        )
         return [str(wav), str(png), status]
 
     @staticmethod
@@ -583,11 +744,16 @@ class DemoActions:
             mel_spec = pipe.mel_spec
             frames = mel_spec.num_frames(audio.shape[-1])
             if frames < 1:
-                raise gr.Error(f"the upload is {audio.shape[-1]} samples long; the vocoder needs at least {mel_spec.n_fft}")
+                raise gr.Error(
+                    f"the upload is {audio.shape[-1]} samples long; the vocoder needs at least {mel_spec.n_fft}"
+                )
             audio = audio[..., : mel_spec.num_samples(frames)]
             baseline = GriffinLimVocoder(mel_spec, GRIFFIN_LIM_ITERS)
             rows, clips = [], [("input", audio)]
-            for title, vocoder in ((self._vocoder_name(pipe), pipe.vocoder), (f"Griffin-Lim, {GRIFFIN_LIM_ITERS} iterations", baseline)):
+            for title, vocoder in (
+                (self._vocoder_name(pipe), pipe.vocoder),
+                (f"Griffin-Lim, {GRIFFIN_LIM_ITERS} iterations", baseline),
+            ):
                 progress(len(rows) / 2, desc=title)
                 started = time.perf_counter()
                 output = vocoder.round_trip(audio)[0].float().cpu()
@@ -595,9 +761,12 @@ class DemoActions:
                 clips.append((title, output))
                 rows.append((title, elapsed, audio.shape[-1] / pipe.sample_rate / max(elapsed, 1e-9)))
         folder = self._request_dir()
-        written = [self._write(folder, f"clip{i}", clip, pipe.sample_rate, title) for i, (title, clip) in enumerate(clips)]
+        written = [
+            self._write(folder, f"clip{i}", clip, pipe.sample_rate, title) for i, (title, clip) in enumerate(clips)
+        ]
         table = "| vocoder | wall time | speed |\n|---|---|---|\n" + "\n".join(
-            f"| {title} | {elapsed * 1000:.0f} ms | {speed:.1f}x real time |" for title, elapsed, speed in rows)
+            f"| {title} | {elapsed * 1000:.0f} ms | {speed:.1f}x real time |" for title, elapsed, speed in rows
+        )
         note = f"{_seconds(audio.shape[-1] / pipe.sample_rate)} at {pipe.sample_rate} Hz, {frames} mel frames\n\n"
         return [path for pair in written for path in pair] + [note + table]
 
@@ -617,22 +786,30 @@ class DemoActions:
         parameters = sum(p.numel() for p in pipe.model.parameters())
         unet = config.model
         lines = [f"### {name}", f"`{info.get('path', self.store.sources[name])}`", ""]
-        lines.append(f"- **representation**: {config.data.representation}, {pipe.sample_rate} Hz, "
-                     f"{config.data.channels} channel(s), {pipe.default_duration():g} s training clips")
+        lines.append(
+            f"- **representation**: {config.data.representation}, {pipe.sample_rate} Hz, "
+            f"{config.data.channels} channel(s), {pipe.default_duration():g} s training clips"
+        )
         lines.append(f"- **conditions**: {self._conditions_text(pipe)}")
         if pipe.mel_spec is not None:
             mel = pipe.mel_spec
-            lines.append(f"- **MelSpec**: n_fft {mel.n_fft}, hop {mel.hop_length}, {mel.n_mels} mels, "
-                         f"{mel.f_min:g}..{mel.f_max if mel.f_max is not None else mel.sample_rate / 2:g} Hz")
-        lines.append(f"- **architecture**: U-Net dims={unet.dims}, channels {unet.channels} x {list(unet.channel_mults)}, "
-                     f"{unet.num_res_blocks} res block(s) per level, attention at levels {list(unet.attention_levels)}; "
-                     f"**{parameters / 1e6:.2f} M parameters**")
+            lines.append(
+                f"- **MelSpec**: n_fft {mel.n_fft}, hop {mel.hop_length}, {mel.n_mels} mels, "
+                f"{mel.f_min:g}..{mel.f_max if mel.f_max is not None else mel.sample_rate / 2:g} Hz"
+            )
+        lines.append(
+            f"- **architecture**: U-Net dims={unet.dims}, channels {unet.channels} x {list(unet.channel_mults)}, "
+            f"{unet.num_res_blocks} res block(s) per level, attention at levels {list(unet.attention_levels)}; "
+            f"**{parameters / 1e6:.2f} M parameters**"
+        )
         sampling = config.sampling
         guide = f" ({', '.join(sampling.guide)}; the rest at {sampling.rest_guidance:g})" if sampling.guide else ""
         low, high = sampling.guidance_interval
         interval = f" at noise levels {low:g}-{high:g}" if (low, high) != (0.0, 1.0) else ""
-        lines.append(f"- **sampling defaults**: {sampling.sampler}, {sampling.steps} steps, guidance {sampling.guidance:g}"
-                     f"{guide}{interval}, vocoder {sampling.vocoder}")
+        lines.append(
+            f"- **sampling defaults**: {sampling.sampler}, {sampling.steps} steps, guidance {sampling.guidance:g}"
+            f"{guide}{interval}, vocoder {sampling.vocoder}"
+        )
         lines += ["", "#### Training", self._training_text(info)]
         metrics = info.get("metrics")
         if metrics:
@@ -646,7 +823,11 @@ class DemoActions:
             parts.append(f"label ({len(pipe.labels)}: {', '.join(pipe.labels)})")
         text = pipe.config.conditioning.text
         if text is not None:
-            parts.append(f"text ({text.encoder} encoder, {len(text.vocab)} words)" if text.vocab else f"text ({text.encoder} encoder)")
+            parts.append(
+                f"text ({text.encoder} encoder, {len(text.vocab)} words)"
+                if text.vocab
+                else f"text ({text.encoder} encoder)"
+            )
         parts += [f"{name} ({low:g}..{high:g})" for name, low, high in _number_specs(pipe)]
         return "; ".join(parts) or "none (unconditional)"
 
@@ -655,9 +836,11 @@ class DemoActions:
         training = info.get("training")
         if not training:
             return "no training record in this checkpoint"
-        text = (f"step {training.get('step')} of {training.get('steps')}, {training.get('wall_seconds')} s on "
-                f"{training.get('device')} x{training.get('world_size')}, {training.get('precision')}, "
-                f"torch {training.get('torch')}, {training.get('date')}")
+        text = (
+            f"step {training.get('step')} of {training.get('steps')}, {training.get('wall_seconds')} s on "
+            f"{training.get('device')} x{training.get('world_size')}, {training.get('precision')}, "
+            f"torch {training.get('torch')}, {training.get('date')}"
+        )
         dataset = info.get("dataset") or {}
         if dataset:
             skipped = sum((dataset.get("skipped") or {}).values()) if isinstance(dataset.get("skipped"), dict) else 0
@@ -671,15 +854,19 @@ class DemoActions:
         rows = metrics.get("scores") if isinstance(metrics, dict) else None
         if isinstance(rows, list) and all(isinstance(r, dict) and "title" in r for r in rows):
             return "| score | model | real-vs-real floor |\n|---|---|---|\n" + "\n".join(
-                f"| {r['title']} | {r.get('model')} | {r.get('floor')} |" for r in rows)
+                f"| {r['title']} | {r.get('model')} | {r.get('floor')} |" for r in rows
+            )
         return "see `metrics` in the config below"
 
 
 # --------------------------------------------------------------------------------------------
 # the page
 
-FORM_FIELDS = ["label", "negative_label", "prompt", "negative_prompt"] + [f"number_{i + 1}" for i in range(NUMBER_SLOTS)] + [
-    "duration", "sampler", "steps", "guidance", "model_note", "about", "config"]
+FORM_FIELDS = (
+    ["label", "negative_label", "prompt", "negative_prompt"]
+    + [f"number_{i + 1}" for i in range(NUMBER_SLOTS)]
+    + ["duration", "sampler", "steps", "guidance", "model_note", "about", "config"]
+)
 
 
 def build_app(
@@ -692,8 +879,12 @@ def build_app(
     a queue that runs at most `limits.concurrency` model requests at once."""
     limits = limits or Limits()
     store = store or ModelStore(discover_models(model_paths), device)
-    with gr.Blocks(title="audiodiff", analytics_enabled=False, delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)) as app:
-        gr.Markdown("# audiodiff\nGenerate and edit audio with a diffusion model; compare vocoders; read about the model.")
+    with gr.Blocks(
+        title="audiodiff", analytics_enabled=False, delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)
+    ) as app:
+        gr.Markdown(
+            "# audiodiff\nGenerate and edit audio with a diffusion model; compare vocoders; read about the model."
+        )
         if store.default_name() is None:
             gr.Markdown(NO_MODEL_HELP, elem_id="no-model")
         else:
@@ -724,13 +915,20 @@ def _build_page(actions: DemoActions, default: str) -> None:
     with gr.Accordion("conditions (used by Generate and Edit)", open=True):
         with gr.Row():
             label = gr.Dropdown(label="label", allow_custom_value=True, **initial["label"])
-            prompt = gr.Textbox(label=f"prompt (up to {limits.max_text_chars} characters)", elem_id="prompt",
-                                max_length=limits.max_text_chars, placeholder="a caption, e.g. a high loud tone", **initial["prompt"])
+            prompt = gr.Textbox(
+                label=f"prompt (up to {limits.max_text_chars} characters)",
+                elem_id="prompt",
+                max_length=limits.max_text_chars,
+                placeholder="a caption, e.g. a high loud tone",
+                **initial["prompt"],
+            )
         with gr.Row():
             numbers = [gr.Slider(step=0.01, **initial[f"number_{i + 1}"]) for i in range(NUMBER_SLOTS)]
         with gr.Accordion("negative conditions (guide away from these)", open=False), gr.Row():
             negative_label = gr.Dropdown(label="negative label", allow_custom_value=True, **initial["negative_label"])
-            negative_prompt = gr.Textbox(label="negative prompt", max_length=limits.max_text_chars, **initial["negative_prompt"])
+            negative_prompt = gr.Textbox(
+                label="negative prompt", max_length=limits.max_text_chars, **initial["negative_prompt"]
+            )
     conditions = [label, prompt, *numbers]
     with gr.Tabs():
         with gr.Tab("Generate"):
@@ -745,9 +943,40 @@ def _build_page(actions: DemoActions, default: str) -> None:
             about = gr.Markdown(**initial["about"])
             config = gr.JSON(label="config.json", **initial["config"])
     duration, sampler, steps, guidance, seed, batch, button, examples, outputs = generate
-    button.click(actions.generate, [model, label, prompt, negative_label, negative_prompt, *numbers, duration, sampler, steps,
-                                    guidance, seed, batch], outputs, api_name="generate", **compute)
-    form = [label, negative_label, prompt, negative_prompt, *numbers, duration, sampler, steps, guidance, model_note, about, config]
+    button.click(
+        actions.generate,
+        [
+            model,
+            label,
+            prompt,
+            negative_label,
+            negative_prompt,
+            *numbers,
+            duration,
+            sampler,
+            steps,
+            guidance,
+            seed,
+            batch,
+        ],
+        outputs,
+        api_name="generate",
+        **compute,
+    )
+    form = [
+        label,
+        negative_label,
+        prompt,
+        negative_prompt,
+        *numbers,
+        duration,
+        sampler,
+        steps,
+        guidance,
+        model_note,
+        about,
+        config,
+    ]
     model.change(actions.form_updates, [model, label, prompt], form, api_visibility="private")
     examples.click(lambda index: actions.example(index, rows), examples, [model, seed, *form], api_visibility="private")
 
@@ -755,26 +984,54 @@ def _build_page(actions: DemoActions, default: str) -> None:
 def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tuple:
     limits = actions.limits
     with gr.Row():
-        duration = gr.Slider(0.1, limits.max_seconds, step=0.05, label=f"duration (s, at most {limits.max_seconds:g})",
-                             **initial["duration"])
+        duration = gr.Slider(
+            0.1,
+            limits.max_seconds,
+            step=0.05,
+            label=f"duration (s, at most {limits.max_seconds:g})",
+            **initial["duration"],
+        )
         batch = gr.Slider(1, limits.max_batch, value=1, step=1, label=f"batch size (at most {limits.max_batch})")
     with gr.Row():
         sampler = gr.Dropdown(sorted(SAMPLERS), label="sampler", **initial["sampler"])
         steps = gr.Slider(1, limits.max_steps, step=1, label=f"steps (at most {limits.max_steps})", **initial["steps"])
         guidance = gr.Slider(0.0, MAX_GUIDANCE, step=0.1, label="guidance (1 = none)", **initial["guidance"])
     with gr.Row(equal_height=True):
-        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed (clip i uses seed + i)", scale=3)
+        seed = gr.Number(
+            value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed (clip i uses seed + i)", scale=3
+        )
         dice = gr.Button("random seed", size="sm", scale=1)
     button = gr.Button("Generate", variant="primary", elem_id="generate")
-    examples = gr.Dataset(components=["textbox", "textbox", "textbox", "number"], headers=["model", "label", "prompt", "seed"],
-                          samples=rows, type="index", label="examples (click one to fill the form)")
+    examples = gr.Dataset(
+        components=["textbox", "textbox", "textbox", "number"],
+        headers=["model", "label", "prompt", "seed"],
+        samples=rows,
+        type="index",
+        label="examples (click one to fill the form)",
+    )
     audios, images = [], []
     for slot in range(limits.max_batch):
         with gr.Row(equal_height=True):
-            audios.append(gr.Audio(label=f"clip {slot + 1}", type="filepath", interactive=False, visible=slot == 0,
-                                   buttons=["download"], elem_classes=["result-audio"]))
-            images.append(gr.Image(label=f"spectrogram {slot + 1}", type="filepath", interactive=False, visible=slot == 0,
-                                   height=220, elem_classes=["result-spectrogram"]))
+            audios.append(
+                gr.Audio(
+                    label=f"clip {slot + 1}",
+                    type="filepath",
+                    interactive=False,
+                    visible=slot == 0,
+                    buttons=["download"],
+                    elem_classes=["result-audio"],
+                )
+            )
+            images.append(
+                gr.Image(
+                    label=f"spectrogram {slot + 1}",
+                    type="filepath",
+                    interactive=False,
+                    visible=slot == 0,
+                    height=220,
+                    elem_classes=["result-spectrogram"],
+                )
+            )
     files = gr.File(label="download (wav)", file_count="multiple", interactive=False)
     status = gr.Markdown(label="status")
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False, api_visibility="private")
@@ -784,11 +1041,16 @@ def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tupl
 def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, compute: dict) -> None:
     limits = actions.limits
     with gr.Row():
-        source = gr.Audio(sources=["upload", "microphone"], type="filepath",
-                          label=f"audio to edit (upload or record; up to {limits.max_upload_seconds:g} s)")
+        source = gr.Audio(
+            sources=["upload", "microphone"],
+            type="filepath",
+            label=f"audio to edit (upload or record; up to {limits.max_upload_seconds:g} s)",
+        )
         before = gr.Image(label="before", type="filepath", interactive=False)
     with gr.Row():
-        steps = gr.Slider(1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})")
+        steps = gr.Slider(
+            1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})"
+        )
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
     with gr.Tabs():
         with gr.Tab("Variation"):
@@ -798,11 +1060,16 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comput
             with gr.Row():
                 start = gr.Number(value=0.2, minimum=0, label="span start (s)")
                 end = gr.Number(value=0.5, minimum=0, label="span end (s)")
-            region = gr.Radio([("regenerate the span (inpaint)", "inside"), ("regenerate around the span (outpaint)", "outside")],
-                              value="inside", label="region")
+            region = gr.Radio(
+                [("regenerate the span (inpaint)", "inside"), ("regenerate around the span (outpaint)", "outside")],
+                value="inside",
+                label="region",
+            )
             inpaint = gr.Button("Inpaint / outpaint", variant="primary")
         with gr.Tab("Continue"):
-            seconds = gr.Slider(0.1, limits.max_seconds, value=1.0, step=0.1, label=f"continue by (s, at most {limits.max_seconds:g})")
+            seconds = gr.Slider(
+                0.1, limits.max_seconds, value=1.0, step=0.1, label=f"continue by (s, at most {limits.max_seconds:g})"
+            )
             extend = gr.Button("Continue", variant="primary")
     with gr.Row():
         result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
@@ -819,36 +1086,59 @@ def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comp
     from audiodiff.controls import SHAPES
 
     limits = actions.limits
-    gr.Markdown("Generate along a pitch contour (f0) and a loudness envelope: take both from a recording (hum or sing a "
-                "phrase), or pick shapes. For models trained with control curves (e.g. notes); the label and other "
-                "conditions above still apply, and a given F0 replaces the pitch number.")
+    gr.Markdown(
+        "Generate along a pitch contour (f0) and a loudness envelope: take both from a recording (hum or sing a "
+        "phrase), or pick shapes. For models trained with control curves (e.g. notes); the label and other "
+        "conditions above still apply, and a given F0 replaces the pitch number."
+    )
     with gr.Row():
-        source = gr.Audio(sources=["upload", "microphone"], type="filepath",
-                          label=f"take the curves from (upload or record; up to {limits.max_upload_seconds:g} s; the first window is used)")
+        source = gr.Audio(
+            sources=["upload", "microphone"],
+            type="filepath",
+            label=f"take the curves from (upload or record; up to {limits.max_upload_seconds:g} s; the first window is used)",
+        )
         transpose = gr.Slider(-24, 24, value=0, step=1, label="transpose the recording's F0 (semitones)")
     with gr.Row():
-        f0_shape = gr.Dropdown([NO_CURVE] + sorted(SHAPES["f0"]), value="glide", label="or an f0 shape (without a recording)")
+        f0_shape = gr.Dropdown(
+            [NO_CURVE] + sorted(SHAPES["f0"]), value="glide", label="or an f0 shape (without a recording)"
+        )
         pitch = gr.Slider(24, 96, value=60, step=1, label="around MIDI pitch")
-        loudness_shape = gr.Dropdown([NO_CURVE] + sorted(SHAPES["loudness"]), value="crescendo", label="and a loudness shape")
+        loudness_shape = gr.Dropdown(
+            [NO_CURVE] + sorted(SHAPES["loudness"]), value="crescendo", label="and a loudness shape"
+        )
         level = gr.Slider(-50, -6, value=-20, step=1, label="around level (dBFS)")
     with gr.Row():
-        steps = gr.Slider(1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})")
+        steps = gr.Slider(
+            1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})"
+        )
         guidance = gr.Slider(0.0, MAX_GUIDANCE, value=2.0, step=0.1, label="guidance (1 = none)")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
     button = gr.Button("Generate along the curves", variant="primary")
     with gr.Row():
         result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
-        picture = gr.Image(label="asked curves (white, black) over the result; measured (cyan)", type="filepath", interactive=False)
+        picture = gr.Image(
+            label="asked curves (white, black) over the result; measured (cyan)", type="filepath", interactive=False
+        )
     status = gr.Markdown(label="status")
-    button.click(actions.curves, [model, source, transpose, f0_shape, pitch, loudness_shape, level, *conditions, steps, guidance, seed],
-                 [result, picture, status], api_name="curves", **compute)
+    button.click(
+        actions.curves,
+        [model, source, transpose, f0_shape, pitch, loudness_shape, level, *conditions, steps, guidance, seed],
+        [result, picture, status],
+        api_name="curves",
+        **compute,
+    )
 
 
 def _vocoder_tab(actions: DemoActions, model: gr.Dropdown, compute: dict) -> None:
-    gr.Markdown("The mel round trip: audio -> the model's log-mel -> audio, through the model's vocoder and through "
-                f"Griffin-Lim ({GRIFFIN_LIM_ITERS} iterations), side by side. Mel models only; audio is resampled to the model's rate.")
-    source = gr.Audio(sources=["upload", "microphone"], type="filepath",
-                      label=f"audio (upload or record; up to {actions.limits.max_upload_seconds:g} s)")
+    gr.Markdown(
+        "The mel round trip: audio -> the model's log-mel -> audio, through the model's vocoder and through "
+        f"Griffin-Lim ({GRIFFIN_LIM_ITERS} iterations), side by side. Mel models only; audio is resampled to the model's rate."
+    )
+    source = gr.Audio(
+        sources=["upload", "microphone"],
+        type="filepath",
+        label=f"audio (upload or record; up to {actions.limits.max_upload_seconds:g} s)",
+    )
     button = gr.Button("Round trip", variant="primary")
     outputs = []
     with gr.Row():
@@ -875,8 +1165,16 @@ def launch(
     limits = limits or Limits()
     app = build_app(model_paths, limits, device)
     # gradio's own start-up lines suggest `share=True` in `launch()`; ours name the command's flag
-    app.launch(server_name=host, server_port=port, share=share, max_file_size=limits.max_upload_bytes, ssr_mode=False,
-               prevent_thread_lock=True, quiet=True, show_error=False)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=limits.max_upload_bytes,
+        ssr_mode=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=False,
+    )
     if not quiet:
         print(f"* Running on local URL:  {app.local_url}", flush=True)
         if not share:

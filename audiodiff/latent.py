@@ -32,10 +32,20 @@ MAX_PARAMETERS = 500_000_000  # a config asking for more is corrupt, not a model
 CONFIG_KEYS = ("kind", "mel", "model", "latent_scale", "dataset", "recipe", "training", "source", "metrics")
 
 
-def checkpoint_config(model: AutoencoderModelConfig, mel_spec: MelSpec, latent_scale: float, info: dict | None = None) -> dict:
+def checkpoint_config(
+    model: AutoencoderModelConfig, mel_spec: MelSpec, latent_scale: float, info: dict | None = None
+) -> dict:
     """An autoencoder checkpoint's config.json (the one writer: the training task and save_pretrained)."""
-    extra = {k: v for k, v in (info or {}).items() if k in CONFIG_KEYS and k not in ("kind", "mel", "model", "latent_scale")}
-    return {"kind": Autoencoder.kind, "mel": mel_spec.to_dict(), "model": to_dict(model), "latent_scale": float(latent_scale), **extra}
+    extra = {
+        k: v for k, v in (info or {}).items() if k in CONFIG_KEYS and k not in ("kind", "mel", "model", "latent_scale")
+    }
+    return {
+        "kind": Autoencoder.kind,
+        "mel": mel_spec.to_dict(),
+        "model": to_dict(model),
+        "latent_scale": float(latent_scale),
+        **extra,
+    }
 
 
 class Autoencoder:
@@ -57,7 +67,7 @@ class Autoencoder:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def to(self, device) -> "Autoencoder":
+    def to(self, device) -> Autoencoder:
         self.model.to(device)
         return self
 
@@ -100,11 +110,15 @@ class Autoencoder:
         """Refuse a diffusion model whose MelSpec or input channels do not match these latents."""
         differences = mel_spec.diff(self.mel_spec)
         if differences:
-            raise ConfigError(f"{where}: the model and its autoencoder use different mel settings ({'; '.join(differences)}); "
-                              "set `mel:` to the autoencoder's, or train an autoencoder with this MelSpec")
+            raise ConfigError(
+                f"{where}: the model and its autoencoder use different mel settings ({'; '.join(differences)}); "
+                "set `mel:` to the autoencoder's, or train an autoencoder with this MelSpec"
+            )
         if in_channels != self.config.latent_channels:
-            raise ConfigError(f"{where}: model.in_channels={in_channels}, but the autoencoder's latents have "
-                              f"{self.config.latent_channels} channels; set model.in_channels={self.config.latent_channels}")
+            raise ConfigError(
+                f"{where}: model.in_channels={in_channels}, but the autoencoder's latents have "
+                f"{self.config.latent_channels} channels; set model.in_channels={self.config.latent_channels}"
+            )
 
     # -- checkpoints
 
@@ -115,7 +129,10 @@ class Autoencoder:
         """config.json + model.safetensors; `dtype=torch.float16` halves the file (it loads back as float32)."""
         from audiodiff.checkpoint import save_tensors, write_checkpoint, write_json
 
-        state = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in self.model.state_dict().items()}
+        state = {
+            k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+            for k, v in self.model.state_dict().items()
+        }
         config = self.checkpoint_config()
 
         def write(folder: Path) -> None:
@@ -125,12 +142,14 @@ class Autoencoder:
         return write_checkpoint(path, write)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> "Autoencoder":
+    def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> Autoencoder:
         """A bundled autoencoder's name, an autoencoder checkpoint or a run directory."""
         folder = find_checkpoint(path, lambda: f"bundled autoencoders: {bundled_autoencoders()}")
         config = read_json(folder / CONFIG)
         if config.get("kind") != cls.kind:
-            raise CheckpointError(f"{folder / CONFIG}: kind={config.get('kind')!r}; an autoencoder checkpoint has kind 'autoencoder'")
+            raise CheckpointError(
+                f"{folder / CONFIG}: kind={config.get('kind')!r}; an autoencoder checkpoint has kind 'autoencoder'"
+            )
         check_top_level(config, CONFIG_KEYS, folder / CONFIG)
         try:
             mel_spec = MelSpec.from_dict(config["mel"])
@@ -141,12 +160,18 @@ class Autoencoder:
         if not (math.isfinite(scale) and scale > 0):
             raise CheckpointError(f"{folder / CONFIG}: latent_scale={scale} must be a positive number")
         if mel_spec.n_mels % model_config.freq_down:
-            raise CheckpointError(f"{folder / CONFIG}: {mel_spec.n_mels} mel bands do not divide by model.freq_down={model_config.freq_down}")
+            raise CheckpointError(
+                f"{folder / CONFIG}: {mel_spec.n_mels} mel bands do not divide by model.freq_down={model_config.freq_down}"
+            )
         with torch.device("meta"):
             size = sum(p.numel() for p in MelAutoencoder(model_config).parameters())
         if size > MAX_PARAMETERS:
-            raise CheckpointError(f"{folder / CONFIG}: an autoencoder of {size / 1e9:.1f}B parameters is absurd; the config is corrupt")
+            raise CheckpointError(
+                f"{folder / CONFIG}: an autoencoder of {size / 1e9:.1f}B parameters is absurd; the config is corrupt"
+            )
         model = MelAutoencoder(model_config)
         load_state_dict(folder / WEIGHTS, model)
-        info = {k: v for k, v in config.items() if k not in ("kind", "mel", "model", "latent_scale")} | {"path": str(folder)}
+        info = {k: v for k, v in config.items() if k not in ("kind", "mel", "model", "latent_scale")} | {
+            "path": str(folder)
+        }
         return cls(model.to(device), mel_spec, scale, info)

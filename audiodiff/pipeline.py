@@ -22,17 +22,34 @@ import operator
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AudioError, MelSpec, load_audio, normalize_peak, resample, to_channels
-from audiodiff.bundled import BUNDLED_DIR, bundled_autoencoders, bundled_names, bundled_path, check_part_name, check_vocoder_name, find_checkpoint
+from audiodiff.bundled import (
+    BUNDLED_DIR,
+    bundled_autoencoders,
+    bundled_names,
+    bundled_path,
+    check_part_name,
+    check_vocoder_name,
+    find_checkpoint,
+)
 from audiodiff.checkpoint import (
-    CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, check_top_level, load_state_dict, read_json, save_tensors,
-    write_checkpoint, write_json,
+    CONFIG,
+    INFO_KEYS,
+    WEIGHTS,
+    CheckpointError,
+    check_top_level,
+    load_state_dict,
+    read_json,
+    save_tensors,
+    write_checkpoint,
+    write_json,
 )
 from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
 from audiodiff.diffusion.distill import GUIDANCE
@@ -77,7 +94,9 @@ def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
         with torch.device("meta"):
             probe = UNet(config.model, config.conditioning, config.mel)
     except (RuntimeError, ValueError, TypeError, OverflowError) as error:  # e.g. sizes that overflow
-        raise CheckpointError(f"{where}: cannot build the model it describes ({error}); the config is corrupt") from None
+        raise CheckpointError(
+            f"{where}: cannot build the model it describes ({error}); the config is corrupt"
+        ) from None
     count = sum(p.numel() for p in probe.parameters())
     if count > MAX_PARAMETERS:
         raise CheckpointError(
@@ -135,7 +154,9 @@ class Pipeline:
         self.autoencoder = None
         if self.is_latent:
             if autoencoder is None:
-                raise CheckpointError(f"{self.info.get('path', 'config')}: a latent model needs its autoencoder (Pipeline(..., autoencoder=))")
+                raise CheckpointError(
+                    f"{self.info.get('path', 'config')}: a latent model needs its autoencoder (Pipeline(..., autoencoder=))"
+                )
             autoencoder.check_joins(config.mel, config.model.in_channels, self.info.get("path", "config"))
             self.autoencoder = autoencoder.to(self.device)
         self.precision = precision
@@ -164,7 +185,9 @@ class Pipeline:
             model = self._compiled
         if dtype is None and not self.channels_last:
             return model
-        memory_format = torch.channels_last if self.channels_last and self.config.model.dims == 2 else torch.contiguous_format
+        memory_format = (
+            torch.channels_last if self.channels_last and self.config.model.dims == 2 else torch.contiguous_format
+        )
 
         def network(x: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -177,9 +200,15 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike, vocoder: Vocoder | str | None = None, device: str = "cpu", autoencoder=None,
-        precision: str = "auto", channels_last: bool = False, compile: bool = False,
-    ) -> "Pipeline":
+        cls,
+        name_or_path: str | os.PathLike,
+        vocoder: Vocoder | str | None = None,
+        device: str = "cpu",
+        autoencoder=None,
+        precision: str = "auto",
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> Pipeline:
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
         A latent model's autoencoder comes from the checkpoint (`autoencoder/`, or a bundled
         name), unless `autoencoder` (an `Autoencoder` or a path) is given. `precision`,
@@ -214,8 +243,13 @@ class Pipeline:
                 choice = folder / AUTOENCODER_FOLDER
             else:
                 choice = config.data.autoencoder
-                check_part_name("data.autoencoder", str(choice), folder / CONFIG, bundled_autoencoders,
-                                "pass autoencoder= to from_pretrained to use another")
+                check_part_name(
+                    "data.autoencoder",
+                    str(choice),
+                    folder / CONFIG,
+                    bundled_autoencoders,
+                    "pass autoencoder= to from_pretrained to use another",
+                )
         return Autoencoder.from_pretrained(choice)
 
     @staticmethod
@@ -294,8 +328,10 @@ class Pipeline:
         if request.sampler is not None and request.sampler not in SAMPLERS:
             raise RequestError(f"unknown sampler {request.sampler!r}; choose one of {sorted(SAMPLERS)}")
         if self.config.sampling.sampler not in SAMPLERS:
-            raise CheckpointError(f"{self.info.get('path', 'config')}: sampling.sampler={self.config.sampling.sampler!r} is "
-                                  f"not a sampler; pass sampler= one of {sorted(SAMPLERS)}")
+            raise CheckpointError(
+                f"{self.info.get('path', 'config')}: sampling.sampler={self.config.sampling.sampler!r} is "
+                f"not a sampler; pass sampler= one of {sorted(SAMPLERS)}"
+            )
         steps = self.config.sampling.steps if request.steps is None else request.steps
         if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
             raise RequestError(f"steps={steps}: must be a whole number between 1 and 1000")
@@ -304,18 +340,26 @@ class Pipeline:
             if value is not None and not math.isfinite(_number(value)):
                 raise RequestError(f"{name}={value}: must be a finite number (1 = conditional, 0 = unconditional)")
         _check_seed("seed", request.seed)
-        interval = self.config.sampling.guidance_interval if request.guidance_interval is None else request.guidance_interval
+        interval = (
+            self.config.sampling.guidance_interval if request.guidance_interval is None else request.guidance_interval
+        )
         return dataclasses.replace(request, steps=steps, guidance_interval=_check_interval(interval))
 
     def _notice_unconditioned(self, request: GenerationRequest) -> None:
         """Warn when a conditioned model is asked for nothing: it then samples unconditionally."""
         if self.conditions and not request.conditions and not request.negatives:
-            takes = [f"{name} (e.g. {self.labels[0]!r})" if name == "label" and self.labels else name for name in self.conditions]
+            takes = [
+                f"{name} (e.g. {self.labels[0]!r})" if name == "label" and self.labels else name
+                for name in self.conditions
+            ]
             takes = ", ".join(takes[:-1]) + " or " + takes[-1] if len(takes) > 1 else takes[0]
-            warnings.warn(f"no condition given, so this samples unconditionally; the model takes {takes}",
-                          UserWarning, stacklevel=_caller_level())
+            warnings.warn(
+                f"no condition given, so this samples unconditionally; the model takes {takes}",
+                UserWarning,
+                stacklevel=_caller_level(),
+            )
 
-    def _resolve(self, request: GenerationRequest, n: int, default_sampler: str | None = None) -> "_Sampling":
+    def _resolve(self, request: GenerationRequest, n: int, default_sampler: str | None = None) -> _Sampling:
         """The request made concrete for a batch of n: the guided sampler-level model, the
         condition batch, steps, sampler and per-item noise."""
         self._notice_unconditioned(request)
@@ -358,13 +402,17 @@ class Pipeline:
                 return request.negatives, 1.0
             unknown = sorted(set(guide) - set(request.conditions))
             if unknown:
-                raise RequestError(f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']")
+                raise RequestError(
+                    f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']"
+                )
             if request.negatives:
                 raise RequestError("guide= and negative_* both set what guidance moves away from; give one of them")
         rest = self.config.sampling.rest_guidance if request.rest_guidance is None else float(request.rest_guidance)
         return {name: value for name, value in request.conditions.items() if name not in guide}, rest
 
-    def generate(self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options) -> GenerateOutput:
+    def generate(
+        self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options
+    ) -> GenerateOutput:
         """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),
         negatives (negative_label=, negative_text=, ...) and the `GenerationRequest` fields.
         Item i uses seed `seed + i`, so a seed gives the same audio at any batch size. Conditions
@@ -389,7 +437,9 @@ class Pipeline:
         from audiodiff.controls import extract
 
         if not self.curves:
-            raise ConditionError("this model takes no control curves; use a model trained with conditioning.curves (e.g. notes)")
+            raise ConditionError(
+                "this model takes no control curves; use a model trained with conditioning.curves (e.g. notes)"
+            )
         batch = self._audio_batch(audio, sample_rate, "melody")
         measured = extract(batch[0], self.sample_rate, self.curve_frame_rate, method)
         if "f0" in measured:
@@ -403,7 +453,7 @@ class Pipeline:
 
         return self.sample_rate / self.mel_spec.hop_length if self.is_mel else FRAME_RATE
 
-    def _curve_shorthand(self, request: "GenerationRequest", shape: tuple[int, ...]) -> "GenerationRequest":
+    def _curve_shorthand(self, request: GenerationRequest, shape: tuple[int, ...]) -> GenerationRequest:
         """A model with an f0 curve asked for `pitch=` (a MIDI number) and no f0: the pitch held
         flat over the note's first 80% (how the notes data sounds: held, then released). Clips
         longer than a curve can steer (made window by window) keep `pitch=` as a number alone."""
@@ -414,7 +464,9 @@ class Pipeline:
             return request
         from audiodiff.controls import shape as curve_shape
 
-        pitches = conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * shape[0]
+        pitches = (
+            conditions["pitch"] if isinstance(conditions["pitch"], (list, tuple)) else [conditions["pitch"]] * shape[0]
+        )
         try:
             curves = [curve_shape("f0", "flat", 64, pitch=float(pitch), sound=0.8) for pitch in pitches]
         except (TypeError, ValueError):
@@ -425,7 +477,7 @@ class Pipeline:
         """True for clips made window by window (`_sample_new`), which a curve cannot steer."""
         return shape[-1] > self._shape(1, None)[-1] * LONG_FACTOR
 
-    def _check_curve_length(self, request: "GenerationRequest", shape: tuple[int, ...]) -> None:
+    def _check_curve_length(self, request: GenerationRequest, shape: tuple[int, ...]) -> None:
         given = [name for name in self.curves if request.conditions.get(name) is not None]
         if given and self._beyond_a_window(shape):
             raise ConditionError(
@@ -433,7 +485,7 @@ class Pipeline:
                 f"give duration <= {self.default_duration() * LONG_FACTOR:g} s, or leave the curves out"
             )
 
-    def _sample_new(self, run: "_Sampling", shape: tuple[int, ...]) -> torch.Tensor:
+    def _sample_new(self, run: _Sampling, shape: tuple[int, ...]) -> torch.Tensor:
         """New clips of `shape` in model space; longer than a window, window by window."""
         window = self._shape(shape[0], None)[-1]
         if self._beyond_a_window(shape):
@@ -442,9 +494,11 @@ class Pipeline:
         return self._sample(run, self.initial_noise(shape, run.seeds))
 
     def initial_noise(self, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
-        return torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
+        return torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
+            self.device
+        )
 
-    def _sample(self, run: "_Sampling", x: torch.Tensor) -> torch.Tensor:
+    def _sample(self, run: _Sampling, x: torch.Tensor) -> torch.Tensor:
         sample_fn = get_sampler(run.sampler)
         with run.progress(run.steps) as on_step:
             return sample_fn(run.model, x, angles_for_steps(run.steps, run.shift), run.cond, on_step, run.noise())
@@ -478,8 +532,15 @@ class Pipeline:
     # -- likelihood
 
     def log_likelihood(
-        self, audio, sample_rate: int | None = None, steps: int = 12, probes: int = 1, seed: int = 0,
-        t_min: float = 1e-3, progress: bool = False, **conditions,
+        self,
+        audio,
+        sample_rate: int | None = None,
+        steps: int = 12,
+        probes: int = 1,
+        seed: int = 0,
+        t_min: float = 1e-3,
+        progress: bool = False,
+        **conditions,
     ) -> dict:
         """Negative log-likelihood of real clips under the model, from the probability-flow ODE
         (`audiodiff.diffusion.likelihood`), in bits per dimension of the model's space (the
@@ -496,7 +557,9 @@ class Pipeline:
 
         batch = self._audio_batch(audio, sample_rate)
         window = int(round(self.default_duration() * self.sample_rate))
-        batch = torch.stack([crop_or_pad(NORMALIZERS[self.config.data.normalize](clip), window, random=False) for clip in batch])
+        batch = torch.stack(
+            [crop_or_pad(NORMALIZERS[self.config.data.normalize](clip), window, random=False) for clip in batch]
+        )
         x = self._encode(batch)
         if self.is_mel:
             x = x[..., : self._shape(1, None)[-1]]
@@ -509,8 +572,15 @@ class Pipeline:
             parameter.requires_grad_(False)
         try:
             out = ode_log_likelihood(
-                network, x, cond, steps=steps, probes=probes, t_min=t_min, shift=self.config.diffusion.shift,
-                generator=torch.Generator().manual_seed(int(seed)), callback=lambda done, total: bar.update(1),
+                network,
+                x,
+                cond,
+                steps=steps,
+                probes=probes,
+                t_min=t_min,
+                shift=self.config.diffusion.shift,
+                generator=torch.Generator().manual_seed(int(seed)),
+                callback=lambda done, total: bar.update(1),
             )
         finally:
             for parameter in trainable:
@@ -525,7 +595,9 @@ class Pipeline:
             "standard_error": spread,
             "dims": int(x[0].numel()),
             "space": "autoencoder latent" if self.is_latent else "normalised log-mel" if self.is_mel else "waveform",
-            "steps": steps, "probes": probes, "t_min": t_min,
+            "steps": steps,
+            "probes": probes,
+            "t_min": t_min,
         }
 
     # -- editing
@@ -541,11 +613,15 @@ class Pipeline:
         elif audio.dim() == 2:
             audio = audio[None]
         if audio.dim() != 3 or audio.shape[-1] == 0:
-            raise AudioError(f"{name}: expected [samples], [channels, samples] or [n, channels, samples], got {list(audio.shape)}")
+            raise AudioError(
+                f"{name}: expected [samples], [channels, samples] or [n, channels, samples], got {list(audio.shape)}"
+            )
         if not torch.isfinite(audio).all():
             raise AudioError(f"{name}: contains NaN or Inf samples")
         if sample_rate is None:
-            raise RequestError(f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)")
+            raise RequestError(
+                f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)"
+            )
         channels = self.config.data.channels if not self.is_mel else 1
         audio = to_channels(resample(audio, int(sample_rate), self.sample_rate), channels, name)
         minimum = self.mel_spec.n_fft if self.is_mel else 1
@@ -588,7 +664,9 @@ class Pipeline:
         # widen by one frame each side: an STFT frame spans several hops (a latent frame's decoder sees its neighbours)
         return torch.nn.functional.max_pool1d(frame_mask[None, None], 3, 1, 1)[0, 0]
 
-    def _splice(self, generated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, fade_seconds: float = 0.01) -> torch.Tensor:
+    def _splice(
+        self, generated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, fade_seconds: float = 0.01
+    ) -> torch.Tensor:
         """Put the original audio back where mask is 0, with short linear crossfades."""
         length = generated.shape[-1]
         keep = torch.nn.functional.pad(1 - mask.float(), (0, max(0, length - mask.numel())))[:length]
@@ -596,13 +674,22 @@ class Pipeline:
         kernel = torch.ones(1, 1, width) / width
         # erode the kept region by the fade width, then blur: the fade happens inside the generated part
         keep = -torch.nn.functional.max_pool1d(-keep[None, None], 2 * width + 1, 1, width)
-        keep = torch.nn.functional.conv1d(torch.nn.functional.pad(keep, (width // 2, width - 1 - width // 2), mode="replicate"), kernel)[0, 0]
-        keep = torch.maximum(keep.clamp(0, 1), 1 - torch.nn.functional.pad(mask.float(), (0, max(0, length - mask.numel())))[:length])
+        keep = torch.nn.functional.conv1d(
+            torch.nn.functional.pad(keep, (width // 2, width - 1 - width // 2), mode="replicate"), kernel
+        )[0, 0]
+        keep = torch.maximum(
+            keep.clamp(0, 1), 1 - torch.nn.functional.pad(mask.float(), (0, max(0, length - mask.numel())))[:length]
+        )
         original = torch.nn.functional.pad(original, (0, max(0, length - original.shape[-1])))[..., :length]
         return keep * original + (1 - keep) * generated
 
     def vary(
-        self, audio, strength: float = 0.5, sample_rate: int | None = None, request: GenerationRequest | None = None, **options
+        self,
+        audio,
+        strength: float = 0.5,
+        sample_rate: int | None = None,
+        request: GenerationRequest | None = None,
+        **options,
     ) -> GenerateOutput:
         """Audio-to-audio variation: noise the input to level `strength`, then sample back.
         strength 0 returns the input unchanged; 1 ignores it. `options` as for `generate`."""
@@ -613,11 +700,23 @@ class Pipeline:
         self._check_length(batch, "varies")
         if strength == 0:  # nothing to sample
             seeds = [request.seed + i for i in range(batch.shape[0])]
-            out = GenerateOutput(batch.clone(), self.sample_rate, seeds, self._mel(batch)[:, 0].cpu() if self.is_mel else None)
+            out = GenerateOutput(
+                batch.clone(), self.sample_rate, seeds, self._mel(batch)[:, 0].cpu() if self.is_mel else None
+            )
             return self._finish(out, request)
         run = self._resolve(request, batch.shape[0])
         with run.progress(max(1, round(run.steps * strength))) as on_step:
-            x = vary(run.model, self._encode(batch), float(strength), run.steps, run.cond, run.noise(), run.sampler, run.shift, on_step)
+            x = vary(
+                run.model,
+                self._encode(batch),
+                float(strength),
+                run.steps,
+                run.cond,
+                run.noise(),
+                run.sampler,
+                run.shift,
+                on_step,
+            )
         return self._finish(self.decode(x, run.seeds, self._frames_of(batch)), request)
 
     def inpaint(
@@ -645,12 +744,22 @@ class Pipeline:
         known = self._encode(batch)
         model_mask = self._to_model_mask(sample_mask, known)
         with run.progress(run.steps) as on_step:
-            x = inpaint(run.model, known, model_mask, run.steps, run.cond, run.noise(), resample_steps,
-                        shift=run.shift, callback=on_step, sampler=run.sampler)
+            x = inpaint(
+                run.model,
+                known,
+                model_mask,
+                run.steps,
+                run.cond,
+                run.noise(),
+                resample_steps,
+                shift=run.shift,
+                callback=on_step,
+                sampler=run.sampler,
+            )
         out = self.decode(x, run.seeds, self._frames_of(batch))
         out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
         if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
-            out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1]:]], dim=-1)
+            out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1] :]], dim=-1)
         return self._finish(out, request)
 
     def _frames_of(self, batch: torch.Tensor) -> int | None:
@@ -671,7 +780,10 @@ class Pipeline:
             seconds = length / self.sample_rate
             begin = 0.0 if start is None else float(start)
             finish = seconds if end is None else float(end)
-            if not (math.isfinite(begin) and math.isfinite(finish)) or not 0 <= round(begin * self.sample_rate) < round(finish * self.sample_rate) <= length:
+            if (
+                not (math.isfinite(begin) and math.isfinite(finish))
+                or not 0 <= round(begin * self.sample_rate) < round(finish * self.sample_rate) <= length
+            ):
                 raise RequestError(
                     f"span {begin:g}..{finish:g} s is outside the audio (0..{seconds:.2f} s) or empty; "
                     f"give 0 <= start < end <= {seconds:.2f}"
@@ -681,7 +793,9 @@ class Pipeline:
             mask[first:last] = 1
         mask = torch.as_tensor(mask).float().flatten()
         if mask.numel() != length:
-            raise RequestError(f"mask has {mask.numel()} values; the audio has {length} samples at {self.sample_rate} Hz")
+            raise RequestError(
+                f"mask has {mask.numel()} values; the audio has {length} samples at {self.sample_rate} Hz"
+            )
         if mask.max() <= 0:
             raise RequestError("mask is all zero: nothing to regenerate")
         if mask.min() >= 1:
@@ -689,8 +803,13 @@ class Pipeline:
         return mask
 
     def continue_(
-        self, audio, seconds: float, sample_rate: int | None = None, resample_steps: int = 2,
-        request: GenerationRequest | None = None, **options,
+        self,
+        audio,
+        seconds: float,
+        sample_rate: int | None = None,
+        resample_steps: int = 2,
+        request: GenerationRequest | None = None,
+        **options,
     ) -> GenerateOutput:
         """Continue audio by `seconds` (outpainting at the end). Beyond one window the model
         continues window by window, each seeing the end of the last as context."""
@@ -702,24 +821,30 @@ class Pipeline:
         if self.is_mel:  # whole mel frames: what is kept ends where the continuation starts
             batch = batch[..., : self.mel_spec.num_samples(self.mel_spec.num_frames(batch.shape[-1]))]
         context = batch
-        if self.is_latent:  # whole latent frames; the continuation overlaps the rest, and the input is spliced back over it
+        if (
+            self.is_latent
+        ):  # whole latent frames; the continuation overlaps the rest, and the input is spliced back over it
             per_frame = self._samples_per_frame()
             context = batch[..., : batch.shape[-1] // per_frame * per_frame]
             if context.shape[-1] < self.mel_spec.n_fft:
-                raise AudioError(f"audio: {batch.shape[-1]} samples is too short to continue; need at least {max(per_frame, self.mel_spec.n_fft)}")
+                raise AudioError(
+                    f"audio: {batch.shape[-1]} samples is too short to continue; need at least {max(per_frame, self.mel_spec.n_fft)}"
+                )
         known = self._encode(context)
         run = self._resolve(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
         added = self._shape(1, float(seconds) + (batch.shape[-1] - context.shape[-1]) / self.sample_rate)[-1]
         start = known[..., -window // 2 :] if known.shape[-1] > window // 2 else known
         x = self._extend(run, start, start.shape[-1] + added, resample_steps)
         full = torch.cat([known, x[..., -added:]], dim=-1)
-        out = self.decode(full, run.seeds, self._frames_of(batch) + self._mel_frames(float(seconds)) if self.is_mel else None)
+        out = self.decode(
+            full, run.seeds, self._frames_of(batch) + self._mel_frames(float(seconds)) if self.is_mel else None
+        )
         mask = torch.zeros(out.audio.shape[-1])
-        mask[batch.shape[-1]:] = 1
+        mask[batch.shape[-1] :] = 1
         out.audio = self._splice(out.audio, batch, mask)
         return self._finish(out, request)
 
-    def _extend(self, run: "_Sampling", x: torch.Tensor, target: int, resample_steps: int = 2) -> torch.Tensor:
+    def _extend(self, run: _Sampling, x: torch.Tensor, target: int, resample_steps: int = 2) -> torch.Tensor:
         """Grow x along its last axis to `target`, one window at a time; each window keeps its
         first half (the end of what exists) and generates the rest."""
         window = self._shape(1, None)[-1]
@@ -729,16 +854,30 @@ class Pipeline:
             new = min(window - context.shape[-1], target - x.shape[-1])
             known = torch.cat([context, torch.zeros(*x.shape[:-1], new, device=x.device, dtype=x.dtype)], dim=-1)
             mask = torch.zeros(known.shape[-1], device=x.device)
-            mask[context.shape[-1]:] = 1
+            mask[context.shape[-1] :] = 1
             with run.progress(run.steps) as on_step:
-                filled = inpaint(run.model, known, mask, run.steps, run.cond, noise, resample_steps,
-                                 shift=run.shift, callback=on_step, sampler=run.sampler)
-            x = torch.cat([x, filled[..., context.shape[-1]:]], dim=-1)
+                filled = inpaint(
+                    run.model,
+                    known,
+                    mask,
+                    run.steps,
+                    run.cond,
+                    noise,
+                    resample_steps,
+                    shift=run.shift,
+                    callback=on_step,
+                    sampler=run.sampler,
+                )
+            x = torch.cat([x, filled[..., context.shape[-1] :]], dim=-1)
         return x[..., :target]
 
     def loop(
-        self, n: int = 1, duration: float | None = None, seam_fraction: float = 0.3,
-        request: GenerationRequest | None = None, **options,
+        self,
+        n: int = 1,
+        duration: float | None = None,
+        seam_fraction: float = 0.3,
+        request: GenerationRequest | None = None,
+        **options,
     ) -> GenerateOutput:
         """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
         the middle, regenerate a span around that seam, rotate back. (A latent model's loop
@@ -756,8 +895,18 @@ class Pipeline:
         half_seam = max(1, int(length * seam_fraction / 2))
         mask[length // 2 - half_seam : length // 2 + half_seam] = 1
         with run.progress(run.steps) as on_step:
-            healed = inpaint(run.model, rolled, mask, run.steps, run.cond, run.noise(), 2, shift=run.shift,
-                             callback=on_step, sampler=run.sampler)
+            healed = inpaint(
+                run.model,
+                rolled,
+                mask,
+                run.steps,
+                run.cond,
+                run.noise(),
+                2,
+                shift=run.shift,
+                callback=on_step,
+                sampler=run.sampler,
+            )
         x = torch.roll(healed, -(length // 2), dims=-1)
         if self.is_mel:  # vocode three copies and keep the middle, so the wrap-around is seamless in audio too
             out = self.decode(torch.cat([x, x, x], dim=-1), run.seeds)
@@ -768,8 +917,13 @@ class Pipeline:
         return self._finish(self.decode(x, run.seeds), request)
 
     def interpolate(
-        self, seed_a: int, seed_b: int, count: int = 5, duration: float | None = None,
-        request: GenerationRequest | None = None, **options,
+        self,
+        seed_a: int,
+        seed_b: int,
+        count: int = 5,
+        duration: float | None = None,
+        request: GenerationRequest | None = None,
+        **options,
     ) -> GenerateOutput:
         """`count` clips between the clips of two seeds, by spherical interpolation of their
         starting noise (deterministic samplers give a smooth path; DDIM by default)."""
@@ -831,8 +985,10 @@ def _check_interval(interval) -> tuple[float, float]:
     except (TypeError, ValueError):
         low = high = math.nan
     if not 0.0 <= low <= high <= 1.0:
-        raise RequestError(f"guidance_interval={interval!r}: give two noise levels (low, high) with 0 <= low <= high <= 1, "
-                           "e.g. (0.3, 1.0) to guide only the noisier steps; (0, 1) guides every step")
+        raise RequestError(
+            f"guidance_interval={interval!r}: give two noise levels (low, high) with 0 <= low <= high <= 1, "
+            "e.g. (0.3, 1.0) to guide only the noisier steps; (0, 1) guides every step"
+        )
     return (low, high)
 
 
@@ -846,7 +1002,9 @@ def _seconds(name: str, value) -> float:
 
 def _check_resample_steps(resample_steps) -> None:
     if _whole(resample_steps) is None or not 1 <= resample_steps <= 100:
-        raise RequestError(f"resample_steps={resample_steps}: must be a whole number between 1 and 100 (RePaint resampling per step)")
+        raise RequestError(
+            f"resample_steps={resample_steps}: must be a whole number between 1 and 100 (RePaint resampling per step)"
+        )
 
 
 INPAINT_SAMPLER = "ddpm"  # RePaint's ancestral steps, unless a request names another sampler
@@ -864,15 +1022,19 @@ class GenerationRequest:
     steps: int | None = None
     guidance: float | None = None
     guidance_interval: tuple[float, float] | None = None  # None: the model's sampling.guidance_interval
-    guide: tuple[str, ...] | None = None  # guide towards these conditions at `guidance`; the rest asked at `rest_guidance`
-    rest_guidance: float | None = None  # None: the model's sampling.rest_guidance (1: the rest followed as asked, unguided)
+    guide: tuple[str, ...] | None = (
+        None  # guide towards these conditions at `guidance`; the rest asked at `rest_guidance`
+    )
+    rest_guidance: float | None = (
+        None  # None: the model's sampling.rest_guidance (1: the rest followed as asked, unguided)
+    )
     seed: int = 0
     normalize: bool = False  # True: scale each clip's peak to NORMALIZE_PEAK (default: the model's level)
     progress: bool = False
     callback: Callable[[dict], None] | None = None
 
     @classmethod
-    def of(cls, request: "GenerationRequest | None" = None, **options) -> "GenerationRequest":
+    def of(cls, request: GenerationRequest | None = None, **options) -> GenerationRequest:
         """`request` with keyword options on top: the fields above, `negative_<condition>=` and
         any other name as a condition. A None option means "not given"."""
         request = request or cls()
@@ -884,7 +1046,7 @@ class GenerationRequest:
             if key in fields:
                 settings[key] = value
             elif key.startswith("negative_"):
-                negatives[key[len("negative_"):]] = value
+                negatives[key[len("negative_") :]] = value
             else:
                 conditions[key] = value
         for key in ("steps", "seed"):

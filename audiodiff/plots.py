@@ -40,7 +40,11 @@ def _log_spectrogram(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
 
 
 def plot_spectrograms(
-    clips: list[torch.Tensor], sample_rate: int, path: str | os.PathLike, titles: list[str] | None = None, columns: int = 4
+    clips: list[torch.Tensor],
+    sample_rate: int,
+    path: str | os.PathLike,
+    titles: list[str] | None = None,
+    columns: int = 4,
 ) -> Path:
     """A grid of mel spectrograms of audio clips (`[samples]` or `[channels, samples]`)."""
     clips = [torch.as_tensor(clip).float() for clip in clips]
@@ -49,7 +53,10 @@ def plot_spectrograms(
 
 
 def plot_mels(
-    mels: list[torch.Tensor], path: str | os.PathLike, titles: list[str] | None = None, columns: int = 4,
+    mels: list[torch.Tensor],
+    path: str | os.PathLike,
+    titles: list[str] | None = None,
+    columns: int = 4,
     seconds: list[float] | None = None,
 ) -> Path:
     """A grid of normalised log-mels (`[bands, frames]`, -1..1), against seconds when given, else frames."""
@@ -64,7 +71,15 @@ def plot_mels(
             continue
         mel = torch.as_tensor(mels[index]).float()
         width = seconds[index] if seconds else mel.shape[-1]
-        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma", extent=(0, width, 0, mel.shape[0]))
+        ax.imshow(
+            mel.numpy(),
+            origin="lower",
+            aspect="auto",
+            vmin=-1,
+            vmax=1,
+            cmap="magma",
+            extent=(0, width, 0, mel.shape[0]),
+        )
         ax.set_xlabel("seconds" if seconds else "frame")
         ax.set_ylabel("mel band")
         if titles and index < len(titles):
@@ -97,8 +112,13 @@ def plot_curves(examples: list[dict], sample_rate: int, path: str | os.PathLike,
     count = max(1, len(examples))
     columns = min(columns, count)
     rows = (count + columns - 1) // columns
-    fig, axes = plt.subplots(2 * rows, columns, figsize=(3.4 * columns, 3.6 * rows), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1.2] * rows})
+    fig, axes = plt.subplots(
+        2 * rows,
+        columns,
+        figsize=(3.4 * columns, 3.6 * rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1.2] * rows},
+    )
     for index in range(rows * columns):
         upper, lower = axes[2 * (index // columns), index % columns], axes[2 * (index // columns) + 1, index % columns]
         if index >= len(examples):
@@ -107,8 +127,15 @@ def plot_curves(examples: list[dict], sample_rate: int, path: str | os.PathLike,
         example = examples[index]
         clip = torch.as_tensor(example["audio"]).float().reshape(-1)
         seconds = clip.numel() / sample_rate
-        upper.imshow(_log_spectrogram(clip, sample_rate).numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma",
-                     extent=(0, seconds, 0, 80))
+        upper.imshow(
+            _log_spectrogram(clip, sample_rate).numpy(),
+            origin="lower",
+            aspect="auto",
+            vmin=-1,
+            vmax=1,
+            cmap="magma",
+            extent=(0, seconds, 0, 80),
+        )
         for source, colour, width in (("asked", "white", 1.6), ("measured", "cyan", 1.0)):
             for name, ax in (("f0", upper), ("loudness", lower)):
                 curve = (example.get(source) or {}).get(name)
@@ -117,8 +144,13 @@ def plot_curves(examples: list[dict], sample_rate: int, path: str | os.PathLike,
                 curve = np.asarray(curve, dtype=np.float64)
                 times = (np.arange(len(curve)) + 0.5) * seconds / max(len(curve), 1)
                 values = _mel_band(curve, sample_rate) if name == "f0" else curve
-                ax.plot(times, values, color=colour if name == "f0" else ("black" if source == "asked" else "tab:cyan"),
-                        lw=width, label=f"{source} {name}")
+                ax.plot(
+                    times,
+                    values,
+                    color=colour if name == "f0" else ("black" if source == "asked" else "tab:cyan"),
+                    lw=width,
+                    label=f"{source} {name}",
+                )
         upper.set_ylim(0, 80)
         upper.set_title(example.get("title", ""), fontsize=9)
         upper.set_ylabel("mel band")

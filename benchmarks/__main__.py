@@ -80,7 +80,9 @@ def main() -> None:
         "quick": args.quick,
         "machine": machine_info(("diffusers", "audio-diffusion-pytorch")),
         # with --only, the other benchmarks keep their earlier results (each carries its own date)
-        "benchmarks": {name: fresh.get(name, earlier.get(name)) for name in BENCHMARKS if name in fresh or name in earlier},
+        "benchmarks": {
+            name: fresh.get(name, earlier.get(name)) for name in BENCHMARKS if name in fresh or name in earlier
+        },
     }
     failed = [name for name, result in fresh.items() if "error" in result]
     write_result(combined, combined_path)

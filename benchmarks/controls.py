@@ -30,7 +30,9 @@ HOLD_FRACTION = 0.7  # of a one-second note (held 0.75 s): the frames before the
 
 def rows_of(folder: Path, count: int, held_only: bool) -> list[dict]:
     rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    rows = [row for row in rows if row.get("split") == "test" and (not held_only or row.get("gesture", "none") == "none")]
+    rows = [
+        row for row in rows if row.get("split") == "test" and (not held_only or row.get("gesture", "none") == "none")
+    ]
     step = max(1, len(rows) // count)
     return rows[::step][:count]
 
@@ -91,7 +93,12 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=120)
     parser.add_argument("--out", default="benchmarks/results/controls.json")
     args = parser.parse_args(argv)
-    result = {"benchmark": "controls", "date": now(), "command": command(), "notes": score_notes(Path(args.notes), args.count)}
+    result = {
+        "benchmark": "controls",
+        "date": now(),
+        "command": command(),
+        "notes": score_notes(Path(args.notes), args.count),
+    }
     if args.digits:
         result["digits"] = score_digits(Path(args.digits), args.count // 2)
     result["machine"] = machine_info(("torchcrepe", "librosa"))

@@ -44,8 +44,8 @@ from audiodiff import controls
 from audiodiff.audio import load_audio
 from audiodiff.pipeline import Pipeline
 from audiodiff.plots import plot_curves
-from benchmarks.machine import command, machine_info, now, write_result
 from benchmarks import notes_pitch
+from benchmarks.machine import command, machine_info, now, write_result
 
 SHAPE_PAIRS = [("glide", "flat"), ("fall", "crescendo"), ("vibrato", "swell"), ("steps", "decrescendo")]
 MELODY = [60, 62, 64, 65, 67, 65, 64, 62]  # a phrase in C; each voice sings a slice of it
@@ -74,13 +74,18 @@ def generate(pipe: Pipeline, items: list[dict], seed: int, desc: str) -> list[np
     return out
 
 
-def follow(asked_f0: np.ndarray, asked_loudness: np.ndarray, audio: np.ndarray, sample_rate: int, frame_rate: float) -> dict:
+def follow(
+    asked_f0: np.ndarray, asked_loudness: np.ndarray, audio: np.ndarray, sample_rate: int, frame_rate: float
+) -> dict:
     """Frame measures of how `audio` follows the asked curves (see the module's docstring)."""
     measured = controls.extract(audio, sample_rate, frame_rate)
     frames = min(len(asked_f0), len(measured["f0"]))
     level, want = measured["loudness"][:frames], asked_loudness[:frames]
     sounding = np.isfinite(want) & (want > controls.LOUDNESS_FLOOR + 1)
-    got_pitch, want_pitch = controls.hz_to_midi(measured["f0"][:frames]), controls.hz_to_midi(asked_f0[:frames])  # NaN unvoiced
+    got_pitch, want_pitch = (
+        controls.hz_to_midi(measured["f0"][:frames]),
+        controls.hz_to_midi(asked_f0[:frames]),
+    )  # NaN unvoiced
     both = np.isfinite(got_pitch) & np.isfinite(want_pitch)
     return {
         **controls.f0_agreement(asked_f0, measured["f0"]),
@@ -175,12 +180,19 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
         named.append({"label": labels[index % len(labels)], **curves})
         asked.append((f"{f0_name}+{loud_name}", curves))
     clips = generate(pipe, gestures + named, 100, "contours")
-    scores = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)]
-    floor = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, vocoded(pipe, rows, folder))]
+    scores = [
+        follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)
+    ]
+    floor = [
+        follow(curves["f0"], curves["loudness"], clip, rate, frame_rate)
+        for (_, curves), clip in zip(asked, vocoded(pipe, rows, folder))
+    ]
     by_kind: dict[str, list] = {}
     for (kind, _), score in zip(asked, scores):
         by_kind.setdefault(kind.split("+")[0] if kind else "none", []).append(score)
-    examples.extend((kind, curves, clip) for (kind, curves), clip in list(zip(asked, clips))[:: max(1, len(asked) // 4)][:4])
+    examples.extend(
+        (kind, curves, clip) for (kind, curves), clip in list(zip(asked, clips))[:: max(1, len(asked) // 4)][:4]
+    )
     items = gestures + named
     return {
         "all": summarise(scores),
@@ -188,8 +200,14 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
         "held_out_gestures_vocoded_real": summarise(floor),
         "named_shapes": summarise(scores[len(gestures) :]),
         "by_kind": {kind: summarise(group) for kind, group in sorted(by_kind.items())},
-        "held_out_by_kind": {kind: summarise([s for (k, _), s in zip(asked, scores) if k == kind]) for kind in sorted({k for k, _ in asked[: len(gestures)]})},
-        "by_kind_vocoded_real": {kind: summarise([s for (k, _), s in zip(asked, floor) if k == kind]) for kind in sorted({k for k, _ in asked[: len(floor)]})},
+        "held_out_by_kind": {
+            kind: summarise([s for (k, _), s in zip(asked, scores) if k == kind])
+            for kind in sorted({k for k, _ in asked[: len(gestures)]})
+        },
+        "by_kind_vocoded_real": {
+            kind: summarise([s for (k, _), s in zip(asked, floor) if k == kind])
+            for kind in sorted({k for k, _ in asked[: len(floor)]})
+        },
         "family_accuracy": family_accuracy(classifier, clips, [item["label"] for item in items]),
     }
 
@@ -206,7 +224,11 @@ def sung_phrases(out_dir: Path, sample_rate: int) -> list[Path]:
         for note in notes:
             with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
                 pitch = int(np.clip(20 + (note - 60) * 6, 0, 99))  # espeak's -p: 0..99 across about an octave
-                subprocess.run([espeak, "-v", voice, "-p", str(pitch), "-s", "90", "-w", tmp.name, "laa"], check=True, capture_output=True)
+                subprocess.run(
+                    [espeak, "-v", voice, "-p", str(pitch), "-s", "90", "-w", tmp.name, "laa"],
+                    check=True,
+                    capture_output=True,
+                )
                 audio, rate = soundfile.read(tmp.name, dtype="float32")
             audio = audio[np.abs(audio) > 1e-3 * np.abs(audio).max()].copy() if audio.size else audio
             pieces.append(audio[: int(0.24 * rate)])
@@ -232,7 +254,9 @@ def melody_set(pipe: Pipeline, examples: list) -> dict:
                 items.append({"label": label, **curves})
                 asked.append((f"sung -> {label}", curves))
     clips = generate(pipe, items, 200, "melody")
-    scores = [follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)]
+    scores = [
+        follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)
+    ]
     examples.extend((kind, curves, clip) for (kind, curves), clip in list(zip(asked, clips))[:2])
     return {"phrases": len(VOICES), "instruments": MELODY_LABELS, **summarise(scores)}
 
@@ -241,25 +265,45 @@ def figure(examples: list, pipe: Pipeline, path: Path) -> None:
     """Asked curves over each example output's spectrogram, with its measured F0 and loudness."""
     rate = pipe.sample_rate
     frame_rate = pipe.curve_frame_rate
-    pictures = [{"audio": clip, "asked": curves, "measured": controls.extract(clip, rate, frame_rate), "title": kind} for kind, curves, clip in examples]
+    pictures = [
+        {"audio": clip, "asked": curves, "measured": controls.extract(clip, rate, frame_rate), "title": kind}
+        for kind, curves, clip in examples
+    ]
     plot_curves(pictures, rate, path, columns=3)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="runs/notes-curves")
-    parser.add_argument("--baseline", default="notes", help="a model without curves, asked the same pitches ('none' to skip)")
+    parser.add_argument(
+        "--baseline", default="notes", help="a model without curves, asked the same pitches ('none' to skip)"
+    )
     parser.add_argument("--classifier")
     parser.add_argument("--data", default="data/notes")
     parser.add_argument("--count", type=int, default=48, help="clips per set (held notes, gesture clips, named shapes)")
-    parser.add_argument("--steps", type=int, help="sampling steps of both models (default: each model's own, which a few-step "
-                        "student needs; a notes-curves run's config says 25 where the bundled notes samples 16: pass --steps 16 to compare)")
-    parser.add_argument("--vocoder", default="vocoder-16k", help="the curve model's vocoder (a run's config may say griffin_lim)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="sampling steps of both models (default: each model's own, which a few-step "
+        "student needs; a notes-curves run's config says 25 where the bundled notes samples 16: pass --steps 16 to compare)",
+    )
+    parser.add_argument(
+        "--vocoder", default="vocoder-16k", help="the curve model's vocoder (a run's config may say griffin_lim)"
+    )
     parser.add_argument("--guidance", type=float, help="the curve model's guidance scale (default: its own)")
-    parser.add_argument("--guide", nargs="+", help="guide towards these conditions at --guidance where asked, e.g. label (Pipeline guide=)")
+    parser.add_argument(
+        "--guide",
+        nargs="+",
+        help="guide towards these conditions at --guidance where asked, e.g. label (Pipeline guide=)",
+    )
     parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions")
-    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="noise levels where guidance applies (with --guide: where it exceeds --rest-guidance)")
+    parser.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="noise levels where guidance applies (with --guide: where it exceeds --rest-guidance)",
+    )
     parser.add_argument("--no-melody", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/curves.json")
@@ -270,7 +314,12 @@ def main(argv=None) -> int:
     pipe = Pipeline.from_pretrained(args.model, vocoder=args.vocoder)
     if args.steps:
         pipe.config.sampling.steps = args.steps
-    for name in ("guidance", "guide", "rest_guidance", "guidance_interval"):  # sampling settings of the curve model, as its config would set them
+    for name in (
+        "guidance",
+        "guide",
+        "rest_guidance",
+        "guidance_interval",
+    ):  # sampling settings of the curve model, as its config would set them
         if getattr(args, name) is not None:
             setattr(pipe.config.sampling, name, getattr(args, name))
     if not {"f0", "loudness"} <= set(pipe.curves):
@@ -291,9 +340,15 @@ def main(argv=None) -> int:
         "command": command(),
         "model": args.model,
         "training_step": pipe.info.get("training", {}).get("step"),
-        "sampling": {"sampler": pipe.config.sampling.sampler, "steps": pipe.config.sampling.steps, "guidance": pipe.config.sampling.guidance,
-                     "guide": pipe.config.sampling.guide, "rest_guidance": pipe.config.sampling.rest_guidance,
-                     "guidance_interval": list(pipe.config.sampling.guidance_interval), "vocoder": args.vocoder},
+        "sampling": {
+            "sampler": pipe.config.sampling.sampler,
+            "steps": pipe.config.sampling.steps,
+            "guidance": pipe.config.sampling.guidance,
+            "guide": pipe.config.sampling.guide,
+            "rest_guidance": pipe.config.sampling.rest_guidance,
+            "guidance_interval": list(pipe.config.sampling.guidance_interval),
+            "vocoder": args.vocoder,
+        },
         "targets": {
             "pitch": "F0 within 50 cents of the asked pitch= for >= 90% of clips; family recognised in >= 90%",
             "contours": ">= 90% of asked-voiced frames within 50 cents; voicing F1 >= 0.9; loudness Pearson r >= 0.9",

@@ -71,8 +71,16 @@ def main() -> None:
     pipe = Pipeline.from_pretrained(args.model)
     rate = pipe.config.data.sample_rate
     tests = {
-        "speed": ("said slowly in a medium-pitched {gender} voice", "said quickly in a medium-pitched {gender} voice", spoken_seconds),
-        "pitch": ("said at a normal pace in a high {gender} voice", "said at a normal pace in a low {gender} voice", median_f0),
+        "speed": (
+            "said slowly in a medium-pitched {gender} voice",
+            "said quickly in a medium-pitched {gender} voice",
+            spoken_seconds,
+        ),
+        "pitch": (
+            "said at a normal pace in a high {gender} voice",
+            "said at a normal pace in a low {gender} voice",
+            median_f0,
+        ),
     }
     results = {}
     for name, (first, second, measure) in tests.items():
@@ -86,9 +94,21 @@ def main() -> None:
                 values.append(measure(out.audio[0], rate))
             win = values[0] > values[1]
             wins += win
-            rows.append({"digit": digit, "gender": gender, "accent": accent, "values": [round(v, 3) for v in values], "asked_direction": bool(win)})
-        results[name] = {"pairs": args.pairs, "asked_direction": round(wins / args.pairs, 3),
-                         "measure": "spoken seconds (slowly > quickly)" if name == "speed" else "median F0 Hz (high > low)", "rows": rows}
+            rows.append(
+                {
+                    "digit": digit,
+                    "gender": gender,
+                    "accent": accent,
+                    "values": [round(v, 3) for v in values],
+                    "asked_direction": bool(win),
+                }
+            )
+        results[name] = {
+            "pairs": args.pairs,
+            "asked_direction": round(wins / args.pairs, 3),
+            "measure": "spoken seconds (slowly > quickly)" if name == "speed" else "median F0 Hz (high > low)",
+            "rows": rows,
+        }
     # the measures' own floor: real test clips of the same digit and gender, slow vs quick, high vs low
     from audiodiff.audio import load_audio
 
@@ -113,7 +133,8 @@ def main() -> None:
         "benchmark": "digits_prompts",
         "date": now(),
         "command": command(),
-        "model": args.model, "training_step": pipe.info.get("training", {}).get("step"),
+        "model": args.model,
+        "training_step": pipe.info.get("training", {}).get("step"),
         "target": "asked direction in at least 90% of pairs",
         "machine": machine_info(),
         "results": results,

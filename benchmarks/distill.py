@@ -111,21 +111,39 @@ def targets(rows: list[dict], reference: dict, students: list[dict], teacher_hou
         best = min(found, key=lambda row: row["frechet"])
         ratio = best["frechet"] / reference["frechet"]
         accuracy_gap = reference["accuracy"] - best["accuracy"]
-        out.append({"what": f"{calls}-call student vs teacher at its defaults", "model": best["model"], "frechet_ratio": ratio,
-                    "allowed_ratio": factor, "accuracy_gap": accuracy_gap, "met": ratio <= factor and accuracy_gap <= 0.01})
+        out.append(
+            {
+                "what": f"{calls}-call student vs teacher at its defaults",
+                "model": best["model"],
+                "frechet_ratio": ratio,
+                "allowed_ratio": factor,
+                "accuracy_gap": accuracy_gap,
+                "met": ratio <= factor and accuracy_gap <= 0.01,
+            }
+        )
     chain = [s for s in students if s["method"] == "guidance" or (s["method"] == "progressive" and s["steps"] >= 2)]
     if teacher_hours and any(s["method"] == "progressive" and s["steps"] == 2 for s in chain):
         spent = sum(s["training_hours"] or 0 for s in chain)
-        out.append({"what": "distillation hours to the 2-call student vs the teacher's training hours",
-                    "distill_hours": round(spent, 3), "teacher_hours": teacher_hours, "ratio": spent / teacher_hours,
-                    "allowed_ratio": 0.25, "met": spent <= 0.25 * teacher_hours, "stages": [s["name"] for s in chain]})
+        out.append(
+            {
+                "what": "distillation hours to the 2-call student vs the teacher's training hours",
+                "distill_hours": round(spent, 3),
+                "teacher_hours": teacher_hours,
+                "ratio": spent / teacher_hours,
+                "allowed_ratio": 0.25,
+                "met": spent <= 0.25 * teacher_hours,
+                "stages": [s["name"] for s in chain],
+            }
+        )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", default="digits")
-    parser.add_argument("--student", action="append", default=[], help="a student checkpoint or run directory (repeatable)")
+    parser.add_argument(
+        "--student", action="append", default=[], help="a student checkpoint or run directory (repeatable)"
+    )
     parser.add_argument("--classifier", default="runs/classifier-digits")
     parser.add_argument("--reference", default="data/digits")
     parser.add_argument("--split", default="test")
@@ -144,15 +162,33 @@ def main() -> None:
     teacher = Pipeline.from_pretrained(args.teacher)
     labels = teacher.labels
     _, reference_stats, like, floor_clips, floor = reference_and_floor(
-        classifier, args.reference, args.split, args.floor_split, labels, args.per_label)
+        classifier, args.reference, args.split, args.floor_split, labels, args.per_label
+    )
     print(f"floor: {floor:.3f} ({len(floor_clips)} real {args.floor_split} clips)", flush=True)
 
     def run(name, pipe, sampler, steps, guidance):
-        row = {"model": name, "sampler": sampler, "steps": steps, "guidance": guidance,
-               **score(pipe, classifier, reference_stats, labels, args.per_label, args.batch_size,
-                       sampler=sampler, steps=steps, guidance=guidance)}
-        print(f"{name:>28} {sampler:>9} {steps:>3} steps g={guidance:<4} calls {row['calls_per_clip']:>3}  "
-              f"Fréchet {row['frechet']:8.3f}  accuracy {row['accuracy']:.3f}  {row['seconds_per_clip']:.3f} s/clip", flush=True)
+        row = {
+            "model": name,
+            "sampler": sampler,
+            "steps": steps,
+            "guidance": guidance,
+            **score(
+                pipe,
+                classifier,
+                reference_stats,
+                labels,
+                args.per_label,
+                args.batch_size,
+                sampler=sampler,
+                steps=steps,
+                guidance=guidance,
+            ),
+        }
+        print(
+            f"{name:>28} {sampler:>9} {steps:>3} steps g={guidance:<4} calls {row['calls_per_clip']:>3}  "
+            f"Fréchet {row['frechet']:8.3f}  accuracy {row['accuracy']:.3f}  {row['seconds_per_clip']:.3f} s/clip",
+            flush=True,
+        )
         return row
 
     sampling = teacher.config.sampling
@@ -162,7 +198,9 @@ def main() -> None:
         best = None
         for sampler in TEACHER_SAMPLERS:
             for guidance in (sampling.guidance, 1.0):
-                steps = next((n for n in range(budget, 0, -1) if calls_of(teacher, sampler, n, guidance) == budget), None)
+                steps = next(
+                    (n for n in range(budget, 0, -1) if calls_of(teacher, sampler, n, guidance) == budget), None
+                )
                 if steps is None:
                     continue
                 row = run(f"teacher ({budget} calls)", teacher, sampler, steps, guidance)
@@ -175,8 +213,16 @@ def main() -> None:
         pipe = Pipeline.from_pretrained(path)
         student = pipe.config.student
         name = f"{student.method} student ({student.steps} steps)" if student else str(path)
-        students.append({"path": str(path), "name": name, "training_hours": training_hours(pipe), "steps": student.steps if student else None,
-                         "teacher": student.teacher if student else None, "method": student.method if student else None})
+        students.append(
+            {
+                "path": str(path),
+                "name": name,
+                "training_hours": training_hours(pipe),
+                "steps": student.steps if student else None,
+                "teacher": student.teacher if student else None,
+                "method": student.method if student else None,
+            }
+        )
         guidance = pipe.config.sampling.guidance  # a student with guidance baked in samples at 1 (one call)
         for budget in budgets:
             if student and student.method == "progressive" and budget != student.steps:

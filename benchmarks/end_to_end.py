@@ -35,7 +35,9 @@ def timed_generate(pipe: Pipeline, batch: int, label) -> dict:
     """Seconds for one `generate` call of `batch` clips of SECONDS, split at the last sampler step."""
     last_step = []
     start = time.perf_counter()
-    pipe.generate(label=label, n=batch, duration=SECONDS, seed=0, callback=lambda info: last_step.append(time.perf_counter()))
+    pipe.generate(
+        label=label, n=batch, duration=SECONDS, seed=0, callback=lambda info: last_step.append(time.perf_counter())
+    )
     total = time.perf_counter() - start
     diffusion = last_step[-1] - start
     return {"total": total, "diffusion": diffusion, "vocoder": total - diffusion}
@@ -65,34 +67,49 @@ def main() -> None:
                 measured = timed_generate(pipes[name], batch, label)
                 if index > 0:
                     times[(name, batch)].append(measured)
-                print(f"round {index}{' (warm-up)' if index == 0 else ''}: {name} batch {batch}: "
-                      f"{measured['total']:.2f} s ({measured['vocoder']:.2f} s vocoder)", flush=True)
+                print(
+                    f"round {index}{' (warm-up)' if index == 0 else ''}: {name} batch {batch}: "
+                    f"{measured['total']:.2f} s ({measured['vocoder']:.2f} s vocoder)",
+                    flush=True,
+                )
 
     sampling = pipes["default"].config.sampling
     rows = []
     for (name, batch), measured in times.items():
         total = statistics.median(m["total"] for m in measured)
         pipe = pipes[name]
-        rows.append({
-            "vocoder": type(pipe.vocoder).__name__ if name == "default" else "griffin_lim",
-            "case": name, "batch": batch, "seconds_of_audio": batch * SECONDS,
-            "median_s": round(total, 3),
-            "diffusion_s": round(statistics.median(m["diffusion"] for m in measured), 3),
-            "vocoder_s": round(statistics.median(m["vocoder"] for m in measured), 3),
-            "x_real_time": round(batch * SECONDS / total, 2),
-            "rounds": len(measured),
-        })
+        rows.append(
+            {
+                "vocoder": type(pipe.vocoder).__name__ if name == "default" else "griffin_lim",
+                "case": name,
+                "batch": batch,
+                "seconds_of_audio": batch * SECONDS,
+                "median_s": round(total, 3),
+                "diffusion_s": round(statistics.median(m["diffusion"] for m in measured), 3),
+                "vocoder_s": round(statistics.median(m["vocoder"] for m in measured), 3),
+                "x_real_time": round(batch * SECONDS / total, 2),
+                "rounds": len(measured),
+            }
+        )
     default_b8 = next(row for row in rows if row["case"] == "default" and row["batch"] == max(BATCHES))
-    target = {"batch": max(BATCHES), "x_real_time": default_b8["x_real_time"], "wanted": TARGET_X_REAL_TIME,
-              "met": default_b8["x_real_time"] >= TARGET_X_REAL_TIME}
+    target = {
+        "batch": max(BATCHES),
+        "x_real_time": default_b8["x_real_time"],
+        "wanted": TARGET_X_REAL_TIME,
+        "met": default_b8["x_real_time"] >= TARGET_X_REAL_TIME,
+    }
     training = pipes["default"].info.get("training") or {}
     print()
     print(f"{'vocoder':<22} {'batch':>5} {'total s':>8} {'diffusion':>9} {'vocoder':>8} {'x real time':>11}")
     for row in rows:
-        print(f"{row['vocoder']:<22} {row['batch']:>5} {row['median_s']:>8.2f} {row['diffusion_s']:>9.2f} "
-              f"{row['vocoder_s']:>8.2f} {row['x_real_time']:>11.2f}")
-    print(f"target: {TARGET_X_REAL_TIME:g}x real time at batch {target['batch']}: {target['x_real_time']:.2f}x, "
-          f"{'met' if target['met'] else 'MISSED'}")
+        print(
+            f"{row['vocoder']:<22} {row['batch']:>5} {row['median_s']:>8.2f} {row['diffusion_s']:>9.2f} "
+            f"{row['vocoder_s']:>8.2f} {row['x_real_time']:>11.2f}"
+        )
+    print(
+        f"target: {TARGET_X_REAL_TIME:g}x real time at batch {target['batch']}: {target['x_real_time']:.2f}x, "
+        f"{'met' if target['met'] else 'MISSED'}"
+    )
     if default_is_griffin_lim:
         print("note: the model's default vocoder is Griffin-Lim, so the default rows are the Griffin-Lim baseline")
     result = {
@@ -103,9 +120,15 @@ def main() -> None:
         "checkpoint": pipes["default"].info["path"],
         "training_step": training.get("step"),
         "training_steps_planned": training.get("steps"),
-        "settings": {"sampler": sampling.sampler, "steps": sampling.steps, "guidance": sampling.guidance,
-                     "vocoder": sampling.vocoder, "griffin_lim_iters": sampling.griffin_lim_iters,
-                     "label": label, "seconds": SECONDS},
+        "settings": {
+            "sampler": sampling.sampler,
+            "steps": sampling.steps,
+            "guidance": sampling.guidance,
+            "vocoder": sampling.vocoder,
+            "griffin_lim_iters": sampling.griffin_lim_iters,
+            "label": label,
+            "seconds": SECONDS,
+        },
         "default_vocoder_is_griffin_lim": default_is_griffin_lim,
         "rows": rows,
         "target": target,

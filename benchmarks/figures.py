@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 if __package__ in (None, ""):  # run as a file: python benchmarks/figures.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,7 +53,11 @@ def _model(result: dict) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 def render_unet_vs_peers(result: dict, images: str) -> list[str]:
@@ -69,8 +73,11 @@ def render_unet_vs_peers(result: dict, images: str) -> list[str]:
         group = {row["precision"]: row for row in rows if (row["name"], row["dims"]) == key}
         first = next(iter(group.values()))
         ratio = first.get("parameters_vs_ours")
-        cells = [first["name"] + (" (diagnostic)" if first.get("diagnostic") else ""), "x".join(map(str, first["input"][1:])),
-                 f"{first['parameters'] / 1e6:.2f}M ({'–' if ratio is None else f'{ratio:+.1%}'})"]
+        cells = [
+            first["name"] + (" (diagnostic)" if first.get("diagnostic") else ""),
+            "x".join(map(str, first["input"][1:])),
+            f"{first['parameters'] / 1e6:.2f}M ({'–' if ratio is None else f'{ratio:+.1%}'})",
+        ]
         for precision in precisions:
             row = group.get(precision)
             cells += [_number(row and row["train_steps_per_s"], 3), _number(row and row["sample_ms_per_step"], 1)]
@@ -105,9 +112,12 @@ def render_samplers(result: dict, images: str) -> list[str]:
     )
     target = result.get("target")
     if target:
-        lines += ["", f"- target: {target['sampler']} at {target['few_steps']} steps within {target['allowed_gap']:.0%} of "
-                      f"{target['many_steps']} steps: {_number(target['few_frechet'])} vs {_number(target['many_frechet'])} "
-                      f"({target['relative_gap']:+.1%}): {'met' if target['met'] else '**missed**'}"]
+        lines += [
+            "",
+            f"- target: {target['sampler']} at {target['few_steps']} steps within {target['allowed_gap']:.0%} of "
+            f"{target['many_steps']} steps: {_number(target['few_frechet'])} vs {_number(target['many_frechet'])} "
+            f"({target['relative_gap']:+.1%}): {'met' if target['met'] else '**missed**'}",
+        ]
     if result.get("plot"):
         lines += ["", f"![Fréchet distance against steps]({images}/{result['plot']})"]
     return lines
@@ -115,40 +125,71 @@ def render_samplers(result: dict, images: str) -> list[str]:
 
 def render_end_to_end(result: dict, images: str) -> list[str]:
     lines = ["### End-to-end generation speed (1 s of audio)", ""]
-    body = [[row["vocoder"], str(row["batch"]), _number(row["median_s"]), _number(row["diffusion_s"]),
-             _number(row["vocoder_s"]), _number(row["x_real_time"])] for row in result.get("rows", [])]
+    body = [
+        [
+            row["vocoder"],
+            str(row["batch"]),
+            _number(row["median_s"]),
+            _number(row["diffusion_s"]),
+            _number(row["vocoder_s"]),
+            _number(row["x_real_time"]),
+        ]
+        for row in result.get("rows", [])
+    ]
     lines += _table(["vocoder", "batch", "total s", "diffusion s", "vocoder s", "x real time"], body) + [""]
     settings = result.get("settings", {})
     model = f"{Path(str(result.get('checkpoint'))).name} (training step {result.get('training_step')}; speed does not depend on it)"
-    lines.append(f"Model {model}: {settings.get('sampler')}, {settings.get('steps')} steps, guidance "
-                 f"{settings.get('guidance')}, {result.get('machine', {}).get('threads')} threads.")
+    lines.append(
+        f"Model {model}: {settings.get('sampler')}, {settings.get('steps')} steps, guidance "
+        f"{settings.get('guidance')}, {result.get('machine', {}).get('threads')} threads."
+    )
     if result.get("default_vocoder_is_griffin_lim"):
         lines.append("Its default vocoder is Griffin-Lim, so the rows above are also the Griffin-Lim baseline.")
     target = result.get("target")
     if target:
-        lines += ["", f"- target: {target['wanted']:g}x real time at batch {target['batch']}: {target['x_real_time']:.2f}x, "
-                      f"{'met' if target['met'] else '**missed**'}"]
+        lines += [
+            "",
+            f"- target: {target['wanted']:g}x real time at batch {target['batch']}: {target['x_real_time']:.2f}x, "
+            f"{'met' if target['met'] else '**missed**'}",
+        ]
     return lines
 
 
 def render_distill(result: dict, images: str) -> list[str]:
     lines = ["### Few-step students against their teacher at equal network calls", ""]
     reference = result["reference_row"]
-    body = [[row["model"], f"{row['sampler']} {row['steps']}", f"{row['guidance']:g}", str(row["calls_per_clip"]),
-             _number(row["frechet"]), _number(row["accuracy"], 3), _number(row["seconds_per_clip"], 3)]
-            for row in [reference, *result.get("rows", [])]]
-    lines += _table(["model", "sampler, steps", "guidance", "calls per clip", "Fréchet", "accuracy", "s per clip"], body) + [""]
-    lines.append(f"{result.get('num_clips')} clips (10 digits), Fréchet distance in the evaluation classifier's features "
-                 f"against the real test split; floor (real train clips, as many): {_number(result.get('floor'))}. "
-                 "Teacher rows are the best of dpmpp_2m, ddim, euler and heun, guided or not, at that budget.")
+    body = [
+        [
+            row["model"],
+            f"{row['sampler']} {row['steps']}",
+            f"{row['guidance']:g}",
+            str(row["calls_per_clip"]),
+            _number(row["frechet"]),
+            _number(row["accuracy"], 3),
+            _number(row["seconds_per_clip"], 3),
+        ]
+        for row in [reference, *result.get("rows", [])]
+    ]
+    lines += _table(
+        ["model", "sampler, steps", "guidance", "calls per clip", "Fréchet", "accuracy", "s per clip"], body
+    ) + [""]
+    lines.append(
+        f"{result.get('num_clips')} clips (10 digits), Fréchet distance in the evaluation classifier's features "
+        f"against the real test split; floor (real train clips, as many): {_number(result.get('floor'))}. "
+        "Teacher rows are the best of dpmpp_2m, ddim, euler and heun, guided or not, at that budget."
+    )
     for target in result.get("targets", []):
         if "frechet_ratio" in target:
-            lines.append(f"- target: {target['what']}: {target['model']} {target['frechet_ratio']:.2f}x the Fréchet distance "
-                         f"(allowed {target['allowed_ratio']:g}x), accuracy {-target['accuracy_gap']:+.3f}: "
-                         f"{'met' if target['met'] else '**missed**'}")
+            lines.append(
+                f"- target: {target['what']}: {target['model']} {target['frechet_ratio']:.2f}x the Fréchet distance "
+                f"(allowed {target['allowed_ratio']:g}x), accuracy {-target['accuracy_gap']:+.3f}: "
+                f"{'met' if target['met'] else '**missed**'}"
+            )
         else:
-            lines.append(f"- target: {target['what']}: {target['distill_hours']:.2f} h vs {target['teacher_hours']:.2f} h "
-                         f"({target['ratio']:.0%}, allowed {target['allowed_ratio']:.0%}): {'met' if target['met'] else '**missed**'}")
+            lines.append(
+                f"- target: {target['what']}: {target['distill_hours']:.2f} h vs {target['teacher_hours']:.2f} h "
+                f"({target['ratio']:.0%}, allowed {target['allowed_ratio']:.0%}): {'met' if target['met'] else '**missed**'}"
+            )
     if result.get("plot"):
         lines += ["", f"![Fréchet distance against network calls]({images}/{result['plot']})"]
     return lines
@@ -171,28 +212,70 @@ def render_vocoder_speed(result: dict, images: str) -> list[str]:
 
 def render_unet_speed(result: dict, images: str) -> list[str]:
     lines = ["### U-Net speed by size and precision", ""]
-    body = [[str(row["dims"]), row["size"], row["precision"], f"{row['parameters'] / 1e6:.2f}M",
-             _number(row["train_steps_per_s"], 3), _number(row["sample_ms_per_step"], 1)] for row in result.get("results", [])]
+    body = [
+        [
+            str(row["dims"]),
+            row["size"],
+            row["precision"],
+            f"{row['parameters'] / 1e6:.2f}M",
+            _number(row["train_steps_per_s"], 3),
+            _number(row["sample_ms_per_step"], 1),
+        ]
+        for row in result.get("results", [])
+    ]
     return lines + _table(["dims", "size", "precision", "params", "train steps/s", "sample ms/step"], body)
 
 
 def render_generate_speed(result: dict, images: str) -> list[str]:
     lines = [f"### Generate speed: a `{result.get('model')}` generate call against a matrix product", ""]
     peak = result.get("matmul_gflop_per_s", {})
-    body = [[str(row["batch"]), row["precision"], "yes" if row["channels_last"] else "no", "yes" if row["compile"] else "no",
-             _number(row["seconds"], 3), _number(row["gflop_per_s"], 1), f"{row['of_matmul']:.0%}", f"{row['of_fp32_matmul']:.0%}",
-             _number(row.get("first_call_seconds"), 1)] for row in result.get("results", [])]
-    lines += _table(["batch", "precision", "channels-last", "compiled", "s / call", "GFLOP/s", "of matmul (same precision)",
-                     "of fp32 matmul", "first call s"], body)
-    lines += ["", f"{result.get('steps')} sampler steps with guidance; 2048 x 2048 matmul: "
-              + ", ".join(f"{name} {value:g} GFLOP/s" for name, value in peak.items())
-              + f". Targets: {', '.join(f'{share:.0%} of the matmul at batch {batch}' for batch, share in result.get('targets', {}).items())}."]
+    body = [
+        [
+            str(row["batch"]),
+            row["precision"],
+            "yes" if row["channels_last"] else "no",
+            "yes" if row["compile"] else "no",
+            _number(row["seconds"], 3),
+            _number(row["gflop_per_s"], 1),
+            f"{row['of_matmul']:.0%}",
+            f"{row['of_fp32_matmul']:.0%}",
+            _number(row.get("first_call_seconds"), 1),
+        ]
+        for row in result.get("results", [])
+    ]
+    lines += _table(
+        [
+            "batch",
+            "precision",
+            "channels-last",
+            "compiled",
+            "s / call",
+            "GFLOP/s",
+            "of matmul (same precision)",
+            "of fp32 matmul",
+            "first call s",
+        ],
+        body,
+    )
+    lines += [
+        "",
+        f"{result.get('steps')} sampler steps with guidance; 2048 x 2048 matmul: "
+        + ", ".join(f"{name} {value:g} GFLOP/s" for name, value in peak.items())
+        + f". Targets: {', '.join(f'{share:.0%} of the matmul at batch {batch}' for batch, share in result.get('targets', {}).items())}.",
+    ]
     defaults = result.get("defaults", {})
     fastest = result.get("fastest", {})
-    lines += ["", f"Pipeline defaults: precision {defaults.get('precision')}, channels_last {defaults.get('channels_last')}, "
-              f"compile {defaults.get('compile')}. Fastest: "
-              + "; ".join(f"batch {batch}: {row['precision']}, channels_last {row['channels_last']}, compile {row['compile']} "
-                          f"({row['seconds']:.3f} s)" for batch, row in fastest.items()) + "."]
+    lines += [
+        "",
+        f"Pipeline defaults: precision {defaults.get('precision')}, channels_last {defaults.get('channels_last')}, "
+        f"compile {defaults.get('compile')}. Fastest: "
+        + "; ".join(
+            f"batch {batch}: {row['precision']}, channels_last {row['channels_last']}, compile {row['compile']} "
+            f"({row['seconds']:.3f} s)"
+            for batch, row in fastest.items()
+        )
+        + ".",
+    ]
     return lines
 
 
@@ -205,10 +288,27 @@ def render_vocoder_fidelity(result: dict, images: str) -> list[str]:
         for name in names:
             scores = row.get(name) or {}
             fd = scores.get("frechet") or {}
-            body.append([key if name == names[0] else "", name, _number(scores.get("mel_l1_60db"), 3), _number(scores.get("mr_stft"), 3),
-                         _number(scores.get("f0_within_20_cents"), 3), _number(fd.get("over_floor"), 2)])
-    lines += _table(["set, input level", "vocoder", "log-mel L1 (60 dB floor)", "multi-res STFT", "F0 within 20 cents",
-                     "Fréchet / real floor"], body)
+            body.append(
+                [
+                    key if name == names[0] else "",
+                    name,
+                    _number(scores.get("mel_l1_60db"), 3),
+                    _number(scores.get("mr_stft"), 3),
+                    _number(scores.get("f0_within_20_cents"), 3),
+                    _number(fd.get("over_floor"), 2),
+                ]
+            )
+    lines += _table(
+        [
+            "set, input level",
+            "vocoder",
+            "log-mel L1 (60 dB floor)",
+            "multi-res STFT",
+            "F0 within 20 cents",
+            "Fréchet / real floor",
+        ],
+        body,
+    )
     if result.get("note"):
         lines += ["", result["note"]]
     verdicts = result.get("verdicts") or {}
@@ -220,41 +320,96 @@ def render_vocoder_fidelity(result: dict, images: str) -> list[str]:
 
 def render_likelihood(result: dict, images: str) -> list[str]:
     lines = ["### Likelihood from the probability-flow ODE: the exact Gaussian case, then audio", ""]
-    body = [[str(row["steps"]), str(row.get("probes", 1)), _number(row["true_nll_nats"], 3), _number(row["estimated_nll_nats"], 3),
-             f"{row['error']:+.3f} ± {row['standard_error']:.3f}"] for row in result.get("gaussian", [])]
+    body = [
+        [
+            str(row["steps"]),
+            str(row.get("probes", 1)),
+            _number(row["true_nll_nats"], 3),
+            _number(row["estimated_nll_nats"], 3),
+            f"{row['error']:+.3f} ± {row['standard_error']:.3f}",
+        ]
+        for row in result.get("gaussian", [])
+    ]
     lines += _table(["RK4 steps", "probes", "exact NLL (nats)", "estimate", "error ± SE"], body)
     audio = result.get("audio")
     if audio:
-        lines += ["", f"{audio['checkpoint']}: NLL in bits/dim of its {audio['space']} ({audio['dims']} dimensions), "
-                      f"{audio['clips']} held-out clips, {audio['steps']} steps:", ""]
-        lines += _table(["clips", "NLL (bits/dim)", "standard error"],
-                        [[name, _number(row["mean_bits_per_dim"], 3), _number(row["standard_error"], 3)] for name, row in audio["sets"].items()])
+        lines += [
+            "",
+            f"{audio['checkpoint']}: NLL in bits/dim of its {audio['space']} ({audio['dims']} dimensions), "
+            f"{audio['clips']} held-out clips, {audio['steps']} steps:",
+            "",
+        ]
+        lines += _table(
+            ["clips", "NLL (bits/dim)", "standard error"],
+            [
+                [name, _number(row["mean_bits_per_dim"], 3), _number(row["standard_error"], 3)]
+                for name, row in audio["sets"].items()
+            ],
+        )
     return lines
 
 
 def render_tradeoffs(result: dict, images: str) -> list[str]:
-    lines = ["### Speed and quality: samplers, steps, students, vocoders", "",
-             f"Headline rows of [the full report](benchmarks/results/tradeoffs.md) ({result.get('num_clips')} clips per case):", ""]
+    lines = [
+        "### Speed and quality: samplers, steps, students, vocoders",
+        "",
+        f"Headline rows of [the full report](benchmarks/results/tradeoffs.md) ({result.get('num_clips')} clips per case):",
+        "",
+    ]
     rows = result.get("rows", [])
-    chosen = [row for row in rows if "student" in row["case"] or "Griffin" in row["case"]
-              or (row["steps"] in (1, 4, 16, 64) and "dpmpp_2m" in row["case"])]
+    chosen = [
+        row
+        for row in rows
+        if "student" in row["case"]
+        or "Griffin" in row["case"]
+        or (row["steps"] in (1, 4, 16, 64) and "dpmpp_2m" in row["case"])
+    ]
     floor = result.get("floor") or {}
-    body = [["real train clips (floor)", "–", "–", _number(floor.get("frechet")), _number(floor.get("accuracy"), 3), _number(floor.get("recall"), 3)]]
-    body += [[row["case"], str(row["steps"]), _number(row["seconds_per_clip"], 3), _number(row["frechet"]),
-              _number(row["accuracy"], 3), _number(row["recall"], 3)] for row in chosen]
+    body = [
+        [
+            "real train clips (floor)",
+            "–",
+            "–",
+            _number(floor.get("frechet")),
+            _number(floor.get("accuracy"), 3),
+            _number(floor.get("recall"), 3),
+        ]
+    ]
+    body += [
+        [
+            row["case"],
+            str(row["steps"]),
+            _number(row["seconds_per_clip"], 3),
+            _number(row["frechet"]),
+            _number(row["accuracy"], 3),
+            _number(row["recall"], 3),
+        ]
+        for row in chosen
+    ]
     lines += _table(["case", "steps", "seconds/clip", "Fréchet", "accuracy", "recall"], body)
     return lines + ["", f"![trade-off]({images}/{result['plot']})"] if result.get("plot") else lines
 
 
 def render_notes_pitch(result: dict, images: str) -> list[str]:
     lines = ["### Notes: asked pitch and instrument", ""]
-    body = [[side, _number(row.get("within_50_cents"), 3), str(row.get("unvoiced")), _number(row.get("median_abs_cents"), 1),
-             _number(row.get("family_accuracy"), 3)] for side, row in (("model", result["model"]), ("real notes", result["real_floor"]))]
+    body = [
+        [
+            side,
+            _number(row.get("within_50_cents"), 3),
+            str(row.get("unvoiced")),
+            _number(row.get("median_abs_cents"), 1),
+            _number(row.get("family_accuracy"), 3),
+        ]
+        for side, row in (("model", result["model"]), ("real notes", result["real_floor"]))
+    ]
     lines += _table(["", "F0 within 50 cents", "no F0 found", "median |cents|", "family recognised"], body)
     sampling = result.get("sampling")
     heard = f", {sampling['steps']} steps, {_guidance(sampling)}, vocoder {sampling['vocoder']}" if sampling else ""
-    return lines + ["", f"{result.get('notes')} held-out notes, model {result['model'].get('source')} (training step "
-                        f"{result['model'].get('training_step')}{heard}); targets: {result.get('targets')}."]
+    return lines + [
+        "",
+        f"{result.get('notes')} held-out notes, model {result['model'].get('source')} (training step "
+        f"{result['model'].get('training_step')}{heard}); targets: {result.get('targets')}.",
+    ]
 
 
 def _guidance(sampling: dict) -> str:
@@ -277,29 +432,70 @@ def render_guidance_sweep(result: dict, images: str) -> list[str]:
     for row in result["rows"]:
         pitch = row.get("pitch_200") or {}
         shapes = row["named_shapes_by_kind"]
-        body.append([row["setting"], _number(pitch.get("within_50_cents"), 3), _number(pitch.get("family_accuracy"), 3),
-                     _number(row["held_out_gestures"]["frames_within_50_cents"], 3), _number(row["named_shapes_frames_within_50_cents"], 3),
-                     _number(shapes["steps"], 3), _number(shapes["vibrato"], 3), _number(row["vibrato_f0_r"], 2)])
-    lines += _table(["guidance", "pitch within 50 c", "family", "held-out contours", "named shapes", "steps shape",
-                     "vibrato shape", "vibrato F0 r"], body)
-    lines += ["", f"{result['model']}. Pitch and family: 200 held-out notes asked by `pitch=`; contours: frames within 50 "
-                  f"cents (48 clips each). Targets: {result['targets']}.", ""]
-    evals = [[name, _number(row["frechet"], 1), _number(row["recall"], 3), _number(row["accuracy"], 3)]
-             for name, row in result["eval_label_only_78_clips"].items() if isinstance(row, dict)]
-    lines += ["Family asked alone (`audiodiff eval`, 78 clips; Fréchet floor "
-              f"{result['eval_label_only_78_clips']['floor']}):", ""]
+        body.append(
+            [
+                row["setting"],
+                _number(pitch.get("within_50_cents"), 3),
+                _number(pitch.get("family_accuracy"), 3),
+                _number(row["held_out_gestures"]["frames_within_50_cents"], 3),
+                _number(row["named_shapes_frames_within_50_cents"], 3),
+                _number(shapes["steps"], 3),
+                _number(shapes["vibrato"], 3),
+                _number(row["vibrato_f0_r"], 2),
+            ]
+        )
+    lines += _table(
+        [
+            "guidance",
+            "pitch within 50 c",
+            "family",
+            "held-out contours",
+            "named shapes",
+            "steps shape",
+            "vibrato shape",
+            "vibrato F0 r",
+        ],
+        body,
+    )
+    lines += [
+        "",
+        f"{result['model']}. Pitch and family: 200 held-out notes asked by `pitch=`; contours: frames within 50 "
+        f"cents (48 clips each). Targets: {result['targets']}.",
+        "",
+    ]
+    evals = [
+        [name, _number(row["frechet"], 1), _number(row["recall"], 3), _number(row["accuracy"], 3)]
+        for name, row in result["eval_label_only_78_clips"].items()
+        if isinstance(row, dict)
+    ]
+    lines += [
+        "Family asked alone (`audiodiff eval`, 78 clips; Fréchet floor "
+        f"{result['eval_label_only_78_clips']['floor']}):",
+        "",
+    ]
     return lines + _table(["guidance", "Fréchet distance", "recall", "classifier accuracy"], evals)
 
 
 def render_own_data(result: dict, images: str) -> list[str]:
     lines = ["### Your own audio: fine-tuned from a bundled model against from scratch, same budget", ""]
-    body = [[f"from {row['init_from']}" if row.get("init_from") else "from scratch", str(row["steps"]),
-             f"{row['compute_seconds'] / 60:.1f}", _number(row.get("final_loss"), 4), f"{row['decay_db_median']:.1f}"]
-            for row in result["runs"]]
+    body = [
+        [
+            f"from {row['init_from']}" if row.get("init_from") else "from scratch",
+            str(row["steps"]),
+            f"{row['compute_seconds'] / 60:.1f}",
+            _number(row.get("final_loss"), 4),
+            f"{row['decay_db_median']:.1f}",
+        ]
+        for row in result["runs"]
+    ]
     body.append(["real clips (the training folder)", "", "", "", f"{result['real']['decay_db_median']:.1f}"])
-    lines += _table(["start", "steps", "training minutes (step compute)", "last logged loss", "decay, dB (median)"], body) + [""]
-    lines.append(f"Folder: `{result['real']['folder']}`. Decay: the envelope's drop from its loudest 23 ms frame to the "
-                 "clip's last quarter (one-shots drop by tens of dB, stationary noise by a few). Samples share seeds.")
+    lines += _table(
+        ["start", "steps", "training minutes (step compute)", "last logged loss", "decay, dB (median)"], body
+    ) + [""]
+    lines.append(
+        f"Folder: `{result['real']['folder']}`. Decay: the envelope's drop from its loudest 23 ms frame to the "
+        "clip's last quarter (one-shots drop by tens of dB, stationary noise by a few). Samples share seeds."
+    )
     lines += ["", f"![Spectrograms: fine-tuned, from scratch, real]({result['figure']})"]
     return lines
 
@@ -307,15 +503,30 @@ def render_own_data(result: dict, images: str) -> list[str]:
 def render_threads(result: dict, images: str) -> list[str]:
     lines = ["### Training speed against threads, quiet and beside a busy core", ""]
     threads = sorted({row["threads"] for row in result["rows"]})
-    body = [[f"{busy} busy core(s)", *[_number(next(r["seconds_per_step"] for r in result["rows"]
-                                                   if r["busy_cores"] == busy and r["threads"] == t), 3) for t in threads]]
-            for busy in sorted({row["busy_cores"] for row in result["rows"]})]
+    body = [
+        [
+            f"{busy} busy core(s)",
+            *[
+                _number(
+                    next(
+                        r["seconds_per_step"] for r in result["rows"] if r["busy_cores"] == busy and r["threads"] == t
+                    ),
+                    3,
+                )
+                for t in threads
+            ],
+        ]
+        for busy in sorted({row["busy_cores"] for row in result["rows"]})
+    ]
     lines += _table(["machine", *[f"{t} thread(s), s/step" for t in threads]], body) + [""]
+
     def threads_by_load(choice: dict) -> str:
         return ", ".join(f"{count} with {busy}" for busy, count in choice.items())
 
-    lines.append(f"{result['model']}, {result['precision']}. Fastest: {threads_by_load(result['fastest_threads'])}; "
-                 f"`train.threads=0` picks {threads_by_load(result['auto_choice'])}.")
+    lines.append(
+        f"{result['model']}, {result['precision']}. Fastest: {threads_by_load(result['fastest_threads'])}; "
+        f"`train.threads=0` picks {threads_by_load(result['auto_choice'])}."
+    )
     return lines
 
 
@@ -323,32 +534,75 @@ def render_latent_vs_mel(result: dict, images: str) -> list[str]:
     lines = ["### Latent against mel: U-Net cost at matched width, and the autoencoder's round trip", ""]
     rows = result.get("unet_speed") or []
     if rows:
-        body = [[row["case"], " x ".join(map(str, row["input"])), _number(row["sample_gflop_per_call"], 3), _number(row["flops_fewer_x"], 1),
-                 _number(row["train_s_per_step"], 3), _number(row["train_faster_x"], 1), _number(row["sample_ms_per_call"], 1),
-                 _number(row["sample_faster_x"], 1)] for row in rows]
-        lines += _table(["U-Net input", "shape", "GFLOP/call", "fewer FLOPs", "s/train step", "faster", "ms/call", "faster"], body) + [""]
-        lines.append(f"{result.get('unet')}; training batch {result['batch']['train']}, sampling batch {result['batch']['sample']}. "
-                     f"Target: {result.get('target')}.")
+        body = [
+            [
+                row["case"],
+                " x ".join(map(str, row["input"])),
+                _number(row["sample_gflop_per_call"], 3),
+                _number(row["flops_fewer_x"], 1),
+                _number(row["train_s_per_step"], 3),
+                _number(row["train_faster_x"], 1),
+                _number(row["sample_ms_per_call"], 1),
+                _number(row["sample_faster_x"], 1),
+            ]
+            for row in rows
+        ]
+        lines += _table(
+            ["U-Net input", "shape", "GFLOP/call", "fewer FLOPs", "s/train step", "faster", "ms/call", "faster"], body
+        ) + [""]
+        lines.append(
+            f"{result.get('unet')}; training batch {result['batch']['train']}, sampling batch {result['batch']['sample']}. "
+            f"Target: {result.get('target')}."
+        )
     trip = result.get("round_trip")
     if trip:
         sides = ("vocoder only", "autoencoder + vocoder")
-        body = [[side, _number(trip[side].get("mel_l1_60db"), 3), _number(trip[side].get("mr_stft"), 3),
-                 _number((trip[side].get("frechet") or {}).get("vocoded"), 2), _number((trip[side].get("frechet") or {}).get("over_floor"), 2)]
-                for side in sides]
-        lines += ["", *_table(["real held-out clips through", "log-mel L1 (60 dB floor)", "MR-STFT", "Fréchet", "x real floor"], body), ""]
+        body = [
+            [
+                side,
+                _number(trip[side].get("mel_l1_60db"), 3),
+                _number(trip[side].get("mr_stft"), 3),
+                _number((trip[side].get("frechet") or {}).get("vocoded"), 2),
+                _number((trip[side].get("frechet") or {}).get("over_floor"), 2),
+            ]
+            for side in sides
+        ]
+        lines += [
+            "",
+            *_table(
+                ["real held-out clips through", "log-mel L1 (60 dB floor)", "MR-STFT", "Fréchet", "x real floor"], body
+            ),
+            "",
+        ]
         verdict = "met" if trip.get("met") else "missed"
-        lines.append(f"{trip['clips']} clips of `{trip['data']}`, autoencoder `{trip['autoencoder']}`; autoencoder + vocoder at "
-                     f"{trip.get('frechet_vs_vocoder_only')}x the vocoder-only Fréchet distance (target at most 1.2x: {verdict}).")
+        lines.append(
+            f"{trip['clips']} clips of `{trip['data']}`, autoencoder `{trip['autoencoder']}`; autoencoder + vocoder at "
+            f"{trip.get('frechet_vs_vocoder_only')}x the vocoder-only Fréchet distance (target at most 1.2x: {verdict})."
+        )
     equal = result.get("equal_time")
     if equal and equal.get("models"):
-        names = {"latent": "digits-latent, from scratch", "mel": "digits-mel, from scratch", "bundled": "bundled digits (mel)"}
-        body = [[names.get(name, name), _number(row.get("training_steps"), 0), _number(row.get("training_minutes"), 1),
-                 _number(row.get("frechet_classifier"), 2), _number(row.get("accuracy"), 3), _number(row.get("recall_classifier"), 3)]
-                for name, row in equal["models"].items()]
+        names = {
+            "latent": "digits-latent, from scratch",
+            "mel": "digits-mel, from scratch",
+            "bundled": "bundled digits (mel)",
+        }
+        body = [
+            [
+                names.get(name, name),
+                _number(row.get("training_steps"), 0),
+                _number(row.get("training_minutes"), 1),
+                _number(row.get("frechet_classifier"), 2),
+                _number(row.get("accuracy"), 3),
+                _number(row.get("recall_classifier"), 3),
+            ]
+            for name, row in equal["models"].items()
+        ]
         floor = next(iter(equal["models"].values())).get("frechet_classifier_floor")
         lines += ["", *_table(["digits model", "steps", "training minutes", "Fréchet", "accuracy", "recall"], body), ""]
-        lines.append(f"Trained one at a time for the same budget of training-loop minutes and scored by one classifier on the same "
-                     f"held-out clips (real floor {_number(floor, 2)}); `scripts/digits-equal-time`.")
+        lines.append(
+            f"Trained one at a time for the same budget of training-loop minutes and scored by one classifier on the same "
+            f"held-out clips (real floor {_number(floor, 2)}); `scripts/digits-equal-time`."
+        )
         if "machine" in equal:
             lines += ["", f"This table: {_provenance(equal)}"]
     return lines
@@ -363,9 +617,13 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_vs_peers": render_unet_vs_peers,
     "samplers": render_samplers,
     "distill": render_distill,
-    "distill_consistency": _retitled(render_distill, "### Consistency distillation beside the bundled one-step student (same run)"),
+    "distill_consistency": _retitled(
+        render_distill, "### Consistency distillation beside the bundled one-step student (same run)"
+    ),
     "end_to_end": render_end_to_end,
-    "end_to_end_fast": _retitled(render_end_to_end, "### End-to-end generation speed of the few-step student (1 s of audio)"),
+    "end_to_end_fast": _retitled(
+        render_end_to_end, "### End-to-end generation speed of the few-step student (1 s of audio)"
+    ),
     "vocoder_speed": render_vocoder_speed,
     "unet_speed": render_unet_speed,
     "generate_speed": render_generate_speed,
@@ -373,7 +631,9 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "tradeoffs": render_tradeoffs,
     "likelihood": render_likelihood,
     "notes_pitch": render_notes_pitch,
-    "notes_pitch_fast": _retitled(render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"),
+    "notes_pitch_fast": _retitled(
+        render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"
+    ),
     "guidance_sweep": render_guidance_sweep,
     "own_data": render_own_data,
     "latent_vs_mel": render_latent_vs_mel,
@@ -399,10 +659,13 @@ def load_results(folder: str | Path) -> dict[str, dict]:
 
 def render(results: dict[str, dict], images: str = "benchmarks/results") -> str:
     """Markdown for the Figures section; `images` is the plots' folder as seen from the README."""
-    lines = ["## Figures", "",
-             f"Generated by `python -m benchmarks.figures` from the JSON in `{images}/`; rerun the benchmarks with "
-             "`AUDIODIFF_PAUSE_TRAINING=1 benchmarks/quiet.sh python -m benchmarks` (training paused while timing). "
-             "Each table names the machine, the date and the command."]
+    lines = [
+        "## Figures",
+        "",
+        f"Generated by `python -m benchmarks.figures` from the JSON in `{images}/`; rerun the benchmarks with "
+        "`AUDIODIFF_PAUSE_TRAINING=1 benchmarks/quiet.sh python -m benchmarks` (training paused while timing). "
+        "Each table names the machine, the date and the command.",
+    ]
     if not results:
         lines += ["", "No benchmark results yet."]
     for name, renderer in RENDERERS.items():

@@ -59,7 +59,9 @@ def write_data(folder: Path, like: str | None, clips: int = 12, seconds: float =
     if like is not None:
         conditioning = read_json(bundled_path(like) / CONFIG).get("conditioning") or {}
         labels = conditioning.get("labels") or labels
-        numbers.update({k: v for k, v in (conditioning.get("numbers") or {}).items() if isinstance(v, list) and len(v) == 2})
+        numbers.update(
+            {k: v for k, v in (conditioning.get("numbers") or {}).items() if isinstance(v, list) and len(v) == 2}
+        )
         words = [w for w in ((conditioning.get("text") or {}).get("vocab") or words) if w.isalpha()][:40] or words
     generator = torch.Generator().manual_seed(0)
     rows = []
@@ -69,8 +71,12 @@ def write_data(folder: Path, like: str | None, clips: int = 12, seconds: float =
         audio, _ = synth_clip(kind, sample_rate, seconds, generator)
         path = f"wavs/clip{index:03d}.wav"
         save_audio(folder / path, audio, sample_rate)
-        row = {"path": path, "label": labels[index % len(labels)], "split": "test" if index % 6 == 5 else "train",
-               "text": " ".join(words[(index + k) % len(words)] for k in range(4))}
+        row = {
+            "path": path,
+            "label": labels[index % len(labels)],
+            "split": "test" if index % 6 == 5 else "train",
+            "text": " ".join(words[(index + k) % len(words)] for k in range(4)),
+        }
         for name, (low, high) in numbers.items():
             row[name] = round(low + (high - low) * ((index * 7) % 11) / 10, 2)
         rows.append(row)
@@ -96,7 +102,9 @@ class Checks:
             row.update(check() or {})
             row["status"] = "ok"
         except Exception as error:  # a check's failure is a result, not the end of the run
-            row.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()[-1500:])
+            row.update(
+                status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()[-1500:]
+            )
         row["seconds"] = round(time.perf_counter() - started, 2)
         self.rows.append(row)
         print(f"  {row['status']:<6} {kind:<9} {name:<22} {row['seconds']:>7.1f} s", flush=True)
@@ -105,9 +113,20 @@ class Checks:
 
 def train_args(recipe: str, data: Path, out: Path, device: str, steps: int, precision: str) -> list[str]:
     config = load_yaml(RECIPES / recipe / "config.yaml")
-    overrides = [f"data.path={data}", f"data.cache_dir={out / 'cache'}", f"train.out_dir={out / 'run'}", f"train.steps={steps}",
-                 "train.batch_size=4", "train.warmup_steps=1", f"train.ckpt_every={steps}", "train.preview_every=0",
-                 "train.log_every=1", f"train.device={device}", f"train.precision={precision}", "train.max_minutes=0"]
+    overrides = [
+        f"data.path={data}",
+        f"data.cache_dir={out / 'cache'}",
+        f"train.out_dir={out / 'run'}",
+        f"train.steps={steps}",
+        "train.batch_size=4",
+        "train.warmup_steps=1",
+        f"train.ckpt_every={steps}",
+        "train.preview_every=0",
+        "train.log_every=1",
+        f"train.device={device}",
+        f"train.precision={precision}",
+        "train.max_minutes=0",
+    ]
     if config.get("kind") == "vocoder":
         overrides += ["data.split=null", "loss.discriminator_start=1"]
     else:
@@ -118,8 +137,12 @@ def train_args(recipe: str, data: Path, out: Path, device: str, steps: int, prec
 def checkpoint_info(run: Path) -> dict:
     info = read_json(resolve_checkpoint(run) / CONFIG)
     training = info.get("training") or {}
-    return {"step": training.get("step"), "device": training.get("device"), "precision": training.get("precision"),
-            "world_size": training.get("world_size")}
+    return {
+        "step": training.get("step"),
+        "device": training.get("device"),
+        "precision": training.get("precision"),
+        "world_size": training.get("world_size"),
+    }
 
 
 def check_recipe(recipe: str, work: Path, device: str, steps: int, precision: str) -> dict:
@@ -151,8 +174,20 @@ def check_resume(work: Path, device: str, steps: int, precision: str) -> dict:
 def check_torchrun(work: Path, steps: int, precision: str) -> dict:
     data = write_data(work / "data", None)
     args = train_args("quickstart", data, work, "cuda", steps, precision)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "audiodiff", *args]
-    result = subprocess.run(torchrun, capture_output=True, text=True, timeout=600)  # NCCL: the trainer's backend on CUDA
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "audiodiff",
+        *args,
+    ]
+    result = subprocess.run(
+        torchrun, capture_output=True, text=True, timeout=600
+    )  # NCCL: the trainer's backend on CUDA
     if result.returncode != 0:
         raise RuntimeError(f"torchrun exited {result.returncode}: {(result.stdout + result.stderr)[-800:]}")
     info = checkpoint_info(work / "run")
@@ -221,8 +256,12 @@ def check_vocoder(device: str, seconds: float = 10.0) -> dict:
 def table(rows: list[dict]) -> str:
     lines = ["| check | name | status | seconds | figures |", "|---|---|---|---:|---|"]
     for row in rows:
-        figures = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("kind", "name", "status", "seconds", "error", "traceback"))
-        lines.append(f"| {row['kind']} | {row['name']} | {row['status']} | {row['seconds']} | {figures or row.get('error', '')} |")
+        figures = ", ".join(
+            f"{k} {v}" for k, v in row.items() if k not in ("kind", "name", "status", "seconds", "error", "traceback")
+        )
+        lines.append(
+            f"| {row['kind']} | {row['name']} | {row['status']} | {row['seconds']} | {figures or row.get('error', '')} |"
+        )
     return "\n".join(lines)
 
 
@@ -232,24 +271,45 @@ def main(argv=None) -> int:
     parser.add_argument("--recipes", help="comma-separated recipe names (default: every recipe)")
     parser.add_argument("--models", help="comma-separated bundled models (default: every bundled model and student)")
     parser.add_argument("--steps", type=int, default=3, help="training steps per recipe")
-    parser.add_argument("--precision", default="auto", help="train.precision on the device (auto: bf16 where supported)")
-    parser.add_argument("--cpu-batch", type=int, default=1, help="compare generation on the CPU up to this batch (16 is slow)")
+    parser.add_argument(
+        "--precision", default="auto", help="train.precision on the device (auto: bf16 where supported)"
+    )
+    parser.add_argument(
+        "--cpu-batch", type=int, default=1, help="compare generation on the CPU up to this batch (16 is slow)"
+    )
     parser.add_argument("--out", default="benchmarks/results/gpu.json")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("no CUDA device here: run this on a machine with a GPU (or --device cpu to try the script itself)", file=sys.stderr)
+        print(
+            "no CUDA device here: run this on a machine with a GPU (or --device cpu to try the script itself)",
+            file=sys.stderr,
+        )
         return 2
-    recipes = args.recipes.split(",") if args.recipes else sorted(p.name for p in RECIPES.iterdir() if (p / "config.yaml").is_file())
-    models = args.models.split(",") if args.models else [name for name in bundled_names() if not name.startswith("vocoder")]
+    recipes = (
+        args.recipes.split(",")
+        if args.recipes
+        else sorted(p.name for p in RECIPES.iterdir() if (p / "config.yaml").is_file())
+    )
+    models = (
+        args.models.split(",") if args.models else [name for name in bundled_names() if not name.startswith("vocoder")]
+    )
     checks = Checks()
     work = Path(tempfile.mkdtemp(prefix="audiodiff-gpu-check-"))
     try:
         print(f"training {len(recipes)} recipe(s) for {args.steps} steps on {args.device}", flush=True)
         for recipe in recipes:
-            checks.run("train", recipe, lambda: check_recipe(recipe, work / recipe, args.device, args.steps, args.precision))
-        checks.run("resume", "quickstart", lambda: check_resume(work / "resume", args.device, args.steps, args.precision))
+            checks.run(
+                "train", recipe, lambda: check_recipe(recipe, work / recipe, args.device, args.steps, args.precision)
+            )
+        checks.run(
+            "resume", "quickstart", lambda: check_resume(work / "resume", args.device, args.steps, args.precision)
+        )
         if args.device.startswith("cuda") and torch.cuda.device_count() >= 2:
-            checks.run("torchrun", "quickstart x2 (nccl)", lambda: check_torchrun(work / "torchrun", args.steps, args.precision))
+            checks.run(
+                "torchrun",
+                "quickstart x2 (nccl)",
+                lambda: check_torchrun(work / "torchrun", args.steps, args.precision),
+            )
         for name in models:
             checks.run("generate", name, lambda: check_generate(name, args.device, args.cpu_batch))
         checks.run("vocode", f"{VOCODER}, 10 s", lambda: check_vocoder(args.device))

@@ -35,7 +35,9 @@ BATCH_TRAIN, BATCH_SAMPLE = 16, 2  # sampling: a guided pass is batch 2 at n=1
 def unet(config: DiffusionRunConfig, channels: int, patch: int) -> UNet:
     torch.manual_seed(0)
     model_config = dataclasses.replace(config.model, in_channels=channels, patch_size=patch)
-    return UNet(model_config, dataclasses.replace(config.conditioning, labels=[str(i) for i in range(10)], text=None), None)
+    return UNet(
+        model_config, dataclasses.replace(config.conditioning, labels=[str(i) for i in range(10)], text=None), None
+    )
 
 
 def flops(model: UNet, x: torch.Tensor, backward: bool) -> int:
@@ -66,7 +68,11 @@ def cases(config: DiffusionRunConfig) -> dict:
     for channels, time_down, freq_down in SHAPES:
         for patch in (2, 1):
             out[f"latent {channels}x{bands // freq_down}x{-(-frames // time_down)}, patch {patch}"] = (
-                channels, bands // freq_down, -(-frames // time_down), patch)
+                channels,
+                bands // freq_down,
+                -(-frames // time_down),
+                patch,
+            )
     return out
 
 
@@ -74,9 +80,13 @@ def speed(config: DiffusionRunConfig, rounds: int) -> list[dict]:
     built = {}
     for name, (channels, bands, frames, patch) in cases(config).items():
         model = unet(config, channels, patch)
-        built[name] = (model, torch.randn(BATCH_TRAIN, channels, bands, frames), torch.randn(BATCH_SAMPLE, channels, bands, frames))
+        built[name] = (
+            model,
+            torch.randn(BATCH_TRAIN, channels, bands, frames),
+            torch.randn(BATCH_SAMPLE, channels, bands, frames),
+        )
     times = {name: {"train": [], "sample": []} for name in built}
-    for name, (model, train_x, sample_x) in built.items():  # warm-up
+    for model, train_x, sample_x in built.values():  # warm-up
         seconds(model, train_x, True), seconds(model, sample_x, False)
     for _ in range(rounds):  # interleaved, so background load hits every case alike
         for name, (model, train_x, sample_x) in built.items():
@@ -84,16 +94,18 @@ def speed(config: DiffusionRunConfig, rounds: int) -> list[dict]:
             times[name]["sample"].append(seconds(model, sample_x, False))
     rows = []
     for name, (model, train_x, sample_x) in built.items():
-        rows.append({
-            "case": name,
-            "input": list(sample_x.shape[1:]),
-            "elements": int(sample_x[0].numel()),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "train_gflop_per_step": round(flops(model, train_x, True) / 1e9, 2),
-            "sample_gflop_per_call": round(flops(model, sample_x, False) / 1e9, 3),
-            "train_s_per_step": round(statistics.median(times[name]["train"]), 4),
-            "sample_ms_per_call": round(1000 * statistics.median(times[name]["sample"]), 2),
-        })
+        rows.append(
+            {
+                "case": name,
+                "input": list(sample_x.shape[1:]),
+                "elements": int(sample_x[0].numel()),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "train_gflop_per_step": round(flops(model, train_x, True) / 1e9, 2),
+                "sample_gflop_per_call": round(flops(model, sample_x, False) / 1e9, 3),
+                "train_s_per_step": round(statistics.median(times[name]["train"]), 4),
+                "sample_ms_per_call": round(1000 * statistics.median(times[name]["sample"]), 2),
+            }
+        )
     base = rows[0]
     for row in rows:
         row["flops_fewer_x"] = round(base["sample_gflop_per_call"] / row["sample_gflop_per_call"], 2)
@@ -128,13 +140,18 @@ def round_trip(autoencoder_path: str, data: str, count: int, classifier_path: st
     clips = evenly(load_clips(data, split="test"), count)
     classifier = AudioClassifier.load(classifier_path) if classifier_path else None
     out = {"data": data, "clips": len(clips.paths), "autoencoder": autoencoder_path, "vocoder": "vocoder-16k"}
-    for name, system in (("vocoder only", vocoder), ("autoencoder + vocoder", ThroughAutoencoder(autoencoder, vocoder))):
+    for name, system in (
+        ("vocoder only", vocoder),
+        ("autoencoder + vocoder", ThroughAutoencoder(autoencoder, vocoder)),
+    ):
         scores, outputs = vocode_set(system, clips, autoencoder.mel_spec, 0.0, pitch=False)
         if classifier is not None:
             scores["frechet"] = frechet_over_floor(classifier, outputs, clips, data, autoencoder.mel_spec.sample_rate)
         out[name] = scores
     if classifier is not None:
-        out["frechet_vs_vocoder_only"] = round(out["autoencoder + vocoder"]["frechet"]["vocoded"] / out["vocoder only"]["frechet"]["vocoded"], 3)
+        out["frechet_vs_vocoder_only"] = round(
+            out["autoencoder + vocoder"]["frechet"]["vocoded"] / out["vocoder only"]["frechet"]["vocoded"], 3
+        )
         out["target"] = "autoencoder + vocoder within 1.2x the vocoder-only Fréchet distance"
         out["met"] = out["frechet_vs_vocoder_only"] <= 1.2
     return out
@@ -158,8 +175,11 @@ def equal_time(prefix: str) -> dict:
         metrics = json.loads(metrics_file.read_text())
         checkpoint = metrics["sampling"]["checkpoint"]
         training = json.loads((find_checkpoint(checkpoint, lambda: "") / "config.json").read_text()).get("training", {})
-        row = {"checkpoint": checkpoint, "training_steps": training.get("step"),
-               "training_minutes": round(training.get("wall_seconds", 0) / 60, 1)}
+        row = {
+            "checkpoint": checkpoint,
+            "training_steps": training.get("step"),
+            "training_minutes": round(training.get("wall_seconds", 0) / 60, 1),
+        }
         for score in metrics["scores"]:
             if score["score"] in EQUAL_TIME_SCORES:
                 row[score["score"]] = round(score["model"], 4)
@@ -168,7 +188,9 @@ def equal_time(prefix: str) -> dict:
     models = out["models"]
     if "latent" in models and "mel" in models:
         latent, mel = models["latent"], models["mel"]
-        out["latent_at_least_as_good"] = latent["frechet_classifier"] <= mel["frechet_classifier"] and latent["accuracy"] >= mel["accuracy"]
+        out["latent_at_least_as_good"] = (
+            latent["frechet_classifier"] <= mel["frechet_classifier"] and latent["accuracy"] >= mel["accuracy"]
+        )
     return out
 
 
@@ -180,8 +202,14 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="data/digits")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--classifier", help="an evaluation classifier run for --data: adds the Fréchet distance")
-    parser.add_argument("--skip-speed", action="store_true", help="only the round trip (the U-Net timings want a quiet machine)")
-    parser.add_argument("--equal-time", metavar="PREFIX", help="add scripts/digits-equal-time's comparison (PREFIX-{latent,mel,bundled}/metrics.json)")
+    parser.add_argument(
+        "--skip-speed", action="store_true", help="only the round trip (the U-Net timings want a quiet machine)"
+    )
+    parser.add_argument(
+        "--equal-time",
+        metavar="PREFIX",
+        help="add scripts/digits-equal-time's comparison (PREFIX-{latent,mel,bundled}/metrics.json)",
+    )
     parser.add_argument("--out", default="benchmarks/results/latent_vs_mel.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -201,15 +229,21 @@ def main(argv=None) -> int:
     if args.autoencoder:
         result["round_trip"] = round_trip(args.autoencoder, args.data, args.count, args.classifier)
     if args.equal_time:  # read from evaluations made elsewhere: it keeps its own provenance
-        result["equal_time"] = equal_time(args.equal_time) | {"date": result["date"], "command": result["command"], "machine": machine_info()}
+        result["equal_time"] = equal_time(args.equal_time) | {
+            "date": result["date"],
+            "command": result["command"],
+            "machine": machine_info(),
+        }
     result["machine"] = machine_info()
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     if args.skip_speed and not args.autoencoder and previous:  # only the comparison: the file's own provenance stays
         result = {"equal_time": result["equal_time"]}
     write_result(previous | result, args.out)  # parts not measured in this run stay as they were
     for row in result.get("unet_speed", []):
-        print(f"{row['case']:<32} {row['sample_gflop_per_call']:>7} GFLOP/call ({row['flops_fewer_x']}x fewer)  "
-              f"train {row['train_s_per_step']} s/step ({row['train_faster_x']}x)  sample {row['sample_ms_per_call']} ms ({row['sample_faster_x']}x)")
+        print(
+            f"{row['case']:<32} {row['sample_gflop_per_call']:>7} GFLOP/call ({row['flops_fewer_x']}x fewer)  "
+            f"train {row['train_s_per_step']} s/step ({row['train_faster_x']}x)  sample {row['sample_ms_per_call']} ms ({row['sample_faster_x']}x)"
+        )
     for part in ("round_trip", "equal_time"):
         if part in result:
             print(json.dumps(result[part], indent=1))

@@ -31,17 +31,31 @@ def gaussian_check(dim: int = 8, count: int = 300, settings=((2, 1), (4, 1), (8,
     covariance = q @ torch.diag(torch.linspace(0.02, 1.5, dim, dtype=torch.float64)) @ q.T
     mean = torch.randn(dim, generator=generator, dtype=torch.float64)
     model = gaussian_v_model(mean, covariance)
-    data = mean + torch.randn(count, dim, generator=generator, dtype=torch.float64) @ torch.linalg.cholesky(covariance).T
+    data = (
+        mean + torch.randn(count, dim, generator=generator, dtype=torch.float64) @ torch.linalg.cholesky(covariance).T
+    )
     c, s = (float(f(angle_from_t(torch.tensor(1e-3, dtype=torch.float64)))) for f in (torch.cos, torch.sin))
-    truth = torch.distributions.MultivariateNormal(c * mean, c**2 * covariance + s**2 * torch.eye(dim, dtype=torch.float64)).log_prob(data)
+    truth = torch.distributions.MultivariateNormal(
+        c * mean, c**2 * covariance + s**2 * torch.eye(dim, dtype=torch.float64)
+    ).log_prob(data)
     rows = []
     for steps, probes in settings:
-        estimate = ode_log_likelihood(model, data, steps=steps, probes=probes, generator=torch.Generator().manual_seed(1))["log_likelihood"]
+        estimate = ode_log_likelihood(
+            model, data, steps=steps, probes=probes, generator=torch.Generator().manual_seed(1)
+        )["log_likelihood"]
         error = float((estimate - truth).mean())
         standard_error = float((estimate - truth).std()) / math.sqrt(len(estimate))  # of the estimate's error
-        rows.append({"steps": steps, "probes": probes, "true_nll_nats": round(float(-truth.mean()), 4), "estimated_nll_nats": round(float(-estimate.mean()), 4),
-                     "error": round(error, 4), "standard_error": round(standard_error, 4),
-                     "within_2_se": abs(error) < 2 * standard_error})
+        rows.append(
+            {
+                "steps": steps,
+                "probes": probes,
+                "true_nll_nats": round(float(-truth.mean()), 4),
+                "estimated_nll_nats": round(float(-estimate.mean()), 4),
+                "error": round(error, 4),
+                "standard_error": round(standard_error, 4),
+                "within_2_se": abs(error) < 2 * standard_error,
+            }
+        )
     return rows
 
 
@@ -57,13 +71,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     gaussian = gaussian_check()
     for row in gaussian:
-        print(f"Gaussian, {row['steps']:>2} steps, {row['probes']:>2} probes: NLL {row['estimated_nll_nats']:.3f} vs exact {row['true_nll_nats']:.3f} "
-              f"(error {row['error']:+.3f}, SE {row['standard_error']:.3f})")
+        print(
+            f"Gaussian, {row['steps']:>2} steps, {row['probes']:>2} probes: NLL {row['estimated_nll_nats']:.3f} vs exact {row['true_nll_nats']:.3f} "
+            f"(error {row['error']:+.3f}, SE {row['standard_error']:.3f})"
+        )
     audio = likelihood_report(args.model, load_clips(args.data, split="test"), args.clips, args.steps)
     for name, row in audio["sets"].items():
         print(f"{args.model}: {name:<22} {row['mean_bits_per_dim']:8.3f} ± {row['standard_error']:.3f} bits/dim")
-    write_result({"benchmark": "likelihood", "date": now(), "command": command(), "machine": machine_info(),
-                  "gaussian": gaussian, "audio": audio}, args.out)
+    write_result(
+        {
+            "benchmark": "likelihood",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(),
+            "gaussian": gaussian,
+            "audio": audio,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

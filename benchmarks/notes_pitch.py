@@ -36,7 +36,12 @@ def midi_hz(pitch: float) -> float:
 def cents_off(audio: torch.Tensor, sample_rate: int, pitch: float) -> float:
     """Cents between the median voiced F0 of the note's first 0.6 s and the asked pitch (NaN if unvoiced)."""
     target = midi_hz(pitch)
-    f0, voiced = estimate_f0(audio[..., : int(0.6 * sample_rate)], sample_rate, fmin=max(30.0, target / 4), fmax=min(sample_rate / 2 - 1, target * 4))
+    f0, voiced = estimate_f0(
+        audio[..., : int(0.6 * sample_rate)],
+        sample_rate,
+        fmin=max(30.0, target / 4),
+        fmax=min(sample_rate / 2 - 1, target * 4),
+    )
     values = f0.flatten()[voiced.flatten()]
     if values.numel() == 0:
         return math.nan
@@ -44,12 +49,16 @@ def cents_off(audio: torch.Tensor, sample_rate: int, pitch: float) -> float:
 
 
 def score(clips: list[torch.Tensor], rows: list[dict], sample_rate: int, classifier) -> dict:
-    cents = [cents_off(clip, sample_rate, row["pitch"]) for clip, row in zip(tqdm(clips, desc="pitch", leave=False), rows)]
+    cents = [
+        cents_off(clip, sample_rate, row["pitch"]) for clip, row in zip(tqdm(clips, desc="pitch", leave=False), rows)
+    ]
     within = [abs(c) <= 50 for c in cents if not math.isnan(c)]
     result = {
         "within_50_cents": round(sum(within) / len(clips), 3),
         "unvoiced": sum(math.isnan(c) for c in cents),
-        "median_abs_cents": round(float(torch.tensor([abs(c) for c in cents if not math.isnan(c)]).median()), 1) if within else None,
+        "median_abs_cents": round(float(torch.tensor([abs(c) for c in cents if not math.isnan(c)]).median()), 1)
+        if within
+        else None,
     }
     if classifier is not None:
         labels = [row["label"] for row in rows]
@@ -70,7 +79,9 @@ def family_mistakes(classifier, clips: list[torch.Tensor], labels: list[str]) ->
 def family_accuracy(classifier, clips: list[torch.Tensor], labels: list[str]) -> float:
     """The fraction of clips (`[channels, samples]`, first channel used) the evaluation
     classifier puts in their label, each cut or zero-padded to the classifier's length."""
-    return round(sum(p == label for p, label in zip(classifier.predict(_batch(classifier, clips)), labels)) / len(labels), 3)
+    return round(
+        sum(p == label for p, label in zip(classifier.predict(_batch(classifier, clips)), labels)) / len(labels), 3
+    )
 
 
 def _batch(classifier, clips: list[torch.Tensor]) -> torch.Tensor:
@@ -86,19 +97,37 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=80)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
-    parser.add_argument("--guide", nargs="+", choices=["label", "pitch", "velocity", "f0"],
-                        help="guide towards these conditions only (Pipeline guide=): the others are asked in both branches (default: all)")
-    parser.add_argument("--rest-guidance", type=float, help="with --guide: the scale of the other asked conditions (default: the model's)")
-    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="noise levels where guidance applies (with --guide: where it exceeds --rest-guidance; default: the model's)")
-    parser.add_argument("--vocoder", help="vocoder (default: the model's; a training run's config often says griffin_lim)")
+    parser.add_argument(
+        "--guide",
+        nargs="+",
+        choices=["label", "pitch", "velocity", "f0"],
+        help="guide towards these conditions only (Pipeline guide=): the others are asked in both branches (default: all)",
+    )
+    parser.add_argument(
+        "--rest-guidance",
+        type=float,
+        help="with --guide: the scale of the other asked conditions (default: the model's)",
+    )
+    parser.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="noise levels where guidance applies (with --guide: where it exceeds --rest-guidance; default: the model's)",
+    )
+    parser.add_argument(
+        "--vocoder", help="vocoder (default: the model's; a training run's config often says griffin_lim)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/notes_pitch.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     manifest = Path(args.data) / "manifest.jsonl"
-    rows = [row for row in map(json.loads, manifest.read_text().splitlines())
-            if row.get("split") == "test" and row.get("gesture", "none") == "none"]  # held notes: one pitch each
+    rows = [
+        row
+        for row in map(json.loads, manifest.read_text().splitlines())
+        if row.get("split") == "test" and row.get("gesture", "none") == "none"
+    ]  # held notes: one pitch each
     rows = rows[:: max(1, len(rows) // args.count)][: args.count]
     pipe = Pipeline.from_pretrained(args.model, vocoder=args.vocoder)
     low, high = pipe.config.conditioning.numbers["pitch"]
@@ -106,9 +135,19 @@ def main() -> None:
     classifier = load_classifier(args.classifier) if args.classifier else None
     generated = []
     for index, row in enumerate(tqdm(rows, desc="generating")):
-        out = pipe.generate(label=row["label"], pitch=row["pitch"], velocity=row["velocity"], n=1, seed=index, steps=args.steps,
-                            guidance=args.guidance, guide=args.guide, rest_guidance=args.rest_guidance,
-                            guidance_interval=args.guidance_interval, progress=False)
+        out = pipe.generate(
+            label=row["label"],
+            pitch=row["pitch"],
+            velocity=row["velocity"],
+            n=1,
+            seed=index,
+            steps=args.steps,
+            guidance=args.guidance,
+            guide=args.guide,
+            rest_guidance=args.rest_guidance,
+            guidance_interval=args.guidance_interval,
+            progress=False,
+        )
         generated.append(out.audio[0])
     sample_rate = pipe.config.data.sample_rate
     real = [load_audio(manifest.parent / row["path"], sample_rate, 1)[0] for row in rows]
@@ -119,13 +158,20 @@ def main() -> None:
         "date": now(),
         "command": command(),
         "notes": len(rows),
-        "sampling": {"steps": args.steps or pipe.config.sampling.steps, "guidance": args.guidance or pipe.config.sampling.guidance,
-                     "guided_conditions": args.guide or pipe.config.sampling.guide or "all",
-                     "rest_guidance": args.rest_guidance or pipe.config.sampling.rest_guidance,
-                     "guidance_interval": list(args.guidance_interval or pipe.config.sampling.guidance_interval),
-                     "vocoder": args.vocoder or pipe.config.sampling.vocoder},
+        "sampling": {
+            "steps": args.steps or pipe.config.sampling.steps,
+            "guidance": args.guidance or pipe.config.sampling.guidance,
+            "guided_conditions": args.guide or pipe.config.sampling.guide or "all",
+            "rest_guidance": args.rest_guidance or pipe.config.sampling.rest_guidance,
+            "guidance_interval": list(args.guidance_interval or pipe.config.sampling.guidance_interval),
+            "vocoder": args.vocoder or pipe.config.sampling.vocoder,
+        },
         "targets": "F0 within 50 cents of the asked pitch for at least 90% of clips; family recognised in at least 90% (issue 14)",
-        "model": {"source": args.model, "training_step": pipe.info.get("training", {}).get("step"), **score(generated, rows, sample_rate, classifier)},
+        "model": {
+            "source": args.model,
+            "training_step": pipe.info.get("training", {}).get("step"),
+            **score(generated, rows, sample_rate, classifier),
+        },
         "real_floor": score(real, rows, sample_rate, classifier),
         "machine": machine_info(),
     }

@@ -33,7 +33,7 @@ def decay_db(clip: torch.Tensor) -> float:
     """10 log10(loudest frame energy / mean energy of the last quarter of the clip)."""
     mono = clip.reshape(-1).float()
     frames = mono[: mono.numel() // FRAME * FRAME].reshape(-1, FRAME).pow(2).mean(dim=1) + 1e-10
-    tail = frames[-max(1, frames.numel() // 4):].mean()
+    tail = frames[-max(1, frames.numel() // 4) :].mean()
     return float(10 * torch.log10(frames.max() / tail))
 
 
@@ -69,8 +69,15 @@ def main() -> None:
         pipe = Pipeline.from_pretrained(run)
         out = pipe.generate(n=args.count, seed=0)
         decays = [decay_db(clip) for clip in out.audio]
-        rows.append({"run": str(run), "init_from": pipe.config.train.init_from or None, **run_facts(run),
-                     "decay_db_median": round(statistics.median(decays), 1), "decay_db": [round(d, 1) for d in decays]})
+        rows.append(
+            {
+                "run": str(run),
+                "init_from": pipe.config.train.init_from or None,
+                **run_facts(run),
+                "decay_db_median": round(statistics.median(decays), 1),
+                "decay_db": [round(d, 1) for d in decays],
+            }
+        )
         name = f"fine-tuned from {pipe.config.train.init_from}" if pipe.config.train.init_from else "from scratch"
         clips += list(out.audio[:4])
         titles += [f"{name}, {rows[-1]['steps']} steps"] * 4
@@ -81,11 +88,18 @@ def main() -> None:
     clips += real[:4]
     titles += ["real (training folder)"] * 4
     plot_spectrograms(clips, sample_rate, args.figure, titles)
-    write_result({
-        "benchmark": "own_data", "date": now(), "command": command(), "machine": machine_info(),
-        "real": {"folder": str(args.real), "decay_db_median": round(statistics.median(real_decays), 1)},
-        "runs": rows, "figure": str(args.figure),
-    }, args.out)
+    write_result(
+        {
+            "benchmark": "own_data",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(),
+            "real": {"folder": str(args.real), "decay_db_median": round(statistics.median(real_decays), 1)},
+            "runs": rows,
+            "figure": str(args.figure),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

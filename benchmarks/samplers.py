@@ -60,15 +60,22 @@ def embed_files(classifier: AudioClassifier, clips: ClipSet) -> torch.Tensor:
     return metrics_embed_files(clips.paths, classifier)
 
 
-def reference_and_floor(classifier: AudioClassifier, source: str, split: str, floor_split: str, labels: list, per_label: int):
+def reference_and_floor(
+    classifier: AudioClassifier, source: str, split: str, floor_split: str, labels: list, per_label: int
+):
     """The real clips to score against (and their feature statistics), a stand-in for the
     generated set (per_label names per label), the floor clips drawn like it and their distance."""
     reference = load_clips(source, split)
     reference_stats = feature_statistics(embed_files(classifier, reference), "reference clips")
-    like = ClipSet("generated", [Path(f"{label}_{i}") for label in labels for i in range(per_label)],
-                   [label for label in labels for _ in range(per_label)])
+    like = ClipSet(
+        "generated",
+        [Path(f"{label}_{i}") for label in labels for i in range(per_label)],
+        [label for label in labels for _ in range(per_label)],
+    )
     floor_clips = floor_subset(load_clips(source, floor_split, side="floor"), like)
-    floor = frechet_distance_from_statistics(*feature_statistics(embed_files(classifier, floor_clips), "floor"), *reference_stats)
+    floor = frechet_distance_from_statistics(
+        *feature_statistics(embed_files(classifier, floor_clips), "floor"), *reference_stats
+    )
     return reference, reference_stats, like, floor_clips, floor
 
 
@@ -92,7 +99,9 @@ def generate_features(
     features = []
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        out = pipe.generate(label=None if chunk[0] is None else chunk, n=len(chunk), steps=steps, sampler=sampler, seed=start)
+        out = pipe.generate(
+            label=None if chunk[0] is None else chunk, n=len(chunk), steps=steps, sampler=sampler, seed=start
+        )
         features.append(embed(classifier, out.audio, out.sample_rate))
     return torch.cat(features)
 
@@ -137,7 +146,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--steps", default=",".join(map(str, STEPS)))
     parser.add_argument("--samplers", default="all", help="comma-separated, or all: " + ", ".join(SAMPLERS))
-    parser.add_argument("--no-target", action="store_true", help=f"skip {TARGET[0]} at {TARGET[1]} and {TARGET[2]} steps")
+    parser.add_argument(
+        "--no-target", action="store_true", help=f"skip {TARGET[0]} at {TARGET[1]} and {TARGET[2]} steps"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "samplers.json")
     args = parser.parse_args()
@@ -153,11 +164,15 @@ def main() -> None:
     labels = pipe.labels or [None]
     counter = CallCounter(pipe.model)
     reference, reference_stats, like, floor_clips, floor = reference_and_floor(
-        classifier, args.reference, args.split, args.floor_split, labels, args.per_label)
+        classifier, args.reference, args.split, args.floor_split, labels, args.per_label
+    )
     print(f"floor (real {args.floor_split} vs {args.split}, {len(floor_clips)} clips): {floor:.3f}", flush=True)
     if len(like) <= classifier.embedding_dim:
-        print(f"note: {len(like)} clips for {classifier.embedding_dim}-dimensional features: distances are biased "
-              "upwards; compare them with the floor, not with other work", flush=True)
+        print(
+            f"note: {len(like)} clips for {classifier.embedding_dim}-dimensional features: distances are biased "
+            "upwards; compare them with the floor, not with other work",
+            flush=True,
+        )
 
     cases = [(sampler, steps, True) for sampler in samplers for steps in steps_list]
     if not args.no_target:
@@ -167,27 +182,51 @@ def main() -> None:
         counter.calls, start = 0, time.perf_counter()
         features = generate_features(pipe, classifier, labels, args.per_label, sampler, steps, args.batch_size)
         seconds = time.perf_counter() - start
-        score = frechet_distance_from_statistics(*feature_statistics(features, f"{sampler} {steps} steps"), *reference_stats)
+        score = frechet_distance_from_statistics(
+            *feature_statistics(features, f"{sampler} {steps} steps"), *reference_stats
+        )
         batches = math.ceil(len(labels) * args.per_label / args.batch_size)
-        rows.append({"sampler": sampler, "steps": steps, "curve": curve, "frechet": score,
-                     "network_evaluations": counter.calls // batches, "seconds": round(seconds, 1)})
-        print(f"{sampler:>9} {steps:>4} steps: Fréchet {score:8.3f}  ({rows[-1]['network_evaluations']} network "
-              f"evaluations per clip batch, {seconds:.0f} s)", flush=True)
+        rows.append(
+            {
+                "sampler": sampler,
+                "steps": steps,
+                "curve": curve,
+                "frechet": score,
+                "network_evaluations": counter.calls // batches,
+                "seconds": round(seconds, 1),
+            }
+        )
+        print(
+            f"{sampler:>9} {steps:>4} steps: Fréchet {score:8.3f}  ({rows[-1]['network_evaluations']} network "
+            f"evaluations per clip batch, {seconds:.0f} s)",
+            flush=True,
+        )
 
     target = None
     if not args.no_target:
         sampler, few, many, gap = TARGET
         few_score = next(row["frechet"] for row in rows if row["sampler"] == sampler and row["steps"] == few)
         many_score = next(row["frechet"] for row in rows if row["sampler"] == sampler and row["steps"] == many)
-        target = {"sampler": sampler, "few_steps": few, "many_steps": many, "few_frechet": few_score,
-                  "many_frechet": many_score, "relative_gap": few_score / many_score - 1, "allowed_gap": gap,
-                  "met": few_score <= (1 + gap) * many_score}
-        print(f"target: {sampler} at {few} steps {few_score:.3f} vs {many} steps {many_score:.3f} "
-              f"({target['relative_gap']:+.1%}; allowed +{gap:.0%}): {'met' if target['met'] else 'MISSED'}")
+        target = {
+            "sampler": sampler,
+            "few_steps": few,
+            "many_steps": many,
+            "few_frechet": few_score,
+            "many_frechet": many_score,
+            "relative_gap": few_score / many_score - 1,
+            "allowed_gap": gap,
+            "met": few_score <= (1 + gap) * many_score,
+        }
+        print(
+            f"target: {sampler} at {few} steps {few_score:.3f} vs {many} steps {many_score:.3f} "
+            f"({target['relative_gap']:+.1%}; allowed +{gap:.0%}): {'met' if target['met'] else 'MISSED'}"
+        )
     training = pipe.info.get("training") or {}
     sampling = pipe.config.sampling
     plot_path = args.out.with_suffix(".png")
-    title = f"{Path(pipe.info['path']).name} (step {training.get('step')}), {len(like)} clips, guidance {sampling.guidance}"
+    title = (
+        f"{Path(pipe.info['path']).name} (step {training.get('step')}), {len(like)} clips, guidance {sampling.guidance}"
+    )
     plot(rows, floor, plot_path, title)
     result = {
         "benchmark": "samplers",

@@ -63,13 +63,24 @@ def main() -> None:
             stop.set()
             for hog in hogs:
                 hog.join()
-    best = {busy: min((r for r in rows if r["busy_cores"] == busy), key=lambda r: r["seconds_per_step"])["threads"] for busy in (0, 1)}
-    write_result({
-        "benchmark": "threads", "date": now(), "command": command(), "machine": machine_info(), "precision": precision,
-        "model": "mel U-Net small (quickstart size), batch 16, 80 x 64", "rows": rows,
-        "fastest_threads": {f"{busy} busy": threads for busy, threads in best.items()},
-        "auto_choice": {f"{busy} busy": max(1, cores - busy) for busy in (0, 1)},
-    }, args.out)
+    best = {
+        busy: min((r for r in rows if r["busy_cores"] == busy), key=lambda r: r["seconds_per_step"])["threads"]
+        for busy in (0, 1)
+    }
+    write_result(
+        {
+            "benchmark": "threads",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(),
+            "precision": precision,
+            "model": "mel U-Net small (quickstart size), batch 16, 80 x 64",
+            "rows": rows,
+            "fastest_threads": {f"{busy} busy": threads for busy, threads in best.items()},
+            "auto_choice": {f"{busy} busy": max(1, cores - busy) for busy in (0, 1)},
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -43,10 +43,18 @@ SIZES = {
     # dims=2: the bundled digits model's shape (medium) and the quickstart's (small)
     (2, "small"): dict(channels=32, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,)),
     (2, "medium"): dict(
-        channels=48, channel_mults=(1, 2, 4), num_res_blocks=1, attention_levels=(1, 2), head_channels=48, norm_groups=16, patch_size=2
+        channels=48,
+        channel_mults=(1, 2, 4),
+        num_res_blocks=1,
+        attention_levels=(1, 2),
+        head_channels=48,
+        norm_groups=16,
+        patch_size=2,
     ),
     (1, "small"): dict(channels=32, channel_mults=(1, 2, 4), num_res_blocks=1, attention_levels=(2,), patch_size=16),
-    (1, "medium"): dict(channels=64, channel_mults=(1, 2, 4, 4), num_res_blocks=2, attention_levels=(3,), patch_size=16),
+    (1, "medium"): dict(
+        channels=64, channel_mults=(1, 2, 4, 4), num_res_blocks=2, attention_levels=(3,), patch_size=16
+    ),
 }
 INPUTS = {2: ((32, 1, 80, 64), (8, 1, 80, 64)), 1: ((8, 1, 16384), (4, 1, 16384))}
 
@@ -108,12 +116,18 @@ def generate_main(args) -> None:
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     precisions = [p for p in args.precisions.split(",") if p != "bf16" or cpu_has_fast_bf16()]
-    variants = [(precision, channels_last, compiled) for precision in precisions for channels_last in (False, True)
-                for compiled in ((False, True) if args.compile else (False,))]
+    variants = [
+        (precision, channels_last, compiled)
+        for precision in precisions
+        for channels_last in (False, True)
+        for compiled in ((False, True) if args.compile else (False,))
+    ]
     pipes = {}
     for variant in variants:
         precision, channels_last, compiled = variant
-        pipes[variant] = Pipeline.from_pretrained(args.model, precision=precision, channels_last=channels_last, compile=compiled)
+        pipes[variant] = Pipeline.from_pretrained(
+            args.model, precision=precision, channels_last=channels_last, compile=compiled
+        )
     flops = {batch: generate_flops(pipes[variants[0]], batch, args.steps) for batch in args.batches}
     first = {}  # warm-up (and compilation: the one-off cost of compile=True), 2 sampler steps
     for variant, pipe in pipes.items():
@@ -132,15 +146,26 @@ def generate_main(args) -> None:
         precision, channels_last, compiled = variant
         seconds = statistics.median(measured)
         achieved = flops[batch] / seconds / 1e9
-        rows.append({
-            "batch": batch, "precision": precision, "channels_last": channels_last, "compile": compiled,
-            "seconds": round(seconds, 3), "gflop": round(flops[batch] / 1e9, 2), "gflop_per_s": round(achieved, 1),
-            "of_matmul": round(achieved / peak[precision], 3), "of_fp32_matmul": round(achieved / peak["fp32"], 3),
-            "first_call_seconds": round(first[(variant, batch)], 2),
-        })
+        rows.append(
+            {
+                "batch": batch,
+                "precision": precision,
+                "channels_last": channels_last,
+                "compile": compiled,
+                "seconds": round(seconds, 3),
+                "gflop": round(flops[batch] / 1e9, 2),
+                "gflop_per_s": round(achieved, 1),
+                "of_matmul": round(achieved / peak[precision], 3),
+                "of_fp32_matmul": round(achieved / peak["fp32"], 3),
+                "first_call_seconds": round(first[(variant, batch)], 2),
+            }
+        )
     defaults = Pipeline.from_pretrained(args.model)
     default = (defaults.precision, defaults.channels_last, defaults.compile)
-    best = {batch: min((row for row in rows if row["batch"] == batch), key=lambda row: row["seconds"]) for batch in args.batches}
+    best = {
+        batch: min((row for row in rows if row["batch"] == batch), key=lambda row: row["seconds"])
+        for batch in args.batches
+    }
     result = {
         "benchmark": "generate_speed",
         "date": now(),
@@ -151,14 +176,21 @@ def generate_main(args) -> None:
         "matmul_gflop_per_s": {precision: round(value, 1) for precision, value in peak.items()},
         "targets": {str(batch): share for batch, share in GENERATE_TARGETS.items()},
         "defaults": {"precision": default[0], "channels_last": default[1], "compile": default[2]},
-        "fastest": {str(batch): {key: row[key] for key in ("precision", "channels_last", "compile", "seconds", "of_matmul")} for batch, row in best.items()},
+        "fastest": {
+            str(batch): {key: row[key] for key in ("precision", "channels_last", "compile", "seconds", "of_matmul")}
+            for batch, row in best.items()
+        },
         "results": rows,
     }
     print(f"matmul {MATMUL_SIZE}^2: " + ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in peak.items()))
-    print(f"{'batch':>5} {'prec':>5} {'chlast':>6} {'compile':>7} {'s/call':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'of matmul':>9} {'1st call s':>10}")
+    print(
+        f"{'batch':>5} {'prec':>5} {'chlast':>6} {'compile':>7} {'s/call':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'of matmul':>9} {'1st call s':>10}"
+    )
     for row in rows:
-        print(f"{row['batch']:>5} {row['precision']:>5} {row['channels_last']!s:>6} {row['compile']!s:>7} {row['seconds']:>7.3f} "
-              f"{row['gflop']:>7.1f} {row['gflop_per_s']:>8.1f} {row['of_matmul']:>9.1%} {row['first_call_seconds']:>10.1f}")
+        print(
+            f"{row['batch']:>5} {row['precision']:>5} {row['channels_last']!s:>6} {row['compile']!s:>7} {row['seconds']:>7.3f} "
+            f"{row['gflop']:>7.1f} {row['gflop_per_s']:>8.1f} {row['of_matmul']:>9.1%} {row['first_call_seconds']:>10.1f}"
+        )
     write_result(result, args.out)
 
 
@@ -167,12 +199,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--generate", action="store_true", help="time a bundled model's generate call against a matmul instead")
+    parser.add_argument(
+        "--generate", action="store_true", help="time a bundled model's generate call against a matmul instead"
+    )
     parser.add_argument("--model", default="digits", help="with --generate: a bundled model or checkpoint")
     parser.add_argument("--steps", type=int, default=16, help="with --generate: sampler steps per call")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16], help="with --generate")
     parser.add_argument("--compile", action="store_true", help="with --generate: also time torch.compile'd U-Nets")
-    parser.add_argument("--out", default=None, help="default: benchmarks/results/unet_speed.json (generate_speed.json with --generate)")
+    parser.add_argument(
+        "--out", default=None, help="default: benchmarks/results/unet_speed.json (generate_speed.json with --generate)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.generate:
@@ -182,7 +218,7 @@ def main() -> None:
     precisions = args.precisions.split(",")
     load_before = os.getloadavg()
     cases = {}
-    for (dims, size) in SIZES:
+    for dims, size in SIZES:
         model = build(dims, size)
         optimizer = torch.optim.AdamW(model.parameters(), 1e-4)
         train_x, sample_x = (torch.randn(shape) for shape in INPUTS[dims])
@@ -229,7 +265,10 @@ def main() -> None:
             "load_average_before": [round(v, 2) for v in load_before],
             "load_average_after": [round(v, 2) for v in os.getloadavg()],
         },
-        "configs": {f"dims{d}_{s}": {k: list(v) if isinstance(v, tuple) else v for k, v in c.items()} for (d, s), c in SIZES.items()},
+        "configs": {
+            f"dims{d}_{s}": {k: list(v) if isinstance(v, tuple) else v for k, v in c.items()}
+            for (d, s), c in SIZES.items()
+        },
         "results": rows,
     }
     out = Path(args.out)

@@ -27,8 +27,8 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -106,9 +106,15 @@ class _UNetV0(nn.Module):
 def _diffusers_2d_config(width: int) -> dict:
     """The digits model's layout in diffusers blocks: 3 levels, attention on levels 1 and 2."""
     return dict(
-        sample_size=(80, 64), in_channels=1, out_channels=1, block_out_channels=(width, 2 * width, 4 * width),
-        layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"), attention_head_dim=48, norm_num_groups=16,
+        sample_size=(80, 64),
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(width, 2 * width, 4 * width),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=48,
+        norm_num_groups=16,
         num_class_embeds=NUM_LABELS,
     )
 
@@ -118,16 +124,28 @@ def _diffusers_1d_config(width: int) -> dict:
     instead of 12 for 16384 samples; attention widths must be multiples of 32."""
     widths = tuple(width * k for k in (1, 1, 2, 2, 4, 4, 6, 6))
     return dict(
-        sample_size=INPUTS[1][-1], in_channels=1, out_channels=1, extra_in_channels=2 * width, block_out_channels=widths,
+        sample_size=INPUTS[1][-1],
+        in_channels=1,
+        out_channels=1,
+        extra_in_channels=2 * width,
+        block_out_channels=widths,
         down_block_types=("DownBlock1DNoSkip",) + ("DownBlock1D",) * 4 + ("AttnDownBlock1D",) * 3,
-        up_block_types=("AttnUpBlock1D",) * 3 + ("UpBlock1D",) * 4 + ("UpBlock1DNoSkip",), mid_block_type="UNetMidBlock1D",
+        up_block_types=("AttnUpBlock1D",) * 3 + ("UpBlock1D",) * 4 + ("UpBlock1DNoSkip",),
+        mid_block_type="UNetMidBlock1D",
     )
 
 
 def _unetv0_2d_config(width: int) -> dict:
     return dict(
-        dim=2, in_channels=1, channels=[width, 2 * width, 4 * width], factors=[1, 2, 2], items=[1, 1, 1],
-        attentions=[0, 1, 1], attention_heads=4, attention_features=48, resnet_groups=4,
+        dim=2,
+        in_channels=1,
+        channels=[width, 2 * width, 4 * width],
+        factors=[1, 2, 2],
+        items=[1, 1, 1],
+        attentions=[0, 1, 1],
+        attention_heads=4,
+        attention_features=48,
+        resnet_groups=4,
     )
 
 
@@ -135,9 +153,15 @@ def _unetv0_1d_config(width: int) -> dict:
     """The README's waveform design (factors 1, 4, 4, then 2s; attention at the deepest levels),
     six levels deep for 16384 samples."""
     return dict(
-        dim=1, in_channels=1, channels=[width, 2 * width, 4 * width, 4 * width, 8 * width, 8 * width],
-        factors=[1, 4, 4, 2, 2, 2], items=[1, 2, 2, 2, 2, 2], attentions=[0, 0, 0, 0, 1, 1], attention_heads=8,
-        attention_features=64, resnet_groups=4,
+        dim=1,
+        in_channels=1,
+        channels=[width, 2 * width, 4 * width, 4 * width, 8 * width, 8 * width],
+        factors=[1, 4, 4, 2, 2, 2],
+        items=[1, 2, 2, 2, 2, 2],
+        attentions=[0, 0, 0, 0, 1, 1],
+        attention_heads=8,
+        attention_features=64,
+        resnet_groups=4,
     )
 
 
@@ -220,8 +244,11 @@ def measure(built: dict, precision: str, rounds: int, shapes: dict[int, tuple], 
             if index > 0:
                 times[key]["train"].append(train)
                 times[key]["sample"].append(sample)
-            print(f"{precision} round {index}{' (warm-up)' if index == 0 else ''}: {item.name} dims {item.dims}: "
-                  f"train {train:.2f} s, sample {sample * 1e3:.0f} ms", flush=True)
+            print(
+                f"{precision} round {index}{' (warm-up)' if index == 0 else ''}: {item.name} dims {item.dims}: "
+                f"train {train:.2f} s, sample {sample * 1e3:.0f} ms",
+                flush=True,
+            )
     return times
 
 
@@ -231,8 +258,10 @@ def bf16_shapes(batch: str, native: bool) -> tuple[dict[int, tuple], str | None]
         return INPUTS, None
     size = 1 if batch == "auto" else int(batch)
     shapes = {dims: (size, *shape[1:]) for dims, shape in INPUTS.items()}
-    why = (f"bf16 timed at batch {size}, one round without warm-up: this CPU has no native bf16, and PyTorch's "
-           "reference bf16 kernels are ~30x slower than fp32; compare bf16 rows with each other, not with fp32")
+    why = (
+        f"bf16 timed at batch {size}, one round without warm-up: this CPU has no native bf16, and PyTorch's "
+        "reference bf16 kernels are ~30x slower than fp32; compare bf16 rows with each other, not with fp32"
+    )
     return shapes, why
 
 
@@ -250,13 +279,18 @@ def summarise(rows: list[dict]) -> list[dict]:
             fastest_sample = min(peers, key=lambda row: row["sample_ms_per_step"])
             train_speedup = fastest_train["train_s_per_step"] / ours["train_s_per_step"]
             sample_speedup = fastest_sample["sample_ms_per_step"] / ours["sample_ms_per_step"]
-            out.append({
-                "dims": dims, "precision": precision,
-                "fastest_peer_train": fastest_train["name"], "train_speedup": round(train_speedup, 2),
-                "fastest_peer_sample": fastest_sample["name"], "sample_speedup": round(sample_speedup, 2),
-                "target": TARGET_SPEEDUP,
-                "target_met": train_speedup >= TARGET_SPEEDUP and sample_speedup >= TARGET_SPEEDUP,
-            })
+            out.append(
+                {
+                    "dims": dims,
+                    "precision": precision,
+                    "fastest_peer_train": fastest_train["name"],
+                    "train_speedup": round(train_speedup, 2),
+                    "fastest_peer_sample": fastest_sample["name"],
+                    "sample_speedup": round(sample_speedup, 2),
+                    "target": TARGET_SPEEDUP,
+                    "target_met": train_speedup >= TARGET_SPEEDUP and sample_speedup >= TARGET_SPEEDUP,
+                }
+            )
     return out
 
 
@@ -276,8 +310,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="timed fp32 rounds after the warm-up")
-    parser.add_argument("--bf16-rounds", type=int, default=1, help="timed bf16 rounds (bf16 is slow without native support)")
-    parser.add_argument("--bf16-batch", default="auto", help="bf16 batch: auto (full inputs with native bf16, else 1), N or full")
+    parser.add_argument(
+        "--bf16-rounds", type=int, default=1, help="timed bf16 rounds (bf16 is slow without native support)"
+    )
+    parser.add_argument(
+        "--bf16-batch", default="auto", help="bf16 batch: auto (full inputs with native bf16, else 1), N or full"
+    )
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--diagnostics", action="store_true", help="also time ours without patching (slow)")
     parser.add_argument("--out", type=Path, default=RESULTS / "unet_vs_peers.json")
@@ -286,7 +324,11 @@ def main() -> None:
 
     machine_before = machine_info(("diffusers", "audio-diffusion-pytorch", "a-unet"))
     built, failed = prepare(contenders(args.diagnostics))
-    ours_params = {dims: sum(p.numel() for p in model.parameters()) for (name, dims), (_, model, _) in built.items() if name == "ours"}
+    ours_params = {
+        dims: sum(p.numel() for p in model.parameters())
+        for (name, dims), (_, model, _) in built.items()
+        if name == "ours"
+    }
     rows, notes = [], []
     for precision in args.precisions.split(","):
         rounds, shapes, warm_up = args.rounds, INPUTS, True
@@ -299,36 +341,55 @@ def main() -> None:
             item, model, _ = built[(name, dims)]
             parameters = sum(p.numel() for p in model.parameters())
             train_s, sample_s = statistics.median(measured["train"]), statistics.median(measured["sample"])
-            rows.append({
-                "name": name, "library": item.library, "dims": dims, "precision": precision,
-                "diagnostic": item.diagnostic, "parameters": parameters,
-                "parameters_vs_ours": parameters / ours_params[dims] - 1 if dims in ours_params else None,
-                "input": list(shapes[dims]), "rounds": rounds, "warm_up": warm_up,
-                "train_steps_per_s": round(1 / train_s, 3), "train_s_per_step": round(train_s, 4),
-                "sample_ms_per_step": round(sample_s * 1e3, 1),
-                "train_s_all": [round(v, 4) for v in measured["train"]],
-                "sample_ms_all": [round(v * 1e3, 1) for v in measured["sample"]],
-            })
-    unmatched = [row for row in rows if row["parameters_vs_ours"] is not None and abs(row["parameters_vs_ours"]) > MATCH_TOLERANCE]
+            rows.append(
+                {
+                    "name": name,
+                    "library": item.library,
+                    "dims": dims,
+                    "precision": precision,
+                    "diagnostic": item.diagnostic,
+                    "parameters": parameters,
+                    "parameters_vs_ours": parameters / ours_params[dims] - 1 if dims in ours_params else None,
+                    "input": list(shapes[dims]),
+                    "rounds": rounds,
+                    "warm_up": warm_up,
+                    "train_steps_per_s": round(1 / train_s, 3),
+                    "train_s_per_step": round(train_s, 4),
+                    "sample_ms_per_step": round(sample_s * 1e3, 1),
+                    "train_s_all": [round(v, 4) for v in measured["train"]],
+                    "sample_ms_all": [round(v * 1e3, 1) for v in measured["sample"]],
+                }
+            )
+    unmatched = [
+        row
+        for row in rows
+        if row["parameters_vs_ours"] is not None and abs(row["parameters_vs_ours"]) > MATCH_TOLERANCE
+    ]
     for row in unmatched:
-        row["note"] = f"parameter count {row['parameters_vs_ours']:+.1%} off ours, outside the {MATCH_TOLERANCE:.0%} match"
+        row["note"] = (
+            f"parameter count {row['parameters_vs_ours']:+.1%} off ours, outside the {MATCH_TOLERANCE:.0%} match"
+        )
     summary = summarise(rows)
     print()
     print(table(rows, failed))
     for note in notes:
         print(f"note: {note}")
     for line in summary:
-        print(f"dims {line['dims']} {line['precision']}: ours vs fastest peer: train {line['train_speedup']:.2f}x "
-              f"({line['fastest_peer_train']}), sample {line['sample_speedup']:.2f}x ({line['fastest_peer_sample']}); "
-              f"target {TARGET_SPEEDUP}x {'met' if line['target_met'] else 'MISSED'}")
+        print(
+            f"dims {line['dims']} {line['precision']}: ours vs fastest peer: train {line['train_speedup']:.2f}x "
+            f"({line['fastest_peer_train']}), sample {line['sample_speedup']:.2f}x ({line['fastest_peer_sample']}); "
+            f"target {TARGET_SPEEDUP}x {'met' if line['target_met'] else 'MISSED'}"
+        )
     result = {
         "benchmark": "unet_vs_peers",
         "date": now(),
         "command": command(),
         "machine": {**machine_before, "load_average_after": machine_info()["load_average"]},
         "inputs": {f"dims{dims}": list(shape) for dims, shape in INPUTS.items()},
-        "configs": {f"{item.name}_dims{item.dims}": {k: list(v) if isinstance(v, tuple) else v for k, v in item.config.items()}
-                    for item, _, _ in built.values()},
+        "configs": {
+            f"{item.name}_dims{item.dims}": {k: list(v) if isinstance(v, tuple) else v for k, v in item.config.items()}
+            for item, _, _ in built.values()
+        },
         "results": rows,
         "not_run": failed,
         "summary": summary,

@@ -58,7 +58,9 @@ def main() -> None:
     vocoder = Vocoder.from_pretrained(args.vocoder)
     generator, spec = vocoder.generator, vocoder.mel_spec
     if not hasattr(generator, "pitch_head"):
-        raise SystemExit(f"--vocoder {args.vocoder}: a {generator.name} generator has no F0 source; pass a source_filter vocoder")
+        raise SystemExit(
+            f"--vocoder {args.vocoder}: a {generator.name} generator has no F0 source; pass a source_filter vocoder"
+        )
     clips = evenly(load_clips(args.notes, split="test"), args.per_set)
     totals = {"head": [0, 0], "reference": [0, 0]}
     rows = []
@@ -87,14 +89,30 @@ def main() -> None:
         rows.append(row)
     shares = {name: round(good / max(1, voiced), 4) for name, (good, voiced) in totals.items()}
     worst = sorted(rows, key=lambda r: r["head"]["within_20_cents"] - r["head"]["voiced_frames"])[: args.worst]
-    print(f"F0 within 20 cents on {totals['head'][1]} voiced frames of {len(rows)} held-out notes: "
-          f"head {shares['head']:.1%}, reference F0 driving the source {shares['reference']:.1%}")
+    print(
+        f"F0 within 20 cents on {totals['head'][1]} voiced frames of {len(rows)} held-out notes: "
+        f"head {shares['head']:.1%}, reference F0 driving the source {shares['reference']:.1%}"
+    )
     for row in worst:
-        print(f"  {row['clip']:<32} head {row['head']['within_20_cents']}/{row['head']['voiced_frames']}  "
-              f"reference {row['reference']['within_20_cents']}/{row['reference']['voiced_frames']}  head vs pYIN {row['head_vs_reference']}")
-    write_result({"benchmark": "vocoder_f0", "date": now(), "command": command(), "machine": machine_info(("librosa",)),
-                  "vocoder": args.vocoder, "clips": len(rows), "within_20_cents": shares, "frames": totals,
-                  "worst": [row["clip"] for row in worst], "per_clip": rows}, args.out)
+        print(
+            f"  {row['clip']:<32} head {row['head']['within_20_cents']}/{row['head']['voiced_frames']}  "
+            f"reference {row['reference']['within_20_cents']}/{row['reference']['voiced_frames']}  head vs pYIN {row['head_vs_reference']}"
+        )
+    write_result(
+        {
+            "benchmark": "vocoder_f0",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(("librosa",)),
+            "vocoder": args.vocoder,
+            "clips": len(rows),
+            "within_20_cents": shares,
+            "frames": totals,
+            "worst": [row["clip"] for row in worst],
+            "per_clip": rows,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

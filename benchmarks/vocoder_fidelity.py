@@ -48,7 +48,16 @@ from benchmarks.samplers import embed, embed_files
 LEVELS_DB = (0.0, -12.0)
 UNSEEN_VOICES = HELD_OUT_VOICES  # espeak-ng voices outside the digits set, never rendered by `audiodiff data speech`
 UNSEEN_WORDS = HELD_OUT_WORDS
-UNSEEN_PROGRAMS = (6, 21, 22, 46, 58, 66, 70, 78)  # harpsichord, accordion, harmonica, harp, tuba, tenor sax, bassoon, whistle
+UNSEEN_PROGRAMS = (
+    6,
+    21,
+    22,
+    46,
+    58,
+    66,
+    70,
+    78,
+)  # harpsichord, accordion, harmonica, harp, tuba, tenor sax, bassoon, whistle
 UNSEEN_PITCHES = (48, 55, 60, 67, 72)
 TARGETS = {"reduction_vs_griffin_lim": 0.30, "frechet_over_floor": 1.5, "f0_within_20_cents": 0.95}
 
@@ -67,8 +76,15 @@ class LibrosaGriffinLim:
         spec = self.mel_spec
         magnitude = spec.magnitude(audio).double().numpy()  # [1, n_mels, frames], same filterbank as librosa's slaney
         out = librosa.feature.inverse.mel_to_audio(
-            magnitude[0], sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.hop_length, win_length=spec.win_length,
-            power=1.0, n_iter=self.num_iters, fmin=spec.f_min, fmax=spec.f_max,
+            magnitude[0],
+            sr=spec.sample_rate,
+            n_fft=spec.n_fft,
+            hop_length=spec.hop_length,
+            win_length=spec.win_length,
+            power=1.0,
+            n_iter=self.num_iters,
+            fmin=spec.f_min,
+            fmax=spec.f_max,
         )
         out = torch.from_numpy(out).float()[: audio.shape[-1]]
         return torch.nn.functional.pad(out, (0, audio.shape[-1] - out.shape[-1]))[None, None]
@@ -97,7 +113,12 @@ def f0_agreement(estimate: torch.Tensor, reference: torch.Tensor, rate: int, key
     f0_ref, voiced_ref = _REFERENCE_F0[key]
     f0_est, voiced_est = _f0(estimate, rate)
     frames = min(f0_ref.shape[-1], f0_est.shape[-1])
-    f0_ref, voiced_ref, f0_est, voiced_est = f0_ref[..., :frames], voiced_ref[..., :frames], f0_est[..., :frames], voiced_est[..., :frames]
+    f0_ref, voiced_ref, f0_est, voiced_est = (
+        f0_ref[..., :frames],
+        voiced_ref[..., :frames],
+        f0_est[..., :frames],
+        voiced_est[..., :frames],
+    )
     cents = 1200 * torch.log2(f0_est / f0_ref).abs()
     good = voiced_ref & voiced_est & (cents <= 20)
     return int(good.sum()), int(voiced_ref.sum())
@@ -134,7 +155,9 @@ def load_frames(path, spec: MelSpec) -> torch.Tensor:
     return audio[:, : audio.shape[-1] // spec.hop_length * spec.hop_length]
 
 
-def vocode_set(vocoder, clips: ClipSet, spec: MelSpec, gain_db: float, pitch: bool = True) -> tuple[dict, list[torch.Tensor]]:
+def vocode_set(
+    vocoder, clips: ClipSet, spec: MelSpec, gain_db: float, pitch: bool = True
+) -> tuple[dict, list[torch.Tensor]]:
     """Signal scores of one vocoder on one set at one level, and the vocoded clips (level restored)."""
     gain = 10 ** (gain_db / 20)
     scores = {"mel_l1_60db": [], "mel_l1": [], "mr_stft": []}
@@ -157,7 +180,9 @@ def vocode_set(vocoder, clips: ClipSet, spec: MelSpec, gain_db: float, pitch: bo
     return result, outputs
 
 
-def frechet_over_floor(classifier: AudioClassifier, outputs: list[torch.Tensor], clips: ClipSet, data: str, rate: int) -> dict:
+def frechet_over_floor(
+    classifier: AudioClassifier, outputs: list[torch.Tensor], clips: ClipSet, data: str, rate: int
+) -> dict:
     reference = load_clips(data, split="test")
     stats = feature_statistics(embed_files(classifier, reference), "reference")
     length = max(clip.shape[-1] for clip in outputs)
@@ -168,7 +193,9 @@ def frechet_over_floor(classifier: AudioClassifier, outputs: list[torch.Tensor],
     return {"vocoded": round(vocoded, 3), "floor": round(floor, 3), "over_floor": round(vocoded / floor, 2)}
 
 
-def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec, out: str, max_hz: float = 3000.0) -> None:
+def harmonics_figure(
+    vocoders: list, names: list[str], path: Path, spec: MelSpec, out: str, max_hz: float = 3000.0
+) -> None:
     """Linear-frequency spectrograms (0 to `max_hz`, 2048-point STFT) of one clip and of each
     vocoder's round trip of it: where the harmonics are sharp and where they smear."""
     from audiodiff.plots import _pyplot, _save
@@ -182,8 +209,15 @@ def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec
     for ax, clip, title in zip(axes, clips, ["original", *names]):
         power = torch.stft(clip.reshape(-1), 2048, 128, window=torch.hann_window(2048), return_complex=True).abs() ** 2
         db = 10 * torch.log10(power[:bins] + 1e-10)
-        ax.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=float(db.max()) - 70, vmax=float(db.max()),
-                  extent=(0, clip.shape[-1] / spec.sample_rate, 0, max_hz))
+        ax.imshow(
+            db.numpy(),
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=float(db.max()) - 70,
+            vmax=float(db.max()),
+            extent=(0, clip.shape[-1] / spec.sample_rate, 0, max_hz),
+        )
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("seconds")
     axes[0].set_ylabel("Hz")
@@ -193,17 +227,30 @@ def harmonics_figure(vocoders: list, names: list[str], path: Path, spec: MelSpec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocoder", action="append", required=True, help="a vocoder directory or bundled name (repeatable)")
-    parser.add_argument("--classifier", help="the digits evaluation classifier (without one, no Fréchet distance is measured)")
-    parser.add_argument("--notes-classifier", help="a notes evaluation classifier (Fréchet distance on the notes set too)")
+    parser.add_argument(
+        "--vocoder", action="append", required=True, help="a vocoder directory or bundled name (repeatable)"
+    )
+    parser.add_argument(
+        "--classifier", help="the digits evaluation classifier (without one, no Fréchet distance is measured)"
+    )
+    parser.add_argument(
+        "--notes-classifier", help="a notes evaluation classifier (Fréchet distance on the notes set too)"
+    )
     parser.add_argument("--digits", default="data/digits")
     parser.add_argument("--notes", default="data/notes")
-    parser.add_argument("--match-mel", type=int, action="append", default=[],
-                        help="also score each vocoder with this many passes of mel matching (repeatable)")
+    parser.add_argument(
+        "--match-mel",
+        type=int,
+        action="append",
+        default=[],
+        help="also score each vocoder with this many passes of mel matching (repeatable)",
+    )
     parser.add_argument("--per-set", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/vocoder_fidelity.json")
-    parser.add_argument("--figure", help="also draw this PNG: spectrograms of one unseen-voice clip through each vocoder")
+    parser.add_argument(
+        "--figure", help="also draw this PNG: spectrograms of one unseen-voice clip through each vocoder"
+    )
     parser.add_argument("--figure-clip", default="de_water", help="the unseen-voice clip (voice_word) the figure shows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -232,7 +279,11 @@ def main() -> None:
             "held-out digits": (evenly(load_clips(args.digits, split="test"), args.per_set), False, "digits"),
             "held-out notes": (evenly(load_clips(args.notes, split="test"), args.per_set), True, "notes"),
             "unseen voices": (evenly(render_unseen_voices(Path(tmp) / "voices"), args.per_set), False, None),
-            "unseen instruments": (evenly(render_unseen_instruments(Path(tmp) / "instruments"), args.per_set), True, None),
+            "unseen instruments": (
+                evenly(render_unseen_instruments(Path(tmp) / "instruments"), args.per_set),
+                True,
+                None,
+            ),
         }
         if args.figure:
             harmonics_figure(vocoders, names, Path(tmp) / "voices" / f"{args.figure_clip}.wav", spec, args.figure)
@@ -248,8 +299,10 @@ def main() -> None:
                         data = args.digits if data_name == "digits" else args.notes
                         scores["frechet"] = frechet_over_floor(classifier, outputs, clips, data, spec.sample_rate)
                     rows[key][name] = scores
-                    tqdm.write(f"{key:<30} {name:<34} " + "  ".join(
-                        f"{k} {v['over_floor'] if isinstance(v, dict) else v}" for k, v in scores.items()))
+                    tqdm.write(
+                        f"{key:<30} {name:<34} "
+                        + "  ".join(f"{k} {v['over_floor'] if isinstance(v, dict) else v}" for k, v in scores.items())
+                    )
     verdicts = {}
     for name in trained:
         checks = {}
@@ -258,10 +311,14 @@ def main() -> None:
                 best = min(row["griffin_lim"][metric], row["griffin_lim_librosa"][metric])
                 reduction = 1 - row[name][metric] / best
                 row[name].setdefault("reduction_vs_griffin_lim", {})[metric] = round(reduction, 3)
-                checks[f"{key}: {metric} {reduction:.0%} below Griffin-Lim"] = reduction >= TARGETS["reduction_vs_griffin_lim"]
+                checks[f"{key}: {metric} {reduction:.0%} below Griffin-Lim"] = (
+                    reduction >= TARGETS["reduction_vs_griffin_lim"]
+                )
             if row["f0_target"]:
                 share = row[name]["f0_within_20_cents"]
-                checks[f"{key}: F0 within 20 cents on {share:.1%} of voiced frames"] = share >= TARGETS["f0_within_20_cents"]
+                checks[f"{key}: F0 within 20 cents on {share:.1%} of voiced frames"] = (
+                    share >= TARGETS["f0_within_20_cents"]
+                )
             if "frechet" in row[name]:
                 ratio = row[name]["frechet"]["over_floor"]
                 checks[f"{key}: Fréchet {ratio}x the floor"] = ratio <= TARGETS["frechet_over_floor"]
@@ -270,8 +327,19 @@ def main() -> None:
         for check, met in checks.items():
             if not met:
                 print(f"   missed: {check}")
-    write_result({"benchmark": "vocoder_fidelity", "date": now(), "command": command(), "machine": machine_info(("librosa",)),
-                  "targets": TARGETS, "levels_db": LEVELS_DB, "results": rows, "verdicts": verdicts}, args.out)
+    write_result(
+        {
+            "benchmark": "vocoder_fidelity",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(("librosa",)),
+            "targets": TARGETS,
+            "levels_db": LEVELS_DB,
+            "results": rows,
+            "verdicts": verdicts,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def main() -> None:
     stats = feature_statistics(embed_files(classifier, load_clips(args.reference, "test")), "reference")
     pipe = Pipeline.from_pretrained(args.model, vocoder="griffin_lim")
     labels = [label for label in pipe.labels for _ in range(args.per_label)]
-    mels = [pipe.generate(label=labels[s : s + 20], n=len(labels[s : s + 20]), seed=s, steps=16, sampler="dpmpp_2m").mel
-            for s in range(0, len(labels), 20)]
+    mels = [
+        pipe.generate(label=labels[s : s + 20], n=len(labels[s : s + 20]), seed=s, steps=16, sampler="dpmpp_2m").mel
+        for s in range(0, len(labels), 20)
+    ]
     mel = torch.cat(mels).clamp(-1.0, 1.5)
     rows = []
     for name in args.vocoder:
@@ -55,11 +57,23 @@ def main() -> None:
             audio = vocoder(mel, clamp=False)
             peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
             audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)  # as Pipeline.decode
-            fd = frechet_distance_from_statistics(*feature_statistics(embed(classifier, audio, pipe.sample_rate), name), *stats)
+            fd = frechet_distance_from_statistics(
+                *feature_statistics(embed(classifier, audio, pipe.sample_rate), name), *stats
+            )
             rows.append({"vocoder": name, "match_mel": passes, "frechet": round(fd, 3)})
             print(f"{name:<40} match_mel {passes}: Fréchet {fd:.2f}", flush=True)
-    write_result({"benchmark": "vocoder_generated", "date": now(), "command": command(), "machine": machine_info(),
-                  "model": args.model, "clips": len(labels), "rows": rows}, args.out)
+    write_result(
+        {
+            "benchmark": "vocoder_generated",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(),
+            "model": args.model,
+            "clips": len(labels),
+            "rows": rows,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ steps, so a short equal budget is spent better without it.
 from __future__ import annotations
 
 import argparse
-import sys
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -97,7 +97,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in GENERATORS:
             vocoder, info = train(name, args.minutes, data, Path(tmp) / name)
-            rows[name] = {"training": info, "parameters": vocoder.generator.num_parameters(), "scores": score(vocoder, clips)}
+            rows[name] = {
+                "training": info,
+                "parameters": vocoder.generator.num_parameters(),
+                "scores": score(vocoder, clips),
+            }
     for extra in args.extra:
         vocoder = Vocoder.from_pretrained(extra)
         rows[f"extra:{extra}"] = {"training": vocoder.info.get("training"), "scores": score(vocoder, clips)}

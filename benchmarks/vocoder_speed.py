@@ -23,8 +23,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -42,7 +42,9 @@ HIFIGANS = ("hifigan_v1", "hifigan_v2", "hifigan_v3")
 VOCOS_SIZE = {"dim": 512, "intermediate_dim": 1536, "num_layers": 8}  # the published Vocos backbone, for scale
 
 
-def vocoders(seed: int = 0, trained: tuple[str, ...] = (), bundled_only: bool = False) -> dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]]:
+def vocoders(
+    seed: int = 0, trained: tuple[str, ...] = (), bundled_only: bool = False
+) -> dict[str, tuple[MelSpec, Callable[[torch.Tensor], torch.Tensor]]]:
     """name -> (its MelSpec, mel `[batch, n_mels, frames]` -> audio), each ready for inference.
     `trained`: more vocoders (directories or bundled names), timed as a user calls them;
     `bundled_only`: leave out the untrained 22.05 kHz architectures."""
@@ -86,7 +88,9 @@ def measure(budget_s: float, max_repeats: int, trained: tuple[str, ...] = (), bu
         mels, frames, audio_seconds = {}, {}, {}
         for name, (spec, _) in models.items():
             frames[name] = round(seconds * spec.sample_rate / spec.hop_length)
-            mels[name] = torch.randn(batch, spec.n_mels, frames[name], generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+            mels[name] = torch.randn(
+                batch, spec.n_mels, frames[name], generator=torch.Generator().manual_seed(1)
+            ).clamp(-1, 1)
             audio_seconds[name] = batch * frames[name] * spec.hop_length / spec.sample_rate
         times: dict[str, list[tuple[float, float]]] = {}
         repeats: dict[str, int] = {}
@@ -154,7 +158,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed runs per vocoder and case")
     parser.add_argument("--max-repeats", type=int, default=9)
-    parser.add_argument("--vocoder", action="append", default=[], help="a trained vocoder to time as users call it (repeatable)")
+    parser.add_argument(
+        "--vocoder", action="append", default=[], help="a trained vocoder to time as users call it (repeatable)"
+    )
     parser.add_argument("--bundled-only", action="store_true", help="leave out the untrained 22.05 kHz architectures")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "vocoder_speed.json")
     args = parser.parse_args()
@@ -169,7 +175,9 @@ def main() -> None:
     for row in rows:
         by_case[(row["batch"], row["seconds"])][row["vocoder"]] = row["median_s"]
     speedups = {
-        f"b{batch}x{seconds:g}s": times["hifigan_v1"] / times["istft"] for (batch, seconds), times in by_case.items() if "istft" in times
+        f"b{batch}x{seconds:g}s": times["hifigan_v1"] / times["istft"]
+        for (batch, seconds), times in by_case.items()
+        if "istft" in times
     }
     overhead = {  # what the user-facing call adds to the bare generator, in milliseconds
         f"b{batch}x{seconds:g}s": round(1e3 * (times[f"{BUNDLED} call"] - times[f"{BUNDLED} generator"]), 3)
@@ -184,8 +192,13 @@ def main() -> None:
     print("\nx real time per second of process CPU time (the compute cost; robust to load at 1 thread)")
     print(table(rows, "x_real_time_per_cpu_second"))
     if speedups:
-        print("istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items()))
-    print(f"{BUNDLED} call overhead over its generator (ms): " + ", ".join(f"{case} {value}" for case, value in overhead.items()))
+        print(
+            "istft speed-up over hifigan_v1: " + ", ".join(f"{case} {value:.0f}x" for case, value in speedups.items())
+        )
+    print(
+        f"{BUNDLED} call overhead over its generator (ms): "
+        + ", ".join(f"{case} {value}" for case, value in overhead.items())
+    )
 
     result = {
         "benchmark": "vocoder_speed",

@@ -1,4 +1,5 @@
 """The Gradio page: `python demo/app.py [CHECKPOINT_DIR ...]` (same as `audiodiff demo --checkpoint ...`)."""
+
 import sys
 
 from audiodiff.demo import launch

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -36,8 +35,13 @@ def main() -> None:
     parser.add_argument("checkpoint", help="a checkpoint or run directory")
     parser.add_argument("--name", required=True)
     parser.add_argument("--vocoder", help="diffusion: the bundled vocoder to use (default: Griffin-Lim)")
-    parser.add_argument("--metrics", action="append", default=[], metavar="NAME=JSON",
-                        help="record a metrics JSON (from `audiodiff eval` or a benchmark) in config.json under NAME")
+    parser.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="record a metrics JSON (from `audiodiff eval` or a benchmark) in config.json under NAME",
+    )
     parser.add_argument("--steps", type=int, help="diffusion: default sampling steps of the bundled model")
     parser.add_argument("--match-mel", type=int, help="vocoder: passes of mel matching it runs by default")
     args = parser.parse_args()
@@ -48,13 +52,20 @@ def main() -> None:
         name, _, path = item.partition("=")
         found = json.loads(Path(path).read_text())
         if "scores" in found:  # an `audiodiff eval` result: keep the summary, not every clip's numbers
-            found = {k: found[k] for k in ("date", "sampling", "generated", "reference", "floor", "scores", "per_class_accuracy") if k in found}
+            found = {
+                k: found[k]
+                for k in ("date", "sampling", "generated", "reference", "floor", "scores", "per_class_accuracy")
+                if k in found
+            }
         metrics[name] = found
     if args.kind == "autoencoder":
         from audiodiff.latent import Autoencoder
 
         autoencoder = Autoencoder.from_pretrained(source)
-        autoencoder.info = {k: v for k, v in autoencoder.info.items() if k not in ("path", "dataset")} | {"source": str(source), "metrics": metrics}
+        autoencoder.info = {k: v for k, v in autoencoder.info.items() if k not in ("path", "dataset")} | {
+            "source": str(source),
+            "metrics": metrics,
+        }
         autoencoder.save_pretrained(target, dtype=torch.float16)
     elif args.kind == "vocoder":
         vocoder = Vocoder.from_pretrained(source)

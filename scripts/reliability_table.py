@@ -1,7 +1,7 @@
 """The README's Reliability table, from what the reliability tests saw.
 
-    AUDIODIFF_RELIABILITY_LOG=reliability.jsonl python -m pytest tests/reliability
-    python scripts/reliability_table.py reliability.jsonl
+AUDIODIFF_RELIABILITY_LOG=reliability.jsonl python -m pytest tests/reliability
+python scripts/reliability_table.py reliability.jsonl
 """
 
 from __future__ import annotations
@@ -19,48 +19,64 @@ def rows(records: list[dict]) -> list[tuple[str, int, str]]:
     for record in by_test.pop("killed_training", []):
         trials = [t for t in record["trials"] if t["kind"] != "finish"]
         kinds = collections.Counter(t["kind"] for t in trials)
-        out.append((
-            "SIGKILL of a 1-process training run (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")",
-            len(trials),
-            "each `--resume` continued from the newest complete checkpoint; the finished run's weights, optimizer, "
-            "RNG and log were bit-identical to an uninterrupted run",
-        ))
+        out.append(
+            (
+                "SIGKILL of a 1-process training run (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")",
+                len(trials),
+                "each `--resume` continued from the newest complete checkpoint; the finished run's weights, optimizer, "
+                "RNG and log were bit-identical to an uninterrupted run",
+            )
+        )
     for record in by_test.pop("torchrun_killed_training", []):
-        out.append((
-            "torchrun, 2 CPU processes: whole launch SIGKILLed during a checkpoint write, then one rank SIGKILLed",
-            2,
-            f"no half-written checkpoint visible; the surviving rank exited in {record['death']['seconds']} s "
-            "(torchrun start-up included) naming the dead rank; the resumed run matched an uninterrupted one bit for bit",
-        ))
+        out.append(
+            (
+                "torchrun, 2 CPU processes: whole launch SIGKILLed during a checkpoint write, then one rank SIGKILLed",
+                2,
+                f"no half-written checkpoint visible; the surviving rank exited in {record['death']['seconds']} s "
+                "(torchrun start-up included) naming the dead rank; the resumed run matched an uninterrupted one bit for bit",
+            )
+        )
     failed = by_test.pop("failed_write", [])
     if failed:
-        out.append((
-            "failed writes: " + "; ".join(r["fault"] for r in failed),
-            len(failed),
-            "stopped with a message naming the file and the OS error; the previous checkpoint intact; after the fault, "
-            "`--resume` reached the uninterrupted run's weights",
-        ))
+        out.append(
+            (
+                "failed writes: " + "; ".join(r["fault"] for r in failed),
+                len(failed),
+                "stopped with a message naming the file and the OS error; the previous checkpoint intact; after the fault, "
+                "`--resume` reached the uninterrupted run's weights",
+            )
+        )
     numeric = by_test.pop("numerical_fault", [])
     if numeric:
         skipped = sum(r.get("skipped", 0) for r in numeric)
-        out.append((
-            "numerical faults: " + "; ".join(r["injected"] for r in numeric),
-            len(numeric),
-            f"{skipped} injected non-finite steps skipped and counted (train.nan_policy=skip) or the run stopped with a "
-            "message (stop, or too many in a row); no NaN in any saved checkpoint",
-        ))
+        out.append(
+            (
+                "numerical faults: " + "; ".join(r["injected"] for r in numeric),
+                len(numeric),
+                f"{skipped} injected non-finite steps skipped and counted (train.nan_policy=skip) or the run stopped with a "
+                "message (stop, or too many in a row); no NaN in any saved checkpoint",
+            )
+        )
     hostile = by_test.pop("hostile_checkpoint", [])
     if hostile:
         ran = sum(bool(r.get("code_ran")) for r in hostile)
-        out.append((
-            "hostile checkpoints: " + "; ".join(sorted({r["case"] for r in hostile})),
-            len(hostile),
-            f"all refused with a message naming the file; pickled payloads executed: {ran}",
-        ))
+        out.append(
+            (
+                "hostile checkpoints: " + "; ".join(sorted({r["case"] for r in hostile})),
+                len(hostile),
+                f"all refused with a message naming the file; pickled payloads executed: {ran}",
+            )
+        )
     for record in by_test.pop("fuzz", []):
         outcomes = {k: v for k, v in record.items() if k not in ("test", "case", "trials")}
-        out.append((f"fuzz: {record['case']}", record["trials"], ", ".join(f"{k}: {v}" for k, v in outcomes.items())
-                    + "; no crash, hang or read outside the dataset folder"))
+        out.append(
+            (
+                f"fuzz: {record['case']}",
+                record["trials"],
+                ", ".join(f"{k}: {v}" for k, v in outcomes.items())
+                + "; no crash, hang or read outside the dataset folder",
+            )
+        )
     demo = by_test.pop("demo_abuse", [])
     for record in demo:
         facts = {k: v for k, v in record.items() if k not in ("test", "case", "trials")}

@@ -17,16 +17,35 @@ from audiodiff.models.autoencoder import AutoencoderModelConfig, MelAutoencoder,
 from audiodiff.train.autoencoder import AutoencoderTask, reconstruction_losses
 from audiodiff.train.trainer import Trainer
 
-SMALL = {"channels": 8, "channel_mults": [1, 2, 2], "latent_channels": 4, "time_down": 4, "freq_down": 4, "norm_groups": 4}
+SMALL = {
+    "channels": 8,
+    "channel_mults": [1, 2, 2],
+    "latent_channels": 4,
+    "time_down": 4,
+    "freq_down": 4,
+    "norm_groups": 4,
+}
 
 
 def run_config(data, out, steps=4, ckpt_every=2, **model) -> AutoencoderRunConfig:
-    return from_dict(AutoencoderRunConfig, {
-        "data": {"path": str(data), "representation": "mel", "segment_seconds": 0.5, "split": None},
-        "model": {**SMALL, **model},
-        "train": {"out_dir": str(out), "steps": steps, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "ckpt_every": ckpt_every,
-                  "preview_every": 0, "log_every": 1, "precision": "fp32"},
-    })
+    return from_dict(
+        AutoencoderRunConfig,
+        {
+            "data": {"path": str(data), "representation": "mel", "segment_seconds": 0.5, "split": None},
+            "model": {**SMALL, **model},
+            "train": {
+                "out_dir": str(out),
+                "steps": steps,
+                "batch_size": 4,
+                "lr": 1e-3,
+                "warmup_steps": 1,
+                "ckpt_every": ckpt_every,
+                "preview_every": 0,
+                "log_every": 1,
+                "precision": "fp32",
+            },
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +63,11 @@ def trained(data, tmp_path_factory):
 
 def test_latents_are_compressed_by_the_configured_factors_and_decode_to_the_mel_shape():
     for time_down, freq_down in ((4, 4), (2, 8), (8, 1)):
-        model = MelAutoencoder(AutoencoderModelConfig(**{**SMALL, "channel_mults": [1, 2, 2], "time_down": time_down, "freq_down": freq_down}))
+        model = MelAutoencoder(
+            AutoencoderModelConfig(
+                **{**SMALL, "channel_mults": [1, 2, 2], "time_down": time_down, "freq_down": freq_down}
+            )
+        )
         mel = torch.randn(2, 1, 80, 32)
         reconstruction, mean, logvar, latent = model(mel)
         assert mean.shape == logvar.shape == latent.shape == (2, 4, 80 // freq_down, 32 // time_down)
@@ -113,13 +136,16 @@ def test_save_pretrained_round_trips(trained, tmp_path):
     assert torch.equal(autoencoder.encode(mel), again.encode(mel)) and again.latent_scale == autoencoder.latent_scale
 
 
-@pytest.mark.parametrize("model, message", [
-    ({"time_down": 3}, "must be a power of 2"),
-    ({"time_down": 16, "channel_mults": [1, 2]}, "needs at least 4 levels"),
-    ({"freq_down": 32, "channel_mults": [1, 1, 1, 1, 1]}, "mel.n_mels=80 must be a multiple of model.freq_down=32"),
-    ({"norm_groups": 3}, "norm_groups=3 must divide"),
-    ({"latent_chanels": 4}, r"unknown key\(s\) \['latent_chanels'\]"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"time_down": 3}, "must be a power of 2"),
+        ({"time_down": 16, "channel_mults": [1, 2]}, "needs at least 4 levels"),
+        ({"freq_down": 32, "channel_mults": [1, 1, 1, 1, 1]}, "mel.n_mels=80 must be a multiple of model.freq_down=32"),
+        ({"norm_groups": 3}, "norm_groups=3 must divide"),
+        ({"latent_chanels": 4}, r"unknown key\(s\) \['latent_chanels'\]"),
+    ],
+)
 def test_bad_configs_name_the_key_and_the_fix(data, tmp_path, model, message):
     with pytest.raises(ConfigError, match=message):
         run_config(data, tmp_path, **model)
@@ -139,9 +165,18 @@ def _edit(folder, change):
 HOSTILE = {
     "pickle weights": (lambda folder: (folder / WEIGHTS).write_bytes(pickle.dumps({"weight": 1})), "never unpickles"),
     "absurd size": (lambda folder: _edit(folder, lambda c: c["model"].update(channels=100_000)), "absurd"),
-    "top-level typo": (lambda folder: _edit(folder, lambda c: c.update(latent_scal=1.0)), r"unknown top-level key\(s\) \['latent_scal'\]"),
-    "model typo": (lambda folder: _edit(folder, lambda c: c["model"].update(chanels=8)), r"unknown key\(s\) \['chanels'\]"),
-    "zero scale": (lambda folder: _edit(folder, lambda c: c.update(latent_scale=0)), "latent_scale=0.0 must be a positive number"),
+    "top-level typo": (
+        lambda folder: _edit(folder, lambda c: c.update(latent_scal=1.0)),
+        r"unknown top-level key\(s\) \['latent_scal'\]",
+    ),
+    "model typo": (
+        lambda folder: _edit(folder, lambda c: c["model"].update(chanels=8)),
+        r"unknown key\(s\) \['chanels'\]",
+    ),
+    "zero scale": (
+        lambda folder: _edit(folder, lambda c: c.update(latent_scale=0)),
+        "latent_scale=0.0 must be a positive number",
+    ),
     "not an autoencoder": (lambda folder: _edit(folder, lambda c: c.update(kind="diffusion")), "kind='diffusion'"),
     "wrong shapes": (lambda folder: _edit(folder, lambda c: c["model"].update(latent_channels=8)), "wrong shape"),
 }

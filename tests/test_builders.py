@@ -17,8 +17,8 @@ from audiodiff.data.builders import BuildError, MissingToolError, build_digits, 
 from audiodiff.data.builders import notes as notes_module
 from audiodiff.data.builders.common import hash_split
 from audiodiff.data.builders.digits import DIGITS, PITCH_CLASSES, SPEEDS
-from audiodiff.data.builders.speech import HELD_OUT_VOICES, HELD_OUT_WORDS
 from audiodiff.data.builders.notes import GM_FAMILIES, GM_PROGRAMS, midi_file, note_name
+from audiodiff.data.builders.speech import HELD_OUT_VOICES, HELD_OUT_WORDS
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 needs_fluidsynth = pytest.mark.skipif(
@@ -208,7 +208,10 @@ def test_speech_splits_are_disjoint_by_language_and_the_seed_repeats(speech, tmp
     build_speech(tmp_path, num_clips=3, seed=1, seconds=1.5, progress=False)
     again = read_manifest(tmp_path)
     assert again == rows[:3]
-    assert soundfile.read(tmp_path / again[0]["path"])[0].tobytes() == soundfile.read(folder / rows[0]["path"])[0].tobytes()
+    assert (
+        soundfile.read(tmp_path / again[0]["path"])[0].tobytes()
+        == soundfile.read(folder / rows[0]["path"])[0].tobytes()
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ def load_bundle_script():
 def test_rebundling_a_run_does_not_record_it_as_its_own_predecessor():
     earlier_training = load_bundle_script().earlier_training
     stage1 = {"step": 3000}
-    bundled_stage2 = {"source": "runs/b/checkpoints/step_00001500", "training": {"step": 1500, "init_from": "m", "before": stage1}}
+    bundled_stage2 = {
+        "source": "runs/b/checkpoints/step_00001500",
+        "training": {"step": 1500, "init_from": "m", "before": stage1},
+    }
     # stage 3 started from the bundled stage 2: its predecessor is stage 2 with its own history
     assert earlier_training(bundled_stage2, Path("runs/c/checkpoints/step_00001000")) == bundled_stage2["training"]
     # stage 2 bundled again over itself: its predecessor is still stage 1

@@ -22,7 +22,12 @@ def pipe(tmp_path_factory):
     config = tiny_config(
         root / "data",
         root / "run",
-        conditioning={"labels": "auto", "text": {"dim": 32, "layers": 1, "heads": 2}, "numbers": {"pitch": "auto"}, "drop_prob": 0.3},
+        conditioning={
+            "labels": "auto",
+            "text": {"dim": 32, "layers": 1, "heads": 2},
+            "numbers": {"pitch": "auto"},
+            "drop_prob": 0.3,
+        },
         model={"channels": 16, "channel_mults": [1, 2], "attention_levels": [1], "patch_size": 2},
         train={"steps": 250, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20, "ckpt_every": 250, "ema_decay": 0.98},
     )

@@ -5,7 +5,9 @@ from audiodiff.config import ConfigError, DiffusionRunConfig, apply_overrides, f
 
 
 def test_round_trip_through_dict():
-    config = from_dict(DiffusionRunConfig, {"train": {"steps": 5}, "model": {"channel_mults": [1, 2], "attention_levels": [1]}})
+    config = from_dict(
+        DiffusionRunConfig, {"train": {"steps": 5}, "model": {"channel_mults": [1, 2], "attention_levels": [1]}}
+    )
     assert from_dict(DiffusionRunConfig, to_dict(config)) == config
 
 

@@ -150,7 +150,9 @@ def test_curve_parse_and_dropout():
             loudness.parse(bad, 1)
     with pytest.raises(ConditionError, match="Hz"):
         model.conditioner.prepare(1, f0=[-5.0])
-    kept = loudness.keep(torch.full((6, 50), -20.0), torch.tensor([True] * 5 + [False]), None, torch.Generator().manual_seed(0))
+    kept = loudness.keep(
+        torch.full((6, 50), -20.0), torch.tensor([True] * 5 + [False]), None, torch.Generator().manual_seed(0)
+    )
     masked = torch.isnan(kept).sum(-1)
     assert masked[5] == 50 and ((masked[:5] >= 5) & (masked[:5] <= 30)).all()  # span_prob=1: one span of 10-60%
 
@@ -159,7 +161,9 @@ def test_a_waveform_unet_takes_curves():
     model = curve_unet(dims=1).eval()
     x = torch.randn(2, 1, 4096)
     with torch.no_grad():
-        out = model(x, torch.full((2,), 0.3), model.conditioner.prepare(2, f0=np.full(16, 300.0), loudness=np.full(16, -12.0)))
+        out = model(
+            x, torch.full((2,), 0.3), model.conditioner.prepare(2, f0=np.full(16, 300.0), loudness=np.full(16, -12.0))
+        )
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
@@ -168,7 +172,15 @@ def test_motion_map_reads_vibrato_in_semitones_and_a_held_note_as_still():
     about +-0.5 whatever the note, a held note 0, unvoiced frames 0, a leap clipped at MOTION_LIMIT."""
     from audiodiff.models.conditioning import MOTION_LIMIT
 
-    cfg = UNetConfig(dims=2, channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), head_channels=16, norm_groups=8)
+    cfg = UNetConfig(
+        dims=2,
+        channels=16,
+        channel_mults=(1, 2),
+        num_res_blocks=1,
+        attention_levels=(1,),
+        head_channels=16,
+        norm_groups=8,
+    )
     model = UNet(cfg, ConditioningConfig(curves={"f0": CurveConfig(motion=True)}), MelSpec())
     f0 = model.conditioner.conditions["f0"]
     frames = 125  # 2 s at 62.5 frames/s
@@ -215,7 +227,14 @@ def tones(tmp_path_factory):
 
 
 def test_a_dataset_measures_and_caches_curves(tones, tmp_path):
-    cfg = DataConfig(path=str(tones), split=None, segment_seconds=0.5, curves=["f0", "loudness"], curve_method="pyin", cache_dir=str(tmp_path / "cache"))
+    cfg = DataConfig(
+        path=str(tones),
+        split=None,
+        segment_seconds=0.5,
+        curves=["f0", "loudness"],
+        curve_method="pyin",
+        cache_dir=str(tmp_path / "cache"),
+    )
     items, _ = scan_items(cfg)
     dataset = AudioDataset(items, cfg, MelSpec())
     example = dataset[(0, 0)]
@@ -244,7 +263,9 @@ def test_fine_tuning_with_a_new_curve_starts_where_the_source_was(tones, tmp_pat
     x, t = torch.randn(1, 1, 80, 31), torch.full((1,), 0.4)
     cond = task.model.conditioner.prepare(1, f0=np.full(31, 262.0), loudness=np.full(31, -15.0))
     with torch.no_grad():
-        assert torch.allclose(task.model(x, t, cond), before.model(x, t, {}), atol=1e-6)  # zero-initialised curve layers
+        assert torch.allclose(
+            task.model(x, t, cond), before.model(x, t, {}), atol=1e-6
+        )  # zero-initialised curve layers
     Trainer(task, tuned.train, progress=False).fit()
     pipe = Pipeline.from_pretrained(tmp_path / "tuned", vocoder="griffin_lim")
     assert set(pipe.model.conditioner.conditions) == {"f0", "loudness"}
@@ -269,7 +290,9 @@ def test_fine_tuning_with_a_new_curve_starts_where_the_source_was(tones, tmp_pat
     task = DiffusionTask(moving, verbose=True)
     capsys.readouterr()
     task.build(torch.device("cpu"), moving.train)
-    cond = task.model.conditioner.prepare(1, f0=controls.shape("f0", "vibrato", 31, pitch=60), loudness=np.full(31, -15.0))
+    cond = task.model.conditioner.prepare(
+        1, f0=controls.shape("f0", "vibrato", 31, pitch=60), loudness=np.full(31, -15.0)
+    )
     with torch.no_grad():  # the f0 condition carried over whole, its new motion layer at zero
         assert torch.allclose(task.model(x, t, cond), pipe.model(x, t, cond), atol=1e-6)
     assert "f0: carried over; new layers (motion)" in capsys.readouterr().err
@@ -278,9 +301,11 @@ def test_fine_tuning_with_a_new_curve_starts_where_the_source_was(tones, tmp_pat
 def test_half_the_gestures_sound_through_the_whole_clip(tmp_path):
     """Gesture clips either sound to the clip's end or stop between half the clip and the held
     notes' note-off, as the manifest says: the model then learns when to stop from the f0 voicing."""
-    from audiodiff.data.builders.notes import build_notes
     import json
+
     import soundfile
+
+    from audiodiff.data.builders.notes import build_notes
 
     try:
         build_notes(tmp_path / "notes", programs=[56], pitches=[60], velocities=[100], gestures=12, progress=False)
@@ -303,13 +328,17 @@ def test_half_the_gestures_sound_through_the_whole_clip(tmp_path):
 
 
 def test_notes_builder_renders_gestures(tmp_path):
-    from audiodiff.data.builders.notes import GESTURES, Slot, build_notes, midi_file
     import json
+
     import soundfile
+
+    from audiodiff.data.builders.notes import GESTURES, Slot, build_notes, midi_file
 
     pytest.importorskip("librosa")
     try:
-        report = build_notes(tmp_path / "notes", programs=[56], pitches=[60], velocities=[100], gestures=5, progress=False)
+        report = build_notes(
+            tmp_path / "notes", programs=[56], pitches=[60], velocities=[100], gestures=5, progress=False
+        )
     except Exception as error:  # no fluidsynth or soundfont on this machine
         pytest.skip(f"fluidsynth unavailable: {error}")
     rows = [json.loads(line) for line in (tmp_path / "notes" / "manifest.jsonl").read_text().splitlines()]
@@ -336,7 +365,9 @@ def test_pitch_alone_is_a_flat_f0_on_a_curve_model(tones, tmp_path):
 
     manifest = tmp_path / "manifest.jsonl"
     pitches = [55, 60, 64, 67]
-    manifest.write_text("".join(json.dumps({"path": str(tones / f"t{i}.wav"), "pitch": p}) + "\n" for i, p in enumerate(pitches)))
+    manifest.write_text(
+        "".join(json.dumps({"path": str(tones / f"t{i}.wav"), "pitch": p}) + "\n" for i, p in enumerate(pitches))
+    )
     config = tiny_config(
         manifest, tmp_path / "run", seconds=0.5, data={"curve_method": "pyin"},
         conditioning={"numbers": {"pitch": "auto"}, "curves": {"f0": {}}}, train={"steps": 2},

@@ -129,11 +129,17 @@ def test_mixed_rates_and_channels_are_converted_on_load(tmp_path):
     write_clip(tmp_path, "mono16k.wav", tone(200, 0.5))
     cfg = DataConfig(path=str(tmp_path), representation="wave", segment_seconds=0.25, normalize="none")
     items, report = scan_items(cfg)
-    assert report.converted == {"resampled 8000 Hz -> 16000 Hz": 1, "resampled 44100 Hz -> 16000 Hz": 1, "2 channels mixed down to mono": 1}
+    assert report.converted == {
+        "resampled 8000 Hz -> 16000 Hz": 1,
+        "resampled 44100 Hz -> 16000 Hz": 1,
+        "2 channels mixed down to mono": 1,
+    }
     assert "converted on load" in str(report)
     dataset = AudioDataset(items, cfg, None)
     assert all(dataset[(i, 0)]["x"].shape == (1, 4000) for i in range(3))
-    stereo = AudioDataset(items, DataConfig(path=str(tmp_path), representation="wave", channels=2, segment_seconds=0.25), None)
+    stereo = AudioDataset(
+        items, DataConfig(path=str(tmp_path), representation="wave", channels=2, segment_seconds=0.25), None
+    )
     assert all(stereo[(i, 0)]["x"].shape == (2, 4000) for i in range(3))
 
 
@@ -255,7 +261,9 @@ def test_feature_cache_folder_follows_the_mel_spec(tmp_path):
 
 
 def run(config, **fit):
-    trainer = Trainer(DiffusionTask(config, verbose=False), config.train, resume=fit.pop("resume", False), progress=False)
+    trainer = Trainer(
+        DiffusionTask(config, verbose=False), config.train, resume=fit.pop("resume", False), progress=False
+    )
     return trainer.fit(**fit)
 
 
@@ -275,7 +283,9 @@ def test_workers_give_the_batches_of_the_main_process(synth_dir):
 
 
 def test_resume_with_workers_is_exact(tmp_path, synth_dir):
-    sections = dict(data={"num_workers": 1}, train={"steps": 4, "ckpt_every": 2, "batch_size": 3}, conditioning={"labels": "auto"})
+    sections = dict(
+        data={"num_workers": 1}, train={"steps": 4, "ckpt_every": 2, "batch_size": 3}, conditioning={"labels": "auto"}
+    )
     full = run(tiny_config(synth_dir, tmp_path / "full", **sections))
     split = tiny_config(synth_dir, tmp_path / "split", **sections)
     run(split, stop_at=2)

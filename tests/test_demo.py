@@ -40,10 +40,16 @@ def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     build_synthetic(root / "data", per_class=3, seconds=0.25)
     config = tiny_config(
-        root / "data", root / "run",
-        conditioning={"labels": "auto", "text": {"dim": 16, "layers": 1, "heads": 2}, "numbers": {"pitch": "auto"},
-                      "curves": {"f0": {}, "loudness": {}}},
-        sampling={"steps": 3, "griffin_lim_iters": 4}, train={"steps": 2, "ckpt_every": 2},
+        root / "data",
+        root / "run",
+        conditioning={
+            "labels": "auto",
+            "text": {"dim": 16, "layers": 1, "heads": 2},
+            "numbers": {"pitch": "auto"},
+            "curves": {"f0": {}, "loudness": {}},
+        },
+        sampling={"steps": 3, "griffin_lim_iters": 4},
+        train={"steps": 2, "ckpt_every": 2},
     )
     Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
     return root / "run"
@@ -69,9 +75,26 @@ def value(output):
 
 
 def generate(client, duration=0.5, batch_size=2, steps=2, label="high", prompt="", **extra):
-    args = dict(model="run", label=label, prompt=prompt, negative_label="", negative_prompt="", number_1=70.0,
-                number_2=0, number_3=0, number_4=0, duration=duration, sampler="dpmpp_2m", steps=steps,
-                guidance=2.0, seed=3, batch_size=batch_size) | extra
+    args = (
+        dict(
+            model="run",
+            label=label,
+            prompt=prompt,
+            negative_label="",
+            negative_prompt="",
+            number_1=70.0,
+            number_2=0,
+            number_3=0,
+            number_4=0,
+            duration=duration,
+            sampler="dpmpp_2m",
+            steps=steps,
+            guidance=2.0,
+            seed=3,
+            batch_size=batch_size,
+        )
+        | extra
+    )
     return client.predict(**args, api_name="/generate")
 
 
@@ -117,14 +140,16 @@ def test_text_prompt_generates(client):
 
 def test_variation_returns_audio_of_the_input_length(client, source_wav):
     result, before, after, status = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.5, 2, 1, api_name="/vary")
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.5, 2, 1, api_name="/vary"
+    )
     assert soundfile.info(result).frames == soundfile.info(str(source_wav)).frames
     assert Path(before).is_file() and Path(after).is_file() and "variation" in status
 
 
 def test_outpainting_keeps_the_span(client, source_wav):
     result, *_ = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.1, 0.3, "outside", 2, 1, api_name="/inpaint")
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.1, 0.3, "outside", 2, 1, api_name="/inpaint"
+    )
     original, _ = soundfile.read(str(source_wav))
     edited, _ = soundfile.read(result)
     kept = slice(int(0.12 * SAMPLE_RATE), int(0.28 * SAMPLE_RATE))  # inside the crossfades
@@ -133,16 +158,23 @@ def test_outpainting_keeps_the_span(client, source_wav):
 
 def test_continuation_adds_the_asked_seconds(client, source_wav):
     result, *_ = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.25, 2, 1, api_name="/continue")
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.25, 2, 1, api_name="/continue"
+    )
     assert abs(soundfile.info(result).frames - (soundfile.info(str(source_wav)).frames + SAMPLE_RATE // 4)) <= HOP
 
 
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda folder: _write_bytes(folder / "notes.wav", b"this is text, not audio"), "notes.wav: not a readable audio file"),
+        (
+            lambda folder: _write_bytes(folder / "notes.wav", b"this is text, not audio"),
+            "notes.wav: not a readable audio file",
+        ),
         (lambda folder: write_clip(folder, "empty.wav", torch.zeros(1, 0)), "empty.wav"),
-        (lambda folder: write_clip(folder, "long.wav", torch.zeros(1, 8000 * 3), 8000), r"long.wav: 3.0 s long, over the 2 s limit"),
+        (
+            lambda folder: write_clip(folder, "long.wav", torch.zeros(1, 8000 * 3), 8000),
+            r"long.wav: 3.0 s long, over the 2 s limit",
+        ),
     ],
     ids=["not-audio", "empty", "too-long"],
 )
@@ -174,15 +206,35 @@ def test_vocoder_tab_plays_both_round_trips_with_timings(client, source_wav):
 
 
 def test_curves_tab_follows_a_recording_or_a_shape_and_draws_them(client, source_wav):
-    result, picture, status = client.predict("run", handle_file(str(source_wav)), 12, "glide", 60, "crescendo", -20, "high", "",
-                                             70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves")
+    result, picture, status = client.predict(
+        "run",
+        handle_file(str(source_wav)),
+        12,
+        "glide",
+        60,
+        "crescendo",
+        -20,
+        "high",
+        "",
+        70.0,
+        0,
+        0,
+        0,
+        2,
+        2.0,
+        0,
+        api_name="/curves",
+    )
     assert soundfile.info(result).samplerate == SAMPLE_RATE and Path(picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "moved +12 semitones" in status and "within 50 cents" in status
-    result, picture, status = client.predict("run", None, 0, "vibrato", 64, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0,
-                                             api_name="/curves")
+    result, picture, status = client.predict(
+        "run", None, 0, "vibrato", 64, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves"
+    )
     assert status.startswith("f0 vibrato:") and soundfile.info(result).frames > 0
     with pytest.raises(AppError, match="no curve asked"):
-        client.predict("run", None, 0, "none", 60, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves")
+        client.predict(
+            "run", None, 0, "none", 60, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves"
+        )
 
 
 def test_curves_on_a_model_without_them_say_which_to_pick():
@@ -190,17 +242,53 @@ def test_curves_on_a_model_without_them_say_which_to_pick():
 
     actions = DemoActions(ModelStore(discover_models()), LIMITS)
     with pytest.raises(gr.Error, match="digits takes no control curves; pick a model trained with them"):
-        actions.curves("digits", None, 0, "glide", 60, "flat", -20, "seven", "", 0, 0, 0, 0, 2, 2.0, 0, progress=lambda *a, **k: None)
+        actions.curves(
+            "digits",
+            None,
+            0,
+            "glide",
+            60,
+            "flat",
+            -20,
+            "seven",
+            "",
+            0,
+            0,
+            0,
+            0,
+            2,
+            2.0,
+            0,
+            progress=lambda *a, **k: None,
+        )
 
 
 def test_eight_concurrent_generate_requests_all_complete(server, client):
-    jobs = [client.submit(model="run", label="low", prompt="", negative_label="", negative_prompt="", number_1=60.0,
-                          number_2=0, number_3=0, number_4=0, duration=0.25, sampler="ddim", steps=2, guidance=2.0,
-                          seed=seed, batch_size=1, api_name="/generate") for seed in range(8)]
+    jobs = [
+        client.submit(
+            model="run",
+            label="low",
+            prompt="",
+            negative_label="",
+            negative_prompt="",
+            number_1=60.0,
+            number_2=0,
+            number_3=0,
+            number_4=0,
+            duration=0.25,
+            sampler="ddim",
+            steps=2,
+            guidance=2.0,
+            seed=seed,
+            batch_size=1,
+            api_name="/generate",
+        )
+        for seed in range(8)
+    ]
     results = [job.result(timeout=120) for job in jobs]
     assert all(soundfile.info(value(outputs[0])).frames > 0 for outputs in results)
     store = server[0].audiodiff_store  # each model loaded once (the page's default model, for its form, and 'run')
-    assert store.load_count == len(store._pipes) and 'run' in store._pipes
+    assert store.load_count == len(store._pipes) and "run" in store._pipes
 
 
 def test_model_picker_fills_the_conditions_it_takes(checkpoint):
@@ -208,7 +296,12 @@ def test_model_picker_fills_the_conditions_it_takes(checkpoint):
 
     actions = DemoActions(ModelStore(discover_models([checkpoint])), LIMITS)
     form = dict(zip(FORM_FIELDS, actions.form("run", label="noise")))
-    assert form["label"]["value"] == "noise" and [v for _, v in form["label"]["choices"]][1:] == ["chirp", "high", "low", "noise"]
+    assert form["label"]["value"] == "noise" and [v for _, v in form["label"]["choices"]][1:] == [
+        "chirp",
+        "high",
+        "low",
+        "noise",
+    ]
     assert form["prompt"]["visible"] and form["number_1"]["visible"] and not form["number_2"]["visible"]
     low, high = form["number_1"]["minimum"], form["number_1"]["maximum"]
     assert 40 < low < high < 100 and math.isclose(form["number_1"]["value"], round((low + high) / 2, 2))
@@ -222,7 +315,12 @@ def test_about_names_the_models_guidance_defaults(checkpoint):
     actions = DemoActions(store, LIMITS)
     assert "guidance 3, vocoder" in actions.about("run")
     sampling = store.get("run").config.sampling
-    sampling.guidance, sampling.guide, sampling.rest_guidance, sampling.guidance_interval = 2.5, ["label"], 2.0, (0.5, 1.0)
+    sampling.guidance, sampling.guide, sampling.rest_guidance, sampling.guidance_interval = (
+        2.5,
+        ["label"],
+        2.0,
+        (0.5, 1.0),
+    )
     assert "guidance 2.5 (label; the rest at 2) at noise levels 0.5-1, vocoder" in actions.about("run")
 
 
@@ -259,7 +357,9 @@ def test_cli_refuses_a_missing_checkpoint(tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does)")
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does)"
+)
 def test_browser_generates_and_shows_audio_and_spectrogram(server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     artifacts = ROOT / "test-artifacts"

@@ -41,7 +41,9 @@ def test_shift_moves_noise_levels_up_and_keeps_the_ends():
 @pytest.mark.parametrize("name", DETERMINISTIC + ["ddpm"])
 def test_sampler_lands_on_a_point_mass(name):
     eps = torch.randn(64, 3, dtype=torch.float64)
-    errors = [(get_sampler(name)(point_mass_model, eps.clone(), angles_for_steps(n)) - MU).abs().max().item() for n in (4, 64)]
+    errors = [
+        (get_sampler(name)(point_mass_model, eps.clone(), angles_for_steps(n)) - MU).abs().max().item() for n in (4, 64)
+    ]
     assert errors[1] < 1e-2
     assert errors[1] <= errors[0] + 1e-12
 
@@ -51,7 +53,10 @@ def test_sampler_error_shrinks_with_steps_on_a_gaussian(name):
     """The probability-flow ODE maps noise e to MU + STD * e exactly for Gaussian data."""
     eps = torch.randn(256, 2, dtype=torch.float64)
     target = MU + STD * eps
-    errors = [(get_sampler(name)(gaussian_model, eps.clone(), angles_for_steps(n)) - target).abs().mean().item() for n in (4, 16, 64)]
+    errors = [
+        (get_sampler(name)(gaussian_model, eps.clone(), angles_for_steps(n)) - target).abs().mean().item()
+        for n in (4, 16, 64)
+    ]
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.02
 
@@ -64,7 +69,9 @@ def test_ancestral_sampler_matches_gaussian_statistics():
 
 def test_callback_sees_every_step():
     seen = []
-    get_sampler("dpmpp_2m")(point_mass_model, torch.randn(2, 2, dtype=torch.float64), angles_for_steps(7), callback=seen.append)
+    get_sampler("dpmpp_2m")(
+        point_mass_model, torch.randn(2, 2, dtype=torch.float64), angles_for_steps(7), callback=seen.append
+    )
     assert [info["step"] for info in seen] == list(range(7))
 
 
@@ -107,7 +114,12 @@ def test_guidance_batches_conditional_and_unconditional_calls():
         calls.append(x.shape[0])
         return _conditional_model(x, theta, cond)
 
-    get_sampler("ddim")(guided(model, 2.0), torch.randn(3, 2, dtype=torch.float64), angles_for_steps(2), {"label": torch.tensor([0, 1, 1])})
+    get_sampler("ddim")(
+        guided(model, 2.0),
+        torch.randn(3, 2, dtype=torch.float64),
+        angles_for_steps(2),
+        {"label": torch.tensor([0, 1, 1])},
+    )
     assert calls == [6, 6]
 
 
@@ -123,16 +135,22 @@ def _two_condition_model(x, theta, cond):
 def test_composed_guidance_interval_bounds_only_the_extra_push():
     x = torch.randn(2, 3, dtype=torch.float64)
     cond, rest = {"label": torch.tensor([1, 2]), "pitch": torch.tensor([3, 4])}, {"pitch": torch.tensor([3, 4])}
-    v_cond, v_rest, v_null = (_two_condition_model(x, torch.full((2,), t), c) for t, c in [(1.2, cond), (1.2, rest), (1.2, {})])
+    v_cond, v_rest, v_null = (
+        _two_condition_model(x, torch.full((2,), t), c) for t, c in [(1.2, cond), (1.2, rest), (1.2, {})]
+    )
     model = guided(_two_condition_model, 3.0, rest, interval=(0.5, 1.0), rest_scale=2.0)
     inside, outside = torch.full((2,), 1.2), torch.full((2,), 0.3)  # levels 0.76 and 0.19
     assert torch.allclose(model(x, inside, cond), v_null + 2 * (v_rest - v_null) + 3 * (v_cond - v_rest))
     v_cond, v_null = _two_condition_model(x, outside, cond), _two_condition_model(x, outside, {})
     assert torch.allclose(model(x, outside, cond), v_null + 2 * (v_cond - v_null))  # everything at the rest's scale
-    all_named = guided(_two_condition_model, 3.0, {}, interval=(0.5, 1.0), rest_scale=2.0)  # guide= names every asked condition
+    all_named = guided(
+        _two_condition_model, 3.0, {}, interval=(0.5, 1.0), rest_scale=2.0
+    )  # guide= names every asked condition
     assert torch.allclose(all_named(x, outside, cond), v_null + 2 * (v_cond - v_null))
     unguided_rest = guided(_two_condition_model, 3.0, rest, interval=(0.5, 1.0))
-    assert torch.allclose(unguided_rest(x, outside, cond), v_cond)  # rest at 1: the conditional prediction, as plain guidance
+    assert torch.allclose(
+        unguided_rest(x, outside, cond), v_cond
+    )  # rest at 1: the conditional prediction, as plain guidance
 
 
 def test_samplers_registry_has_the_documented_names():

@@ -37,7 +37,9 @@ class LinearInX(nn.Module):
         super().__init__()
         self.guidance = guidance
         inputs = 3 + (3 if guidance else 0)
-        self.net = nn.Sequential(nn.Linear(inputs, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 2)).double()
+        self.net = nn.Sequential(
+            nn.Linear(inputs, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 2)
+        ).double()
 
     def forward(self, x, theta, cond):
         theta = theta.double()
@@ -68,7 +70,9 @@ def test_guidance_student_reproduces_the_guided_teacher_in_one_call():
 
     def loss_fn(batch, generator):
         labels = torch.randint(0, 2, (batch,), generator=generator)
-        x = torch.tensor([MEANS[int(k)] for k in labels], dtype=torch.float64)[:, None] + STD * torch.randn(batch, 2, generator=generator, dtype=torch.float64)
+        x = torch.tensor([MEANS[int(k)] for k in labels], dtype=torch.float64)[:, None] + STD * torch.randn(
+            batch, 2, generator=generator, dtype=torch.float64
+        )
         return guidance_loss(student, teacher, x, {"label": labels}, (0.0, 4.0), generator=generator)
 
     fit(student, loss_fn, 3000)
@@ -92,7 +96,12 @@ def test_guidance_student_reproduces_the_guided_teacher_in_one_call():
         error = (out - reference).abs().mean()
         assert error < 0.02 * spread, f"scale {scale}: mean error {error:.4f}, classes {spread:.2f} apart"
     # the scale is an input: two scales give different samples, as the teacher's do
-    assert not torch.allclose(out, get_sampler("ddim")(student, noise.clone(), angles_for_steps(8), {**cond, GUIDANCE: torch.ones(256, dtype=torch.float64)}))
+    assert not torch.allclose(
+        out,
+        get_sampler("ddim")(
+            student, noise.clone(), angles_for_steps(8), {**cond, GUIDANCE: torch.ones(256, dtype=torch.float64)}
+        ),
+    )
 
 
 def test_progressive_distillation_halves_the_steps_stage_by_stage_to_one():
@@ -109,7 +118,11 @@ def test_progressive_distillation_halves_the_steps_stage_by_stage_to_one():
     for steps in (2, 1):
         frozen = stage_teacher
         student = fit(
-            student, lambda batch, generator: progressive_loss(student, frozen, data(batch, generator), {}, steps, generator=generator), 1200
+            student,
+            lambda batch, generator: progressive_loss(
+                student, frozen, data(batch, generator), {}, steps, generator=generator
+            ),
+            1200,
         )
         stage_teacher = copy.deepcopy(student).requires_grad_(False)
     noise = torch.randn(512, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
@@ -155,7 +168,10 @@ def test_consistency_distillation_maps_every_level_to_the_end_of_its_trajectory(
         one_step = get_sampler("consistency")(student, noise.clone(), angles_for_steps(1))
         from_middle = get_sampler("consistency")(student, halfway, grid[[8, 16]])
         two_step = get_sampler("consistency")(
-            student, noise.clone(), angles_for_steps(2), noise=lambda like: torch.randn(like.shape, generator=fresh, dtype=like.dtype)
+            student,
+            noise.clone(),
+            angles_for_steps(2),
+            noise=lambda like: torch.randn(like.shape, generator=fresh, dtype=like.dtype),
         )
     naive = get_sampler("ddim")(teacher, noise.clone(), angles_for_steps(1))
     assert (one_step - reference).abs().mean() < 0.01

@@ -17,7 +17,15 @@ from audiodiff.train.distill import DistillTask, student_config
 from audiodiff.train.trainer import Trainer, TrainingError
 from tests.util import tiny_config
 
-TRAIN = {"steps": 4, "batch_size": 3, "ckpt_every": 2, "preview_every": 0, "log_every": 1, "precision": "fp32", "warmup_steps": 1}
+TRAIN = {
+    "steps": 4,
+    "batch_size": 3,
+    "ckpt_every": 2,
+    "preview_every": 0,
+    "log_every": 1,
+    "precision": "fp32",
+    "warmup_steps": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +37,14 @@ def teacher(tmp_path_factory, synth_dir):
 
 
 def distill(teacher, out, synth_dir, method="guidance", stop_at=None, resume=False, **distill_options):
-    config = from_dict(DistillRunConfig, {
-        "distill": {"teacher": str(teacher), "method": method, **distill_options},
-        "data": {"path": str(synth_dir)},
-        "train": {**TRAIN, "out_dir": str(out)},
-    })
+    config = from_dict(
+        DistillRunConfig,
+        {
+            "distill": {"teacher": str(teacher), "method": method, **distill_options},
+            "data": {"path": str(synth_dir)},
+            "train": {**TRAIN, "out_dir": str(out)},
+        },
+    )
     trainer = Trainer(DistillTask(config, verbose=False), config.train, resume=resume, progress=False)
     return trainer.fit(stop_at=stop_at)
 
@@ -48,7 +59,13 @@ def guidance_student(teacher, synth_dir, tmp_path_factory):
 def test_a_student_checkpoint_records_its_teacher_method_and_steps(guidance_student, teacher):
     config = json.loads((list_checkpoints(guidance_student)[-1] / "config.json").read_text())
     assert config["kind"] == "diffusion"
-    assert config["student"] == {"teacher": str(teacher), "base": str(teacher), "method": "guidance", "steps": 10, "guidance_range": [1.0, 4.0]}
+    assert config["student"] == {
+        "teacher": str(teacher),
+        "base": str(teacher),
+        "method": "guidance",
+        "steps": 10,
+        "guidance_range": [1.0, 4.0],
+    }
     assert config["source"]["distill"]["method"] == "guidance"
 
 
@@ -87,7 +104,9 @@ def test_a_student_does_not_inherit_its_teachers_guide_or_guidance_interval(teac
     """A teacher whose defaults guide the label harder at high noise: its student learnt plain guidance."""
     config = Pipeline.from_pretrained(teacher).config
     config.sampling.guide, config.sampling.rest_guidance, config.sampling.guidance_interval = ["label"], 2.5, (0.5, 1.0)
-    run = from_dict(DistillRunConfig, {"distill": {"teacher": str(teacher), "method": "guidance"}, "data": {"path": "x"}})
+    run = from_dict(
+        DistillRunConfig, {"distill": {"teacher": str(teacher), "method": "guidance"}, "data": {"path": "x"}}
+    )
     sampling = student_config(config, run).sampling
     assert (sampling.guide, sampling.rest_guidance, tuple(sampling.guidance_interval)) == ([], 1.0, (0.0, 1.0))
     assert Pipeline.from_pretrained(guidance_student).generate(label="high", guidance=3.0, steps=2).audio.shape[0] == 1
@@ -106,7 +125,9 @@ def test_progressive_student_of_a_plain_teacher_bakes_in_its_guidance(teacher, s
 
 
 def test_consistency_student_of_a_guidance_student_samples_in_one_call(guidance_student, synth_dir, tmp_path):
-    out = distill(guidance_student, tmp_path / "consistency", synth_dir, method="consistency", student_steps=1, intervals=4)
+    out = distill(
+        guidance_student, tmp_path / "consistency", synth_dir, method="consistency", student_steps=1, intervals=4
+    )
     pipe = Pipeline.from_pretrained(out)
     assert (pipe.config.sampling.sampler, pipe.config.sampling.steps) == ("consistency", 1)
     assert pipe.config.student.method == "consistency" and pipe.config.student.guidance_range == [1.0, 4.0]
@@ -134,10 +155,15 @@ def test_a_killed_distillation_resumes_to_the_same_weights(teacher, synth_dir, t
 
 
 def test_init_from_teacher_with_another_architecture_is_a_clear_error(teacher, synth_dir, tmp_path):
-    config = from_dict(DistillRunConfig, {
-        "distill": {"teacher": str(teacher)}, "data": {"path": str(synth_dir)}, "model": {"channels": 8, "head_channels": 8},
-        "train": {**TRAIN, "out_dir": str(tmp_path / "small")},
-    })
+    config = from_dict(
+        DistillRunConfig,
+        {
+            "distill": {"teacher": str(teacher)},
+            "data": {"path": str(synth_dir)},
+            "model": {"channels": 8, "head_channels": 8},
+            "train": {**TRAIN, "out_dir": str(tmp_path / "small")},
+        },
+    )
     with pytest.raises(TrainingError, match="init_from_teacher=false"):
         Trainer(DistillTask(config, verbose=False), config.train, progress=False).fit()
 

@@ -33,7 +33,9 @@ def test_variation_changes_more_with_more_strength(pipe):
     weak = pipe.vary(audio, strength=0.2, sample_rate=RATE, steps=5, seed=1).audio
     strong = pipe.vary(audio, strength=0.9, sample_rate=RATE, steps=5, seed=1).audio
     length = min(weak.shape[-1], audio.shape[-1])
-    assert (weak[..., :length] - audio[..., :length]).abs().mean() < (strong[..., :length] - audio[..., :length]).abs().mean()
+    assert (weak[..., :length] - audio[..., :length]).abs().mean() < (
+        strong[..., :length] - audio[..., :length]
+    ).abs().mean()
 
 
 def test_strength_outside_zero_one_is_refused(pipe):
@@ -107,4 +109,6 @@ def test_interpolation_endpoints_match_the_seeds(pipe):
         # of a batch of 3 against a batch of 1 (1e-7 in the mel became 1.3e-3 in audio on an AVX-512 CPU)
         assert torch.allclose(path.mel[0], a.mel[0], atol=1e-5) and torch.allclose(path.mel[2], b.mel[0], atol=1e-5)
     tolerance = 5e-3 if path.mel is not None else 1e-3
-    assert torch.allclose(path.audio[0], a.audio[0], atol=tolerance) and torch.allclose(path.audio[2], b.audio[0], atol=tolerance)
+    assert torch.allclose(path.audio[0], a.audio[0], atol=tolerance) and torch.allclose(
+        path.audio[2], b.audio[0], atol=tolerance
+    )

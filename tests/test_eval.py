@@ -41,7 +41,18 @@ def workspace(tmp_path_factory) -> Path:
     """A dataset with train/test splits (18 + 2 clips per class) and a classifier trained on it."""
     root = tmp_path_factory.mktemp("eval")
     build_synthetic(root / "data", per_class=20, classes=CLASSES, seconds=0.5)
-    args = ["eval", "train-classifier", "--data", root / "data", "--out", root / "classifier", "--epochs", "4", "--clip-seconds", "0.5"]
+    args = [
+        "eval",
+        "train-classifier",
+        "--data",
+        root / "data",
+        "--out",
+        root / "classifier",
+        "--epochs",
+        "4",
+        "--clip-seconds",
+        "0.5",
+    ]
     assert main([str(arg) for arg in args]) == 0
     return root
 
@@ -62,8 +73,18 @@ def test_eval_end_to_end_writes_scores_beside_the_floor(workspace, tmp_path):
     reference = write_clips(tmp_path / "reference", 4, seed=2)
     floor = write_clips(tmp_path / "floor", 5, seed=3)
     out = tmp_path / "out"
-    code = run_eval("--generated", generated, "--reference", reference, "--classifier", workspace / "classifier",
-                    "--floor-reference", floor, "--out", out)
+    code = run_eval(
+        "--generated",
+        generated,
+        "--reference",
+        reference,
+        "--classifier",
+        workspace / "classifier",
+        "--floor-reference",
+        floor,
+        "--out",
+        out,
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     scores = {row["score"]: row for row in metrics["scores"]}
@@ -73,7 +94,12 @@ def test_eval_end_to_end_writes_scores_beside_the_floor(workspace, tmp_path):
     assert set(metrics["per_class_accuracy"]["model"]) == set(CLASSES)
     report = (out / "report.md").read_text()
     assert "floor (real vs real)" in report and "Fréchet distance" in report
-    for plot in ("generated_spectrograms.png", "reference_spectrograms.png", "floor_spectrograms.png", "class_accuracy.png"):
+    for plot in (
+        "generated_spectrograms.png",
+        "reference_spectrograms.png",
+        "floor_spectrograms.png",
+        "class_accuracy.png",
+    ):
         assert (out / plot).is_file() and f"({plot})" in report
 
 
@@ -81,16 +107,37 @@ def test_floor_is_scored_exactly_like_generated_clips(workspace, tmp_path):
     floor = write_clips(tmp_path / "floor", 3, seed=3)
     shutil.copytree(floor, tmp_path / "generated")  # the "model" reproduces the floor clips
     reference = write_clips(tmp_path / "reference", 4, seed=2)
-    run_eval("--generated", tmp_path / "generated", "--reference", reference, "--classifier", workspace / "classifier",
-             "--floor-reference", floor, "--out", tmp_path / "out")
+    run_eval(
+        "--generated",
+        tmp_path / "generated",
+        "--reference",
+        reference,
+        "--classifier",
+        workspace / "classifier",
+        "--floor-reference",
+        floor,
+        "--out",
+        tmp_path / "out",
+    )
     for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["scores"]:
         assert row["model"] == pytest.approx(row["floor"]), row["score"]
 
 
 def test_reference_split_of_a_manifest_and_floor_drawn_from_train(workspace, tmp_path):
     generated = write_clips(tmp_path / "generated", 2, seed=1)
-    assert run_eval("--generated", generated, "--reference", workspace / "data", "--classifier", workspace / "classifier",
-                    "--out", tmp_path / "out") == 0
+    assert (
+        run_eval(
+            "--generated",
+            generated,
+            "--reference",
+            workspace / "data",
+            "--classifier",
+            workspace / "classifier",
+            "--out",
+            tmp_path / "out",
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["reference"]["num_clips"] == 6 and "split test" in metrics["reference"]["source"]
     assert "split train" in metrics["floor"]["source"]
@@ -109,27 +156,78 @@ def test_floor_subset_draws_as_many_clips_per_label_as_generated():
 def test_other_sample_rates_and_lengths_are_resampled_and_cropped_alike(workspace, tmp_path):
     reference = write_clips(tmp_path / "reference", 4, seed=2)
     longer = write_clips(tmp_path / "generated", 4, seed=2, rate=22050, tail_seconds=0.3)  # same first 0.5 s
-    run_eval("--generated", longer, "--reference", reference, "--classifier", workspace / "classifier",
-             "--floor-reference", write_clips(tmp_path / "floor", 4, seed=3), "--out", tmp_path / "out")
+    run_eval(
+        "--generated",
+        longer,
+        "--reference",
+        reference,
+        "--classifier",
+        workspace / "classifier",
+        "--floor-reference",
+        write_clips(tmp_path / "floor", 4, seed=3),
+        "--out",
+        tmp_path / "out",
+    )
     scores = {row["score"]: row for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["scores"]}
     assert scores["frechet_classifier"]["model"] < 0.05 * scores["frechet_classifier"]["floor"]  # ~0: same audio
 
 
 def test_eval_samples_from_a_checkpoint(workspace, tmp_path):
-    config = tiny_config(workspace / "data", tmp_path / "run", seconds=0.5, conditioning={"labels": "auto"},
-                         train={"steps": 2, "ckpt_every": 2})
+    config = tiny_config(
+        workspace / "data",
+        tmp_path / "run",
+        seconds=0.5,
+        conditioning={"labels": "auto"},
+        train={"steps": 2, "ckpt_every": 2},
+    )
     Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
     out = tmp_path / "out"
-    assert run_eval("--checkpoint", tmp_path / "run", "--per-label", 2, "--steps", 2, "--reference", workspace / "data",
-                    "--classifier", workspace / "classifier", "--out", out) == 0
+    assert (
+        run_eval(
+            "--checkpoint",
+            tmp_path / "run",
+            "--per-label",
+            2,
+            "--steps",
+            2,
+            "--reference",
+            workspace / "data",
+            "--classifier",
+            workspace / "classifier",
+            "--out",
+            out,
+        )
+        == 0
+    )
     assert sorted(p.name for p in (out / "generated").iterdir()) == sorted(CLASSES)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["generated"]["num_clips"] == 6
     assert metrics["sampling"]["steps"] == 2 and metrics["sampling"]["training_step"] == 2
-    assert run_eval("--checkpoint", tmp_path / "run", "--reference", workspace / "data", "--out", out) == 2  # no overwrite
-    assert run_eval("--checkpoint", tmp_path / "run", "--per-label", 2, "--steps", 2, "--reference", workspace / "data",
-                    "--classifier", workspace / "classifier", "--likelihood", 3, "--likelihood-steps", 2, "--overwrite",
-                    "--out", out) == 0
+    assert (
+        run_eval("--checkpoint", tmp_path / "run", "--reference", workspace / "data", "--out", out) == 2
+    )  # no overwrite
+    assert (
+        run_eval(
+            "--checkpoint",
+            tmp_path / "run",
+            "--per-label",
+            2,
+            "--steps",
+            2,
+            "--reference",
+            workspace / "data",
+            "--classifier",
+            workspace / "classifier",
+            "--likelihood",
+            3,
+            "--likelihood-steps",
+            2,
+            "--overwrite",
+            "--out",
+            out,
+        )
+        == 0
+    )
     likelihood = json.loads((out / "metrics.json").read_text())["likelihood"]
     assert likelihood["clips"] == 3 and likelihood["conditional"]
     assert set(likelihood["sets"]) == {"real held-out clips", "frames shuffled", "Gaussian noise"}
@@ -143,15 +241,26 @@ def test_eval_samples_from_a_checkpoint(workspace, tmp_path):
 
 def test_empty_generated_folder_is_a_clear_error(workspace, tmp_path, capsys):
     (tmp_path / "generated").mkdir()
-    assert run_eval("--generated", tmp_path / "generated", "--reference", workspace / "data", "--out", tmp_path / "out") == 2
+    assert (
+        run_eval("--generated", tmp_path / "generated", "--reference", workspace / "data", "--out", tmp_path / "out")
+        == 2
+    )
     assert "no audio files" in capsys.readouterr().err
 
 
 def test_labels_the_classifier_does_not_know_are_a_clear_error(workspace, tmp_path, capsys):
     generated = write_clips(tmp_path / "generated", 2, seed=1)
     (generated / "low").rename(generated / "seven")
-    code = run_eval("--generated", generated, "--reference", workspace / "data", "--classifier", workspace / "classifier",
-                    "--out", tmp_path / "out")
+    code = run_eval(
+        "--generated",
+        generated,
+        "--reference",
+        workspace / "data",
+        "--classifier",
+        workspace / "classifier",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "['seven']" in err and "not classes of the classifier" in err
@@ -159,15 +268,26 @@ def test_labels_the_classifier_does_not_know_are_a_clear_error(workspace, tmp_pa
 
 def test_too_few_clips_for_a_frechet_distance_says_how_many(workspace, tmp_path, capsys):
     save_audio(tmp_path / "generated" / "low" / "0.wav", torch.zeros(1, RATE // 2), RATE)
-    code = run_eval("--generated", tmp_path / "generated", "--reference", workspace / "data", "--classifier",
-                    workspace / "classifier", "--out", tmp_path / "out")
+    code = run_eval(
+        "--generated",
+        tmp_path / "generated",
+        "--reference",
+        workspace / "data",
+        "--classifier",
+        workspace / "classifier",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 2
     assert "needs at least 2 clips per set" in capsys.readouterr().err
 
 
 def test_unknown_split_lists_the_splits_there_are(workspace, tmp_path, capsys):
     generated = write_clips(tmp_path / "generated", 2, seed=1)
-    assert run_eval("--generated", generated, "--reference", workspace / "data", "--split", "dev", "--out", tmp_path / "o") == 2
+    assert (
+        run_eval("--generated", generated, "--reference", workspace / "data", "--split", "dev", "--out", tmp_path / "o")
+        == 2
+    )
     assert "['test', 'train']" in capsys.readouterr().err
 
 
@@ -185,7 +305,18 @@ def test_the_smallest_labelled_sets_train_a_classifier(tmp_path, labels, per_lab
         for index in range(per_label):
             audio, _ = synth_clip(CLASSES[label % len(CLASSES)], RATE, 0.25, generator)
             save_audio(tmp_path / "data" / f"l{label}" / f"{index}.wav", audio, RATE)
-    args = ["eval", "train-classifier", "--data", tmp_path / "data", "--split", "", "--epochs", "5", "--out", tmp_path / "clf"]
+    args = [
+        "eval",
+        "train-classifier",
+        "--data",
+        tmp_path / "data",
+        "--split",
+        "",
+        "--epochs",
+        "5",
+        "--out",
+        tmp_path / "clf",
+    ]
     assert main([str(arg) for arg in args]) == 0
     config = json.loads((tmp_path / "clf" / "config.json").read_text())
     assert config["training"]["num_items"] == labels * per_label and len(config["labels"]) == labels
@@ -212,8 +343,21 @@ def test_a_mode_collapsed_set_has_low_recall_and_coverage_beside_the_floor(works
         (tmp_path / "generated" / label).mkdir(parents=True)
         for index in range(10):
             shutil.copy(one / label / "0000.wav", tmp_path / "generated" / label / f"{index}.wav")
-    assert run_eval("--generated", tmp_path / "generated", "--reference", reference, "--classifier", workspace / "classifier",
-                    "--floor-reference", floor, "--out", tmp_path / "out") == 0
+    assert (
+        run_eval(
+            "--generated",
+            tmp_path / "generated",
+            "--reference",
+            reference,
+            "--classifier",
+            workspace / "classifier",
+            "--floor-reference",
+            floor,
+            "--out",
+            tmp_path / "out",
+        )
+        == 0
+    )
     scores = {row["score"]: row for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["scores"]}
     # three distinct clips: no real clip lies in their (zero-radius) balls; they reach about half
     # the real neighbourhoods (this classifier packs a class tightly), the floor all of them
@@ -230,8 +374,19 @@ def test_memorisation_flags_generated_clips_copied_from_the_training_split(works
         shutil.copy(workspace / "data" / row["path"], tmp_path / "generated" / row["label"] / f"{index}.wav")
     novel = write_clips(tmp_path / "novel", 3, seed=7)
     for generated, out in ((tmp_path / "generated", tmp_path / "copied"), (novel, tmp_path / "fresh")):
-        assert run_eval("--generated", generated, "--reference", workspace / "data", "--classifier", workspace / "classifier",
-                        "--out", out) == 0
+        assert (
+            run_eval(
+                "--generated",
+                generated,
+                "--reference",
+                workspace / "data",
+                "--classifier",
+                workspace / "classifier",
+                "--out",
+                out,
+            )
+            == 0
+        )
     copied_share = json.loads((tmp_path / "copied" / "metrics.json").read_text())["memorisation"]["copy_share"]
     fresh_share = json.loads((tmp_path / "fresh" / "metrics.json").read_text())["memorisation"]["copy_share"]
     assert copied_share == 1.0 and fresh_share < 0.5

@@ -10,24 +10,69 @@ UNET = {
     "benchmark": "unet_vs_peers",
     "date": "2026-01-02T03:04:05+00:00",
     "command": "python -m benchmarks.unet_vs_peers",
-    "machine": {"cpu_model": "Test CPU", "threads": 2, "torch": "2.11.0", "native_bf16": False, "load_average": [0.1, 0, 0]},
+    "machine": {
+        "cpu_model": "Test CPU",
+        "threads": 2,
+        "torch": "2.11.0",
+        "native_bf16": False,
+        "load_average": [0.1, 0, 0],
+    },
     "results": [
-        {"name": "ours", "dims": 2, "precision": "fp32", "input": [32, 1, 80, 64], "parameters": 6_500_000,
-         "parameters_vs_ours": 0.0, "train_steps_per_s": 1.5, "sample_ms_per_step": 200.0},
-        {"name": "peer", "dims": 2, "precision": "fp32", "input": [32, 1, 80, 64], "parameters": 6_200_000,
-         "parameters_vs_ours": -0.046, "train_steps_per_s": 0.5, "sample_ms_per_step": 600.0},
+        {
+            "name": "ours",
+            "dims": 2,
+            "precision": "fp32",
+            "input": [32, 1, 80, 64],
+            "parameters": 6_500_000,
+            "parameters_vs_ours": 0.0,
+            "train_steps_per_s": 1.5,
+            "sample_ms_per_step": 200.0,
+        },
+        {
+            "name": "peer",
+            "dims": 2,
+            "precision": "fp32",
+            "input": [32, 1, 80, 64],
+            "parameters": 6_200_000,
+            "parameters_vs_ours": -0.046,
+            "train_steps_per_s": 0.5,
+            "sample_ms_per_step": 600.0,
+        },
     ],
-    "summary": [{"dims": 2, "precision": "fp32", "fastest_peer_train": "peer", "train_speedup": 3.0,
-                 "fastest_peer_sample": "peer", "sample_speedup": 3.0, "target": 1.5, "target_met": True}],
+    "summary": [
+        {
+            "dims": 2,
+            "precision": "fp32",
+            "fastest_peer_train": "peer",
+            "train_speedup": 3.0,
+            "fastest_peer_sample": "peer",
+            "sample_speedup": 3.0,
+            "target": 1.5,
+            "target_met": True,
+        }
+    ],
     "not_run": [{"name": "gone", "dims": 1, "error": "ImportError: no module named gone"}],
 }
 SAMPLERS = {
-    "benchmark": "samplers", "date": "2026-01-02", "command": "python -m benchmarks.samplers",
-    "rows": [{"sampler": "ddim", "steps": 4, "curve": True, "frechet": 9.0},
-             {"sampler": "ddim", "steps": 8, "curve": True, "frechet": 5.0}],
-    "floor": {"frechet": 1.0}, "plot": "samplers.png",
-    "target": {"sampler": "dpmpp_2m", "few_steps": 10, "many_steps": 100, "few_frechet": 5.5, "many_frechet": 5.0,
-               "relative_gap": 0.1, "allowed_gap": 0.1, "met": False},
+    "benchmark": "samplers",
+    "date": "2026-01-02",
+    "command": "python -m benchmarks.samplers",
+    "rows": [
+        {"sampler": "ddim", "steps": 4, "curve": True, "frechet": 9.0},
+        {"sampler": "ddim", "steps": 8, "curve": True, "frechet": 5.0},
+    ],
+    "floor": {"frechet": 1.0},
+    "plot": "samplers.png",
+    "target": {
+        "sampler": "dpmpp_2m",
+        "few_steps": 10,
+        "many_steps": 100,
+        "few_frechet": 5.5,
+        "many_frechet": 5.0,
+        "relative_gap": 0.1,
+        "allowed_gap": 0.1,
+        "met": False,
+    },
 }
 
 
@@ -37,11 +82,17 @@ def test_render_makes_tables_with_machine_date_and_command():
     assert "3.00x the fastest peer in training (peer)" in text and "not run: gone (dims 1): ImportError" in text
     assert "| ddim | 9.00 | 5.00 |" in text and "**missed**" in text
     assert "![Fréchet distance against steps](benchmarks/results/samplers.png)" in text
-    assert "Test CPU, 2 threads" in text and "2026-01-02T03:04:05+00:00" in text and "`python -m benchmarks.unet_vs_peers`" in text
+    assert (
+        "Test CPU, 2 threads" in text
+        and "2026-01-02T03:04:05+00:00" in text
+        and "`python -m benchmarks.unet_vs_peers`" in text
+    )
 
 
 def test_load_results_skips_failed_benchmarks_and_prefers_their_own_files(tmp_path):
-    (tmp_path / "all.json").write_text(json.dumps({"benchmarks": {"samplers": SAMPLERS, "end_to_end": {"error": "exit status 1"}}}))
+    (tmp_path / "all.json").write_text(
+        json.dumps({"benchmarks": {"samplers": SAMPLERS, "end_to_end": {"error": "exit status 1"}}})
+    )
     (tmp_path / "unet_vs_peers.json").write_text(json.dumps(UNET))
     assert sorted(load_results(tmp_path)) == ["samplers", "unet_vs_peers"]
 
@@ -59,21 +110,59 @@ def test_update_readme_without_markers_says_what_to_add():
 
 
 def test_notes_pitch_table():
-    pitch = {"notes": 8, "targets": "90%", "model": {"source": "notes", "training_step": 5, "within_50_cents": 0.5,
-             "unvoiced": 1, "median_abs_cents": 30.0, "family_accuracy": 0.25},
-             "real_floor": {"within_50_cents": 1.0, "unvoiced": 0, "median_abs_cents": 4.0, "family_accuracy": 1.0}}
+    pitch = {
+        "notes": 8,
+        "targets": "90%",
+        "model": {
+            "source": "notes",
+            "training_step": 5,
+            "within_50_cents": 0.5,
+            "unvoiced": 1,
+            "median_abs_cents": 30.0,
+            "family_accuracy": 0.25,
+        },
+        "real_floor": {"within_50_cents": 1.0, "unvoiced": 0, "median_abs_cents": 4.0, "family_accuracy": 1.0},
+    }
     text = render({"notes_pitch": pitch})
     assert "| model | 0.500 | 1 | 30.0 | 0.250 |" in text and "| real notes | 1.000 | 0 | 4.0 | 1.000 |" in text
 
 
 def test_own_data_and_threads_render_their_tables():
-    own = {"benchmark": "own_data", "date": "2026-01-02", "command": "python -m benchmarks.own_data", "figure": "docs/examples/x.png",
-           "real": {"folder": "data/p", "decay_db_median": 30.0},
-           "runs": [{"run": "a", "init_from": "notes", "steps": 900, "compute_seconds": 600.0, "final_loss": 0.05, "decay_db_median": 25.5},
-                    {"run": "b", "init_from": None, "steps": 950, "compute_seconds": 630.0, "final_loss": 0.2, "decay_db_median": 3.1}]}
-    threads = {"benchmark": "threads", "date": "2026-01-02", "command": "python -m benchmarks.threads", "model": "small", "precision": "fp32",
-               "rows": [{"busy_cores": b, "threads": t, "seconds_per_step": 0.1 * (t + b)} for b in (0, 1) for t in (1, 2)],
-               "fastest_threads": {"0 busy": 2, "1 busy": 1}, "auto_choice": {"0 busy": 2, "1 busy": 1}}
+    own = {
+        "benchmark": "own_data",
+        "date": "2026-01-02",
+        "command": "python -m benchmarks.own_data",
+        "figure": "docs/examples/x.png",
+        "real": {"folder": "data/p", "decay_db_median": 30.0},
+        "runs": [
+            {
+                "run": "a",
+                "init_from": "notes",
+                "steps": 900,
+                "compute_seconds": 600.0,
+                "final_loss": 0.05,
+                "decay_db_median": 25.5,
+            },
+            {
+                "run": "b",
+                "init_from": None,
+                "steps": 950,
+                "compute_seconds": 630.0,
+                "final_loss": 0.2,
+                "decay_db_median": 3.1,
+            },
+        ],
+    }
+    threads = {
+        "benchmark": "threads",
+        "date": "2026-01-02",
+        "command": "python -m benchmarks.threads",
+        "model": "small",
+        "precision": "fp32",
+        "rows": [{"busy_cores": b, "threads": t, "seconds_per_step": 0.1 * (t + b)} for b in (0, 1) for t in (1, 2)],
+        "fastest_threads": {"0 busy": 2, "1 busy": 1},
+        "auto_choice": {"0 busy": 2, "1 busy": 1},
+    }
     text = render({"own_data": own, "threads": threads})
     assert "| from notes | 900 | 10.0 | 0.0500 | 25.5 |" in text and "| from scratch | 950 | 10.5 |" in text
     assert "| real clips (the training folder) |  |  |  | 30.0 |" in text and "![Spectrograms" in text
@@ -81,31 +170,107 @@ def test_own_data_and_threads_render_their_tables():
 
 
 def test_the_evaluation_and_vocoder_results_render():
-    tradeoffs = {"date": "d", "num_clips": 40, "plot": "tradeoffs.png", "floor": {"frechet": 2.0, "accuracy": 1.0, "recall": 0.9},
-                 "rows": [{"case": "digits, dpmpp_2m", "steps": 16, "seconds_per_clip": 0.5, "frechet": 3.0, "accuracy": 0.99, "recall": 0.8},
-                          {"case": "digits-fast (student)", "steps": 1, "seconds_per_clip": 0.05, "frechet": 4.0, "accuracy": 0.97, "recall": 0.7}]}
-    likelihood = {"date": "d", "gaussian": [{"steps": 8, "probes": 1, "true_nll_nats": 8.3, "estimated_nll_nats": 8.1, "error": 0.2, "standard_error": 0.14}],
-                  "audio": {"checkpoint": "digits", "space": "normalised log-mel", "dims": 4960, "clips": 8, "steps": 6,
-                            "sets": {"real held-out clips": {"mean_bits_per_dim": -9.0, "standard_error": 0.5}}}}
-    fidelity = {"date": "d", "targets": {}, "results": {"held-out digits, +0 dB": {"clips": 4, "source": "s",
+    tradeoffs = {
+        "date": "d",
+        "num_clips": 40,
+        "plot": "tradeoffs.png",
+        "floor": {"frechet": 2.0, "accuracy": 1.0, "recall": 0.9},
+        "rows": [
+            {
+                "case": "digits, dpmpp_2m",
+                "steps": 16,
+                "seconds_per_clip": 0.5,
+                "frechet": 3.0,
+                "accuracy": 0.99,
+                "recall": 0.8,
+            },
+            {
+                "case": "digits-fast (student)",
+                "steps": 1,
+                "seconds_per_clip": 0.05,
+                "frechet": 4.0,
+                "accuracy": 0.97,
+                "recall": 0.7,
+            },
+        ],
+    }
+    likelihood = {
+        "date": "d",
+        "gaussian": [
+            {
+                "steps": 8,
+                "probes": 1,
+                "true_nll_nats": 8.3,
+                "estimated_nll_nats": 8.1,
+                "error": 0.2,
+                "standard_error": 0.14,
+            }
+        ],
+        "audio": {
+            "checkpoint": "digits",
+            "space": "normalised log-mel",
+            "dims": 4960,
+            "clips": 8,
+            "steps": 6,
+            "sets": {"real held-out clips": {"mean_bits_per_dim": -9.0, "standard_error": 0.5}},
+        },
+    }
+    fidelity = {
+        "date": "d",
+        "targets": {},
+        "results": {
+            "held-out digits, +0 dB": {
+                "clips": 4,
+                "source": "s",
                 "vocoder-16k": {"mel_l1_60db": 0.1, "mr_stft": 1.0, "frechet": {"over_floor": 1.4}},
-                "griffin_lim": {"mel_l1_60db": 0.05, "mr_stft": 2.0}}},
-                "verdicts": {"vocoder-16k": {"met": False, "checks": {"a": True, "b": False}}}}
+                "griffin_lim": {"mel_l1_60db": 0.05, "mr_stft": 2.0},
+            }
+        },
+        "verdicts": {"vocoder-16k": {"met": False, "checks": {"a": True, "b": False}}},
+    }
     text = render({"tradeoffs": tradeoffs, "likelihood": likelihood, "vocoder_fidelity": fidelity})
     assert "| digits-fast (student) | 1 | 0.050 | 4.00 | 0.970 | 0.700 |" in text and "tradeoffs.md" in text
     assert "| 8 | 1 | 8.300 | 8.100 | +0.200 ± 0.140 |" in text and "| real held-out clips | -9.000 | 0.500 |" in text
-    assert "| held-out digits, +0 dB | vocoder-16k | 0.100 | 1.000 | – | 1.40 |" in text and "1 of 2 targets met" in text
+    assert (
+        "| held-out digits, +0 dB | vocoder-16k | 0.100 | 1.000 | – | 1.40 |" in text and "1 of 2 targets met" in text
+    )
 
 
 def test_latent_vs_mel_renders_the_cost_and_the_round_trip():
-    row = {"case": "mel (baseline)", "input": [1, 80, 62], "sample_gflop_per_call": 4.39, "flops_fewer_x": 1.0, "train_s_per_step": 1.2,
-           "train_faster_x": 1.0, "sample_ms_per_call": 90.0, "sample_faster_x": 1.0}
-    latent = {**row, "case": "latent 4x20x16, patch 2", "input": [4, 20, 16], "sample_gflop_per_call": 0.335, "flops_fewer_x": 13.1}
+    row = {
+        "case": "mel (baseline)",
+        "input": [1, 80, 62],
+        "sample_gflop_per_call": 4.39,
+        "flops_fewer_x": 1.0,
+        "train_s_per_step": 1.2,
+        "train_faster_x": 1.0,
+        "sample_ms_per_call": 90.0,
+        "sample_faster_x": 1.0,
+    }
+    latent = {
+        **row,
+        "case": "latent 4x20x16, patch 2",
+        "input": [4, 20, 16],
+        "sample_gflop_per_call": 0.335,
+        "flops_fewer_x": 13.1,
+    }
     side = {"mel_l1_60db": 0.2, "mr_stft": 1.5, "frechet": {"vocoded": 20.0, "over_floor": 1.1}}
-    result = {"date": "d", "unet": "digits-mel", "batch": {"train": 16, "sample": 2}, "target": "4x", "unet_speed": [row, latent],
-              "round_trip": {"clips": 40, "data": "data/notes", "autoencoder": "runs/ae", "vocoder only": side,
-                             "autoencoder + vocoder": {**side, "frechet": {"vocoded": 26.0, "over_floor": 1.43}},
-                             "frechet_vs_vocoder_only": 1.3, "met": False}}
+    result = {
+        "date": "d",
+        "unet": "digits-mel",
+        "batch": {"train": 16, "sample": 2},
+        "target": "4x",
+        "unet_speed": [row, latent],
+        "round_trip": {
+            "clips": 40,
+            "data": "data/notes",
+            "autoencoder": "runs/ae",
+            "vocoder only": side,
+            "autoencoder + vocoder": {**side, "frechet": {"vocoded": 26.0, "over_floor": 1.43}},
+            "frechet_vs_vocoder_only": 1.3,
+            "met": False,
+        },
+    }
     text = render({"latent_vs_mel": result})
     assert "| latent 4x20x16, patch 2 | 4 x 20 x 16 | 0.335 | 13.1 |" in text
     assert "| autoencoder + vocoder | 0.200 | 1.500 | 26.00 | 1.43 |" in text and "at most 1.2x: missed" in text

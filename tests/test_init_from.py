@@ -38,7 +38,10 @@ def build(config) -> DiffusionTask:
 
 def fine_tune_config(one_shots, tmp_path, source, **train):
     return tiny_config(
-        one_shots, tmp_path / "tuned", data={"label_from_folder": True}, conditioning={"labels": "auto"},
+        one_shots,
+        tmp_path / "tuned",
+        data={"label_from_folder": True},
+        conditioning={"labels": "auto"},
         model={"channels": 8, "head_channels": 8},  # the run's own architecture gives way to the source's
         train={"init_from": str(source), **train},
     )
@@ -51,9 +54,16 @@ def test_fine_tuning_adopts_the_architecture_and_maps_labels_by_name(source, one
     own, theirs = task.model.state_dict(), pretrained.model.state_dict()
     body = [k for k in own if not k.startswith("conditioner.conditions.")]
     assert body and all(torch.equal(own[k], theirs[k]) for k in body)
-    rows, source_rows = own["conditioner.conditions.label.embed.weight"], theirs["conditioner.conditions.label.embed.weight"]
+    rows, source_rows = (
+        own["conditioner.conditions.label.embed.weight"],
+        theirs["conditioner.conditions.label.embed.weight"],
+    )
     source_labels = pretrained.model.conditioner.conditions["label"].labels
-    assert task.config.conditioning.labels == ["chirp", "kick"] and "chirp" in source_labels and "kick" not in source_labels
+    assert (
+        task.config.conditioning.labels == ["chirp", "kick"]
+        and "chirp" in source_labels
+        and "kick" not in source_labels
+    )
     null = source_rows[len(source_labels)]
     assert torch.equal(rows[0], source_rows[source_labels.index("chirp")])
     assert torch.equal(rows[1], null) and torch.equal(rows[2], null)  # a new label starts as "no label"
@@ -69,7 +79,13 @@ def test_a_fine_tuned_run_trains_short_clips_and_generates(source, one_shots, tm
 
 
 def test_what_cannot_carry_over_is_a_clear_error(source, one_shots, tmp_path):
-    config = tiny_config(one_shots, tmp_path / "x", data={"sample_rate": 22050}, mel={"sample_rate": 22050}, train={"init_from": str(source)})
+    config = tiny_config(
+        one_shots,
+        tmp_path / "x",
+        data={"sample_rate": 22050},
+        mel={"sample_rate": 22050},
+        train={"init_from": str(source)},
+    )
     with pytest.raises(InitError, match="set data.sample_rate=16000"):
         DiffusionTask(config, verbose=False)
     config = tiny_config(one_shots, tmp_path / "y", dims=1, train={"init_from": str(source)})

@@ -20,17 +20,37 @@ from audiodiff.train.distill import DistillTask
 from audiodiff.train.trainer import Trainer
 from tests.util import tiny_config
 
-AE_MODEL = {"channels": 8, "channel_mults": [1, 2, 2], "latent_channels": 4, "time_down": 4, "freq_down": 4, "norm_groups": 4}
+AE_MODEL = {
+    "channels": 8,
+    "channel_mults": [1, 2, 2],
+    "latent_channels": 4,
+    "time_down": 4,
+    "freq_down": 4,
+    "norm_groups": 4,
+}
 SECONDS = 0.5
 
 
 def train_autoencoder(data, out, seed=0) -> Autoencoder:
-    config = from_dict(AutoencoderRunConfig, {
-        "data": {"path": str(data), "representation": "mel", "segment_seconds": SECONDS, "split": None},
-        "model": AE_MODEL,
-        "train": {"out_dir": str(out), "steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "ckpt_every": 2,
-                  "preview_every": 0, "log_every": 1, "precision": "fp32", "seed": seed},
-    })
+    config = from_dict(
+        AutoencoderRunConfig,
+        {
+            "data": {"path": str(data), "representation": "mel", "segment_seconds": SECONDS, "split": None},
+            "model": AE_MODEL,
+            "train": {
+                "out_dir": str(out),
+                "steps": 2,
+                "batch_size": 4,
+                "lr": 1e-3,
+                "warmup_steps": 1,
+                "ckpt_every": 2,
+                "preview_every": 0,
+                "log_every": 1,
+                "precision": "fp32",
+                "seed": seed,
+            },
+        },
+    )
     Trainer(AutoencoderTask(config, verbose=False), config.train, progress=False).fit()
     return out
 
@@ -111,10 +131,14 @@ def test_editing_works_in_latent_space_and_keeps_what_it_should(pipe):
     kept = int(0.15 * 16000)
     assert torch.equal(filled.audio[0, :, :kept], audio[:, :kept])  # before the span (and its fade): the input
     longer = pipe.continue_(audio, seconds=0.3, sample_rate=16000, steps=3, label="high")
-    assert longer.audio.shape[-1] == samples + pipe.mel_spec.num_samples(pipe.mel_spec.num_frames(int(0.3 * 16000)))  # all of the input kept
+    assert longer.audio.shape[-1] == samples + pipe.mel_spec.num_samples(
+        pipe.mel_spec.num_frames(int(0.3 * 16000))
+    )  # all of the input kept
     assert torch.equal(longer.audio[0, :, : samples - 160], audio[:, : samples - 160])  # up to its 10 ms fade
     looped = pipe.loop(steps=3, label="high")
-    whole = pipe._shape(1, None)[-1] * pipe.autoencoder.config.time_down  # a loop lasts whole latent frames (its seam is in latent space)
+    whole = (
+        pipe._shape(1, None)[-1] * pipe.autoencoder.config.time_down
+    )  # a loop lasts whole latent frames (its seam is in latent space)
     assert looped.audio.shape == (1, 1, pipe.mel_spec.num_samples(whole)) and looped.mel.shape[-1] == whole
     assert pipe.interpolate(0, 1, count=3, steps=3, label="high").audio.shape == (3, 1, samples)
     bits = pipe.log_likelihood(audio, sample_rate=16000, steps=2, label="high")
@@ -125,7 +149,9 @@ def test_a_latent_model_saved_and_loaded_back_generates_the_same(pipe, tmp_path)
     pipe.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / AUTOENCODER_FOLDER / CONFIG).is_file()
     again = Pipeline.from_pretrained(tmp_path / "saved")
-    assert torch.allclose(again.generate(label="low", steps=2).audio, pipe.generate(label="low", steps=2).audio, atol=1e-5)
+    assert torch.allclose(
+        again.generate(label="low", steps=2).audio, pipe.generate(label="low", steps=2).audio, atol=1e-5
+    )
 
 
 def test_a_checkpoint_may_not_name_an_autoencoder_elsewhere_on_disk(latent_run, tmp_path):
@@ -151,12 +177,23 @@ def test_a_killed_latent_run_resumes_to_the_same_weights(synth_dir, autoencoder_
 
 @pytest.mark.slow  # a distillation run; the teacher's autoencoder hand-over is one line in DistillTask
 def test_a_student_of_a_latent_teacher_keeps_its_autoencoder(latent_run, synth_dir, tmp_path):
-    config = from_dict(DistillRunConfig, {
-        "distill": {"teacher": str(latent_run), "method": "guidance"},
-        "data": {"path": str(synth_dir)},
-        "train": {"out_dir": str(tmp_path / "student"), "steps": 2, "batch_size": 3, "ckpt_every": 2, "preview_every": 0,
-                  "log_every": 1, "precision": "fp32", "warmup_steps": 1},
-    })
+    config = from_dict(
+        DistillRunConfig,
+        {
+            "distill": {"teacher": str(latent_run), "method": "guidance"},
+            "data": {"path": str(synth_dir)},
+            "train": {
+                "out_dir": str(tmp_path / "student"),
+                "steps": 2,
+                "batch_size": 3,
+                "ckpt_every": 2,
+                "preview_every": 0,
+                "log_every": 1,
+                "precision": "fp32",
+                "warmup_steps": 1,
+            },
+        },
+    )
     Trainer(DistillTask(config, verbose=False), config.train, progress=False).fit()
     student = Pipeline.from_pretrained(tmp_path / "student")
     assert student.is_latent and student.generate(label="chirp", guidance=2.0, steps=2).audio.shape[0] == 1

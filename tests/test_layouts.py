@@ -48,7 +48,7 @@ def fake_ljspeech(root):
     clip(root / "wavs", "LJ001-0002.wav", 400)
     (root / "metadata.csv").write_text(
         "LJ001-0001|Printing, in the 1st sense|Printing, in the first sense\n"
-        "LJ001-0002|He said \"in 1830\"|He said \"in eighteen thirty\"\n"
+        'LJ001-0002|He said "in 1830"|He said "in eighteen thirty"\n'
         "this line has no separator\n"
         "LJ001-0003|a row whose wav is missing|a row whose wav is missing\n"
     )
@@ -71,7 +71,14 @@ def fake_nsynth(root):
         folder = root / f"nsynth-{split}"
         examples = {
             f"bass_electronic_000-060-100-{split}": NSYNTH_NOTE,
-            f"guitar_acoustic_001-040-025-{split}": {**NSYNTH_NOTE, "instrument_family_str": "guitar", "instrument_source_str": "acoustic", "pitch": 40, "velocity": 25, "qualities_str": []},
+            f"guitar_acoustic_001-040-025-{split}": {
+                **NSYNTH_NOTE,
+                "instrument_family_str": "guitar",
+                "instrument_source_str": "acoustic",
+                "pitch": 40,
+                "velocity": 25,
+                "qualities_str": [],
+            },
             f"broken-{split}": {"pitch": 50},
         }
         for name in examples:
@@ -113,7 +120,10 @@ def test_folder_labels_come_from_parent_folders_and_captions_from_sidecars(tmp_p
     (tmp_path / "notes.md").write_text("not audio, not an audio name: ignored")
     items, report = scan(tmp_path, label_from_folder=True)
     assert report.layout == "folder" and report.kept == 2
-    assert {(i.path.name, i.label, i.text) for i in items} == {("bark.wav", "dogs", "a dog barks twice"), ("meow.flac", "cats", None)}
+    assert {(i.path.name, i.label, i.text) for i in items} == {
+        ("bark.wav", "dogs", "a dog barks twice"),
+        ("meow.flac", "cats", None),
+    }
     unlabelled, _ = scan(tmp_path)
     assert {item.label for item in unlabelled} == {None}
 
@@ -139,10 +149,15 @@ def test_jsonl_manifest_gives_label_text_numbers_and_split(tmp_path):
 
 def test_csv_manifest_reads_the_number_fields(tmp_path):
     clip(tmp_path, "a.wav")
-    (tmp_path / "manifest.csv").write_text("path,label,text,pitch,split\na.wav,low,\"a low, soft hum\",48,train\n")
+    (tmp_path / "manifest.csv").write_text('path,label,text,pitch,split\na.wav,low,"a low, soft hum",48,train\n')
     items, report = scan(tmp_path, number_fields=["pitch"])
     assert report.layout == "manifest"
-    assert (items[0].label, items[0].text, items[0].numbers, items[0].split) == ("low", "a low, soft hum", {"pitch": 48.0}, "train")
+    assert (items[0].label, items[0].text, items[0].numbers, items[0].split) == (
+        "low",
+        "a low, soft hum",
+        {"pitch": 48.0},
+        "train",
+    )
 
 
 def test_speech_commands_splits_follow_the_official_lists(tmp_path):
@@ -167,7 +182,12 @@ def test_sc09_keeps_only_the_ten_digit_words(tmp_path):
 def test_wavegan_sc09_folders_give_labels_and_splits(tmp_path):
     items, _ = scan(fake_wavegan_sc09(tmp_path))
     assert sorted({(item.label, item.split) for item in items}) == [
-        ("seven", "test"), ("seven", "train"), ("seven", "valid"), ("zero", "test"), ("zero", "train"), ("zero", "valid")
+        ("seven", "test"),
+        ("seven", "train"),
+        ("seven", "valid"),
+        ("zero", "test"),
+        ("zero", "train"),
+        ("zero", "valid"),
     ]
 
 
@@ -218,11 +238,27 @@ def test_scan_command_writes_a_manifest_that_reads_back_the_same(tmp_path, capsy
     printed = capsys.readouterr().out
     assert "(nsynth layout): 4 usable" in printed and f"manifest: {out} (4 rows)" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows[0]["path"].startswith("nsynth-") and {"label", "text", "pitch", "velocity", "split", "seconds", "sample_rate", "channels"} <= set(rows[0])
+    assert rows[0]["path"].startswith("nsynth-") and {
+        "label",
+        "text",
+        "pitch",
+        "velocity",
+        "split",
+        "seconds",
+        "sample_rate",
+        "channels",
+    } <= set(rows[0])
     original, _ = scan(tmp_path / "nsynth", layout="nsynth")
     again, report = scan(out, number_fields=["pitch", "velocity"])
     assert report.layout == "manifest"
-    key = lambda item: (item.path.resolve(), item.label, item.text, item.split, item.numbers["pitch"], item.numbers["velocity"])
+    key = lambda item: (
+        item.path.resolve(),
+        item.label,
+        item.text,
+        item.split,
+        item.numbers["pitch"],
+        item.numbers["velocity"],
+    )
     assert sorted(map(key, again)) == sorted(map(key, original))
 
 
@@ -238,7 +274,22 @@ def test_scan_command_reports_bad_files_and_fails_on_nothing_usable(tmp_path, ca
 
 def test_shard_command_writes_shards_that_train_reads(tmp_path, capsys):
     fake_speech_commands(tmp_path / "sc")
-    assert main(["data", "shard", str(tmp_path / "sc"), "--out", str(tmp_path / "shards"), "--shard-size", "4", "--split", "train"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "shard",
+                str(tmp_path / "sc"),
+                "--out",
+                str(tmp_path / "shards"),
+                "--shard-size",
+                "4",
+                "--split",
+                "train",
+            ]
+        )
+        == 0
+    )
     assert "shards: 2" in capsys.readouterr().out
     items, report = scan(tmp_path / "shards")
     assert report.layout == "shards" and len(items) == 5 and {item.split for item in items} == {"train"}

@@ -12,7 +12,6 @@ import scipy.linalg
 import torch
 
 from audiodiff.audio import MelSpec, save_audio
-from audiodiff.metrics.distribution import coverage_metrics, memorisation
 from audiodiff.metrics import (
     EMBEDDINGS,
     AudioClassifier,
@@ -36,6 +35,7 @@ from audiodiff.metrics import (
     plot_spectrogram_grid,
     train_classifier,
 )
+from audiodiff.metrics.distribution import coverage_metrics, memorisation
 
 RATE = 8000
 CLIP = 4000  # 0.5 s

@@ -7,17 +7,19 @@ import warnings
 import pytest
 import torch
 
+from audiodiff.audio import MelSpec
 from audiodiff.checkpoint import CheckpointError
 from audiodiff.models.conditioning import ConditionError
 from audiodiff.pipeline import NORMALIZE_PEAK, PEAK_GUARD, Pipeline, build_model
 from audiodiff.vocoder import GriffinLimVocoder, VocoderError
-from audiodiff.audio import MelSpec
 from tests.util import tiny_config, tone
 
 
 @pytest.fixture
 def pipe(tmp_path):
-    config = tiny_config(tmp_path, tmp_path / "run", conditioning={"labels": ["low", "high"], "numbers": {"pitch": [40, 90]}})
+    config = tiny_config(
+        tmp_path, tmp_path / "run", conditioning={"labels": ["low", "high"], "numbers": {"pitch": [40, 90]}}
+    )
     model = build_model(config)
     for param in model.parameters():
         torch.nn.init.normal_(param, std=0.02)
@@ -117,7 +119,9 @@ EDITS = {
     [("sampler", "ddim", "euler"), ("negative_label", "low", "high"), ("guidance", 1.5, 4.0), ("seed", 1, 2)],
 )
 def test_every_option_changes_the_output_of_every_method(pipe, method, option, first, second):
-    conditions = {"label": "high", "seed": 1} if option != "negative_label" else {"label": "high", "seed": 1, "guidance": 3.0}
+    conditions = (
+        {"label": "high", "seed": 1} if option != "negative_label" else {"label": "high", "seed": 1, "guidance": 3.0}
+    )
     a = EDITS[method](pipe, **{**conditions, option: first})
     b = EDITS[method](pipe, **{**conditions, option: second})
     assert not torch.allclose(a.audio, b.audio), f"{method}: {option}={first} and {second} gave the same audio"
@@ -181,7 +185,10 @@ def test_normalize_scales_each_clip_peak_and_is_off_by_default(pipe):
 
 
 def test_a_conditioned_model_sampled_without_conditions_warns_at_the_callers_line(pipe):
-    with pytest.warns(UserWarning, match=r"no condition given, so this samples unconditionally; the model takes label \(e.g. 'low'\) or pitch") as caught:
+    with pytest.warns(
+        UserWarning,
+        match=r"no condition given, so this samples unconditionally; the model takes label \(e.g. 'low'\) or pitch",
+    ) as caught:
         pipe.generate(steps=2)
     assert len(caught) == 1 and caught[0].filename == __file__
 
@@ -206,8 +213,16 @@ def test_bf16_sampling_stays_within_a_small_share_of_the_seed_to_seed_spread(pip
 
 
 def test_channels_last_gives_the_same_mels(pipe):
-    contiguous = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False).generate(label="high", steps=3, seed=1).mel
-    channels_last = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=True).generate(label="high", steps=3, seed=1).mel
+    contiguous = (
+        Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False)
+        .generate(label="high", steps=3, seed=1)
+        .mel
+    )
+    channels_last = (
+        Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=True)
+        .generate(label="high", steps=3, seed=1)
+        .mel
+    )
     assert torch.allclose(contiguous, channels_last, atol=1e-4)
 
 
@@ -225,7 +240,11 @@ def test_a_bad_precision_is_refused_when_the_pipeline_is_made(pipe, precision, m
 
 @pytest.mark.slow  # compiles the U-Net (about a minute of CPU)
 def test_a_compiled_unet_gives_the_same_mels(pipe):
-    eager = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False).generate(label="low", steps=2, seed=3).mel
+    eager = (
+        Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False)
+        .generate(label="low", steps=2, seed=3)
+        .mel
+    )
     compiled_pipe = Pipeline(pipe.model, pipe.config, precision="fp32", channels_last=False, compile=True)
     for _ in range(2):  # the second call reuses the compiled U-Net
         assert torch.allclose(eager, compiled_pipe.generate(label="low", steps=2, seed=3).mel, atol=1e-4)
@@ -252,10 +271,14 @@ def test_a_models_sampling_guide_is_the_default_where_the_call_asks_for_it(pipe)
     plain_label, plain_pitch = pipe.generate(label="high", **asked).audio, pipe.generate(**asked).audio
     pipe.config.sampling.guide = ["label"]
     try:
-        assert torch.equal(pipe.generate(label="high", **asked).audio, pipe.generate(label="high", guide=["label"], **asked).audio)
+        assert torch.equal(
+            pipe.generate(label="high", **asked).audio, pipe.generate(label="high", guide=["label"], **asked).audio
+        )
         assert not torch.allclose(pipe.generate(label="high", **asked).audio, plain_label)
         assert torch.equal(pipe.generate(**asked).audio, plain_pitch)  # no label asked: guidance as usual
-        assert torch.equal(pipe.generate(label="high", guide=[], **asked).audio, plain_label)  # guide=[]: the default off
+        assert torch.equal(
+            pipe.generate(label="high", guide=[], **asked).audio, plain_label
+        )  # guide=[]: the default off
     finally:
         pipe.config.sampling.guide = []
 

@@ -70,8 +70,11 @@ def test_every_readme_output_is_git_ignored():
         pytest.skip("not a git checkout")
     outputs = [path for argv in bash_commands() for path in writes(parsed(argv)) if not path.startswith(OWN_FOLDER)]
     assert "in.wav" in outputs and "vocoder.onnx" in outputs
-    result = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "--verbose", "--non-matching", *outputs],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "--no-index", "--verbose", "--non-matching", *outputs],
+        capture_output=True,
+        text=True,
+    )
     tracked = [line.split("\t")[-1] for line in result.stdout.splitlines() if line.startswith("::")]
     assert not tracked, f"README command outputs that git would pick up: {tracked}; add them to .gitignore"
 

@@ -31,9 +31,19 @@ def data(tmp_path_factory):
     makers = {
         "synth": lambda folder: build_synthetic(folder, per_class=2, seconds=0.5),
         "digits": lambda folder: build_digits(folder, num_clips=10, seed=0, workers=2, progress=False),
-        "notes": lambda folder: build_notes(folder, programs=[0, 33], pitches=[55, 67], velocities=[60, 120], workers=2, progress=False),
-        "notes-22k": lambda folder: build_notes(folder, programs=[0, 33], pitches=[55, 67], velocities=[60, 120], seconds=4.0,
-                                                sample_rate=22050, workers=2, progress=False),
+        "notes": lambda folder: build_notes(
+            folder, programs=[0, 33], pitches=[55, 67], velocities=[60, 120], workers=2, progress=False
+        ),
+        "notes-22k": lambda folder: build_notes(
+            folder,
+            programs=[0, 33],
+            pitches=[55, 67],
+            velocities=[60, 120],
+            seconds=4.0,
+            sample_rate=22050,
+            workers=2,
+            progress=False,
+        ),
         "folder": make_user_folder,
     }
     made = {}
@@ -94,7 +104,22 @@ def generate_one(run: Path, **conditions) -> torch.Tensor:
 
 def test_every_recipe_has_a_smoke_test_here():
     recipes = {path.name for path in (ROOT / "recipes").iterdir() if (path / "config.yaml").is_file()}
-    tested = {"quickstart", "digits-mel", "digits-wave", "digits-fast", "notes-fast", "notes-mel", "notes-curves", "folder", "vocoder-16k", "vocoder-22k", "mel-vae-16k", "digits-latent", "mel-vae-22k", "notes-latent-22k"}
+    tested = {
+        "quickstart",
+        "digits-mel",
+        "digits-wave",
+        "digits-fast",
+        "notes-fast",
+        "notes-mel",
+        "notes-curves",
+        "folder",
+        "vocoder-16k",
+        "vocoder-22k",
+        "mel-vae-16k",
+        "digits-latent",
+        "mel-vae-22k",
+        "notes-latent-22k",
+    }
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
 
@@ -114,10 +139,26 @@ def test_digits_fast_recipe_guidance_then_progressive(tmp_path, data):
     """Both stages of the chain in scripts/distill-chain recipes/digits-fast, from the bundled teacher."""
     guidance = train_recipe("digits-fast", data("digits"), tmp_path / "guidance")
     generate_one(guidance, label="seven", guidance=3.0)
-    assert main(["train", "--config", str(ROOT / "recipes" / "digits-fast" / "progressive.yaml"), "--no-progress",
-                 f"distill.teacher={guidance}", "distill.student_steps=2", f"data.path={data('digits')}",
-                 f"train.out_dir={tmp_path / 'steps-2'}", "train.steps=2", "train.batch_size=4", "train.ckpt_every=2",
-                 "train.preview_every=0", "train.precision=fp32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(ROOT / "recipes" / "digits-fast" / "progressive.yaml"),
+                "--no-progress",
+                f"distill.teacher={guidance}",
+                "distill.student_steps=2",
+                f"data.path={data('digits')}",
+                f"train.out_dir={tmp_path / 'steps-2'}",
+                "train.steps=2",
+                "train.batch_size=4",
+                "train.ckpt_every=2",
+                "train.preview_every=0",
+                "train.precision=fp32",
+            ]
+        )
+        == 0
+    )
     assert Pipeline.from_pretrained(tmp_path / "steps-2").config.sampling.steps == 2
     generate_one(tmp_path / "steps-2", label="seven")
 
@@ -164,7 +205,12 @@ def test_folder_recipe_unconditional(tmp_path, data):
 
 def test_folder_recipe_with_labels_and_captions(tmp_path, data):
     run = train_recipe(
-        "folder", data("folder"), tmp_path, "data.label_from_folder=true", "conditioning.labels=auto", "conditioning.text={dim: 32, layers: 1, heads: 2}"
+        "folder",
+        data("folder"),
+        tmp_path,
+        "data.label_from_folder=true",
+        "conditioning.labels=auto",
+        "conditioning.text={dim: 32, layers: 1, heads: 2}",
     )
     config = Pipeline.from_pretrained(run).config
     assert config.conditioning.labels == ["chirp", "high", "low"] and "sound" in config.conditioning.text.vocab
@@ -174,7 +220,10 @@ def test_folder_recipe_with_labels_and_captions(tmp_path, data):
 def test_mel_recipes_share_one_mel_spec_so_they_share_a_vocoder():
     from audiodiff.config import DiffusionRunConfig, from_dict, load_yaml
 
-    specs = [from_dict(DiffusionRunConfig, load_yaml(ROOT / "recipes" / name / "config.yaml")).mel for name in ("digits-mel", "notes-mel", "folder")]
+    specs = [
+        from_dict(DiffusionRunConfig, load_yaml(ROOT / "recipes" / name / "config.yaml")).mel
+        for name in ("digits-mel", "notes-mel", "folder")
+    ]
     assert specs[0] == specs[1] == specs[2]
 
 
@@ -199,8 +248,14 @@ def test_longer_vocoder_recipe_continues_stage_one(tmp_path, data):
     from audiodiff.vocoder import Vocoder
 
     stage1 = train_recipe("vocoder-16k", data("synth"), tmp_path / "stage1", "data.split=null")
-    run = train_recipe("vocoder-16k", data("synth"), tmp_path / "stage2", "data.split=null", f"train.init_from={stage1}",
-                       config="longer.yaml")
+    run = train_recipe(
+        "vocoder-16k",
+        data("synth"),
+        tmp_path / "stage2",
+        "data.split=null",
+        f"train.init_from={stage1}",
+        config="longer.yaml",
+    )
     vocoder = Vocoder.from_pretrained(run)
     assert vocoder.generator.name == "istft"
     log = [line for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
@@ -212,7 +267,14 @@ def test_source_filter_vocoder_recipe(tmp_path, data):
     then a round trip through the pitch head's F0."""
     from audiodiff.vocoder import Vocoder
 
-    run = train_recipe("vocoder-16k", data("synth"), tmp_path, "loss.discriminator_start=1", "data.split=null", config="source-filter.yaml")
+    run = train_recipe(
+        "vocoder-16k",
+        data("synth"),
+        tmp_path,
+        "loss.discriminator_start=1",
+        "data.split=null",
+        config="source-filter.yaml",
+    )
     vocoder = Vocoder.from_pretrained(run)
     assert vocoder.generator.name == "source_filter"
     assert any((tmp_path / "cache").rglob("*.safetensors"))  # the measured F0, cached with the audio
@@ -231,7 +293,10 @@ def test_mel_vae_recipe(tmp_path, data):
     assert autoencoder.mel_spec == Vocoder.from_pretrained("vocoder-16k").mel_spec
     mel = autoencoder.mel_spec(torch.randn(1, 8000) * 0.1)[None]
     latent = autoencoder.encode(mel)
-    assert latent.shape == (1, 4, 20, -(-mel.shape[-1] // 4)) and autoencoder.decode(latent, mel.shape[-1]).shape == mel.shape
+    assert (
+        latent.shape == (1, 4, 20, -(-mel.shape[-1] // 4))
+        and autoencoder.decode(latent, mel.shape[-1]).shape == mel.shape
+    )
 
 
 @needs_espeak
@@ -248,7 +313,9 @@ def test_digits_latent_recipe(tmp_path, data):
 def test_notes_latent_22k_recipe(tmp_path, data):
     """4-second notes at 22.05 kHz: mel-vae-22k as written, then the latent U-Net on its latents."""
     autoencoder = train_recipe("mel-vae-22k", data("notes-22k"), tmp_path / "ae", "data.split=null")
-    run = train_recipe("notes-latent-22k", data("notes-22k"), tmp_path / "latent", f"data.autoencoder={autoencoder}", "data.split=null")
+    run = train_recipe(
+        "notes-latent-22k", data("notes-22k"), tmp_path / "latent", f"data.autoencoder={autoencoder}", "data.split=null"
+    )
     pipe = Pipeline.from_pretrained(run)
     assert pipe.sample_rate == 22050 and pipe._shape(1, None) == (1, 4, 20, 86)
     generate_one(run, label=pipe.labels[0], pitch=60, velocity=100)
@@ -259,4 +326,6 @@ def test_every_recipe_has_a_readme_with_its_command():
         if (folder / "config.yaml").is_file():
             readme = folder / "README.md"
             assert readme.is_file(), f"{folder.name}: no README.md"
-            assert f"audiodiff train --config recipes/{folder.name}/config.yaml" in readme.read_text(), f"{folder.name}: README lacks its command"
+            assert f"audiodiff train --config recipes/{folder.name}/config.yaml" in readme.read_text(), (
+                f"{folder.name}: README lacks its command"
+            )

@@ -32,7 +32,9 @@ def test_the_pulse_train_is_every_harmonic_below_nyquist_at_amplitude_one(f0):
     n = torch.arange(frames * HOP, dtype=torch.float64)
     count = (RATE / 2) / f0
     top = math.ceil(count) - 1  # the highest harmonic below Nyquist, faded by how close it is
-    expected = sum(torch.cos(2 * math.pi * h * f0 * n / RATE) for h in range(1, top)) + (count - top) * torch.cos(2 * math.pi * top * f0 * n / RATE)
+    expected = sum(torch.cos(2 * math.pi * h * f0 * n / RATE) for h in range(1, top)) + (count - top) * torch.cos(
+        2 * math.pi * top * f0 * n / RATE
+    )
     assert (pulses.double()[0] - expected).abs().max() < 1e-4
 
 
@@ -69,7 +71,11 @@ def test_the_pitch_grid_decodes_its_own_targets_within_a_cent():
 
 def _tone_batch(f0: float, frames: int = 32):
     time = torch.arange(frames * HOP) / RATE
-    audio = 0.3 * torch.sin(2 * math.pi * f0 * time) + 0.15 * torch.sin(2 * math.pi * 2 * f0 * time) + 0.05 * torch.sin(2 * math.pi * 3 * f0 * time)
+    audio = (
+        0.3 * torch.sin(2 * math.pi * f0 * time)
+        + 0.15 * torch.sin(2 * math.pi * 2 * f0 * time)
+        + 0.05 * torch.sin(2 * math.pi * 3 * f0 * time)
+    )
     return audio[None, None], MEL(audio[None]), torch.full((1, frames), f0)
 
 
@@ -137,13 +143,36 @@ def test_save_and_load_round_trip_gives_the_same_audio(tmp_path):
 
 
 def _config(data, out_dir, **train):
-    return from_dict(VocoderRunConfig, {
-        "data": {"path": str(data), "split": None, "representation": "wave", "segment_seconds": 0.25, "cache_dir": str(out_dir / "cache"), "curve_method": "pyin"},
-        "model": {"generator": "source_filter", "generator_config": TINY, "discriminators": ["mrd"],
-                  "discriminator_options": {"mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}}},
-        "loss": {"discriminator_start": 2, "stft": 1.0},
-        "train": {"out_dir": str(out_dir / "run"), "steps": 3, "batch_size": 2, "ckpt_every": 3, "preview_every": 0, "log_every": 1, "precision": "fp32", **train},
-    })
+    return from_dict(
+        VocoderRunConfig,
+        {
+            "data": {
+                "path": str(data),
+                "split": None,
+                "representation": "wave",
+                "segment_seconds": 0.25,
+                "cache_dir": str(out_dir / "cache"),
+                "curve_method": "pyin",
+            },
+            "model": {
+                "generator": "source_filter",
+                "generator_config": TINY,
+                "discriminators": ["mrd"],
+                "discriminator_options": {"mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}},
+            },
+            "loss": {"discriminator_start": 2, "stft": 1.0},
+            "train": {
+                "out_dir": str(out_dir / "run"),
+                "steps": 3,
+                "batch_size": 2,
+                "ckpt_every": 3,
+                "preview_every": 0,
+                "log_every": 1,
+                "precision": "fp32",
+                **train,
+            },
+        },
+    )
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,16 @@ from safetensors.torch import load_file
 from audiodiff.audio import MelSpec, load_audio
 from audiodiff.checkpoint import list_checkpoints
 from audiodiff.pipeline import Pipeline
-from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train import trainer as trainer_module
+from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer, TrainingError, choose_threads
 from tests.util import tiny_config, tone, write_clip
 
 
 def train(config, **fit):
-    trainer = Trainer(DiffusionTask(config, verbose=False), config.train, resume=fit.pop("resume", False), progress=False)
+    trainer = Trainer(
+        DiffusionTask(config, verbose=False), config.train, resume=fit.pop("resume", False), progress=False
+    )
     return trainer, trainer.fit(**fit)
 
 
@@ -31,15 +33,21 @@ def log_mel(magnitude: torch.Tensor, floor: float) -> torch.Tensor:
 # Waveform diffusion needs more steps than mel diffusion to push its hiss under -40 dB.
 OVERFIT = {
     2: dict(model={}, train={"steps": 300}),
-    1: dict(model={"channels": 32, "channel_mults": [1, 2, 2], "attention_levels": [2], "head_channels": 32}, train={"steps": 700}),
+    1: dict(
+        model={"channels": 32, "channel_mults": [1, 2, 2], "attention_levels": [2], "head_channels": 32},
+        train={"steps": 700},
+    ),
 }
 
 
 SLOW = pytest.mark.slow  # the default run keeps the mel case; `pytest -m slow` runs these two (about 2 minutes)
 
 
-@pytest.mark.parametrize("dims, objective", [(2, "v"), pytest.param(1, "v", marks=SLOW), pytest.param(2, "flow", marks=SLOW)],
-                         ids=["mel", "wave", "mel-flow"])
+@pytest.mark.parametrize(
+    "dims, objective",
+    [(2, "v"), pytest.param(1, "v", marks=SLOW), pytest.param(2, "flow", marks=SLOW)],
+    ids=["mel", "wave", "mel-flow"],
+)
 def test_overfit_one_clip_and_sample_it_back(tmp_path, dims, objective):
     """The check users of other toolkits most wish they had: a falling loss must mean samples.
 
@@ -56,7 +64,14 @@ def test_overfit_one_clip_and_sample_it_back(tmp_path, dims, objective):
         data={"normalize": "none"},
         model=settings["model"],
         diffusion={"objective": objective},
-        train={"batch_size": 4, "lr": 3e-3, "warmup_steps": 20, "ckpt_every": 1000, "ema_decay": 0.99, **settings["train"]},
+        train={
+            "batch_size": 4,
+            "lr": 3e-3,
+            "warmup_steps": 20,
+            "ckpt_every": 1000,
+            "ema_decay": 0.99,
+            **settings["train"],
+        },
     )
     train(config)
     pipe = Pipeline.from_pretrained(tmp_path / "run")
@@ -77,7 +92,9 @@ def test_overfit_one_clip_and_sample_it_back(tmp_path, dims, objective):
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path, synth_dir):
-    sections = dict(train={"steps": 6, "ckpt_every": 3, "batch_size": 3}, conditioning={"labels": "auto"}, model={"dropout": 0.1})
+    sections = dict(
+        train={"steps": 6, "ckpt_every": 3, "batch_size": 3}, conditioning={"labels": "auto"}, model={"dropout": 0.1}
+    )
     full = tiny_config(synth_dir, tmp_path / "full", **sections)
     _, full_path = train(full)
     split = tiny_config(synth_dir, tmp_path / "split", **sections)
@@ -122,7 +139,11 @@ def test_starting_over_an_existing_run_needs_resume(tmp_path, synth_dir):
 
 
 def test_checkpoints_keep_the_last_k_and_write_logs_and_pictures(tmp_path, synth_dir):
-    config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 8, "ckpt_every": 2, "keep_last": 2, "preview_every": 4, "preview_count": 2})
+    config = tiny_config(
+        synth_dir,
+        tmp_path / "run",
+        train={"steps": 8, "ckpt_every": 2, "keep_last": 2, "preview_every": 4, "preview_count": 2},
+    )
     train(config)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_00000006", "step_00000008"]
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -134,7 +155,9 @@ def test_checkpoints_keep_the_last_k_and_write_logs_and_pictures(tmp_path, synth
 
 
 def test_checkpoint_config_records_vocabulary_and_provenance(tmp_path, synth_dir):
-    config = tiny_config(synth_dir, tmp_path / "run", conditioning={"labels": "auto", "text": {"dim": 32}, "numbers": {"pitch": "auto"}})
+    config = tiny_config(
+        synth_dir, tmp_path / "run", conditioning={"labels": "auto", "text": {"dim": 32}, "numbers": {"pitch": "auto"}}
+    )
     _, path = train(config)
     saved = json.loads((path / "config.json").read_text())
     assert saved["conditioning"]["labels"] == ["chirp", "high", "low", "noise"]
@@ -199,17 +222,24 @@ def test_sigint_stops_after_the_step_with_a_checkpoint_and_resumes_to_the_same_w
     resumed, _ = train(config, resume=True)
     assert resumed.step == 6 and resumed.stopped_by is None
     for name in ("model.safetensors", "training_state.safetensors"):
-        a, b = load_file(tmp_path / "full" / "checkpoints" / "step_00000006" / name), load_file(tmp_path / "split" / "checkpoints" / "step_00000006" / name)
+        a, b = (
+            load_file(tmp_path / "full" / "checkpoints" / "step_00000006" / name),
+            load_file(tmp_path / "split" / "checkpoints" / "step_00000006" / name),
+        )
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_checkpoints_follow_the_wall_clock_and_the_budget_counts_over_resumes(tmp_path, synth_dir):
-    config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 3, "ckpt_every": 100, "ckpt_minutes": 1e-9, "keep_last": 5})
+    config = tiny_config(
+        synth_dir, tmp_path / "run", train={"steps": 3, "ckpt_every": 100, "ckpt_minutes": 1e-9, "keep_last": 5}
+    )
     trainer, _ = train(config)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == [f"step_0000000{i}" for i in (1, 2, 3)]
     first = trainer.elapsed_seconds
     assert first >= trainer.wall_seconds > 0  # wall clock in the loop includes checkpointing
-    more = tiny_config(synth_dir, tmp_path / "run", train={"steps": 4, "ckpt_every": 100, "ckpt_minutes": 1e-9, "keep_last": 5})
+    more = tiny_config(
+        synth_dir, tmp_path / "run", train={"steps": 4, "ckpt_every": 100, "ckpt_minutes": 1e-9, "keep_last": 5}
+    )
     resumed, _ = train(more, resume=True)
     assert resumed.elapsed_seconds > first
 
@@ -260,9 +290,14 @@ def test_the_optimizer_is_fused_adamw_with_the_same_updates():
     fused_params = [w.clone().requires_grad_() for w in weights]
     plain_params = [w.clone().requires_grad_() for w in weights]
     fused = trainer_module.adamw([{"params": fused_params[:1]}, {"params": fused_params[1:], "weight_decay": 0.0}], cfg)
-    plain = torch.optim.AdamW([{"params": plain_params[:1]}, {"params": plain_params[1:], "weight_decay": 0.0}], lr=1e-2, betas=(0.9, 0.99), weight_decay=0.05)
+    plain = torch.optim.AdamW(
+        [{"params": plain_params[:1]}, {"params": plain_params[1:], "weight_decay": 0.0}],
+        lr=1e-2,
+        betas=(0.9, 0.99),
+        weight_decay=0.05,
+    )
     assert fused.defaults["fused"] and not plain.defaults["fused"]
-    for step in range(5):
+    for _ in range(5):
         grads = [torch.randn_like(w) for w in weights]
         for params, optimizer in ((fused_params, fused), (plain_params, plain)):
             for param, grad in zip(params, grads):

@@ -26,7 +26,9 @@ def test_unet_rejects_wrong_rank_with_a_clear_message():
 
 
 def test_conditioning_changes_the_output():
-    cond = ConditioningConfig(labels=["a", "b"], text=TextConfig(vocab=["low", "high"], dim=32), numbers={"pitch": [0, 127]})
+    cond = ConditioningConfig(
+        labels=["a", "b"], text=TextConfig(vocab=["low", "high"], dim=32), numbers={"pitch": [0, 127]}
+    )
     model = UNet(UNetConfig(dims=2, **SMALL), cond)
     for p in model.parameters():  # zero-initialised output layers would hide the conditioning
         torch.nn.init.normal_(p, std=0.05)

@@ -26,34 +26,104 @@ def clip(tmp_path_factory):
 
 # case -> (arguments; {clip} is the input file, {out} the output path), what the message must say
 CASES = {
-    "generate --steps 0": (["generate", *MODEL, "--label", "seven", "--steps", "0"], r"steps=0: must be a whole number between 1 and 1000"),
-    "generate --steps 5000": (["generate", *MODEL, "--steps", "5000"], r"steps=5000: must be a whole number between 1 and 1000"),
-    "generate --n 0": (["generate", *MODEL, "--label", "seven", "--n", "0"], r"n=0: must be a whole number of clips, at least 1"),
-    "generate --sampler foo": (["generate", *MODEL, "--sampler", "foo"], r"invalid choice: 'foo' \(choose from .*'ddim'"),
-    "generate --duration 0": (["generate", *MODEL, "--duration", "0"], r"duration=0 s: must be more than 0 and at most 600 seconds"),
-    "generate --duration 1000": (["generate", *MODEL, "--duration", "1000"], r"duration=1000 s: must be more than 0 and at most 600"),
-    "generate --guidance nan": (["generate", *MODEL, "--label", "seven", "--guidance", "nan"], r"guidance=nan: must be a finite number"),
-    "generate --seed 2**70": (["generate", *MODEL, "--seed", str(2**70)], r"seed=\d+: must be a whole number between 0 and 2\*\*63 - 1"),
-    "generate --label eleven": (["generate", *MODEL, "--label", "eleven"], r"unknown label 'eleven'; this model knows \[.*'seven'"),
-    "generate --number pitch=high": (["generate", *MODEL, "--number", "pitch=high"], r"--number 'pitch=high': expected NAME=VALUE"),
-    "generate --model nosuch": (["generate", "--model", "nosuch"], r"nosuch: no such checkpoint .*bundled models: \[.*'digits'"),
+    "generate --steps 0": (
+        ["generate", *MODEL, "--label", "seven", "--steps", "0"],
+        r"steps=0: must be a whole number between 1 and 1000",
+    ),
+    "generate --steps 5000": (
+        ["generate", *MODEL, "--steps", "5000"],
+        r"steps=5000: must be a whole number between 1 and 1000",
+    ),
+    "generate --n 0": (
+        ["generate", *MODEL, "--label", "seven", "--n", "0"],
+        r"n=0: must be a whole number of clips, at least 1",
+    ),
+    "generate --sampler foo": (
+        ["generate", *MODEL, "--sampler", "foo"],
+        r"invalid choice: 'foo' \(choose from .*'ddim'",
+    ),
+    "generate --duration 0": (
+        ["generate", *MODEL, "--duration", "0"],
+        r"duration=0 s: must be more than 0 and at most 600 seconds",
+    ),
+    "generate --duration 1000": (
+        ["generate", *MODEL, "--duration", "1000"],
+        r"duration=1000 s: must be more than 0 and at most 600",
+    ),
+    "generate --guidance nan": (
+        ["generate", *MODEL, "--label", "seven", "--guidance", "nan"],
+        r"guidance=nan: must be a finite number",
+    ),
+    "generate --seed 2**70": (
+        ["generate", *MODEL, "--seed", str(2**70)],
+        r"seed=\d+: must be a whole number between 0 and 2\*\*63 - 1",
+    ),
+    "generate --label eleven": (
+        ["generate", *MODEL, "--label", "eleven"],
+        r"unknown label 'eleven'; this model knows \[.*'seven'",
+    ),
+    "generate --number pitch=high": (
+        ["generate", *MODEL, "--number", "pitch=high"],
+        r"--number 'pitch=high': expected NAME=VALUE",
+    ),
+    "generate --model nosuch": (
+        ["generate", "--model", "nosuch"],
+        r"nosuch: no such checkpoint .*bundled models: \[.*'digits'",
+    ),
     "vary missing input": (["vary", *MODEL, "{missing}", "--label", "seven"], r"missing.wav: no such file"),
-    "vary --strength 1.5": (["vary", *MODEL, "{clip}", "--strength", "1.5"], r"strength=1.5: must be between 0 .* and 1"),
-    "vary --strength -0.1": (["vary", *MODEL, "{clip}", "--strength", "-0.1"], r"strength=-0.1: must be between 0 .* and 1"),
-    "vary --strength nan": (["vary", *MODEL, "{clip}", "--strength", "nan"], r"strength=nan: must be between 0 .* and 1"),
-    "inpaint missing input": (["inpaint", *MODEL, "{missing}", "--start", "0.1", "--end", "0.2"], r"missing.wav: no such file"),
-    "inpaint --start after --end": (["inpaint", *MODEL, "{clip}", "--start", "0.4", "--end", "0.2"],
-                                    r"span 0.4..0.2 s is outside the audio \(0..0.50 s\) or empty; give 0 <= start < end <= 0.50"),
-    "inpaint --end past the audio": (["inpaint", *MODEL, "{clip}", "--start", "0.1", "--end", "5"], r"span 0.1..5 s is outside the audio"),
-    "inpaint --resample-steps 0": (["inpaint", *MODEL, "{clip}", "--start", "0.1", "--end", "0.2", "--resample-steps", "0"],
-                                   r"resample_steps=0: must be a whole number between 1 and 100"),
+    "vary --strength 1.5": (
+        ["vary", *MODEL, "{clip}", "--strength", "1.5"],
+        r"strength=1.5: must be between 0 .* and 1",
+    ),
+    "vary --strength -0.1": (
+        ["vary", *MODEL, "{clip}", "--strength", "-0.1"],
+        r"strength=-0.1: must be between 0 .* and 1",
+    ),
+    "vary --strength nan": (
+        ["vary", *MODEL, "{clip}", "--strength", "nan"],
+        r"strength=nan: must be between 0 .* and 1",
+    ),
+    "inpaint missing input": (
+        ["inpaint", *MODEL, "{missing}", "--start", "0.1", "--end", "0.2"],
+        r"missing.wav: no such file",
+    ),
+    "inpaint --start after --end": (
+        ["inpaint", *MODEL, "{clip}", "--start", "0.4", "--end", "0.2"],
+        r"span 0.4..0.2 s is outside the audio \(0..0.50 s\) or empty; give 0 <= start < end <= 0.50",
+    ),
+    "inpaint --end past the audio": (
+        ["inpaint", *MODEL, "{clip}", "--start", "0.1", "--end", "5"],
+        r"span 0.1..5 s is outside the audio",
+    ),
+    "inpaint --resample-steps 0": (
+        ["inpaint", *MODEL, "{clip}", "--start", "0.1", "--end", "0.2", "--resample-steps", "0"],
+        r"resample_steps=0: must be a whole number between 1 and 100",
+    ),
     "continue missing input": (["continue", *MODEL, "{missing}", "--seconds", "1"], r"missing.wav: no such file"),
-    "continue --seconds -1": (["continue", *MODEL, "{clip}", "--seconds", "-1"], r"seconds=-1 s: must be more than 0 and at most 600"),
-    "continue --seconds 0": (["continue", *MODEL, "{clip}", "--seconds", "0"], r"seconds=0 s: must be more than 0 and at most 600"),
-    "vocode missing input": (["vocode", "--vocoder", "vocoder-16k", "{missing}", "{out}"], r"missing.wav: no such file"),
-    "vocode --vocoder nosuch": (["vocode", "--vocoder", "nosuch", "{clip}", "{out}"], r"nosuch: no such .*bundled vocoders: \['vocoder-16k'\]"),
-    "export --vocoder griffin_lim": (["export", "--vocoder", "griffin_lim"], r"griffin_lim has no weights to export; .*'vocoder-16k'"),
-    "eval --sampler foo": (["eval", "--checkpoint", "digits-fast", "--sampler", "foo"], r"invalid choice: 'foo' \(choose from .*'ddim'"),
+    "continue --seconds -1": (
+        ["continue", *MODEL, "{clip}", "--seconds", "-1"],
+        r"seconds=-1 s: must be more than 0 and at most 600",
+    ),
+    "continue --seconds 0": (
+        ["continue", *MODEL, "{clip}", "--seconds", "0"],
+        r"seconds=0 s: must be more than 0 and at most 600",
+    ),
+    "vocode missing input": (
+        ["vocode", "--vocoder", "vocoder-16k", "{missing}", "{out}"],
+        r"missing.wav: no such file",
+    ),
+    "vocode --vocoder nosuch": (
+        ["vocode", "--vocoder", "nosuch", "{clip}", "{out}"],
+        r"nosuch: no such .*bundled vocoders: \['vocoder-16k'\]",
+    ),
+    "export --vocoder griffin_lim": (
+        ["export", "--vocoder", "griffin_lim"],
+        r"griffin_lim has no weights to export; .*'vocoder-16k'",
+    ),
+    "eval --sampler foo": (
+        ["eval", "--checkpoint", "digits-fast", "--sampler", "foo"],
+        r"invalid choice: 'foo' \(choose from .*'ddim'",
+    ),
     "eval without --reference": (["eval", "--checkpoint", "digits-fast"], r"audiodiff eval needs --reference"),
     "demo --port 99999": (["demo", "--port", "99999"], r"'99999': a port is a whole number from 1 to 65535"),
     "demo --device nonsense": (["demo", "--device", "nonsense"], r"--device nonsense: not a device; use cpu, cuda"),
@@ -94,7 +164,9 @@ def test_a_mistake_is_one_error_line_naming_the_value(case, refusals):
 def test_a_conditioned_model_sampled_without_conditions_says_so_once(tmp_path):
     result = run_cli("generate", *MODEL, "--out", tmp_path / "x.wav")
     notices = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert notices == ["warning: no condition given, so this samples unconditionally; the model takes label (e.g. 'eight') or text"]
+    assert notices == [
+        "warning: no condition given, so this samples unconditionally; the model takes label (e.g. 'eight') or text"
+    ]
 
 
 def test_a_conditioned_request_has_no_notice(tmp_path):

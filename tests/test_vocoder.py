@@ -8,7 +8,7 @@ import soundfile
 import torch
 
 from audiodiff.audio import AudioError, MelSpec, save_audio
-from audiodiff.config import from_dict, VocoderRunConfig
+from audiodiff.config import VocoderRunConfig, from_dict
 from audiodiff.data.synth import build_synthetic
 from audiodiff.pipeline import Pipeline, build_model
 from audiodiff.train.trainer import Trainer
@@ -29,13 +29,32 @@ def trained(tmp_path_factory):
     """A tiny vocoder trained for a few steps, the GAN on for the last ones."""
     root = tmp_path_factory.mktemp("voc")
     build_synthetic(root / "data", per_class=3, seconds=0.5)
-    config = from_dict(VocoderRunConfig, {
-        "data": {"path": str(root / "data"), "split": None, "representation": "wave", "segment_seconds": 0.25},
-        "model": {"generator": "istft", "generator_config": TINY_ISTFT, "discriminators": ["mpd", "mrd"],
-                  "discriminator_options": {"mpd": {"periods": [2, 3], "channels": [4, 8]}, "mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}}},
-        "loss": {"discriminator_start": 3, "stft": 1.0},
-        "train": {"out_dir": str(root / "run"), "steps": 5, "batch_size": 2, "ckpt_every": 5, "preview_every": 5, "log_every": 1, "precision": "fp32", "ema_decay": 0.9},
-    })
+    config = from_dict(
+        VocoderRunConfig,
+        {
+            "data": {"path": str(root / "data"), "split": None, "representation": "wave", "segment_seconds": 0.25},
+            "model": {
+                "generator": "istft",
+                "generator_config": TINY_ISTFT,
+                "discriminators": ["mpd", "mrd"],
+                "discriminator_options": {
+                    "mpd": {"periods": [2, 3], "channels": [4, 8]},
+                    "mrd": {"channels": 4, "resolutions": [[256, 64, 256]]},
+                },
+            },
+            "loss": {"discriminator_start": 3, "stft": 1.0},
+            "train": {
+                "out_dir": str(root / "run"),
+                "steps": 5,
+                "batch_size": 2,
+                "ckpt_every": 5,
+                "preview_every": 5,
+                "log_every": 1,
+                "precision": "fp32",
+                "ema_decay": 0.9,
+            },
+        },
+    )
     Trainer(VocoderTask(config, verbose=False), config.train, progress=False).fit()
     return root
 
@@ -53,23 +72,41 @@ def test_training_runs_gan_steps_and_writes_a_loadable_vocoder(trained):
 
 def test_a_vocoder_run_continues_from_a_trained_generator_with_level_augmentation(trained, tmp_path):
     source = Vocoder.from_pretrained(trained / "run")
-    config = from_dict(VocoderRunConfig, {
-        "data": {"path": str(trained / "data"), "split": None, "representation": "wave", "segment_seconds": 0.25},
-        "model": {"discriminators": ["mrd"], "discriminator_options": {"mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}}},
-        "gain_db": [-30, 0],
-        "train": {"out_dir": str(tmp_path / "run"), "steps": 1, "batch_size": 2, "lr": 1e-9, "precision": "fp32", "init_from": str(trained / "run")},
-    })
+    config = from_dict(
+        VocoderRunConfig,
+        {
+            "data": {"path": str(trained / "data"), "split": None, "representation": "wave", "segment_seconds": 0.25},
+            "model": {
+                "discriminators": ["mrd"],
+                "discriminator_options": {"mrd": {"channels": 4, "resolutions": [[256, 64, 256]]}},
+            },
+            "gain_db": [-30, 0],
+            "train": {
+                "out_dir": str(tmp_path / "run"),
+                "steps": 1,
+                "batch_size": 2,
+                "lr": 1e-9,
+                "precision": "fp32",
+                "init_from": str(trained / "run"),
+            },
+        },
+    )
     task = VocoderTask(config, verbose=False)
     assert task.config.model.generator_config == source.generator.config  # adopted from the source
     Trainer(task, config.train, progress=False).fit()
     mel = torch.rand(1, 80, 9) * 2 - 1
-    assert torch.allclose(Vocoder.from_pretrained(tmp_path / "run")(mel), source(mel), atol=1e-4)  # lr ~0: the source's weights
+    assert torch.allclose(
+        Vocoder.from_pretrained(tmp_path / "run")(mel), source(mel), atol=1e-4
+    )  # lr ~0: the source's weights
 
 
 def test_vocoder_init_from_and_gain_errors_name_the_fix(tmp_path):
     with pytest.raises(Exception, match="gain_db"):
         from_dict(VocoderRunConfig, {"data": {"representation": "wave"}, "gain_db": [0, -10]})
-    config = from_dict(VocoderRunConfig, {"data": {"path": str(tmp_path), "representation": "wave"}, "train": {"init_from": "griffin_lim"}})
+    config = from_dict(
+        VocoderRunConfig,
+        {"data": {"path": str(tmp_path), "representation": "wave"}, "train": {"init_from": "griffin_lim"}},
+    )
     with pytest.raises(Exception, match="no weights"):
         VocoderTask(config, verbose=False)
 
@@ -111,7 +148,10 @@ def test_vocode_command_resamples_and_writes_the_round_trip(trained, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("name,options,passes", [("istft", TINY_ISTFT, 0), ("istft", TINY_ISTFT, 2), ("hifigan_v2", {"upsample_initial_channel": 16}, 0)])
+@pytest.mark.parametrize(
+    "name,options,passes",
+    [("istft", TINY_ISTFT, 0), ("istft", TINY_ISTFT, 2), ("hifigan_v2", {"upsample_initial_channel": 16}, 0)],
+)
 def test_export_matches_pytorch(tmp_path, fmt, name, options, passes):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime", reason="optional: pip install 'audiodiff[onnx]'")
@@ -153,7 +193,9 @@ def test_mel_matching_moves_audio_towards_its_mel_and_is_saved_with_the_vocoder(
     target = tone(440.0, seconds=0.5) * 0.5 + tone(1320.0, seconds=0.5) * 0.2
     target = target[..., : target.shape[-1] // 256 * 256]
     start = tone(430.0, seconds=0.5)[..., : target.shape[-1]] * 0.05  # wrong level, wrong overtone
-    distances = [mel_l1(match_mel(start[None], MEL(target), MEL, passes)[0], target, MEL).item() for passes in (0, 2, 8)]
+    distances = [
+        mel_l1(match_mel(start[None], MEL(target), MEL, passes)[0], target, MEL).item() for passes in (0, 2, 8)
+    ]
     assert distances[0] > 2 * distances[1] > 2 * distances[2] > 0, distances
     vocoder = GANVocoder(build_generator("istft", MEL, **TINY_ISTFT), match_mel=3)
     loaded = Vocoder.from_pretrained(vocoder.save_pretrained(tmp_path / "v"))

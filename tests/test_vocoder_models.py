@@ -8,7 +8,7 @@ import torch
 
 from audiodiff.audio import MelSpec
 from audiodiff.vocoder.discriminators import DISCRIMINATORS, Discriminators
-from audiodiff.vocoder.generators import GENERATORS, HiFiGANConfig, build_generator, derive_upsample_rates
+from audiodiff.vocoder.generators import GENERATORS, build_generator, derive_upsample_rates
 from audiodiff.vocoder.losses import LossWeights, mel_l1_loss, multi_resolution_stft_loss
 from audiodiff.vocoder.training import gan_step
 
@@ -39,9 +39,7 @@ def tone(num_samples: int, sample_rate: int = 16000) -> torch.Tensor:
     return (0.3 * torch.sin(phase) + 0.1 * torch.sin(3 * phase))[None, None]
 
 
-@pytest.mark.parametrize(
-    "name, expected", [("hifigan_v1", 13.92e6), ("hifigan_v2", 0.925e6), ("hifigan_v3", 1.46e6)]
-)
+@pytest.mark.parametrize("name, expected", [("hifigan_v1", 13.92e6), ("hifigan_v2", 0.925e6), ("hifigan_v3", 1.46e6)])
 def test_hifigan_parameter_counts_match_the_paper(name, expected):
     generator = build_generator(name, MEL_SPEC)
     assert generator.num_parameters() == pytest.approx(expected, rel=0.03)
@@ -133,7 +131,15 @@ def test_gan_steps_change_both_models_and_give_finite_losses():
     weights = LossWeights(stft=1.0)
     for _ in range(2):
         losses = gan_step(generator, discriminators, optim_g, optim_d, mel, audio, MEL_SPEC, weights)
-    assert set(losses) == {"discriminator", "generator", "mel", "stft", "adversarial", "feature_matching", "skipped_updates"}
+    assert set(losses) == {
+        "discriminator",
+        "generator",
+        "mel",
+        "stft",
+        "adversarial",
+        "feature_matching",
+        "skipped_updates",
+    }
     assert all(math.isfinite(value) for value in losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, discriminators.parameters()))
@@ -147,7 +153,14 @@ def test_warm_up_step_leaves_the_discriminators_alone():
     audio = tone(8 * 256)
     d_before = [p.detach().clone() for p in discriminators.parameters()]
     losses = gan_step(
-        generator, discriminators, optim_g, optim_d, MEL_SPEC(audio[:, 0]), audio, MEL_SPEC, adversarial=False,
+        generator,
+        discriminators,
+        optim_g,
+        optim_d,
+        MEL_SPEC(audio[:, 0]),
+        audio,
+        MEL_SPEC,
+        adversarial=False,
         autocast_dtype=torch.bfloat16,
     )
     assert set(losses) == {"generator", "mel", "skipped_updates"}

@@ -24,8 +24,20 @@ def tiny_config(data_path, out_dir, dims: int = 2, seconds: float = 0.25, **sect
     """A very small U-Net on `data_path`; `sections` update the config dict (section -> dict)."""
     data = {
         "kind": "diffusion",
-        "data": {"path": str(data_path), "representation": "mel" if dims == 2 else "wave", "segment_seconds": seconds, "split": None},
-        "model": {"dims": dims, "channels": 16, "channel_mults": [1, 2], "num_res_blocks": 1, "attention_levels": [1], "head_channels": 16},
+        "data": {
+            "path": str(data_path),
+            "representation": "mel" if dims == 2 else "wave",
+            "segment_seconds": seconds,
+            "split": None,
+        },
+        "model": {
+            "dims": dims,
+            "channels": 16,
+            "channel_mults": [1, 2],
+            "num_res_blocks": 1,
+            "attention_levels": [1],
+            "head_channels": 16,
+        },
         "conditioning": {},
         "sampling": {"steps": 10, "griffin_lim_iters": 8},
         "train": {

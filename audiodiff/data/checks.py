@@ -55,7 +55,7 @@ class ScanCache:
                 pass  # a damaged cache is rebuilt, never trusted
 
     @classmethod
-    def for_data(cls, cfg: DataConfig, root: Path) -> "ScanCache":
+    def for_data(cls, cfg: DataConfig, root: Path) -> ScanCache:
         """The cache of the data at `root`: under data.cache_dir, else the user cache; off if
         data.scan_cache is false."""
         if not cfg.scan_cache:
@@ -93,7 +93,12 @@ def _header_facts(path: Path) -> dict:
         info = soundfile.info(str(path))
     except Exception:  # libsndfile raises several types for files it cannot parse
         return {"error": "unreadable or not audio"}
-    facts = {"error": None, "sample_rate": int(info.samplerate), "channels": int(info.channels), "frames": int(info.frames)}
+    facts = {
+        "error": None,
+        "sample_rate": int(info.samplerate),
+        "channels": int(info.channels),
+        "frames": int(info.frames),
+    }
     if info.frames <= 0:
         facts["error"] = "empty (0 samples)"
     elif not 0 < info.samplerate <= MAX_SAMPLE_RATE:
@@ -165,13 +170,17 @@ def _note_conversions(item: AudioItem, cfg: DataConfig, report: ScanReport) -> N
         report.convert(f"shorter than the {cfg.segment_seconds:g} s segment, padded with silence", item.name)
 
 
-def check_items(items: list[AudioItem], cfg: DataConfig, root: Path, report: ScanReport, progress: bool | None = None) -> list[AudioItem]:
+def check_items(
+    items: list[AudioItem], cfg: DataConfig, root: Path, report: ScanReport, progress: bool | None = None
+) -> list[AudioItem]:
     """The usable items; the others are counted in `report` with their reason.
 
     `progress`: None shows a bar only on a terminal."""
     cache = ScanCache.for_data(cfg, root)
     usable = []
-    bar = tqdm(items, desc="checking audio", unit="file", leave=False, disable=None if progress is None else not progress)
+    bar = tqdm(
+        items, desc="checking audio", unit="file", leave=False, disable=None if progress is None else not progress
+    )
     for item in bar:
         reason = check_item(item, cfg, cache)
         if reason:

@@ -14,7 +14,6 @@ normalised log-mel `[channels, n_mels, frames]` or its autoencoder latent, plus 
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import torch
@@ -25,13 +24,20 @@ from audiodiff.config import DataConfig
 from audiodiff.data.checks import SILENCE_PEAK, check_items
 from audiodiff.data.features import ItemLoader
 from audiodiff.data.items import AudioItem, DatasetError, ScanReport
-from audiodiff.models.conditioning import LabelCondition, NumberCondition, TextCondition
 from audiodiff.data.layouts import resolve_layout
 from audiodiff.data.shards import read_members
+from audiodiff.models.conditioning import LabelCondition, NumberCondition, TextCondition
 
 __all__ = [
-    "AudioDataset", "AudioItem", "DatasetError", "SILENCE_PEAK", "ScanReport", "ShardStream", "collate",
-    "make_dataset", "scan_items"
+    "AudioDataset",
+    "AudioItem",
+    "DatasetError",
+    "SILENCE_PEAK",
+    "ScanReport",
+    "ShardStream",
+    "collate",
+    "make_dataset",
+    "scan_items",
 ]
 
 
@@ -45,7 +51,9 @@ def scan_items(cfg: DataConfig, progress: bool | None = None) -> tuple[list[Audi
         scans = [scan_items(dataclasses.replace(cfg, path=one), progress) for one in cfg.path]
         return [item for items, _ in scans for item in items], ScanReport.merged([report for _, report in scans])
     if not cfg.path:
-        raise DatasetError("data.path is empty; set it to a folder of audio files, a manifest (.jsonl/.csv) or a shard folder")
+        raise DatasetError(
+            "data.path is empty; set it to a folder of audio files, a manifest (.jsonl/.csv) or a shard folder"
+        )
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder; fix data.path")
@@ -77,7 +85,12 @@ class AudioDataset(Dataset):
     sees exactly the data an uninterrupted run would."""
 
     def __init__(
-        self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None,
+        self,
+        items: list[AudioItem],
+        cfg: DataConfig,
+        mel_spec: MelSpec | None,
+        labels: list[str] = (),
+        autoencoder=None,
         curve_hop: int | None = None,
     ):
         if cfg.representation != "wave" and mel_spec is None:
@@ -101,7 +114,11 @@ class AudioDataset(Dataset):
             features = self.loader.example(item, seed, data)
         except AudioError as error:  # the file changed after the scan
             raise DatasetError(f"{item.name}: {error}; it passed the scan, so it changed since") from None
-        out = {**features, "label": self.label_index.get(item.label, LabelCondition.null_value), "text": item.text or TextCondition.null_value}
+        out = {
+            **features,
+            "label": self.label_index.get(item.label, LabelCondition.null_value),
+            "text": item.text or TextCondition.null_value,
+        }
         for name in self.cfg.number_fields:
             out[name] = float(item.numbers.get(name, NumberCondition.null_value))
         return out
@@ -122,7 +139,12 @@ class ShardStream(IterableDataset):
     counts this rank's batches already used in the epoch."""
 
     def __init__(
-        self, items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None,
+        self,
+        items: list[AudioItem],
+        cfg: DataConfig,
+        mel_spec: MelSpec | None,
+        labels: list[str] = (),
+        autoencoder=None,
         curve_hop: int | None = None,
     ):
         self.items = items
@@ -135,7 +157,13 @@ class ShardStream(IterableDataset):
         self.epoch, self.position = 0, 0
 
     def configure(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0) -> None:
-        self.batch_size, self.seed, self.rank, self.world_size, self.num_workers = batch_size, seed, rank, world_size, num_workers
+        self.batch_size, self.seed, self.rank, self.world_size, self.num_workers = (
+            batch_size,
+            seed,
+            rank,
+            world_size,
+            num_workers,
+        )
 
     def start(self, epoch: int, position: int = 0) -> None:
         self.epoch, self.position = epoch, position
@@ -197,7 +225,11 @@ class ShardStream(IterableDataset):
 
 
 def make_dataset(
-    items: list[AudioItem], cfg: DataConfig, mel_spec: MelSpec | None, labels: list[str] = (), autoencoder=None,
+    items: list[AudioItem],
+    cfg: DataConfig,
+    mel_spec: MelSpec | None,
+    labels: list[str] = (),
+    autoencoder=None,
     curve_hop: int | None = None,
 ) -> Dataset:
     """An `AudioDataset`, or a `ShardStream` (an iterable dataset) for items that live in shards.

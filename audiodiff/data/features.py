@@ -20,15 +20,24 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from audiodiff.audio import MelSpec, crop_or_pad, decode_audio, load_audio, normalize_loudness, normalize_peak, resample, to_channels
+from audiodiff.audio import (
+    MelSpec,
+    crop_or_pad,
+    decode_audio,
+    load_audio,
+    normalize_loudness,
+    normalize_peak,
+    resample,
+    to_channels,
+)
 from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem
@@ -55,7 +64,9 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike, settings: dict):
         text = json.dumps(settings, sort_keys=True)
-        self.folder = Path(root).expanduser() / f"{settings['representation']}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+        self.folder = (
+            Path(root).expanduser() / f"{settings['representation']}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+        )
         self.settings = settings
 
     def file_for(self, item: AudioItem) -> Path:
@@ -121,7 +132,9 @@ class ItemLoader:
 
     def settings(self) -> dict:
         """Everything the full-length features depend on (the cache folder's key)."""
-        curves = {"curves": list(self.curves), "curve_method": self.curve_method, "hop": self.hop} if self.curves else {}
+        curves = (
+            {"curves": list(self.curves), "curve_method": self.curve_method, "hop": self.hop} if self.curves else {}
+        )
         return {
             **curves,
             "version": CACHE_VERSION,

@@ -69,7 +69,7 @@ class ScanReport:
         return sum(self.skipped.values())
 
     @classmethod
-    def merged(cls, reports: list["ScanReport"]) -> "ScanReport":
+    def merged(cls, reports: list[ScanReport]) -> ScanReport:
         """One report for several sources (a data.path list)."""
         out = cls(" + ".join(r.source for r in reports), layout=" + ".join(dict.fromkeys(r.layout for r in reports)))
         for report in reports:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from audiodiff.audio import AUDIO_EXTENSIONS
 from audiodiff.config import DataConfig
@@ -72,7 +72,9 @@ def _need_folder(path: Path, layout_name: str, *files: str) -> None:
         raise DatasetError(f"{path}: the {layout_name} layout needs a folder")
     missing = [name for name in files if not (path / name).exists()]
     if missing:
-        raise DatasetError(f"{path}: no {' or '.join(missing)}, so it is not a {layout_name} folder; set data.layout=auto or fix data.path")
+        raise DatasetError(
+            f"{path}: no {' or '.join(missing)}, so it is not a {layout_name} folder; set data.layout=auto or fix data.path"
+        )
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -144,11 +146,13 @@ def _plain_name(name: str) -> bool:
 def _nsynth_folders(path: Path) -> list[Path]:
     if (path / "examples.json").is_file():
         return [path]
-    return sorted(child for child in path.glob("nsynth-*") if (child / "examples.json").is_file()) if path.is_dir() else []
+    return (
+        sorted(child for child in path.glob("nsynth-*") if (child / "examples.json").is_file()) if path.is_dir() else []
+    )
 
 
 def nsynth_caption(note: dict) -> str:
-    """"an electronic bass note, C#3, played loud, bright and distorted" from an examples.json entry."""
+    """ "an electronic bass note, C#3, played loud, bright and distorted" from an examples.json entry."""
     from audiodiff.data.builders.notes import note_name
 
     source = note.get("instrument_source_str", "")
@@ -171,7 +175,9 @@ def read_nsynth(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioIt
         try:
             examples = json.loads((folder / "examples.json").read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DatasetError(f"{folder / 'examples.json'}: not valid JSON ({error}); re-download or re-extract it") from None
+            raise DatasetError(
+                f"{folder / 'examples.json'}: not valid JSON ({error}); re-download or re-extract it"
+            ) from None
         if not isinstance(examples, dict):
             raise DatasetError(f"{folder / 'examples.json'}: expected an object of notes by name")
         split = _split_of(folder.name)
@@ -186,7 +192,9 @@ def read_nsynth(path: Path, cfg: DataConfig, report: ScanReport) -> list[AudioIt
             except (KeyError, TypeError, ValueError):
                 report.skip("malformed examples.json entry", f"{folder.name}/examples.json:{name}")
                 continue
-            items.append(AudioItem(folder / "audio" / f"{name}.wav", label=label, text=text, numbers=numbers, split=split))
+            items.append(
+                AudioItem(folder / "audio" / f"{name}.wav", label=label, text=text, numbers=numbers, split=split)
+            )
     return items
 
 

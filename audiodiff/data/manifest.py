@@ -12,8 +12,8 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
@@ -95,7 +95,10 @@ def row_numbers(row: dict, number_fields: list[str]) -> dict[str, float]:
     numbers = {
         key: float(value)
         for key, value in row.items()
-        if key not in RESERVED and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if key not in RESERVED
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
     }
     numbers.update({name: _number(row.get(name)) for name in number_fields})
     return numbers

@@ -53,7 +53,13 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_shards(
-    items: list[AudioItem], out_dir: str | os.PathLike, shard_size: int, source: Path, seed: int = 0, overwrite: bool = False, progress: bool | None = None
+    items: list[AudioItem],
+    out_dir: str | os.PathLike,
+    shard_size: int,
+    source: Path,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool | None = None,
 ) -> Path:
     """Write checked `items` (shuffled by `seed`, so each shard mixes the classes) as tar shards
     of `shard_size` items into `out_dir`; returns the index file."""
@@ -85,7 +91,14 @@ def write_shards(
         write_atomic(out_dir / name, write)
         shards.append({"name": name, "count": len(chunk), "bytes": (out_dir / name).stat().st_size})
     bar.close()
-    index = {"format": FORMAT, "version": VERSION, "shard_size": shard_size, "seed": seed, "shards": shards, "items": rows}
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "shard_size": shard_size,
+        "seed": seed,
+        "shards": shards,
+        "items": rows,
+    }
     return write_atomic(out_dir / INDEX, lambda temporary: temporary.write_text(json.dumps(index, ensure_ascii=False)))
 
 
@@ -144,13 +157,19 @@ def read_members(shard: Path, wanted: set[str]) -> dict[str, bytes]:
             for member in tar:
                 if member.name in wanted:
                     if not member.isfile() or member.size > MAX_MEMBER_BYTES:
-                        raise DatasetError(f"{shard}: member {member.name} is not a file of at most {MAX_MEMBER_BYTES >> 20} MB")
+                        raise DatasetError(
+                            f"{shard}: member {member.name} is not a file of at most {MAX_MEMBER_BYTES >> 20} MB"
+                        )
                     found[member.name] = tar.extractfile(member).read()
                     if len(found) == len(wanted):
                         break
     except (OSError, tarfile.TarError) as error:
-        raise DatasetError(f"{shard}: cannot read the shard ({error}); it changed or broke after it was written") from None
+        raise DatasetError(
+            f"{shard}: cannot read the shard ({error}); it changed or broke after it was written"
+        ) from None
     missing = sorted(wanted - set(found))
     if missing:
-        raise DatasetError(f"{shard}: members {missing[:3]} are in the index but not in the shard; write the shards again")
+        raise DatasetError(
+            f"{shard}: members {missing[:3]} are in the index but not in the shard; write the shards again"
+        )
     return found

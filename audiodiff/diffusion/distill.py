@@ -20,7 +20,7 @@ like the v-objective, so they are checked on exact Gaussian teachers before they
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +40,14 @@ def _noisy(x: torch.Tensor, theta: torch.Tensor, generator) -> torch.Tensor:
 
 
 def guidance_loss(
-    student: Model, teacher: Model, x: torch.Tensor, cond: dict, guidance_range: tuple[float, float],
-    shift: float = 1.0, generator: torch.Generator | None = None, uncond: dict | None = None,
+    student: Model,
+    teacher: Model,
+    x: torch.Tensor,
+    cond: dict,
+    guidance_range: tuple[float, float],
+    shift: float = 1.0,
+    generator: torch.Generator | None = None,
+    uncond: dict | None = None,
 ) -> torch.Tensor:
     """MSE between the student's v at a random level and scale w ~ U[guidance_range] and the
     teacher's guided v at the same point. `uncond` is what guidance compares against (all null)."""
@@ -66,8 +72,13 @@ def _ddim_step(model: Model, z: torch.Tensor, theta_t: torch.Tensor, theta_s: to
 
 
 def progressive_loss(
-    student: Model, teacher: Model, x: torch.Tensor, cond: dict, student_steps: int,
-    shift: float = 1.0, generator: torch.Generator | None = None,
+    student: Model,
+    teacher: Model,
+    x: torch.Tensor,
+    cond: dict,
+    student_steps: int,
+    shift: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """MSE in v between the student's one step t -> t − 1/N and the teacher's two steps of half
     the size, on the student's sampling grid t_i = i/N (`angles_for_steps(N)`)."""
@@ -88,8 +99,13 @@ def progressive_loss(
 
 
 def consistency_loss(
-    student: Model, teacher: Model, x: torch.Tensor, cond: dict, intervals: int,
-    shift: float = 1.0, generator: torch.Generator | None = None,
+    student: Model,
+    teacher: Model,
+    x: torch.Tensor,
+    cond: dict,
+    intervals: int,
+    shift: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """MSE in x between the student's x̂0 at t_{n+1} and its own x̂0 (no gradient) one teacher DDIM
     step later at t_n, on the grid t_n = n / intervals (n uniform over the intervals)."""

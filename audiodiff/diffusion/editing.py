@@ -9,7 +9,7 @@ Masks are 1 where content is generated and 0 where it is kept, broadcastable to 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -99,4 +99,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
     if omega.abs() < 1e-6:
         return (1 - weight) * a + weight * b
     s = torch.sin(omega)
-    return ((torch.sin((1 - weight) * omega) / s) * a.double() + (torch.sin(weight * omega) / s) * b.double()).to(a.dtype)
+    return ((torch.sin((1 - weight) * omega) / s) * a.double() + (torch.sin(weight * omega) / s) * b.double()).to(
+        a.dtype
+    )

@@ -21,7 +21,7 @@ compare models and clips in the same space, not with discrete-data bits/dim.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -97,7 +97,9 @@ def ode_log_likelihood(
     }
 
 
-def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor | float, variance: torch.Tensor | float) -> torch.Tensor:
+def gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor | float, variance: torch.Tensor | float
+) -> torch.Tensor:
     """log N(x; mean, variance · I) per item of `[batch, ...]`, in float64: the closed form for
     isotropic Gaussian data (full covariances: torch.distributions.MultivariateNormal)."""
     x = x.double().flatten(1)

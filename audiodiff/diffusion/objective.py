@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import math
 import typing
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "alpha_sigma", "angle_from_t", "angles_for_steps", "noised", "predict_x0_eps", "flow_as_v", "flow_loss",
-    "OBJECTIVES", "v_loss", "v_target"
+    "alpha_sigma",
+    "angle_from_t",
+    "angles_for_steps",
+    "noised",
+    "predict_x0_eps",
+    "flow_as_v",
+    "flow_loss",
+    "OBJECTIVES",
+    "v_loss",
+    "v_target",
 ]
 
 HALF_PI = math.pi / 2
@@ -73,7 +81,9 @@ def _draw(x: torch.Tensor, shift: float, generator: torch.Generator | None) -> t
     return angle_from_t(t, shift), noise
 
 
-def v_loss(model: Callable, x: torch.Tensor, cond: dict | None = None, shift: float = 1.0, generator=None) -> torch.Tensor:
+def v_loss(
+    model: Callable, x: torch.Tensor, cond: dict | None = None, shift: float = 1.0, generator=None
+) -> torch.Tensor:
     """Mean squared error between the model's v and the true v at a random noise level.
     `model(x_t, t_net, cond)` takes the normalised angle t_net = 2θ/π in [0, 1]."""
     theta, noise = _draw(x, shift, generator)
@@ -81,7 +91,9 @@ def v_loss(model: Callable, x: torch.Tensor, cond: dict | None = None, shift: fl
     return F.mse_loss(prediction.float(), v_target(x, theta, noise).float())
 
 
-def flow_loss(model: Callable, x: torch.Tensor, cond: dict | None = None, shift: float = 1.0, generator=None) -> torch.Tensor:
+def flow_loss(
+    model: Callable, x: torch.Tensor, cond: dict | None = None, shift: float = 1.0, generator=None
+) -> torch.Tensor:
     """Rectified flow: mean squared error of the predicted velocity u = ε − x on the straight
     path x_t = (1 − t) x + t ε, at the flow time t of a v-objective noise level (same shift)."""
     theta, noise = _draw(x, shift, generator)

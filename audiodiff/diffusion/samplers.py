@@ -12,7 +12,7 @@ any batch size). Adding a sampler means adding one function to `SAMPLERS`.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -147,7 +147,14 @@ def consistency(model: Model, x, angles, cond=None, callback=None, noise=None):
     return x
 
 
-SAMPLERS: dict[str, Callable] = {"consistency": consistency, "ddim": ddim, "ddpm": ddpm, "euler": euler, "heun": heun, "dpmpp_2m": dpmpp_2m}
+SAMPLERS: dict[str, Callable] = {
+    "consistency": consistency,
+    "ddim": ddim,
+    "ddpm": ddpm,
+    "euler": euler,
+    "heun": heun,
+    "dpmpp_2m": dpmpp_2m,
+}
 
 
 def get_sampler(name: str) -> Callable:
@@ -158,7 +165,11 @@ def get_sampler(name: str) -> Callable:
 
 
 def guided(
-    model: Model, scale: float, uncond: dict | None = None, interval: tuple[float, float] = (0.0, 1.0), rest_scale: float = 1.0
+    model: Model,
+    scale: float,
+    uncond: dict | None = None,
+    interval: tuple[float, float] = (0.0, 1.0),
+    rest_scale: float = 1.0,
 ) -> Model:
     """Classifier-free guidance: v = v_u + scale · (v_c − v_u).
 
@@ -186,7 +197,9 @@ def guided(
             return model(x, theta, cond)
         batch = x.shape[0]
         if composed:
-            three = model(torch.cat([x, x, x]), torch.cat([theta, theta, theta]), join(join(cond, uncond, batch), {}, batch))
+            three = model(
+                torch.cat([x, x, x]), torch.cat([theta, theta, theta]), join(join(cond, uncond, batch), {}, batch)
+            )
             v_cond, v_rest, v_null = three[:batch], three[batch : 2 * batch], three[2 * batch :]
             return v_null + rest_scale * (v_rest - v_null) + scale * (v_cond - v_rest)
         if scale == 0.0:

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Union
 
 import safetensors.torch
 import torch
@@ -147,7 +148,7 @@ class AudioClassifier(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "AudioClassifier":
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> AudioClassifier:
         """Rebuild a classifier saved by `save` (no pickle: JSON config + safetensors)."""
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG, directory / WEIGHTS

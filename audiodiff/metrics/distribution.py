@@ -13,8 +13,15 @@ import numpy as np
 import torch
 
 __all__ = [
-    "TooFewSamplesError", "am_score", "coverage_metrics", "feature_statistics", "frechet_distance",
-    "frechet_distance_from_statistics", "inception_score", "memorisation", "modified_inception_score"
+    "TooFewSamplesError",
+    "am_score",
+    "coverage_metrics",
+    "feature_statistics",
+    "frechet_distance",
+    "frechet_distance_from_statistics",
+    "inception_score",
+    "memorisation",
+    "modified_inception_score",
 ]
 
 _EPS = 1e-12  # probability floor before logs
@@ -142,7 +149,9 @@ def coverage_metrics(real_features, fake_features, k: int = 5) -> dict[str, floa
         raise ValueError(f"k={k} must be at least 1")
     for name, features in (("real", real), ("fake", fake)):
         if len(features) <= k:
-            raise TooFewSamplesError(f"{name} features: {len(features)} point(s); nearest-neighbour balls with k={k} need more than {k}")
+            raise TooFewSamplesError(
+                f"{name} features: {len(features)} point(s); nearest-neighbour balls with k={k} need more than {k}"
+            )
     real_radius, fake_radius = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
     between = _distances(real, fake)  # [n, m]
     inside_real = between <= real_radius[:, None]  # fake j inside real ball i
@@ -155,7 +164,9 @@ def coverage_metrics(real_features, fake_features, k: int = 5) -> dict[str, floa
     }
 
 
-def memorisation(generated_features, training_features, heldout_features, percentile: float = 1.0, pairs: int = 8) -> dict:
+def memorisation(
+    generated_features, training_features, heldout_features, percentile: float = 1.0, pairs: int = 8
+) -> dict:
     """How close generated clips come to training clips, against how close real held-out clips do.
 
     For each generated clip, the distance to its nearest training clip; the same for each held-out
@@ -250,8 +261,7 @@ def am_score(probs, reference_distribution) -> float:
     target = np.asarray(reference_distribution, dtype=np.float64).reshape(-1)
     if target.shape[0] != probs.shape[1] or (target < 0).any() or target.sum() <= 0:
         raise ValueError(
-            f"reference_distribution: expected {probs.shape[1]} non-negative class weights, "
-            f"got {target.tolist()[:10]}"
+            f"reference_distribution: expected {probs.shape[1]} non-negative class weights, got {target.tolist()[:10]}"
         )
     target = target / target.sum()
     marginal = probs.mean(axis=0)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -35,9 +36,7 @@ from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_
 
 __all__ = ["embed_files", "evaluate_folders", "find_audio", "labelled_files"]
 
-Source = Union[
-    str, os.PathLike, Sequence[Union[str, os.PathLike]], Sequence[tuple[Union[str, os.PathLike], Optional[str]]]
-]
+Source = Union[str, os.PathLike, Sequence[str | os.PathLike], Sequence[tuple[str | os.PathLike, str | None]]]
 """A folder (searched recursively), a list of audio files, or a list of `(path, label)` pairs."""
 
 COVERAGE_K = 5  # nearest neighbours for precision/recall/density/coverage (Naeem et al. 2020's choice)
@@ -114,8 +113,12 @@ def _load_all(paths: Sequence[Path], sample_rate: int, progress: bool, name: str
 
 
 def embed_files(
-    paths: Sequence[Path], classifier: AudioClassifier | None, embedding: str = "classifier",
-    clip_seconds: float | None = None, progress: bool = False, name: str = "clips",
+    paths: Sequence[Path],
+    classifier: AudioClassifier | None,
+    embedding: str = "classifier",
+    clip_seconds: float | None = None,
+    progress: bool = False,
+    name: str = "clips",
 ) -> torch.Tensor:
     """Features `[clips, dim]` of audio files in one embedding, each clip mono, at the classifier's
     rate, cropped or zero-padded to its training clip (or `clip_seconds`) as `evaluate_folders` does."""
@@ -124,7 +127,9 @@ def embed_files(
         samples = max(1, round(clip_seconds * sample_rate))
     else:
         samples = classifier.clip_samples if classifier and classifier.clip_samples else sample_rate
-    clips = torch.stack([crop_or_pad(clip, samples, random=False) for clip in _load_all(paths, sample_rate, progress, name)])
+    clips = torch.stack(
+        [crop_or_pad(clip, samples, random=False) for clip in _load_all(paths, sample_rate, progress, name)]
+    )
     return make_embedding(embedding, classifier=classifier)(clips, sample_rate)
 
 
@@ -311,12 +316,16 @@ def evaluate_folders(
     }
     result["coverage"] = {}
     for name in embeddings:
-        generated_features, reference_features = _features(name, classifier, generated_clips, reference_clips, sample_rate)
+        generated_features, reference_features = _features(
+            name, classifier, generated_clips, reference_clips, sample_rate
+        )
         result["frechet"][name] = frechet_distance_from_statistics(
             *feature_statistics(generated_features, f"generated clips ({name} embedding)"),
             *feature_statistics(reference_features, f"reference clips ({name} embedding)"),
         )
-        result["coverage"][name] = _coverage(generated_features, reference_features, generated_set.labels, reference_set.labels)
+        result["coverage"][name] = _coverage(
+            generated_features, reference_features, generated_set.labels, reference_set.labels
+        )
     if classifier is not None:
         result["classifier"] = _classifier_section(
             classifier, generated_set, reference_set, generated_clips, reference_clips, sample_rate
@@ -333,7 +342,9 @@ def evaluate_folders(
         )
 
     if plot_dir is not None:
-        paths = _plots(result, (generated_set, reference_set), (generated_clips, reference_clips), sample_rate, plot_dir)
+        paths = _plots(
+            result, (generated_set, reference_set), (generated_clips, reference_clips), sample_rate, plot_dir
+        )
         result["plots"] = [str(path) for path in paths]
     return _clean(result)
 

@@ -25,8 +25,8 @@ import json
 import os
 import random
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -36,14 +36,24 @@ from audiodiff.data.dataset import DatasetError, scan_items
 from audiodiff.data.layouts import manifest_file
 from audiodiff.errors import UserError
 from audiodiff.metrics.classifier import AudioClassifier, evaluate_classifier, train_classifier
-from audiodiff.metrics.embeddings import EMBEDDINGS
 from audiodiff.metrics.distribution import memorisation
+from audiodiff.metrics.embeddings import EMBEDDINGS
 from audiodiff.metrics.evaluate import COVERAGE_K, embed_files, evaluate_folders, find_audio
 from audiodiff.metrics.plots import default_mel_spec, plot_class_accuracy, plot_spectrogram_grid
 
 __all__ = [
-    "SCORES", "ClipSet", "EvaluationError", "available_splits", "check_labels", "evaluate", "floor_subset",
-    "load_classifier", "load_clips", "sample_checkpoint", "train_evaluation_classifier", "write_report"
+    "SCORES",
+    "ClipSet",
+    "EvaluationError",
+    "available_splits",
+    "check_labels",
+    "evaluate",
+    "floor_subset",
+    "load_classifier",
+    "load_clips",
+    "sample_checkpoint",
+    "train_evaluation_classifier",
+    "write_report",
 ]
 
 FOLDER_SPLITS = ("train", "valid", "validation", "test")  # subfolder names read as splits
@@ -79,7 +89,7 @@ class ClipSet:
             return {}
         return dict(sorted(collections.Counter(self.labels).items()))
 
-    def every(self, stride: int) -> "ClipSet":
+    def every(self, stride: int) -> ClipSet:
         """Every `stride`-th clip (a smaller set drawn evenly over the whole)."""
         if stride <= 1:
             return self
@@ -239,8 +249,13 @@ def sample_checkpoint(
         chunk = jobs[start : start + batch_size]
         labels_in_chunk = [label for label, _ in chunk]
         out = pipe.generate(
-            label=None if labels_in_chunk[0] is None else labels_in_chunk, n=len(chunk), steps=steps,
-            sampler=sampler, guidance=guidance, seed=seed + start, progress=progress,
+            label=None if labels_in_chunk[0] is None else labels_in_chunk,
+            n=len(chunk),
+            steps=steps,
+            sampler=sampler,
+            guidance=guidance,
+            seed=seed + start,
+            progress=progress,
         )
         for (label, index), clip in zip(chunk, out.audio):
             folder = out_dir / label if label is not None else out_dir
@@ -305,20 +320,44 @@ def _score_rows(model: dict, floor: dict | None) -> list[dict]:
     rows = []
     for name, value in model["frechet"].items():
         floor_value = floor["frechet"].get(name) if floor else None
-        rows.append({"score": f"frechet_{name}", "title": f"Fréchet distance ({name} embedding)",
-                     "better": "lower", "model": value, "floor": floor_value, "reference": None})
+        rows.append(
+            {
+                "score": f"frechet_{name}",
+                "title": f"Fréchet distance ({name} embedding)",
+                "better": "lower",
+                "model": value,
+                "floor": floor_value,
+                "reference": None,
+            }
+        )
     for name in model.get("coverage") or {}:
         for metric, (title, better) in COVERAGE_SCORES.items():
             value = _coverage_score(model, name, metric)
             if value is not None:
-                rows.append({"score": f"{metric}_{name}", "title": f"{title} ({name} embedding)", "better": better,
-                             "model": value, "floor": _coverage_score(floor, name, metric), "reference": None})
+                rows.append(
+                    {
+                        "score": f"{metric}_{name}",
+                        "title": f"{title} ({name} embedding)",
+                        "better": better,
+                        "model": value,
+                        "floor": _coverage_score(floor, name, metric),
+                        "reference": None,
+                    }
+                )
     for name, (title, better, read) in SCORES.items():
         value = read(model, "generated")
         if value is None and read(model, "reference") is None:
             continue
-        rows.append({"score": name, "title": title, "better": better, "model": value,
-                     "floor": read(floor, "generated"), "reference": read(model, "reference")})
+        rows.append(
+            {
+                "score": name,
+                "title": title,
+                "better": better,
+                "model": value,
+                "floor": read(floor, "generated"),
+                "reference": read(model, "reference"),
+            }
+        )
     return rows
 
 
@@ -394,10 +433,20 @@ def evaluate(
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(info or {}),
-        "generated": {"source": generated.description, "num_clips": len(generated), "label_counts": generated.label_counts()},
-        "reference": {"source": reference.description, "num_clips": len(reference), "label_counts": reference.label_counts()},
+        "generated": {
+            "source": generated.description,
+            "num_clips": len(generated),
+            "label_counts": generated.label_counts(),
+        },
+        "reference": {
+            "source": reference.description,
+            "num_clips": len(reference),
+            "label_counts": reference.label_counts(),
+        },
         "floor": None if floor is None else {"source": floor.description, "num_clips": len(floor)},
-        "classifier": None if classifier is None else {
+        "classifier": None
+        if classifier is None
+        else {
             "path": classifier.source,
             "labels": classifier.labels,
             "evaluation": classifier.training_info.get("evaluation"),
@@ -428,8 +477,10 @@ def _memorisation(
     training distances, and `memorisation.html`: the closest pairs, players and spectrograms side by side."""
     from audiodiff.plots import plot_histograms, plot_spectrograms
 
-    features = [embed_files(clips.paths, classifier, progress=progress, name=side)
-                for side, clips in (("generated", generated), ("training", training), ("held-out", heldout))]
+    features = [
+        embed_files(clips.paths, classifier, progress=progress, name=side)
+        for side, clips in (("generated", generated), ("training", training), ("held-out", heldout))
+    ]
     found = memorisation(*features)
     page = out_dir / "memorisation"
     page.mkdir(parents=True, exist_ok=True)
@@ -448,8 +499,12 @@ def _memorisation(
     if clips:
         plot_spectrograms(clips, rate, out_dir / "memorisation_pairs.png", titles, columns=2)
     plot_histograms(
-        {f"held-out real ({len(heldout)})": found["heldout_distances"], f"generated ({len(generated)})": found["generated_distances"]},
-        out_dir / "memorisation.png", "distance to the nearest training clip (classifier features)",
+        {
+            f"held-out real ({len(heldout)})": found["heldout_distances"],
+            f"generated ({len(generated)})": found["generated_distances"],
+        },
+        out_dir / "memorisation.png",
+        "distance to the nearest training clip (classifier features)",
         (found["threshold"], f"{found['percentile']:g}th percentile of held-out"),
     )
     (out_dir / "memorisation.html").write_text(
@@ -458,16 +513,20 @@ def _memorisation(
         f"lie nearer a training clip than {found['percentile']:g}% of held-out real clips do (threshold {found['threshold']:.3f}; "
         f"{training.description}, {len(training)} clips).</p><img src='memorisation.png'><table border=1 cellpadding=4>"
         "<tr><th>rank</th><th>distance</th><th>generated</th><th>nearest training clip</th></tr>"
-        + "".join(rows) + "</table><img src='memorisation_pairs.png' style='max-width:100%'>\n"
+        + "".join(rows)
+        + "</table><img src='memorisation_pairs.png' style='max-width:100%'>\n"
     )
     found["closest_pairs"] = [
-        {"generated": str(generated.paths[g]), "training": str(training.paths[t]), "distance": d} for g, t, d in found["closest_pairs"]
+        {"generated": str(generated.paths[g]), "training": str(training.paths[t]), "distance": d}
+        for g, t, d in found["closest_pairs"]
     ]
     found["training_source"] = training.description
     return found
 
 
-def likelihood_report(checkpoint, reference: ClipSet, count: int, steps: int = 12, seed: int = 0, device: str = "cpu") -> dict:
+def likelihood_report(
+    checkpoint, reference: ClipSet, count: int, steps: int = 12, seed: int = 0, device: str = "cpu"
+) -> dict:
     """NLL (bits/dim, `Pipeline.log_likelihood`) under `checkpoint` (a name or path, or a loaded
     Pipeline) of `count` reference clips (evenly drawn, each
     conditioned on its label where the model has labels), of the same clips with their frames
@@ -477,38 +536,64 @@ def likelihood_report(checkpoint, reference: ClipSet, count: int, steps: int = 1
 
     from audiodiff.pipeline import Pipeline
 
-    pipe = checkpoint if isinstance(checkpoint, Pipeline) else Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim", device=device)
+    pipe = (
+        checkpoint
+        if isinstance(checkpoint, Pipeline)
+        else Pipeline.from_pretrained(checkpoint, vocoder="griffin_lim", device=device)
+    )
     clips = reference.every(max(1, len(reference) // count))
     clips = ClipSet(clips.description, clips.paths[:count], clips.labels[:count])
     rate = pipe.sample_rate
     window = round(pipe.default_duration() * rate)
-    audio = torch.stack([crop_or_pad(load_audio(path, sample_rate=rate, channels=1)[0], window, random=False) for path in clips.paths])
+    audio = torch.stack(
+        [crop_or_pad(load_audio(path, sample_rate=rate, channels=1)[0], window, random=False) for path in clips.paths]
+    )
     generator = torch.Generator().manual_seed(seed)
     hop = pipe.mel_spec.hop_length if pipe.mel_spec else 256
     blocks = audio[..., : window // hop * hop].reshape(len(audio), 1, -1, hop)
     shuffled = blocks[:, :, torch.randperm(blocks.shape[2], generator=generator)].reshape(len(audio), 1, -1)
     rms = audio.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
     noise = torch.randn(audio.shape, generator=generator) * rms
-    conditions = {"label": list(clips.labels)} if pipe.labels and clips.labelled and set(clips.labels) <= set(pipe.labels) else {}
+    conditions = (
+        {"label": list(clips.labels)}
+        if pipe.labels and clips.labelled and set(clips.labels) <= set(pipe.labels)
+        else {}
+    )
     sets = {}
     for name, batch in (("real held-out clips", audio), ("frames shuffled", shuffled), ("Gaussian noise", noise)):
         print(f"likelihood: {name} ({len(batch)} clips, {steps} steps)", file=sys.stderr)
         result = pipe.log_likelihood(batch, sample_rate=rate, steps=steps, seed=seed, progress=True, **conditions)
         sets[name] = {key: result[key] for key in ("mean_bits_per_dim", "standard_error", "nll_bits_per_dim")}
     name = Path(pipe.info.get("path", "")).name if isinstance(checkpoint, Pipeline) else str(checkpoint)
-    return {"checkpoint": name, "clips": len(audio), "conditional": bool(conditions), "space": result["space"],
-            "dims": result["dims"], "steps": steps, "t_min": result["t_min"], "sets": sets}
+    return {
+        "checkpoint": name,
+        "clips": len(audio),
+        "conditional": bool(conditions),
+        "space": result["space"],
+        "dims": result["dims"],
+        "steps": steps,
+        "t_min": result["t_min"],
+        "sets": sets,
+    }
 
 
 def likelihood_lines(likelihood: dict, heading: str = "## Likelihood") -> list[str]:
     """Markdown for a `likelihood_report`: what was measured and a table of the three sets."""
-    lines = [heading, "",
-             f"Negative log-likelihood from the probability-flow ODE ({likelihood['steps']} Runge-Kutta steps, one "
-             f"Hutchinson probe) of {likelihood['clips']} reference clips, in bits per dimension of the model's space "
-             f"({likelihood['space']}, {likelihood['dims']} dimensions; continuous, so below zero is possible); "
-             f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.",
-             "", "| clips | NLL (bits/dim) | standard error |", "|---|---|---|"]
-    return lines + [f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |" for name, row in likelihood["sets"].items()]
+    lines = [
+        heading,
+        "",
+        f"Negative log-likelihood from the probability-flow ODE ({likelihood['steps']} Runge-Kutta steps, one "
+        f"Hutchinson probe) of {likelihood['clips']} reference clips, in bits per dimension of the model's space "
+        f"({likelihood['space']}, {likelihood['dims']} dimensions; continuous, so below zero is possible); "
+        f"{'conditioned on their labels' if likelihood['conditional'] else 'unconditional'}. Lower is more probable.",
+        "",
+        "| clips | NLL (bits/dim) | standard error |",
+        "|---|---|---|",
+    ]
+    return lines + [
+        f"| {name} | {row['mean_bits_per_dim']:.3f} | {row['standard_error']:.3f} |"
+        for name, row in likelihood["sets"].items()
+    ]
 
 
 def _examples(clips: ClipSet, limit: int = 10) -> tuple[list[Path], list[str]]:
@@ -528,14 +613,19 @@ def _plots(result: dict, sets: dict[str, ClipSet], out_dir: Path) -> list[Path]:
     paths = []
     for side, clips in sets.items():
         files, titles = _examples(clips)
-        audio = [crop_or_pad(load_audio(path, sample_rate=rate, channels=1)[0][0], samples, random=False) for path in files]
+        audio = [
+            crop_or_pad(load_audio(path, sample_rate=rate, channels=1)[0][0], samples, random=False) for path in files
+        ]
         paths.append(plot_spectrogram_grid(audio, out_dir / f"{side}_spectrograms.png", rate, titles=titles, columns=5))
     accuracy = result["per_class_accuracy"]
     if accuracy["model"]:
         paths.append(
             plot_class_accuracy(
-                accuracy["model"], out_dir / "class_accuracy.png", "Per-class accuracy",
-                compare=accuracy["floor"], names=("generated", "real (floor)"),
+                accuracy["model"],
+                out_dir / "class_accuracy.png",
+                "Per-class accuracy",
+                compare=accuracy["floor"],
+                names=("generated", "real (floor)"),
             )
         )
     return paths
@@ -554,9 +644,11 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
     lines += [f"- generated: {result['generated']['source']} ({result['generated']['num_clips']} clips)"]
     if result.get("sampling"):
         settings = result["sampling"]
-        lines += [f"  - sampled from {settings['checkpoint']} (training step {settings['training_step']}): "
-                  f"{settings['sampler']}, {settings['steps']} steps, guidance {settings['guidance']}, "
-                  f"vocoder {settings['vocoder']}, seed {settings['seed']}"]
+        lines += [
+            f"  - sampled from {settings['checkpoint']} (training step {settings['training_step']}): "
+            f"{settings['sampler']}, {settings['steps']} steps, guidance {settings['guidance']}, "
+            f"vocoder {settings['vocoder']}, seed {settings['seed']}"
+        ]
     lines += [f"- reference: {result['reference']['source']} ({result['reference']['num_clips']} clips)"]
     if result["floor"]:
         lines += [f"- floor: {result['floor']['source']}, scored against the same reference"]
@@ -565,24 +657,34 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
     if result["classifier"]:
         evaluation = result["classifier"].get("evaluation") or {}
         known = ", ".join(f"{split} accuracy {scores['accuracy']:.3f}" for split, scores in evaluation.items())
-        lines += [f"- classifier: {result['classifier']['path'] or 'given in Python'}" + (f" ({known})" if known else "")]
-    lines += [f"- clips compared at {result['sample_rate']} Hz, {result['clip_seconds']:g} s (cropped or zero-padded)",
-              f"- date: {result['date']}"]
+        lines += [
+            f"- classifier: {result['classifier']['path'] or 'given in Python'}" + (f" ({known})" if known else "")
+        ]
+    lines += [
+        f"- clips compared at {result['sample_rate']} Hz, {result['clip_seconds']:g} s (cropped or zero-padded)",
+        f"- date: {result['date']}",
+    ]
     dims = result.get("embedding_dim")
     fewest = min(result["generated"]["num_clips"], result["reference"]["num_clips"])
     if dims and fewest <= dims:
-        lines += [f"- note: {fewest} clips for {dims}-dimensional classifier features: the Fréchet distance is biased "
-                  "upwards; compare it with the floor (computed from as many clips), not with other papers"]
+        lines += [
+            f"- note: {fewest} clips for {dims}-dimensional classifier features: the Fréchet distance is biased "
+            "upwards; compare it with the floor (computed from as many clips), not with other papers"
+        ]
     counts = result["generated"].get("label_counts") or {}
     if counts and min(counts.values()) <= COVERAGE_K + 1:
-        lines += [f"- note: {min(counts.values())} generated clips per label with k = {COVERAGE_K} neighbours: each clip's "
-                  "k-th neighbour lies in another label, so recall and coverage read high whatever the model; "
-                  f"generate more than {COVERAGE_K + 1} per label (--per-label) for numbers that separate models"]
+        lines += [
+            f"- note: {min(counts.values())} generated clips per label with k = {COVERAGE_K} neighbours: each clip's "
+            "k-th neighbour lies in another label, so recall and coverage read high whatever the model; "
+            f"generate more than {COVERAGE_K + 1} per label (--per-label) for numbers that separate models"
+        ]
     lines += [""]
     lines += ["| score | better | model | floor (real vs real) | reference clips |", "|---|---|---|---|---|"]
     for row in result["scores"]:
-        lines.append(f"| {row['title']} | {row['better']} | {_number(row['model'])} | {_number(row['floor'])} | "
-                     f"{_number(row['reference'])} |")
+        lines.append(
+            f"| {row['title']} | {row['better']} | {_number(row['model'])} | {_number(row['floor'])} | "
+            f"{_number(row['reference'])} |"
+        )
     accuracy = result["per_class_accuracy"]
     if accuracy["model"]:
         lines += ["", "## Per-class accuracy", "", "| label | model | floor |", "|---|---|---|"]
@@ -593,13 +695,18 @@ def write_report(result: dict, path: str | os.PathLike) -> Path:
         lines += ["", *likelihood_lines(result["likelihood"])]
     found = result.get("memorisation")
     if found:
-        lines += ["", "## Memorisation", "",
-                  f"Nearest training clip ({found['training_source']}) of each generated clip, in the classifier's features: "
-                  f"{found['copy_share']:.1%} of generated clips are nearer one than the nearest {found['percentile']:g}% of "
-                  f"held-out real clips are ({found['threshold']:.3f}; about {found['percentile']:g}% for a model that does not copy). "
-                  f"Median nearest distance: generated {found['generated_median_distance']:.3f}, held-out "
-                  f"{found['heldout_median_distance']:.3f}. Closest pairs: [memorisation.html](memorisation.html).",
-                  "", "![nearest training distances](memorisation.png)"]
+        lines += [
+            "",
+            "## Memorisation",
+            "",
+            f"Nearest training clip ({found['training_source']}) of each generated clip, in the classifier's features: "
+            f"{found['copy_share']:.1%} of generated clips are nearer one than the nearest {found['percentile']:g}% of "
+            f"held-out real clips are ({found['threshold']:.3f}; about {found['percentile']:g}% for a model that does not copy). "
+            f"Median nearest distance: generated {found['generated_median_distance']:.3f}, held-out "
+            f"{found['heldout_median_distance']:.3f}. Closest pairs: [memorisation.html](memorisation.html).",
+            "",
+            "![nearest training distances](memorisation.png)",
+        ]
     lines += ["", "## Spectrograms (first clip of each label)", ""]
     for plot in result["plots"]:
         if plot.endswith("_spectrograms.png"):
@@ -644,11 +751,19 @@ def train_evaluation_classifier(
             "(ROOT/LABEL/clip.wav) or a manifest with a label column"
         )
     if len(train.label_counts()) < 2:
-        raise EvaluationError(f"training data {train.description}: one label {list(train.label_counts())}; need at least 2")
+        raise EvaluationError(
+            f"training data {train.description}: one label {list(train.label_counts())}; need at least 2"
+        )
     sample_rate = audio_info(train.paths[0])[0]
     classifier = train_classifier(
-        train.pairs(), mel_spec=default_mel_spec(sample_rate), epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, clip_seconds=clip_seconds, seed=seed, progress=progress,
+        train.pairs(),
+        mel_spec=default_mel_spec(sample_rate),
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        clip_seconds=clip_seconds,
+        seed=seed,
+        progress=progress,
     )
     evaluation = {}
     for name, chosen in (("valid", valid_split), ("test", test_split)):
@@ -667,4 +782,3 @@ def train_evaluation_classifier(
     classifier.training_info.update(data=train.description, evaluation=evaluation)
     classifier.save(out)
     return {"path": str(out), "training": classifier.training_info}
-

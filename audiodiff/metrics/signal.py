@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,8 +19,17 @@ import torch
 from audiodiff.audio import MelSpec, stft
 
 __all__ = [
-    "DEFAULT_FMAX", "DEFAULT_FMIN", "STFT_RESOLUTIONS", "estimate_f0", "f0_metrics", "f0_rmse_cents",
-    "log_spectral_distance", "mel_cepstral_distortion", "mel_l1", "multi_resolution_stft_distance", "voicing_f1"
+    "DEFAULT_FMAX",
+    "DEFAULT_FMIN",
+    "STFT_RESOLUTIONS",
+    "estimate_f0",
+    "f0_metrics",
+    "f0_rmse_cents",
+    "log_spectral_distance",
+    "mel_cepstral_distortion",
+    "mel_l1",
+    "multi_resolution_stft_distance",
+    "voicing_f1",
 ]
 
 STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
@@ -63,9 +72,7 @@ def multi_resolution_stft_distance(
     for n_fft, hop_length in resolutions:
         est = stft(estimate, n_fft, hop_length).abs().clamp_min(_LOG_FLOOR)
         ref = stft(reference, n_fft, hop_length).abs().clamp_min(_LOG_FLOOR)
-        convergence = torch.linalg.vector_norm(ref - est, dim=(-2, -1)) / torch.linalg.vector_norm(
-            ref, dim=(-2, -1)
-        )
+        convergence = torch.linalg.vector_norm(ref - est, dim=(-2, -1)) / torch.linalg.vector_norm(ref, dim=(-2, -1))
         log_l1 = (ref.log() - est.log()).abs().mean(dim=(-2, -1))
         total = total + convergence + log_l1
     return total / len(resolutions)

@@ -30,12 +30,18 @@ class AutoencoderModelConfig:
                 raise ValueError(f"model.{name}={factor}: must be a power of 2 (1, 2, 4, 8, ...)")
         levels = max(self.levels, 1)
         if len(self.channel_mults) < levels:
-            raise ValueError(f"model.channel_mults={self.channel_mults}: needs at least {levels} levels for a "
-                              f"downsampling of {self.time_down} in time and {self.freq_down} in frequency")
+            raise ValueError(
+                f"model.channel_mults={self.channel_mults}: needs at least {levels} levels for a "
+                f"downsampling of {self.time_down} in time and {self.freq_down} in frequency"
+            )
         if self.channels < 1 or self.latent_channels < 1 or self.num_res_blocks < 0:
-            raise ValueError("model.channels and model.latent_channels must be positive, model.num_res_blocks at least 0")
+            raise ValueError(
+                "model.channels and model.latent_channels must be positive, model.num_res_blocks at least 0"
+            )
         if any(self.channels * m % self.norm_groups for m in self.channel_mults):
-            raise ValueError(f"model.norm_groups={self.norm_groups} must divide every level's width {[self.channels * m for m in self.channel_mults]}")
+            raise ValueError(
+                f"model.norm_groups={self.norm_groups} must divide every level's width {[self.channels * m for m in self.channel_mults]}"
+            )
 
     @property
     def levels(self) -> int:
@@ -54,8 +60,12 @@ class _Block(nn.Module):
     def __init__(self, cin: int, cout: int, groups: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.GroupNorm(groups, cin), nn.SiLU(), nn.Conv2d(cin, cout, 3, padding=1),
-            nn.GroupNorm(groups, cout), nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1),
+            nn.GroupNorm(groups, cin),
+            nn.SiLU(),
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.GroupNorm(groups, cout),
+            nn.SiLU(),
+            nn.Conv2d(cout, cout, 3, padding=1),
         )
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -78,13 +88,26 @@ class MelAutoencoder(nn.Module):
             for _ in range(config.num_res_blocks):
                 encoder.append(_Block(width, widths[level], groups))
                 width = widths[level]
-            encoder.append(nn.Conv2d(width, widths[level + 1] if level + 1 < len(widths) else width, 3, stride=stride, padding=1))
+            encoder.append(
+                nn.Conv2d(width, widths[level + 1] if level + 1 < len(widths) else width, 3, stride=stride, padding=1)
+            )
             width = widths[level + 1] if level + 1 < len(widths) else width
-        encoder += [_Block(width, width, groups), nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, 2 * config.latent_channels, 3, padding=1)]
+        encoder += [
+            _Block(width, width, groups),
+            nn.GroupNorm(groups, width),
+            nn.SiLU(),
+            nn.Conv2d(width, 2 * config.latent_channels, 3, padding=1),
+        ]
         self.encoder = nn.Sequential(*encoder)
-        decoder: list[nn.Module] = [nn.Conv2d(config.latent_channels, width, 3, padding=1), _Block(width, width, groups)]
+        decoder: list[nn.Module] = [
+            nn.Conv2d(config.latent_channels, width, 3, padding=1),
+            _Block(width, width, groups),
+        ]
         for level in reversed(range(len(strides))):
-            decoder += [nn.Upsample(scale_factor=strides[level], mode="nearest"), nn.Conv2d(width, widths[level], 3, padding=1)]
+            decoder += [
+                nn.Upsample(scale_factor=strides[level], mode="nearest"),
+                nn.Conv2d(width, widths[level], 3, padding=1),
+            ]
             width = widths[level]
             for _ in range(config.num_res_blocks):
                 decoder.append(_Block(width, width, groups))
@@ -105,8 +128,10 @@ class MelAutoencoder(nn.Module):
     def check_shape(self, mel: torch.Tensor) -> None:
         factors = (self.config.freq_down, self.config.time_down)
         if mel.dim() != 4 or mel.shape[1] != 1 or mel.shape[2] % factors[0] or mel.shape[3] % factors[1]:
-            raise ValueError(f"mel of shape {list(mel.shape)}: expected [batch, 1, bands, frames] with bands a multiple of "
-                             f"{factors[0]} and frames a multiple of {factors[1]} (Autoencoder.encode pads the frames)")
+            raise ValueError(
+                f"mel of shape {list(mel.shape)}: expected [batch, 1, bands, frames] with bands a multiple of "
+                f"{factors[0]} and frames a multiple of {factors[1]} (Autoencoder.encode pads the frames)"
+            )
 
     def posterior(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the latent, each `[batch, latent_channels, bands/f, frames/t]`."""

@@ -29,8 +29,19 @@ import torch.nn.functional as F
 from audiodiff.errors import UserError
 
 __all__ = [
-    "Condition", "ConditioningConfig", "Conditioner", "ConditionError", "CurveCondition", "CurveConfig", "LabelCondition",
-    "LocalSpec", "NumberCondition", "TextCondition", "TextConfig", "join", "tokenize",
+    "Condition",
+    "ConditioningConfig",
+    "Conditioner",
+    "ConditionError",
+    "CurveCondition",
+    "CurveConfig",
+    "LabelCondition",
+    "LocalSpec",
+    "NumberCondition",
+    "TextCondition",
+    "TextConfig",
+    "join",
+    "tokenize",
 ]
 
 MAX_TEXT_LAYERS, MAX_NUMBERS = 64, 64  # guards against absurd configs (checked before anything is built)
@@ -54,7 +65,11 @@ class TextConfig:
     max_tokens: int = 32
 
     def __post_init__(self):
-        if min(self.dim, self.heads, self.max_tokens) < 1 or not 0 <= self.layers <= MAX_TEXT_LAYERS or self.dim % self.heads:
+        if (
+            min(self.dim, self.heads, self.max_tokens) < 1
+            or not 0 <= self.layers <= MAX_TEXT_LAYERS
+            or self.dim % self.heads
+        ):
             raise ValueError(
                 f"TextConfig: dim={self.dim}, heads={self.heads}, max_tokens={self.max_tokens} must be positive, dim a multiple "
                 f"of heads, and layers={self.layers} in 0..{MAX_TEXT_LAYERS}"
@@ -104,12 +119,19 @@ class ConditioningConfig:
             raise ValueError(f"conditioning.labels={self.labels!r}: give a list of names or 'auto'")
         for name, span in self.numbers.items():
             if name in ("label", "text"):
-                raise ValueError(f"conditioning.numbers.{name}: '{name}' is the name of a condition type; rename the number")
+                raise ValueError(
+                    f"conditioning.numbers.{name}: '{name}' is the name of a condition type; rename the number"
+                )
             if isinstance(span, str) and span != "auto" or isinstance(span, list) and len(span) not in (0, 2):
                 raise ValueError(f"conditioning.numbers.{name}={span!r}: give [min, max] or 'auto'")
 
     def names(self) -> list[str]:
-        return (["label"] if self.labels else []) + (["text"] if self.text else []) + list(self.numbers) + list(self.curves)
+        return (
+            (["label"] if self.labels else [])
+            + (["text"] if self.text else [])
+            + list(self.numbers)
+            + list(self.curves)
+        )
 
     def drop_prob_for(self, name: str) -> float:
         return self.drop.get(name, self.drop_prob)
@@ -353,7 +375,9 @@ def resample_frames(values: torch.Tensor, frames: int, log: bool = False) -> tor
     length = values.shape[-1]
     if length == frames:
         return values
-    position = ((torch.arange(frames, device=values.device, dtype=torch.float32) + 0.5) * length / frames - 0.5).clamp(0, length - 1)
+    position = ((torch.arange(frames, device=values.device, dtype=torch.float32) + 0.5) * length / frames - 0.5).clamp(
+        0, length - 1
+    )
     low = position.floor().long()
     high = (low + 1).clamp(max=length - 1)
     weight = (position - low)[None]
@@ -386,13 +410,19 @@ class CurveCondition(Condition):
         nn.init.zeros_(self.mlp[-1].bias)
         self.null_embedding = nn.Parameter(torch.zeros(embed_dim))
         conv = nn.Conv1d if local.dims == 1 else nn.Conv2d
-        self.conv = conv(self.maps * local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2)
+        self.conv = conv(
+            self.maps * local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2
+        )
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
         if cfg.motion:
             if name != "f0" or self.mel is None:
-                raise ValueError(f"conditioning.curves.{name}.motion: only an f0 curve on a mel model draws its motion; remove it")
-            self.motion = conv(local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2, bias=False)
+                raise ValueError(
+                    f"conditioning.curves.{name}.motion: only an f0 curve on a mel model draws its motion; remove it"
+                )
+            self.motion = conv(
+                local.patch_size**local.dims, local.width, local.kernel_size, padding=local.kernel_size // 2, bias=False
+            )
             nn.init.zeros_(self.motion.weight)
 
     def null(self, batch: int, device=None) -> torch.Tensor:
@@ -426,7 +456,9 @@ class CurveCondition(Condition):
         if self.name == "f0" and ((given < 0).any() or (given > 8000).any()):
             raise ConditionError(f"f0: Hz between 0 (unvoiced) and 8000 expected, got {given.min():g}..{given.max():g}")
         if self.name == "loudness" and ((given > 20).any() or (given < -200).any()):
-            raise ConditionError(f"loudness: dB relative to full scale (about -80..0) expected, got {given.min():g}..{given.max():g}")
+            raise ConditionError(
+                f"loudness: dB relative to full scale (about -80..0) expected, got {given.min():g}..{given.max():g}"
+            )
         return row
 
     def keep(self, values, keep: torch.Tensor, device=None, generator=None) -> torch.Tensor:
@@ -488,7 +520,9 @@ class CurveCondition(Condition):
             return maps
         maps = maps[:, :, None].expand(-1, -1, size[0], -1)
         if self.name == "f0" and self.mel is not None:
-            maps = torch.cat([maps, self.harmonic_comb(torch.where(voiced, values, torch.zeros_like(values)))[:, None]], 1)
+            maps = torch.cat(
+                [maps, self.harmonic_comb(torch.where(voiced, values, torch.zeros_like(values)))[:, None]], 1
+            )
         return maps
 
     def harmonic_comb(self, f0: torch.Tensor) -> torch.Tensor:
@@ -545,7 +579,9 @@ def _as_array(value, name: str):
 
         return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
     except (TypeError, ValueError):
-        raise ConditionError(f"{name}: a curve is a sequence of numbers (NaN where not given); got {type(value).__name__}") from None
+        raise ConditionError(
+            f"{name}: a curve is a sequence of numbers (NaN where not given); got {type(value).__name__}"
+        ) from None
 
 
 def build_conditions(cfg: ConditioningConfig, embed_dim: int, local: LocalSpec | None = None) -> dict[str, Condition]:
@@ -591,7 +627,9 @@ class Conditioner(nn.Module):
         super().__init__()
         unresolved = [n for n, v in [("labels", cfg.labels), *cfg.numbers.items()] if isinstance(v, str)]
         if unresolved:
-            raise ConditionError(f"conditioning {unresolved} still 'auto'; they are filled from the data when training starts")
+            raise ConditionError(
+                f"conditioning {unresolved} still 'auto'; they are filled from the data when training starts"
+            )
         self.cfg = cfg
         self.conditions = nn.ModuleDict(build_conditions(cfg, embed_dim, local))
         self.embed_dim = embed_dim

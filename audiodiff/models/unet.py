@@ -59,7 +59,10 @@ class UNetConfig:
             problems.append(f"kernel_size={self.kernel_size} must be odd")
         if self.patch_size < 1:
             problems.append(f"patch_size={self.patch_size} must be at least 1")
-        small = {k: getattr(self, k) for k in ("in_channels", "channels", "head_channels", "norm_groups", "kernel_size", "downsample_factor")}
+        small = {
+            k: getattr(self, k)
+            for k in ("in_channels", "channels", "head_channels", "norm_groups", "kernel_size", "downsample_factor")
+        }
         problems += [f"{name}={value} must be at least 1" for name, value in small.items() if value < 1]
         if self.num_res_blocks < 0 or self.embed_dim < 0 or any(mult < 1 for mult in self.channel_mults):
             problems.append("num_res_blocks and embed_dim must be >= 0 and channel_mults >= 1")
@@ -166,7 +169,9 @@ class Downsample(nn.Module):
     def __init__(self, cfg: UNetConfig, channels: int):
         super().__init__()
         f = cfg.downsample_factor
-        self.conv = _conv(cfg.dims, channels, channels, 2 * f - 1 if f > 2 else 3, stride=f, padding=f - 1 if f > 2 else 1)
+        self.conv = _conv(
+            cfg.dims, channels, channels, 2 * f - 1 if f > 2 else 3, stride=f, padding=f - 1 if f > 2 else 1
+        )
 
     def forward(self, x, emb=None, context=None):
         return self.conv(x)

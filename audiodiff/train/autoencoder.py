@@ -21,10 +21,17 @@ from audiodiff.train.trainer import StepContext, adamw
 __all__ = ["AutoencoderTask", "reconstruction_losses"]
 
 
-def reconstruction_losses(reconstruction: torch.Tensor, mel: torch.Tensor, scales: list[int]) -> dict[str, torch.Tensor]:
+def reconstruction_losses(
+    reconstruction: torch.Tensor, mel: torch.Tensor, scales: list[int]
+) -> dict[str, torch.Tensor]:
     """L1 at full resolution, and the mean L1 of both average-pooled by each of `scales`."""
-    coarse = [F.l1_loss(F.avg_pool2d(reconstruction, s, ceil_mode=True), F.avg_pool2d(mel, s, ceil_mode=True)) for s in scales]
-    return {"l1": F.l1_loss(reconstruction, mel), "multiscale": torch.stack(coarse).mean() if coarse else reconstruction.new_zeros(())}
+    coarse = [
+        F.l1_loss(F.avg_pool2d(reconstruction, s, ceil_mode=True), F.avg_pool2d(mel, s, ceil_mode=True)) for s in scales
+    ]
+    return {
+        "l1": F.l1_loss(reconstruction, mel),
+        "multiscale": torch.stack(coarse).mean() if coarse else reconstruction.new_zeros(()),
+    }
 
 
 class AutoencoderTask:
@@ -66,8 +73,11 @@ class AutoencoderTask:
         loss = weights.l1 * losses["l1"] + weights.multiscale * losses["multiscale"] + weights.kl * losses["kl"]
         ctx.backward(loss, self.model, self.optimizer)
         self.model.track_latent_var(latent, ctx.step)
-        return {"loss": float(loss.detach()), **{f"{name}_loss": float(value.detach()) for name, value in losses.items()},
-                "latent_std": float(self.model.latent_var.sqrt())}
+        return {
+            "loss": float(loss.detach()),
+            **{f"{name}_loss": float(value.detach()) for name, value in losses.items()},
+            "latent_std": float(self.model.latent_var.sqrt()),
+        }
 
     def export_config(self) -> dict:
         info = {"recipe": to_dict(self.config), "dataset": self.report.to_dict()}
@@ -86,7 +96,9 @@ class AutoencoderTask:
             rebuilt.append(autoencoder.round_trip(mel)[0, 0].cpu())
         module.train()
         distance = sum(float((a - b).abs().mean()) for a, b in zip(reals, rebuilt)) / max(1, len(reals))
-        titles = [f"real {i}" for i in range(len(reals))] + [f"through the autoencoder {i} (step {step})" for i in range(len(reals))]
+        titles = [f"real {i}" for i in range(len(reals))] + [
+            f"through the autoencoder {i} (step {step})" for i in range(len(reals))
+        ]
         out_dir.mkdir(parents=True, exist_ok=True)
         plot_mels(reals + rebuilt, out_dir / "reconstructions.png", titles, columns=max(1, len(reals)))
         (out_dir / "mel_l1.txt").write_text(f"{distance:.4f}\n")

@@ -34,12 +34,16 @@ def resolve_conditioning(config: DiffusionRunConfig, items) -> DiffusionRunConfi
     if labels == "auto":
         labels = sorted({item.label for item in items if item.label is not None}, key=_natural)
         if not labels:
-            raise DatasetError("conditioning.labels=auto, but no item has a label; set data.label_from_folder or use a manifest")
+            raise DatasetError(
+                "conditioning.labels=auto, but no item has a label; set data.label_from_folder or use a manifest"
+            )
     text = cond.text
     if text is not None and text.encoder == "builtin" and not text.vocab:
         counts = collections.Counter(word for item in items for word in tokenize(item.text or ""))
         if not counts:
-            raise DatasetError("text conditioning is on, but no item has a caption; add `text` to the manifest or .txt sidecars")
+            raise DatasetError(
+                "text conditioning is on, but no item has a caption; add `text` to the manifest or .txt sidecars"
+            )
         text = dataclasses.replace(text, vocab=[w for w, _ in counts.most_common(MAX_TEXT_VOCAB)])
     numbers = {}
     for name, span in cond.numbers.items():
@@ -50,7 +54,9 @@ def resolve_conditioning(config: DiffusionRunConfig, items) -> DiffusionRunConfi
                 raise DatasetError(f"conditioning.numbers.{name}=auto, but no item has a '{name}' value")
             span = [min(values), max(values)]
         numbers[name] = [float(span[0]), float(span[1])]
-    return dataclasses.replace(config, conditioning=dataclasses.replace(cond, labels=list(labels), text=text, numbers=numbers))
+    return dataclasses.replace(
+        config, conditioning=dataclasses.replace(cond, labels=list(labels), text=text, numbers=numbers)
+    )
 
 
 def load_autoencoder(config: DiffusionRunConfig, given=None):
@@ -81,7 +87,9 @@ class DiffusionTask:
         `data.autoencoder` for a latent run (a fine-tuned latent model keeps its source's)."""
         numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
         curves = list(dict.fromkeys([*config.data.curves, *config.conditioning.curves]))
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, number_fields=numbers, curves=curves))
+        config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, number_fields=numbers, curves=curves)
+        )
         self.source = None
         if config.train.init_from:
             self.source = load_source(config.train.init_from)
@@ -93,7 +101,9 @@ class DiffusionTask:
         if verbose:
             print(self.report, file=sys.stderr)
         self.config = resolve_conditioning(config, items)
-        self.dataset = make_dataset(items, self.config.data, self.config.mel, self.config.conditioning.labels, self.autoencoder)
+        self.dataset = make_dataset(
+            items, self.config.data, self.config.mel, self.config.conditioning.labels, self.autoencoder
+        )
         self.num_workers = config.data.num_workers
         self.preview_vocoder = None
 
@@ -110,7 +120,9 @@ class DiffusionTask:
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
             (no_decay if param.dim() < 2 or "norm" in name or "embed" in name else decay).append(param)
-        self.optimizer = adamw([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg)
+        self.optimizer = adamw(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg
+        )
         self.modules = {"model": self.model}
         self.optimizers = {"model": self.optimizer}
         self.ema_module = self.model
@@ -122,7 +134,9 @@ class DiffusionTask:
         x = batch["x"].to(self.device, non_blocking=True)
         cond = self.model.conditioner.drop(batch, ctx.generator, self.device)
         with ctx.autocast():
-            loss = OBJECTIVES[self.config.diffusion.objective].loss(self.net, x, cond, self.config.diffusion.shift, ctx.generator)
+            loss = OBJECTIVES[self.config.diffusion.objective].loss(
+                self.net, x, cond, self.config.diffusion.shift, ctx.generator
+            )
         ctx.backward(loss, self.model, self.optimizer)
         return {"loss": float(loss.detach())}
 
@@ -143,8 +157,14 @@ class DiffusionTask:
             from audiodiff.vocoder import Vocoder
 
             self.preview_vocoder = Vocoder.from_pretrained(config.sampling.vocoder, config.mel)
-        autoencoder = self.autoencoder if self.autoencoder is None or self.device.type == "cpu" else copy.deepcopy(self.autoencoder)
-        pipe = Pipeline(module, config, self.preview_vocoder, device=self.device, autoencoder=autoencoder, channels_last=False)
+        autoencoder = (
+            self.autoencoder
+            if self.autoencoder is None or self.device.type == "cpu"
+            else copy.deepcopy(self.autoencoder)
+        )
+        pipe = Pipeline(
+            module, config, self.preview_vocoder, device=self.device, autoencoder=autoencoder, channels_last=False
+        )
         count = self.preview_count
         kwargs, titles = self._preview_conditions(count)
         out = pipe.generate(n=count, seed=1234, steps=min(config.sampling.steps, 25), **kwargs)

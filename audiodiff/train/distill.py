@@ -11,7 +11,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from audiodiff.config import DiffusionRunConfig, DistillRunConfig, SamplingConfig, StudentConfig, TrainConfig, from_dict, to_dict
+from audiodiff.config import (
+    DiffusionRunConfig,
+    DistillRunConfig,
+    SamplingConfig,
+    StudentConfig,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
 from audiodiff.diffusion.distill import GUIDANCE, consistency_loss, guidance_loss, progressive_loss
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
@@ -29,7 +37,9 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
     method = run.distill.method
     data = to_dict(teacher)
     composed = {name: to_dict(SamplingConfig())[name] for name in ("guide", "rest_guidance", "guidance_interval")}
-    data["sampling"].update(composed)  # students learn plain guidance: the teacher's guide= and interval do not carry over
+    data["sampling"].update(
+        composed
+    )  # students learn plain guidance: the teacher's guide= and interval do not carry over
     for section in ("data", "model", "sampling"):
         data[section].update(getattr(run, section))
     data["train"] = to_dict(run.train)
@@ -60,9 +70,13 @@ class DistillTask(DiffusionTask):
         if config.distill.method != "guidance" and config.distill.student_steps < 1:
             raise TrainingError(f"distill.student_steps={config.distill.student_steps}: must be at least 1")
         if config.distill.drop_prob is not None and not 0 <= config.distill.drop_prob < 1:
-            raise TrainingError(f"distill.drop_prob={config.distill.drop_prob}: a probability in [0, 1), or null for the teacher's")
+            raise TrainingError(
+                f"distill.drop_prob={config.distill.drop_prob}: a probability in [0, 1), or null for the teacher's"
+            )
         if config.distill.method == "consistency" and config.distill.intervals < 1:
-            raise TrainingError(f"distill.intervals={config.distill.intervals}: the consistency grid needs at least 1 interval")
+            raise TrainingError(
+                f"distill.intervals={config.distill.intervals}: the consistency grid needs at least 1 interval"
+            )
         super().__init__(student_config(self.teacher.config, config), verbose, self.teacher.autoencoder)
 
     def build(self, device: torch.device, cfg: TrainConfig) -> None:
@@ -80,7 +94,11 @@ class DistillTask(DiffusionTask):
         zero, so the student starts as the teacher's conditional prediction."""
         try:
             load_source_weights(
-                self.model, teacher, str(self.run.distill.teacher), self.verbose, setting="distill.init_from_teacher",
+                self.model,
+                teacher,
+                str(self.run.distill.teacher),
+                self.verbose,
+                setting="distill.init_from_teacher",
                 fix="set distill.init_from_teacher=false to train the student from scratch",
             )
         except InitError as error:
@@ -98,7 +116,9 @@ class DistillTask(DiffusionTask):
         shift = self.config.diffusion.shift
         with ctx.autocast():
             if self.run.distill.method == "guidance":
-                loss = guidance_loss(student, self.teacher_model, x, cond, tuple(self.run.distill.guidance_range), shift, ctx.generator)
+                loss = guidance_loss(
+                    student, self.teacher_model, x, cond, tuple(self.run.distill.guidance_range), shift, ctx.generator
+                )
             else:
                 guidance_range = self.config.student.guidance_range
                 if guidance_range is not None:  # the student of a guidance student keeps its scale input
@@ -106,9 +126,13 @@ class DistillTask(DiffusionTask):
                     scale = low + (high - low) * torch.rand(x.shape[0], generator=ctx.generator)
                     cond[GUIDANCE] = scale.to(self.device)
                 if self.run.distill.method == "consistency":
-                    loss = consistency_loss(student, self.teacher_model, x, cond, self.run.distill.intervals, shift, ctx.generator)
+                    loss = consistency_loss(
+                        student, self.teacher_model, x, cond, self.run.distill.intervals, shift, ctx.generator
+                    )
                 else:
-                    loss = progressive_loss(student, self.teacher_model, x, cond, self.config.student.steps, shift, ctx.generator)
+                    loss = progressive_loss(
+                        student, self.teacher_model, x, cond, self.config.student.steps, shift, ctx.generator
+                    )
         ctx.backward(loss, self.model, self.optimizer)
         return {"loss": float(loss.detach())}
 
@@ -116,4 +140,3 @@ class DistillTask(DiffusionTask):
         data = super().export_config()
         data["source"] = {"distill": to_dict(self.run.distill)}
         return data
-

@@ -28,7 +28,7 @@ class Distributed:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: str = "auto", timeout_seconds: float = 300.0) -> "Distributed":
+    def from_env(cls, device: str = "auto", timeout_seconds: float = 300.0) -> Distributed:
         """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; start gloo (CPU) or NCCL (CUDA) if > 1."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))

@@ -39,7 +39,9 @@ def load_source(name_or_path: str):
         raise InitError(f"train.init_from={name_or_path!r}: {error}") from None
 
 
-def adopt_source(config: DiffusionRunConfig, source: DiffusionRunConfig, name: str, verbose: bool = True) -> DiffusionRunConfig:
+def adopt_source(
+    config: DiffusionRunConfig, source: DiffusionRunConfig, name: str, verbose: bool = True
+) -> DiffusionRunConfig:
     """The run's config with the source's architecture, MelSpec and diffusion settings."""
     if source.data.representation != config.data.representation:
         raise InitError(
@@ -52,16 +54,25 @@ def adopt_source(config: DiffusionRunConfig, source: DiffusionRunConfig, name: s
             f"set data.sample_rate={source.data.sample_rate} (files are resampled on loading)"
         )
     if source.data.representation == "wave" and source.data.channels != config.data.channels:
-        raise InitError(f"train.init_from={name!r} has {source.data.channels} channel(s); set data.channels={source.data.channels}")
+        raise InitError(
+            f"train.init_from={name!r} has {source.data.channels} channel(s); set data.channels={source.data.channels}"
+        )
     changed = [section for section in ADOPTED if to_dict(getattr(config, section)) != to_dict(getattr(source, section))]
     if changed and verbose:
-        print(f"init_from {name}: using its {', '.join(changed)} settings (fine-tuning needs the same architecture)", file=sys.stderr)
+        print(
+            f"init_from {name}: using its {', '.join(changed)} settings (fine-tuning needs the same architecture)",
+            file=sys.stderr,
+        )
     return dataclasses.replace(config, **{section: getattr(source, section) for section in ADOPTED})
 
 
 def load_source_weights(
-    model: nn.Module, source: nn.Module, name: str, verbose: bool = True,
-    setting: str | None = None, fix: str = "this is a bug: the run adopts the source's model section",
+    model: nn.Module,
+    source: nn.Module,
+    name: str,
+    verbose: bool = True,
+    setting: str | None = None,
+    fix: str = "this is a bug: the run adopts the source's model section",
 ) -> list[str]:
     """Copy the source's weights into `model`, mapping conditions by name and label rows by label;
     returns the report lines (also printed). A different architecture is an `InitError` naming
@@ -91,8 +102,11 @@ def load_source_weights(
         mine = {k for k in own if k.startswith(prefix)}
         if set(state) <= mine and all(own[k].shape == v.shape for k, v in state.items()):
             merged.update(state)  # layers the source lacks (a curve's motion) keep their initial weights
-            added = sorted({k[len(prefix):].split(".")[0] for k in mine - set(state)})
-            report.append(f"{key}: carried over" + (f"; new layers ({', '.join(added)}) keep their initial weights" if added else ""))
+            added = sorted({k[len(prefix) :].split(".")[0] for k in mine - set(state)})
+            report.append(
+                f"{key}: carried over"
+                + (f"; new layers ({', '.join(added)}) keep their initial weights" if added else "")
+            )
         else:
             report.append(f"{key}: differs from the source's (vocabulary or range), starts from scratch")
     dropped = sorted(set(their_conditions) - set(own_conditions))
@@ -102,7 +116,10 @@ def load_source_weights(
     merged.update({k: own[k] for k in missing})
     model.load_state_dict(merged)
     if verbose:
-        print(f"initialised from {name}: " + "; ".join(report or ["unconditional, all weights carried over"]), file=sys.stderr)
+        print(
+            f"initialised from {name}: " + "; ".join(report or ["unconditional, all weights carried over"]),
+            file=sys.stderr,
+        )
     return report
 
 
@@ -130,7 +147,9 @@ def _word_rows(condition, source_condition, prefix, own, theirs, report) -> dict
         known += word in source_index
         rows[index] = source_rows[source_index[word]] if word in source_index else unknown
     state[name] = rows
-    report.append(f"text: {known} of {len(condition.encoder.index)} words known to the source, the rest start as unknown words")
+    report.append(
+        f"text: {known} of {len(condition.encoder.index)} words known to the source, the rest start as unknown words"
+    )
     return state
 
 
@@ -149,5 +168,8 @@ def _label_rows(condition, source_condition, prefix, own, theirs, report) -> dic
     rows[len(condition.labels)] = null
     state[f"{prefix}embed.weight"] = rows
     new = len(condition.labels) - len(shared)
-    report.append(f"label: {len(shared)} of {len(condition.labels)} labels known to the source" + (f", {new} new (start as no label)" if new else ""))
+    report.append(
+        f"label: {len(shared)} of {len(condition.labels)} labels known to the source"
+        + (f", {new} new (start as no label)" if new else "")
+    )
     return state

@@ -68,7 +68,7 @@ class TrainTask(Protocol):
     def collate(self, rows: list) -> dict: ...
     def build(self, device: torch.device, cfg: TrainConfig) -> None: ...
     def wrap(self, wrap_fn) -> None: ...
-    def train_step(self, batch: dict, ctx: "StepContext") -> dict[str, float]: ...
+    def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]: ...
     def export_config(self) -> dict: ...
     def preview(self, module: nn.Module, out_dir: Path, step: int) -> None: ...
 
@@ -283,7 +283,7 @@ _AUTO_THREADS: dict[int, Threads] = {}
 class StepContext:
     """What a task's `train_step` uses from the trainer: device, precision, RNG, backward."""
 
-    def __init__(self, trainer: "Trainer"):
+    def __init__(self, trainer: Trainer):
         self.trainer = trainer
         self.device = trainer.dist.device
         self.generator = trainer.generator
@@ -384,7 +384,11 @@ class Trainer:
             )
         ctx = StepContext(self)
         bar = tqdm(
-            total=cfg.steps, initial=self.step, disable=not (self.progress and dist.is_main), dynamic_ncols=True, unit="step"
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (self.progress and dist.is_main),
+            dynamic_ncols=True,
+            unit="step",
         )
         log = self._open_log() if dist.is_main else None
         last_path = None
@@ -437,8 +441,15 @@ class Trainer:
                 if out_of_time or signalled:
                     self.stopped_by = (self.stop_signal or "SIGINT") if signalled else "budget"
                     if dist.is_main:
-                        why = f"{self.stopped_by} received" if signalled else f"train.max_minutes={cfg.max_minutes:g} reached"
-                        tqdm.write(f"stopping at step {self.step} of {cfg.steps}: {why}; checkpoint {last_path.name} written", file=sys.stderr)
+                        why = (
+                            f"{self.stopped_by} received"
+                            if signalled
+                            else f"train.max_minutes={cfg.max_minutes:g} reached"
+                        )
+                        tqdm.write(
+                            f"stopping at step {self.step} of {cfg.steps}: {why}; checkpoint {last_path.name} written",
+                            file=sys.stderr,
+                        )
                     break
             if preview_every and (self.step == cfg.steps or self.stopped_by == "budget"):
                 self._preview()
@@ -481,7 +492,10 @@ class Trainer:
                 raise KeyboardInterrupt
             self.stop_signal = signal.Signals(number).name
             if self.dist.is_main:
-                tqdm.write(f"{self.stop_signal}: stopping after this step with a checkpoint (again to stop at once)", file=sys.stderr)
+                tqdm.write(
+                    f"{self.stop_signal}: stopping after this step with a checkpoint (again to stop at once)",
+                    file=sys.stderr,
+                )
 
         previous = {}
         for number in (signal.SIGINT, signal.SIGTERM):
@@ -581,7 +595,9 @@ class Trainer:
     def _preview(self) -> None:
         if not self.dist.is_main:
             return
-        module = self.ema.module if self.ema is not None else self.task.ema_module or next(iter(self.task.modules.values()))
+        module = (
+            self.ema.module if self.ema is not None else self.task.ema_module or next(iter(self.task.modules.values()))
+        )
         folder = self.out_dir / "previews" / f"step_{self.step:08d}"
         try:
             self.task.preview(module, folder, self.step)
@@ -648,14 +664,22 @@ class Trainer:
             tensors, meta = self._training_tensors()
             inference = self.ema.module if self.ema is not None else self.task.ema_module
             weights = inference.state_dict() if inference is not None else {}
-            bad = [k for k, v in list(weights.items()) + list(tensors.items()) if v.is_floating_point() and not torch.isfinite(v).all()]
+            bad = [
+                k
+                for k, v in list(weights.items()) + list(tensors.items())
+                if v.is_floating_point() and not torch.isfinite(v).all()
+            ]
             if bad:
-                raise TrainingError(f"refusing to save step {self.step}: non-finite values in {bad[:3]}; the last checkpoint is intact")
+                raise TrainingError(
+                    f"refusing to save step {self.step}: non-finite values in {bad[:3]}; the last checkpoint is intact"
+                )
             for rank, (gen, rng) in enumerate(zip(generators, torch_rng)):
                 tensors[f"rng.generator.{rank}"] = gen
                 tensors[f"rng.torch.{rank}"] = rng
             if len(set(digests)) > 1:
-                raise TrainingError(f"ranks hold different weights at step {self.step} ({digests}); this is a bug, please report it")
+                raise TrainingError(
+                    f"ranks hold different weights at step {self.step} ({digests}); this is a bug, please report it"
+                )
             meta.update(
                 rank_digests=digests,
                 step=self.step,
@@ -699,7 +723,9 @@ class Trainer:
         if not checkpoints:
             if self.dist.is_main:
                 self._trim_log(0)
-                tqdm.write(f"--resume: no checkpoint in {self.out_dir}/checkpoints yet; starting from step 0", file=sys.stderr)
+                tqdm.write(
+                    f"--resume: no checkpoint in {self.out_dir}/checkpoints yet; starting from step 0", file=sys.stderr
+                )
             return
         path = checkpoints[-1]
         try:
@@ -750,7 +776,7 @@ def _digest(modules: dict[str, nn.Module]) -> str:
     import hashlib
 
     digest = hashlib.sha1()
-    for name, module in modules.items():
+    for module in modules.values():
         for key, value in module.state_dict().items():
             digest.update(key.encode())
             digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())

@@ -34,18 +34,28 @@ def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tup
 
     name = config.train.init_from
     if name == "griffin_lim":
-        raise InitError("train.init_from='griffin_lim' has no weights to start from; name a trained GAN vocoder (e.g. vocoder-16k)")
+        raise InitError(
+            "train.init_from='griffin_lim' has no weights to start from; name a trained GAN vocoder (e.g. vocoder-16k)"
+        )
     try:
         source = Vocoder.from_pretrained(name)
     except CheckpointError as error:
         raise InitError(f"train.init_from={name!r}: {error}") from None
     if not isinstance(source, GANVocoder):
-        raise InitError(f"train.init_from={name!r} is a {source.kind} vocoder with no weights; name a trained GAN vocoder")
+        raise InitError(
+            f"train.init_from={name!r} is a {source.kind} vocoder with no weights; name a trained GAN vocoder"
+        )
     model = dataclasses.replace(config.model, generator=source.generator.name, generator_config=source.generator.config)
-    changed = [section for section, old, new in (("model", config.model, model), ("mel", config.mel, source.mel_spec))
-               if to_dict(old) != to_dict(new)]
+    changed = [
+        section
+        for section, old, new in (("model", config.model, model), ("mel", config.mel, source.mel_spec))
+        if to_dict(old) != to_dict(new)
+    ]
     if changed and verbose:
-        print(f"init_from {name}: using its generator's {' and '.join(changed)} settings (fine-tuning needs the same architecture)", file=sys.stderr)
+        print(
+            f"init_from {name}: using its generator's {' and '.join(changed)} settings (fine-tuning needs the same architecture)",
+            file=sys.stderr,
+        )
     return dataclasses.replace(config, model=model, mel=source.mel_spec), source.generator
 
 
@@ -54,9 +64,13 @@ class VocoderTask:
         self.source = None
         if config.train.init_from:
             config, self.source = load_source_generator(config, verbose)
-        self.needs_f0 = config.model.generator == SourceFilterGenerator.name  # its source follows each clip's measured F0
+        self.needs_f0 = (
+            config.model.generator == SourceFilterGenerator.name
+        )  # its source follows each clip's measured F0
         if self.needs_f0 and "f0" not in config.data.curves:
-            config = dataclasses.replace(config, data=dataclasses.replace(config.data, curves=[*config.data.curves, "f0"]))
+            config = dataclasses.replace(
+                config, data=dataclasses.replace(config.data, curves=[*config.data.curves, "f0"])
+            )
         self.config = config
         self.mel_spec = config.mel
         items, self.report = scan_items(config.data)

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -53,7 +53,7 @@ class Vocoder(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, mel_spec: MelSpec | None = None) -> "Vocoder":
+    def from_pretrained(cls, path: str | os.PathLike, mel_spec: MelSpec | None = None) -> Vocoder:
         """A vocoder checkpoint directory, "griffin_lim" (with `mel_spec`), or a bundled name."""
         if str(path) == "griffin_lim":
             if mel_spec is None:
@@ -63,7 +63,9 @@ class Vocoder(nn.Module):
         config = read_json(folder / CONFIG)
         kind = config.get("kind")
         if kind not in VOCODER_KINDS:
-            raise CheckpointError(f"{folder / CONFIG}: kind={kind!r} is not a vocoder; known kinds are {sorted(VOCODER_KINDS)}")
+            raise CheckpointError(
+                f"{folder / CONFIG}: kind={kind!r} is not a vocoder; known kinds are {sorted(VOCODER_KINDS)}"
+            )
         load, keys = VOCODER_KINDS[kind]
         check_top_level(config, keys, folder / CONFIG)
         try:
@@ -91,7 +93,10 @@ class GriffinLimVocoder(Vocoder):
 
 # kind -> (loader(folder, config, mel_spec), the top-level keys its config.json may hold)
 VOCODER_KINDS: dict[str, tuple[Callable[[Path, dict, MelSpec], Vocoder], tuple[str, ...]]] = {
-    "griffin_lim": (lambda folder, config, mel_spec: GriffinLimVocoder(mel_spec, int(config.get("num_iters", 32))), ("kind", "mel", "num_iters")),
+    "griffin_lim": (
+        lambda folder, config, mel_spec: GriffinLimVocoder(mel_spec, int(config.get("num_iters", 32))),
+        ("kind", "mel", "num_iters"),
+    ),
 }
 
 

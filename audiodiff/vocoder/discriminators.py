@@ -15,7 +15,8 @@ chosen subset by name from `DISCRIMINATORS` and concatenates their lists.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,11 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 from audiodiff.audio import stft
 
 __all__ = [
-    "DISCRIMINATORS", "Discriminators", "MultiPeriodDiscriminator", "MultiResolutionDiscriminator",
-    "MultiScaleDiscriminator"
+    "DISCRIMINATORS",
+    "Discriminators",
+    "MultiPeriodDiscriminator",
+    "MultiResolutionDiscriminator",
+    "MultiScaleDiscriminator",
 ]
 
 Outputs = tuple[list[torch.Tensor], list[list[torch.Tensor]]]

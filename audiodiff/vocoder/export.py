@@ -50,12 +50,25 @@ def _export_file(graph: _Graph, mel: torch.Tensor, path: Path, fmt: str) -> None
         traced = torch.jit.trace(graph, (mel,), check_trace=False)
         traced.save(str(path))
         return
-    outputs = [field.name for field in dataclasses.fields(SourceFilterParts)] if graph.source_filter else ["real", "imag"] if graph.spectral else ["audio"]
+    outputs = (
+        [field.name for field in dataclasses.fields(SourceFilterParts)]
+        if graph.source_filter
+        else ["real", "imag"]
+        if graph.spectral
+        else ["audio"]
+    )
     axes = {"mel": {0: "batch", 2: "frames"}, **{name: {0: "batch", 2: "time"} for name in outputs}}
     if graph.source_filter:  # per-frame outputs with the frames on axis 1
         axes |= {"pitch_logits": {0: "batch", 1: "time"}, "voicing_logit": {0: "batch", 1: "time"}}
     torch.onnx.export(
-        graph, (mel,), str(path), input_names=["mel"], output_names=outputs, dynamic_axes=axes, opset_version=17, dynamo=False
+        graph,
+        (mel,),
+        str(path),
+        input_names=["mel"],
+        output_names=outputs,
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
     )
 
 
@@ -78,7 +91,9 @@ def export_vocoder(vocoder: Vocoder, path: str | os.PathLike, fmt: str = "onnx",
         "spectral": graph.spectral,
         "n_fft": generator.head.n_fft if graph.spectral else None,
         "hop_length": mel_spec.hop_length,
-        "pitch_grid": {key: generator.config[key] for key in ("f0_min", "f0_max", "cents")} if graph.source_filter else None,
+        "pitch_grid": {key: generator.config[key] for key in ("f0_min", "f0_max", "cents")}
+        if graph.source_filter
+        else None,
         "mel": mel_spec.to_dict(),
         "match_mel": getattr(vocoder, "match_mel", 0),  # passes of audio.match_mel, run here after the graph
     }

@@ -13,7 +13,16 @@ from pathlib import Path
 import torch
 
 from audiodiff.audio import MelSpec, match_mel
-from audiodiff.checkpoint import CONFIG, INFO_KEYS, WEIGHTS, CheckpointError, load_state_dict, save_tensors, write_checkpoint, write_json
+from audiodiff.checkpoint import (
+    CONFIG,
+    INFO_KEYS,
+    WEIGHTS,
+    CheckpointError,
+    load_state_dict,
+    save_tensors,
+    write_checkpoint,
+    write_json,
+)
 from audiodiff.vocoder.base import VOCODER_KINDS, Vocoder
 from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
 from audiodiff.vocoder.source import excitation_phase
@@ -40,7 +49,9 @@ class GANVocoder(Vocoder):
         self.info = info or {}
         self.folded = False
         if not (isinstance(match_mel, int) and 0 <= match_mel <= self.MAX_MATCH_MEL):
-            raise ValueError(f"match_mel={match_mel!r}: passes of mel matching, a whole number from 0 to {self.MAX_MATCH_MEL}")
+            raise ValueError(
+                f"match_mel={match_mel!r}: passes of mel matching, a whole number from 0 to {self.MAX_MATCH_MEL}"
+            )
         self.match_mel = match_mel  # passes of `audio.match_mel` after the generator (0 = none)
 
     def generate(self, mel: torch.Tensor) -> torch.Tensor:
@@ -54,7 +65,9 @@ class GANVocoder(Vocoder):
             return self.generator(mel)
         hop = self.mel_spec.hop_length
         carries_phase = getattr(self.generator, "carries_phase", False)
-        phase = mel.new_zeros(mel.shape[0], dtype=torch.float64)  # a source-filter excitation's phase (cycles) at `start`
+        phase = mel.new_zeros(
+            mel.shape[0], dtype=torch.float64
+        )  # a source-filter excitation's phase (cycles) at `start`
         pieces = []
         for start in range(0, frames, chunk):
             end = min(frames, start + chunk)
@@ -66,7 +79,9 @@ class GANVocoder(Vocoder):
             pieces.append(audio[..., (start - low) * hop : (end - low) * hop])
         return torch.cat(pieces, dim=-1)
 
-    def _source_filter_chunk(self, mel: torch.Tensor, first: int, last: int, phase: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _source_filter_chunk(
+        self, mel: torch.Tensor, first: int, last: int, phase: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Vocode one chunk (with its context) so that the excitation has `phase` at frame `first`;
         also return its phase at frame `last`, where the next chunk takes over."""
         generator, hop = self.generator, self.mel_spec.hop_length
@@ -77,7 +92,7 @@ class GANVocoder(Vocoder):
         following = phases[:, last * hop] + start if last * hop < phases.shape[-1] else phase
         return generator.render(parts, f0, voicing, start), following
 
-    def fold(self) -> "GANVocoder":
+    def fold(self) -> GANVocoder:
         """Fold weight norm into the weights (faster inference; cannot be trained further)."""
         if not self.folded:
             self.generator.remove_weight_norm()
@@ -107,7 +122,7 @@ class GANVocoder(Vocoder):
         return write_checkpoint(path, write)
 
     @classmethod
-    def from_folder(cls, folder: Path, config: dict, mel_spec: MelSpec) -> "GANVocoder":
+    def from_folder(cls, folder: Path, config: dict, mel_spec: MelSpec) -> GANVocoder:
         name = config.get("generator")
         if name not in GENERATORS:
             raise CheckpointError(f"{folder / CONFIG}: generator={name!r}; known generators are {sorted(GENERATORS)}")
@@ -119,7 +134,9 @@ class GANVocoder(Vocoder):
                 probe = build_generator(name, mel_spec, **options)
             size = sum(p.numel() for p in probe.parameters())
             if size > MAX_GENERATOR_PARAMETERS:
-                raise CheckpointError(f"{folder / CONFIG}: a generator of {size / 1e9:.1f}B parameters is absurd; the config is corrupt")
+                raise CheckpointError(
+                    f"{folder / CONFIG}: a generator of {size / 1e9:.1f}B parameters is absurd; the config is corrupt"
+                )
             generator = build_generator(name, mel_spec, **options)
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise CheckpointError(f"{folder / CONFIG}: cannot build the generator ({error})") from None
@@ -127,7 +144,11 @@ class GANVocoder(Vocoder):
         if folded:
             generator.remove_weight_norm()
         load_state_dict(folder / WEIGHTS, generator)
-        info = {k: v for k, v in config.items() if k not in ("kind", "generator", "generator_config", "mel", "folded", "match_mel")}
+        info = {
+            k: v
+            for k, v in config.items()
+            if k not in ("kind", "generator", "generator_config", "mel", "folded", "match_mel")
+        }
         info["path"] = str(folder)
         try:
             vocoder = cls(generator, info, match_mel=config.get("match_mel", 0))
@@ -137,4 +158,7 @@ class GANVocoder(Vocoder):
         return vocoder.fold()
 
 
-VOCODER_KINDS["gan"] = (GANVocoder.from_folder, ("kind", "mel", "generator", "generator_config", "folded", "match_mel", *INFO_KEYS))
+VOCODER_KINDS["gan"] = (
+    GANVocoder.from_folder,
+    ("kind", "mel", "generator", "generator_config", "folded", "match_mel", *INFO_KEYS),
+)

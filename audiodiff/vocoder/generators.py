@@ -32,9 +32,18 @@ from audiodiff.audio import MelSpec, istft
 from audiodiff.vocoder.source import PitchGrid, excitation_spectrum
 
 __all__ = [
-    "GENERATORS", "Generator", "HiFiGAN", "HiFiGANConfig", "IstftGenerator", "IstftGeneratorConfig",
-    "SourceFilterConfig", "SourceFilterGenerator", "SourceFilterParts", "build_generator", "derive_upsample_rates",
-    "render_source_filter"
+    "GENERATORS",
+    "Generator",
+    "HiFiGAN",
+    "HiFiGANConfig",
+    "IstftGenerator",
+    "IstftGeneratorConfig",
+    "SourceFilterConfig",
+    "SourceFilterGenerator",
+    "SourceFilterParts",
+    "build_generator",
+    "derive_upsample_rates",
+    "render_source_filter",
 ]
 
 MAX_STAGES = 64  # upsampling stages, resblocks, dilations or ConvNeXt layers: far beyond any real vocoder
@@ -80,7 +89,7 @@ class Generator(nn.Module):
     def num_parameters(self) -> int:
         return sum(parameter.numel() for parameter in self.parameters())
 
-    def remove_weight_norm(self) -> "Generator":
+    def remove_weight_norm(self) -> Generator:
         """Fold weight normalisation into plain weights for inference (same outputs, faster)."""
         for module in self.modules():
             if parametrize.is_parametrized(module, "weight"):
@@ -134,7 +143,7 @@ class HiFiGANConfig:
         if problems:
             raise ValueError("HiFiGANConfig: " + "; ".join(problems))
 
-    def for_hop(self, hop_length: int) -> "HiFiGANConfig":
+    def for_hop(self, hop_length: int) -> HiFiGANConfig:
         """This config with upsampling rates (and kernels = 2 x rate, +1 if odd) that multiply to `hop_length`."""
         if math.prod(self.upsample_rates) == hop_length:
             return self
@@ -313,7 +322,9 @@ class IstftGeneratorConfig:
 
     def __post_init__(self):
         if self.dim < 1 or self.intermediate_dim < 1 or not 0 <= self.num_layers <= MAX_STAGES:
-            raise ValueError(f"IstftGeneratorConfig: dim, intermediate_dim must be positive; num_layers in 0..{MAX_STAGES}")
+            raise ValueError(
+                f"IstftGeneratorConfig: dim, intermediate_dim must be positive; num_layers in 0..{MAX_STAGES}"
+            )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"IstftGeneratorConfig: kernel_size={self.kernel_size} must be odd (same padding)")
 
@@ -465,22 +476,32 @@ class SourceFilterGenerator(IstftGenerator):
         real, imag = self.head.spectrum(features)
         gain, phase = self.harmonic_head(features).float().transpose(1, 2).chunk(2, dim=1)
         pitch = self.pitch_head(features).float()
-        return SourceFilterParts(real, imag, gain.clamp(max=self.head.max_log_magnitude), phase, pitch[..., :-1], pitch[..., -1])
+        return SourceFilterParts(
+            real, imag, gain.clamp(max=self.head.max_log_magnitude), phase, pitch[..., :-1], pitch[..., -1]
+        )
 
     def pitch(self, parts: SourceFilterParts) -> tuple[torch.Tensor, torch.Tensor]:
         """The predicted F0 in Hz and voicing in [0, 1], both `[batch, frames]`."""
         return self.grid.decode(parts.pitch_logits), torch.sigmoid(parts.voicing_logit)
 
-    def render(self, parts: SourceFilterParts, f0: torch.Tensor, voicing: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+    def render(
+        self, parts: SourceFilterParts, f0: torch.Tensor, voicing: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Parts and the source's F0 and voicing `[batch, frames]` -> audio `[batch, 1, frames * hop]`."""
-        return render_source_filter(parts, f0, voicing, self.head.n_fft, self.hop_length, self.mel_spec.sample_rate, start)
+        return render_source_filter(
+            parts, f0, voicing, self.head.n_fft, self.hop_length, self.mel_spec.sample_rate, start
+        )
 
     def pitch_loss(self, parts: SourceFilterParts, f0: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the pitch classes against a Gaussian at the measured F0 (voiced frames)
         plus binary cross-entropy of the voicing (frames where the F0 is known: NaN = not known)."""
         known = torch.isfinite(f0)
         voiced = known & (f0 > 0)
-        voicing = F.binary_cross_entropy_with_logits(parts.voicing_logit[known], voiced[known].float()) if known.any() else f0.new_zeros(())
+        voicing = (
+            F.binary_cross_entropy_with_logits(parts.voicing_logit[known], voiced[known].float())
+            if known.any()
+            else f0.new_zeros(())
+        )
         if not voiced.any():
             return voicing
         targets = self.grid.targets(f0[voiced], self.settings.target_sigma_cents)
@@ -498,7 +519,12 @@ class SourceFilterGenerator(IstftGenerator):
 
 
 def render_source_filter(
-    parts: SourceFilterParts, f0: torch.Tensor, voicing: torch.Tensor, n_fft: int, hop_length: int, sample_rate: int,
+    parts: SourceFilterParts,
+    f0: torch.Tensor,
+    voicing: torch.Tensor,
+    n_fft: int,
+    hop_length: int,
+    sample_rate: int,
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The sample-rate half of the source-filter generator, shared with exported graphs: the

@@ -13,8 +13,12 @@ from audiodiff.audio import MelSpec, stft
 from audiodiff.config import VocoderLossConfig as LossWeights
 
 __all__ = [
-    "LossWeights", "discriminator_loss", "feature_matching_loss", "generator_adversarial_loss", "mel_l1_loss",
-    "multi_resolution_stft_loss"
+    "LossWeights",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_adversarial_loss",
+    "mel_l1_loss",
+    "multi_resolution_stft_loss",
 ]
 
 

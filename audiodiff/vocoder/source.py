@@ -95,7 +95,10 @@ def excitation_spectrum(
     so no frame sees a partial turned back on itself."""
     pad = (n_fft - hop) // 2
     extra = -(-pad // hop)  # frames of held F0 before and after
-    held = [torch.cat([curve[:, :1].expand(-1, extra), curve, curve[:, -1:].expand(-1, extra)], dim=1) for curve in (f0, voicing)]
+    held = [
+        torch.cat([curve[:, :1].expand(-1, extra), curve, curve[:, -1:].expand(-1, extra)], dim=1)
+        for curve in (f0, voicing)
+    ]
     pulses = harmonic_excitation(*held, hop, sample_rate, start, anchor=extra * hop)
     frames = f0.shape[-1]
     first = extra * hop - pad
@@ -105,7 +108,12 @@ def excitation_spectrum(
 
 
 def harmonic_excitation(
-    f0: torch.Tensor, voicing: torch.Tensor, hop: int, sample_rate: int, start: torch.Tensor | None = None, anchor: int = 0
+    f0: torch.Tensor,
+    voicing: torch.Tensor,
+    hop: int,
+    sample_rate: int,
+    start: torch.Tensor | None = None,
+    anchor: int = 0,
 ) -> torch.Tensor:
     """F0 `[batch, frames]` in Hz and voicing `[batch, frames]` in [0, 1] -> a band-limited pulse
     train `[batch, frames * hop]` (float32): sum over harmonics h * f0 < sample_rate / 2 of
@@ -121,6 +129,8 @@ def harmonic_excitation(
     half = torch.sin(theta / 2)
     near_zero = half.abs() < 1e-9
     below = top - 1  # sum_{h=1}^{n} cos(h theta) = sin((n + 1/2) theta) / (2 sin(theta / 2)) - 1/2, or n at theta = 0
-    dirichlet = torch.where(near_zero, below, torch.sin((below + 0.5) * theta) / (2 * torch.where(near_zero, 1.0, half)) - 0.5)
+    dirichlet = torch.where(
+        near_zero, below, torch.sin((below + 0.5) * theta) / (2 * torch.where(near_zero, 1.0, half)) - 0.5
+    )
     pulses = dirichlet + fade.clamp(max=1.0) * torch.cos(top * theta)
     return (pulses * _per_sample(voicing.double().clamp(0, 1), hop)).float()

@@ -120,4 +120,3 @@ def _split(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.
     """Each `[2 * batch, ...]` tensor -> (first half, second half): (real, generated)."""
     halves = [tensor.chunk(2) for tensor in tensors]
     return [real for real, _ in halves], [fake for _, fake in halves]
-

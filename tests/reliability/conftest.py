@@ -40,7 +40,9 @@ def torchrun_chain(tmp_path_factory, synth_dir):
 
     # 1. the whole launch (agent and both workers) killed at a random moment of the step-2 write
     launch = torchrun(command, root / "kill", {SLOW_WRITE_ENV: "0.2"})
-    assert wait_for(lambda: any(p.startswith("step_00000002 ") for p in partial_writes(root / "run")), 300, process=launch)
+    assert wait_for(
+        lambda: any(p.startswith("step_00000002 ") for p in partial_writes(root / "run")), 300, process=launch
+    )
     time.sleep(rng.uniform(0, 1.0))
     facts["kill"] = {"writing": partial_writes(root / "run"), "logged_step": logged_steps(root / "run")}
     kill_group(launch)
@@ -82,5 +84,3 @@ def torchrun_chain(tmp_path_factory, synth_dir):
         final_resumed_from=getattr(facts["final_resumed_from"], "name", None),
     )
     return facts
-
-

@@ -47,12 +47,29 @@ def recipe(path: Path, data: Path, out: Path, **train) -> Path:
     config = {
         "kind": "diffusion",
         "data": {"path": str(data), "representation": "mel", "segment_seconds": 0.25, "split": None},
-        "model": {"dims": 2, "channels": 16, "channel_mults": [1, 2], "num_res_blocks": 1, "attention_levels": [1], "head_channels": 16},
+        "model": {
+            "dims": 2,
+            "channels": 16,
+            "channel_mults": [1, 2],
+            "num_res_blocks": 1,
+            "attention_levels": [1],
+            "head_channels": 16,
+        },
         "conditioning": {"labels": "auto", "drop_prob": 0.2},
         "sampling": {"steps": 4, "griffin_lim_iters": 4},
         "train": {
-            "out_dir": str(out), "steps": 8, "batch_size": 2, "lr": 1e-3, "warmup_steps": 2, "ckpt_every": 2,
-            "keep_last": 2, "preview_every": 0, "log_every": 1, "precision": "fp32", "threads": 1, **train,
+            "out_dir": str(out),
+            "steps": 8,
+            "batch_size": 2,
+            "lr": 1e-3,
+            "warmup_steps": 2,
+            "ckpt_every": 2,
+            "keep_last": 2,
+            "preview_every": 0,
+            "log_every": 1,
+            "precision": "fp32",
+            "threads": 1,
+            **train,
         },
     }
     path.write_text(yaml.safe_dump(config))
@@ -158,7 +175,17 @@ def _alive(process) -> bool:
 
 def torchrun(argv: list[str], out: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`torchrun --standalone --nproc_per_node 2 -m audiodiff ARGV` in its own process group."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "audiodiff", *map(str, argv)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "audiodiff",
+        *map(str, argv),
+    ]
     return subprocess.Popen(
         command,
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},

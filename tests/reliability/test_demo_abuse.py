@@ -26,10 +26,24 @@ def still_serving(client) -> bool:
 
 def test_sixteen_concurrent_generate_requests_all_complete(server, client):  # noqa: F811
     jobs = [
-        client.submit(model="run", label=["low", "high"][seed % 2], prompt="a tone" if seed % 3 else "", negative_label="",
-                      negative_prompt="", number_1=60.0, number_2=0, number_3=0, number_4=0, duration=0.25,
-                      sampler=["ddim", "euler", "heun", "dpmpp_2m"][seed % 4], steps=2, guidance=2.0, seed=seed,
-                      batch_size=1 + seed % 2, api_name="/generate")
+        client.submit(
+            model="run",
+            label=["low", "high"][seed % 2],
+            prompt="a tone" if seed % 3 else "",
+            negative_label="",
+            negative_prompt="",
+            number_1=60.0,
+            number_2=0,
+            number_3=0,
+            number_4=0,
+            duration=0.25,
+            sampler=["ddim", "euler", "heun", "dpmpp_2m"][seed % 4],
+            steps=2,
+            guidance=2.0,
+            seed=seed,
+            batch_size=1 + seed % 2,
+            api_name="/generate",
+        )
         for seed in range(16)
     ]
     results = [job.result(timeout=300) for job in jobs]
@@ -68,7 +82,10 @@ def _huge_header(tmp_path):
 
 UPLOADS = {
     "not audio": (lambda tmp: _riff(tmp, "page.wav", b"<html>" * 100), "not a readable audio file"),
-    "random bytes": (lambda tmp: _riff(tmp, "noise.flac", np.random.default_rng(0).bytes(5000)), "not a readable audio file"),
+    "random bytes": (
+        lambda tmp: _riff(tmp, "noise.flac", np.random.default_rng(0).bytes(5000)),
+        "not a readable audio file",
+    ),
     "empty": (lambda tmp: _riff(tmp, "empty.wav", b""), "empty.wav"),
     "too long": (lambda tmp: _long(tmp), "over the 2 s limit"),
     "NaN samples": (lambda tmp: _nan(tmp), "NaN or Inf"),
@@ -102,7 +119,10 @@ ARGUMENTS = {
     "batch over the limit": (dict(batch_size=500), "maximum value 2"),
     "duration over the limit": (dict(duration=3600.0), "1"),
     "huge guidance": (dict(guidance=1e30), "greater than maximum value 10"),
-    "pitch below the model's trained range": (dict(number_1=30.0), r"pitch=30: outside the range this model was trained on|less than minimum"),
+    "pitch below the model's trained range": (
+        dict(number_1=30.0),
+        r"pitch=30: outside the range this model was trained on|less than minimum",
+    ),
     "10,000-character prompt": (dict(prompt="loud " * 2000, label=""), "200 characters"),
     "unknown sampler": (dict(sampler="rm -rf"), "not in the list of choices: .*'ddim'"),
     "unknown model": (dict(model="../../etc"), r"not in the list of choices: .*'run'"),

@@ -56,7 +56,9 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_a_failed_checkpoint_write_stops_with_a_message_and_loses_nothing(tmp_path, synth_dir, uninterrupted, monkeypatch, capsys, fault):
+def test_a_failed_checkpoint_write_stops_with_a_message_and_loses_nothing(
+    tmp_path, synth_dir, uninterrupted, monkeypatch, capsys, fault
+):
     name, call, code = FAULTS[fault]
     run = tmp_path / "run"
     config = recipe(tmp_path / "run.yaml", synth_dir, run, steps=STEPS)
@@ -67,7 +69,9 @@ def test_a_failed_checkpoint_write_stops_with_a_message_and_loses_nothing(tmp_pa
     assert __import__("os").strerror(code) in error and "previous checkpoint is intact" in error
     assert "Traceback" not in error
     assert [p.name for p in list_checkpoints(run)] == ["step_00000002"]
-    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")], "a half-written checkpoint was left"
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")], (
+        "a half-written checkpoint was left"
+    )
     assert_checkpoints_complete(run)
 
     monkeypatch.undo()  # the disk has room again: resume and finish
@@ -97,7 +101,12 @@ def test_a_failed_rename_restores_the_checkpoint_it_was_replacing(tmp_path, synt
     monkeypatch.undo()
     after = load_file(path / WEIGHTS)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    record("failed_write", fault="rename of a finished checkpoint fails (I/O error)", stopped_with_message=True, previous_intact=True)
+    record(
+        "failed_write",
+        fault="rename of a finished checkpoint fails (I/O error)",
+        stopped_with_message=True,
+        previous_intact=True,
+    )
 
 
 def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
@@ -141,7 +150,9 @@ def test_a_failed_log_write_stops_with_a_message_and_keeps_the_checkpoint(tmp_pa
         trainer.fit()
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_00000002"]
     assert_checkpoints_complete(tmp_path / "run")
-    record("failed_write", fault="disk full while appending to log.jsonl", stopped_with_message=True, previous_intact=True)
+    record(
+        "failed_write", fault="disk full while appending to log.jsonl", stopped_with_message=True, previous_intact=True
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +168,9 @@ def poisoned_task(config, rng: random.Random, steps: set[int], where: str) -> Di
     def step(batch, ctx):
         if not state["hooked"]:  # the model exists once training starts
             parameter = next(p for p in task.model.parameters() if p.requires_grad)
-            parameter.register_hook(lambda grad: grad * float("inf") if state["poison"] and where == "gradient" else grad)
+            parameter.register_hook(
+                lambda grad: grad * float("inf") if state["poison"] and where == "gradient" else grad
+            )
             state["hooked"] = True
         state["poison"] = ctx.step in steps
         if state["poison"] and where == "loss":
@@ -172,23 +185,37 @@ def poisoned_task(config, rng: random.Random, steps: set[int], where: str) -> Di
 def test_injected_non_finite_steps_are_skipped_and_never_saved(tmp_path, synth_dir, where):
     rng = random.Random(SEED)
     poisoned = set(rng.sample(range(12), 4))
-    config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 12, "ckpt_every": 3, "log_every": 1, "keep_last": 10})
+    config = tiny_config(
+        synth_dir, tmp_path / "run", train={"steps": 12, "ckpt_every": 3, "log_every": 1, "keep_last": 10}
+    )
     trainer = Trainer(poisoned_task(config, rng, poisoned, where), config.train, progress=False)
     trainer.fit()
     assert trainer.total_bad == len(poisoned)
     logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert logged[-1]["skipped_steps"] == len(poisoned) and all(map(lambda r: r["loss"] == r["loss"] or r["step"] - 1 in poisoned, logged))
+    assert logged[-1]["skipped_steps"] == len(poisoned) and all(
+        map(lambda r: r["loss"] == r["loss"] or r["step"] - 1 in poisoned, logged)
+    )
     for folder in list_checkpoints(tmp_path / "run"):
         for name in (WEIGHTS, "training_state.safetensors"):
-            assert all(torch.isfinite(v).all() for v in load_file(folder / name).values() if v.is_floating_point()), folder
-    record("numerical_fault", injected=f"NaN/Inf {where}", steps=sorted(poisoned), skipped=trainer.total_bad, nan_saved=False)
+            assert all(torch.isfinite(v).all() for v in load_file(folder / name).values() if v.is_floating_point()), (
+                folder
+            )
+    record(
+        "numerical_fault",
+        injected=f"NaN/Inf {where}",
+        steps=sorted(poisoned),
+        skipped=trainer.total_bad,
+        nan_saved=False,
+    )
 
 
 @pytest.mark.parametrize("where", ["loss", "gradient"])
 def test_nan_policy_stop_stops_at_the_first_fault_with_the_checkpoint_intact(tmp_path, synth_dir, where):
     config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 8, "ckpt_every": 2, "nan_policy": "stop"})
     trainer = Trainer(poisoned_task(config, random.Random(SEED), {4}, where), config.train, progress=False)
-    with pytest.raises(TrainingError, match=r"non-finite loss or gradient at step 5.*nan_policy=stop.*last checkpoint is intact"):
+    with pytest.raises(
+        TrainingError, match=r"non-finite loss or gradient at step 5.*nan_policy=stop.*last checkpoint is intact"
+    ):
         trainer.fit()
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_00000002", "step_00000004"]
     assert_checkpoints_complete(tmp_path / "run")
@@ -197,7 +224,9 @@ def test_nan_policy_stop_stops_at_the_first_fault_with_the_checkpoint_intact(tmp
 
 def test_too_many_bad_steps_in_a_row_stop_the_run(tmp_path, synth_dir):
     config = tiny_config(synth_dir, tmp_path / "run", train={"steps": 10, "ckpt_every": 2, "max_bad_steps": 3})
-    trainer = Trainer(poisoned_task(config, random.Random(SEED), set(range(3, 10)), "loss"), config.train, progress=False)
+    trainer = Trainer(
+        poisoned_task(config, random.Random(SEED), set(range(3, 10)), "loss"), config.train, progress=False
+    )
     with pytest.raises(TrainingError, match="3 steps in a row skipped"):
         trainer.fit()
     assert list_checkpoints(tmp_path / "run")[-1].name == "step_00000004"  # skipped steps count as steps

@@ -92,7 +92,9 @@ def test_a_pickle_in_place_of_safetensors_is_refused_and_never_run(run, tmp_path
     marker = tmp_path / "code-ran"
     PICKLES[kind](marker, folder / file)
     if file == WEIGHTS:
-        message = refused(Pipeline.from_pretrained, folder, re.escape(str(folder / WEIGHTS)), "pickle", "never unpickles")
+        message = refused(
+            Pipeline.from_pretrained, folder, re.escape(str(folder / WEIGHTS)), "pickle", "never unpickles"
+        )
     else:  # the training state is read on --resume
         resume_dir = tmp_path / "resume"
         (resume_dir / "checkpoints").mkdir(parents=True)
@@ -104,7 +106,9 @@ def test_a_pickle_in_place_of_safetensors_is_refused_and_never_run(run, tmp_path
         message = str(caught.value)
         assert "pickle" in message and STATE in message
     assert not marker.exists(), "the pickle's code ran"
-    record("hostile_checkpoint", case=f"{kind} as {file}", refused=True, code_ran=marker.exists(), message=message[:160])
+    record(
+        "hostile_checkpoint", case=f"{kind} as {file}", refused=True, code_ran=marker.exists(), message=message[:160]
+    )
 
 
 def test_the_cli_refuses_a_pickled_checkpoint_with_a_message(run, tmp_path, capsys):
@@ -121,7 +125,10 @@ CONFIG_CASES = {
     "unknown field": (lambda c: c["model"].update(evil_hook="os.system('rm -rf /')"), [r"evil_hook"]),
     "wrong type": (lambda c: c["model"].update(channels="lots"), [r"channels"]),
     "list for number": (lambda c: c["model"].update(num_res_blocks=[1, 2]), [r"num_res_blocks"]),
-    "terabyte model": (lambda c: c["model"].update(channels=1_000_000, channel_mults=[1, 2, 4, 8]), [r"parameters", r"corrupt"]),
+    "terabyte model": (
+        lambda c: c["model"].update(channels=1_000_000, channel_mults=[1, 2, 4, 8]),
+        [r"parameters", r"corrupt"],
+    ),
     "a billion blocks": (lambda c: c["model"].update(num_res_blocks=10**9), [r"blocks"]),
     "ten thousand levels": (lambda c: c["model"].update(channel_mults=[1] * 10_000), [r"levels"]),
     "negative width": (lambda c: c["model"].update(channels=-16), [r"channels"]),
@@ -129,7 +136,10 @@ CONFIG_CASES = {
     "absurd sample rate": (lambda c: c["mel"].update(sample_rate=10**12), [r"sample_rate"]),
     "huge text model": (lambda c: c["conditioning"].update(text={"dim": 64, "layers": 10**8}), [r"layers"]),
     "not a diffusion model": (lambda c: c.update(kind="evil"), [r"kind"]),
-    "a top-level typo": (lambda c: c.update(samplng=c["sampling"]), [r"unknown top-level key\(s\) \['samplng'\]", r"'sampling'"]),
+    "a top-level typo": (
+        lambda c: c.update(samplng=c["sampling"]),
+        [r"unknown top-level key\(s\) \['samplng'\]", r"'sampling'"],
+    ),
     "vocoder outside the folder": (lambda c: c["sampling"].update(vocoder="../../../etc"), [r"vocoder"]),
 }
 
@@ -205,13 +215,24 @@ def test_a_forged_safetensors_header_is_refused_without_allocating(run, tmp_path
 
 VOCODER_CASES = {
     "pickle weights": (lambda folder, marker: PICKLES["pickle"](marker, folder / WEIGHTS), ["pickle"]),
-    "unknown generator": (lambda folder, marker: edit_config(folder, lambda c: c.update(generator="os.system")), ["generator"]),
+    "unknown generator": (
+        lambda folder, marker: edit_config(folder, lambda c: c.update(generator="os.system")),
+        ["generator"],
+    ),
     "absurd generator": (
-        lambda folder, marker: edit_config(folder, lambda c: c["generator_config"].update(dim=10**6, intermediate_dim=10**6)),
+        lambda folder, marker: edit_config(
+            folder, lambda c: c["generator_config"].update(dim=10**6, intermediate_dim=10**6)
+        ),
         ["parameters"],
     ),
-    "a million layers": (lambda folder, marker: edit_config(folder, lambda c: c["generator_config"].update(num_layers=10**6)), ["num_layers"]),
-    "not a vocoder": (lambda folder, marker: edit_config(folder, lambda c: c.update(kind="diffusion")), ["not a vocoder"]),
+    "a million layers": (
+        lambda folder, marker: edit_config(folder, lambda c: c["generator_config"].update(num_layers=10**6)),
+        ["num_layers"],
+    ),
+    "not a vocoder": (
+        lambda folder, marker: edit_config(folder, lambda c: c.update(kind="diffusion")),
+        ["not a vocoder"],
+    ),
     "a top-level typo": (
         lambda folder, marker: edit_config(folder, lambda c: c.update(generatr=c["generator"])),
         [r"unknown top-level key\(s\) \['generatr'\]", r"'generator'"],

@@ -24,8 +24,11 @@ from audiodiff.data.dataset import scan_items
 from audiodiff.data.items import DatasetError
 from tests.reliability.helpers import record
 
-FUZZ = settings(max_examples=int(os.environ.get("AUDIODIFF_FUZZ_EXAMPLES", "40")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("AUDIODIFF_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 SUFFIXES = [".wav", ".flac", ".ogg", ".mp3", ".aiff"]
 COUNTS: dict[str, dict[str, int]] = {}
 
@@ -81,8 +84,15 @@ def test_truncated_files(tmp_path, cut, suffix):
 
 
 # WAV header fields: (offset, struct format)
-FIELDS = {"riff_size": (4, "<I"), "channels": (22, "<H"), "sample_rate": (24, "<I"), "byte_rate": (28, "<I"),
-          "block_align": (32, "<H"), "bits": (34, "<H"), "data_size": (40, "<I")}
+FIELDS = {
+    "riff_size": (4, "<I"),
+    "channels": (22, "<H"),
+    "sample_rate": (24, "<I"),
+    "byte_rate": (28, "<I"),
+    "block_align": (32, "<H"),
+    "bits": (34, "<H"),
+    "data_size": (40, "<I"),
+}
 EXTREMES = st.sampled_from([0, 1, 3, 7, 255, 65535, 2**31 - 1, 2**32 - 1, 10**9, 768_001])
 
 
@@ -138,12 +148,25 @@ def test_a_scan_skips_and_counts_every_hostile_file_and_keeps_the_good_ones(tmp_
     for index in range(3):
         (folder / f"good{index}.wav").write_bytes(valid_wav(0.3))
     # a data chunk that declares 4 GB: read as the samples the file really holds
-    (folder / "good_but_huge_declared_length.wav").write_bytes(valid_wav(0.3)[:40] + struct.pack("<I", 2**32 - 1) + valid_wav(0.3)[44:])
+    (folder / "good_but_huge_declared_length.wav").write_bytes(
+        valid_wav(0.3)[:40] + struct.pack("<I", 2**32 - 1) + valid_wav(0.3)[44:]
+    )
     items, report = scan_items(DataConfig(path=str(folder), split=None), progress=False)
-    assert sorted(item.path.name for item in items) == ["good0.wav", "good1.wav", "good2.wav", "good_but_huge_declared_length.wav"]
+    assert sorted(item.path.name for item in items) == [
+        "good0.wav",
+        "good1.wav",
+        "good2.wav",
+        "good_but_huge_declared_length.wav",
+    ]
     skipped = sum(report.skipped.values())
     assert skipped >= len(hostile)  # each hostile file skipped and counted with a reason
-    record("fuzz", case="dataset scan of a folder with 6 hostile and 4 good files", trials=1, kept=len(items), skipped=skipped)
+    record(
+        "fuzz",
+        case="dataset scan of a folder with 6 hostile and 4 good files",
+        trials=1,
+        kept=len(items),
+        skipped=skipped,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,14 +174,37 @@ def test_a_scan_skips_and_counts_every_hostile_file_and_keeps_the_good_ones(tmp_
 
 NAMES = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["../outside.wav", "../../etc/passwd", "a/../../outside.wav", "./../outside.wav", "..", ".", "",
-                     "sub/../good0.wav", "good0.wav", "\x00.wav", "a" * 5000, "good0.wav\n"]),
+    st.sampled_from(
+        [
+            "../outside.wav",
+            "../../etc/passwd",
+            "a/../../outside.wav",
+            "./../outside.wav",
+            "..",
+            ".",
+            "",
+            "sub/../good0.wav",
+            "good0.wav",
+            "\x00.wav",
+            "a" * 5000,
+            "good0.wav\n",
+        ]
+    ),
 )
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=20),
-                   st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 ROWS = st.lists(
     st.one_of(
-        st.fixed_dictionaries({"path": NAMES}, optional={"label": VALUES, "text": VALUES, "split": VALUES, "pitch": VALUES}),
+        st.fixed_dictionaries(
+            {"path": NAMES}, optional={"label": VALUES, "text": VALUES, "split": VALUES, "pitch": VALUES}
+        ),
         st.dictionaries(st.text(max_size=8), VALUES, max_size=4),
         VALUES,
     ),
@@ -197,8 +243,10 @@ def test_fuzzed_jsonl_manifests(tmp_path, rows, junk):
 
 
 @FUZZ
-@given(cells=st.lists(st.lists(st.one_of(NAMES, st.text(max_size=10)), max_size=5), max_size=10),
-       header=st.sampled_from(["path,label,text", "path", "label,text", "path,label,pitch,split", ""]))
+@given(
+    cells=st.lists(st.lists(st.one_of(NAMES, st.text(max_size=10)), max_size=5), max_size=10),
+    header=st.sampled_from(["path,label,text", "path", "label,text", "path,label,pitch,split", ""]),
+)
 def test_fuzzed_csv_manifests(tmp_path, cells, header):
     root = manifest_folder(tmp_path)
     import csv
@@ -223,8 +271,15 @@ def test_fuzzed_ljspeech_metadata(tmp_path, ids, texts):
 
 
 @FUZZ
-@given(notes=st.dictionaries(NAMES, st.one_of(VALUES, st.fixed_dictionaries(
-    {"instrument_family_str": VALUES, "pitch": VALUES, "velocity": VALUES})), max_size=6))
+@given(
+    notes=st.dictionaries(
+        NAMES,
+        st.one_of(
+            VALUES, st.fixed_dictionaries({"instrument_family_str": VALUES, "pitch": VALUES, "velocity": VALUES})
+        ),
+        max_size=6,
+    )
+)
 def test_fuzzed_nsynth_examples(tmp_path, notes):
     root = tmp_path / "nsynth-test"
     (root / "audio").mkdir(parents=True, exist_ok=True)
@@ -236,13 +291,24 @@ def test_fuzzed_nsynth_examples(tmp_path, notes):
 
 
 @FUZZ
-@given(index=st.one_of(VALUES, st.fixed_dictionaries({
-    "format": st.just("audiodiff-shards"), "version": st.integers(0, 2),
-    "shards": st.lists(st.one_of(VALUES, st.fixed_dictionaries({"name": NAMES})), max_size=3),
-    "items": st.lists(st.one_of(VALUES, st.fixed_dictionaries({"shard": VALUES, "member": VALUES})), max_size=4)})))
+@given(
+    index=st.one_of(
+        VALUES,
+        st.fixed_dictionaries(
+            {
+                "format": st.just("audiodiff-shards"),
+                "version": st.integers(0, 2),
+                "shards": st.lists(st.one_of(VALUES, st.fixed_dictionaries({"name": NAMES})), max_size=3),
+                "items": st.lists(
+                    st.one_of(VALUES, st.fixed_dictionaries({"shard": VALUES, "member": VALUES})), max_size=4
+                ),
+            }
+        ),
+    )
+)
 def test_fuzzed_shard_index(tmp_path, index):
-    from audiodiff.data.shards import INDEX, read_shard_items
     from audiodiff.data.items import ScanReport
+    from audiodiff.data.shards import INDEX, read_shard_items
 
     root = tmp_path / "shards"
     root.mkdir(exist_ok=True)

@@ -37,12 +37,18 @@ SLOW = 0.15  # seconds per checkpoint file while a write is being targeted (4 fi
 def _kill_when_due(kind: str, process, run, launched: float, resumed_step: int, rng: random.Random) -> dict:
     """Wait for the moment `kind` picks at random, SIGKILL the process, and say what it was doing."""
     if kind == "write":
-        target = min(s for s in range(2, STEPS, 2) if s > resumed_step)  # the next write; the moment within it is random
-        assert wait_for(lambda: any(p.startswith(f"step_{target:08d} ") for p in partial_writes(run)), 120, process=process), target
+        target = min(
+            s for s in range(2, STEPS, 2) if s > resumed_step
+        )  # the next write; the moment within it is random
+        assert wait_for(
+            lambda: any(p.startswith(f"step_{target:08d} ") for p in partial_writes(run)), 120, process=process
+        ), target
         time.sleep(rng.uniform(0, 5 * SLOW))
         moment = {"checkpoint": target}
     elif kind == "step":
-        target = rng.randint(resumed_step + 1, min(resumed_step + 2, STEPS - 2))  # soon, so later trials keep steps to kill
+        target = rng.randint(
+            resumed_step + 1, min(resumed_step + 2, STEPS - 2)
+        )  # soon, so later trials keep steps to kill
         log = run / "log.jsonl"
 
         def reached() -> bool:  # records of this launch (a resume first trims the log to its checkpoint)
@@ -102,7 +108,9 @@ def test_killed_training_resumes_from_the_newest_complete_checkpoint(tmp_path, s
             said = f"resumed from {expected} (step {resumed_step})" if expected else "no checkpoint in"
             assert said in stderr, f"trial {trial}: expected {said!r}:\n{stderr[-2000:]}"
         assert_checkpoints_complete(run)
-        trials.append({"kind": kind, "resumed_from": resumed_step, **moment, "newest_after": getattr(newest(run), "name", None)})
+        trials.append(
+            {"kind": kind, "resumed_from": resumed_step, **moment, "newest_after": getattr(newest(run), "name", None)}
+        )
 
     record("killed_training", trials=trials, steps=STEPS)
     assert sum(t["kind"] == "write" for t in trials) >= min(2, TRIALS)
@@ -116,7 +124,6 @@ def test_killed_training_resumes_from_the_newest_complete_checkpoint(tmp_path, s
 # torchrun, two CPU processes: one run, interrupted twice (the whole launch killed during a
 # checkpoint write; one rank SIGKILLed), then finished; the second interruption is also the
 # rank-death test (test_distributed_faults.py); the fixture, torchrun_chain, is in conftest.py.
-
 
 
 def test_torchrun_killed_run_resumes_to_the_same_weights(torchrun_chain):

@@ -16,9 +16,10 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -29,9 +30,20 @@ from audiodiff.data.manifest import write_jsonl
 from audiodiff.errors import UserError
 
 __all__ = [
-    "BuildError", "BuildReport", "MissingToolError", "SPLIT_FRACTIONS", "fit_to_length", "hash_split",
-    "parallel_map", "prepare_out_dir", "require_tool", "resample_mono", "speech_bounds", "stable_fraction",
-    "tool_version", "write_outputs"
+    "BuildError",
+    "BuildReport",
+    "MissingToolError",
+    "SPLIT_FRACTIONS",
+    "fit_to_length",
+    "hash_split",
+    "parallel_map",
+    "prepare_out_dir",
+    "require_tool",
+    "resample_mono",
+    "speech_bounds",
+    "stable_fraction",
+    "tool_version",
+    "write_outputs",
 ]
 
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}

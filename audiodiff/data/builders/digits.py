@@ -291,7 +291,9 @@ class _Renderer:
         }
 
 
-def check_espeak_build(num_clips: int, sample_rate: int, seconds: float, rates: tuple[int, int], pitches: tuple[int, int]) -> str:
+def check_espeak_build(
+    num_clips: int, sample_rate: int, seconds: float, rates: tuple[int, int], pitches: tuple[int, int]
+) -> str:
     """Refuse impossible arguments of an espeak-ng build; return the espeak-ng program."""
     if num_clips < 1:
         raise ValueError(f"num_clips={num_clips}: need at least 1 clip")

@@ -48,8 +48,16 @@ from audiodiff.data.builders.common import (
 )
 
 __all__ = [
-    "DEFAULT_PROGRAMS", "DEFAULT_SOUNDFONT", "DEFAULT_VELOCITIES", "GESTURES", "GM_FAMILIES", "GM_PROGRAMS", "Slot",
-    "build_notes", "midi_file", "note_name"
+    "DEFAULT_PROGRAMS",
+    "DEFAULT_SOUNDFONT",
+    "DEFAULT_VELOCITIES",
+    "GESTURES",
+    "GM_FAMILIES",
+    "GM_PROGRAMS",
+    "Slot",
+    "build_notes",
+    "midi_file",
+    "note_name",
 ]
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -259,7 +267,10 @@ class Slot:
         events = [(start_ms - 2 * GRID_MS, message) for message in first]
         events += [(start_ms + ms, message) for ms, message in controls if ms > 0]
         for begin, end, pitch in self.phrase(hold_ms):
-            events += [(start_ms + begin, bytes([0x90, pitch, self.velocity])), (start_ms + end, bytes([0x80, pitch, 0]))]
+            events += [
+                (start_ms + begin, bytes([0x90, pitch, self.velocity])),
+                (start_ms + end, bytes([0x80, pitch, 0])),
+            ]
         return events
 
 
@@ -387,7 +398,8 @@ class _ProgramRenderer:
             "velocity": velocity,
             "dynamic": _dynamic(velocity),
             "gesture": "none" if slot.kind == "note" else slot.kind,
-            "sounds_seconds": slot.hold(_on_grid((self.seconds - self.release) * 1000), _on_grid(self.seconds * 1000)) / 1000,
+            "sounds_seconds": slot.hold(_on_grid((self.seconds - self.release) * 1000), _on_grid(self.seconds * 1000))
+            / 1000,
             "text": text if slot.kind == "note" else f"{text}, {GESTURE_WORDS[slot.kind]}",
             "split": hash_split(key, self.seed),
         }
@@ -409,9 +421,7 @@ def _check_soundfont(soundfont: str | os.PathLike | None) -> Path:
     path = Path(soundfont or DEFAULT_SOUNDFONT)
     if not path.is_file():
         hint = "`apt-get install fluid-soundfont-gm`" if soundfont is None else "check the path"
-        raise MissingToolError(
-            f"soundfont {path} not found; install it with {hint} or pass soundfont=PATH.sf2"
-        )
+        raise MissingToolError(f"soundfont {path} not found; install it with {hint} or pass soundfont=PATH.sf2")
     with open(path, "rb") as handle:
         head = handle.read(12)
     if head[:4] != b"RIFF" or head[8:12] != b"sfbk":

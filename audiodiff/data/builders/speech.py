@@ -76,7 +76,9 @@ def list_languages(espeak: str = "espeak-ng") -> list[str]:
         if len(fields) >= 5 and not fields[4].startswith("mb/") and fields[1].split("-")[0] not in left_out:
             codes.add(fields[4].rsplit("/", 1)[-1])
     if not codes:
-        raise BuildError(f"{espeak} --voices lists no usable voices; install the full espeak-ng-data (`apt-get install espeak-ng`)")
+        raise BuildError(
+            f"{espeak} --voices lists no usable voices; install the full espeak-ng-data (`apt-get install espeak-ng`)"
+        )
     return sorted(codes)
 
 
@@ -131,7 +133,11 @@ class _Renderer:
         if isinstance(speech, tuple):
             return speech
         name = f"wavs/{clip.index:05d}_{clip.language}.wav"
-        save_audio(self.out_dir / name, fit_to_length(speech, self.length, int(0.01 * self.sample_rate))[None], self.sample_rate)
+        save_audio(
+            self.out_dir / name,
+            fit_to_length(speech, self.length, int(0.01 * self.sample_rate))[None],
+            self.sample_rate,
+        )
         return {
             "path": name,
             "label": clip.language,
@@ -171,11 +177,20 @@ def build_speech(
     report.notes["cropped (phrase longer than the window)"] = sum(row["seconds"] > seconds for row in rows)
     info = {
         "builder": "speech",
-        "args": {"num_clips": num_clips, "seed": seed, "sample_rate": sample_rate, "seconds": seconds,
-                 "rates": list(rates), "pitches": list(pitches)},  # fmt: skip
+        "args": {
+            "num_clips": num_clips,
+            "seed": seed,
+            "sample_rate": sample_rate,
+            "seconds": seconds,
+            "rates": list(rates),
+            "pitches": list(pitches),
+        },  # fmt: skip
         "espeak_ng": tool_version(espeak),
         "split_rule": "by language, from a hash of the language code and the seed (80/10/10)",
         "held_out_voices": list(HELD_OUT_VOICES),
-        "languages": {split: sorted({clip.language for clip in clips if clip.split == split}) for split in ("train", "valid", "test")},
+        "languages": {
+            split: sorted({clip.language for clip in clips if clip.split == split})
+            for split in ("train", "valid", "test")
+        },
     }
     return write_outputs(report, rows, info, started)
