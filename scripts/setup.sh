@@ -12,6 +12,18 @@ command -v fluidsynth >/dev/null || need+=(fluidsynth)
 if [ "${AUDIODIFF_SKIP_BROWSER:-0}" != 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
 fi
+# The real-recording corpora (`audiodiff data drums|voices|music`) come from these Debian packages.
+# CI sets AUDIODIFF_SKIP_CORPORA=1: the default tests make their own small fake package trees.
+CORPORA=(hydrogen-drumkits sonic-pi-samples avldrums.lv2-soundfont ffmpeg festival
+  asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
+  asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
+  festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k festvox-suopuhe-lj festvox-ru
+  wesnoth-1.16-music warzone2100-music nexuiz-music)
+if [ "${AUDIODIFF_SKIP_CORPORA:-0}" != 1 ]; then
+  for package in "${CORPORA[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || need+=("$package")
+  done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
