@@ -7,7 +7,10 @@ clip; paths relative to the manifest) and `out_dir/info.json`, and returns a `Bu
 
 from audiodiff.data.builders.common import BuildError, BuildReport, MissingToolError
 from audiodiff.data.builders.digits import build_digits
+from audiodiff.data.builders.drums import build_drums
 from audiodiff.data.builders.notes import build_notes
 from audiodiff.data.builders.speech import build_speech
 
-__all__ = ["BuildError", "BuildReport", "MissingToolError", "build_digits", "build_notes", "build_speech"]
+__all__ = [
+    "BuildError", "BuildReport", "MissingToolError", "build_digits", "build_drums", "build_notes", "build_speech",
+]  # fmt: skip
