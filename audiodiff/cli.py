@@ -139,7 +139,7 @@ def _train_tasks() -> dict:
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a checkpoint directory or a run directory (its newest checkpoint)")
     source.add_argument("--model", help="a bundled model name, e.g. digits")
     parser.add_argument("--vocoder", help="a vocoder checkpoint directory or griffin_lim (default: the model's)")
@@ -157,8 +157,19 @@ def _add_device_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--label", help="class label, e.g. seven")
-    parser.add_argument("--text", help="text prompt (caption)")
+    parser.add_argument(
+        "--cond",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a condition the model takes, e.g. --cond label=snare --cond velocity=110 (repeatable; "
+        "`--help` with --model lists the model's conditions)",
+    )
+    parser.add_argument(
+        "--negative", action="append", default=[], metavar="NAME=VALUE", help="a condition to guide away from"
+    )
+    parser.add_argument("--label", help="class label, e.g. seven (same as --cond label=...)")
+    parser.add_argument("--text", help="text prompt (caption) (same as --cond text=...)")
     parser.add_argument("--negative-label", help="label to guide away from")
     parser.add_argument("--negative-text", help="text to guide away from")
     parser.add_argument(
@@ -166,7 +177,7 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="numeric condition, e.g. pitch=60 (repeatable)",
+        help="numeric condition, e.g. pitch=60 (repeatable; same as --cond)",
     )
     parser.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     from audiodiff.diffusion.samplers import SAMPLERS
@@ -216,24 +227,46 @@ def _parse_numbers(items: list[str]) -> dict[str, float]:
     return numbers
 
 
+def _parse_conditions(items: list[str], specs: list, flag: str) -> dict:
+    """`NAME=VALUE` strings -> condition values, each parsed by its condition's spec."""
+    from audiodiff.models.conditioning import ConditionError
+
+    by_name = {spec.name: spec for spec in specs}
+    values = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise ConditionError(f"{flag} {item!r}: expected NAME=VALUE, e.g. {flag} label=kick")
+        if name not in by_name:
+            raise ConditionError(f"{flag} {name}: this model takes {sorted(by_name) or 'no conditions'}")
+        values[name] = by_name[name].parse_text(text.strip())
+    return values
+
+
 def _load_pipeline(args: argparse.Namespace):
     from audiodiff.pipeline import Pipeline
 
+    if not (args.checkpoint or args.model):
+        raise UserError("which model? give --model NAME (a bundled one, e.g. digits) or --checkpoint DIR")
     _check_device(args.device)
     return Pipeline.from_pretrained(
         args.checkpoint or args.model, vocoder=args.vocoder, device=args.device, precision=args.precision
     )
 
 
-def _request(args: argparse.Namespace):
-    """The sampling options of a generate/edit command as one `GenerationRequest`."""
-    from audiodiff.pipeline import GenerationRequest
+def _request(args: argparse.Namespace, pipe=None):
+    """The sampling options of a generate/edit command as one `GenerationRequest` (checked:
+    the sampler name, steps, guidance and seed are refused here, before any sampling)."""
+    from audiodiff.request import GenerationRequest
 
-    return GenerationRequest.of(
-        label=args.label,
-        text=args.text,
-        negative_label=args.negative_label,
-        negative_text=args.negative_text,
+    specs = pipe.condition_specs() if pipe is not None else []
+    conditions = _parse_conditions(args.cond, specs, "--cond")
+    negatives = {f"negative_{k}": v for k, v in _parse_conditions(args.negative, specs, "--negative").items()}
+    named = {"label": args.label, "text": args.text, "negative_label": args.negative_label}
+    named["negative_text"] = args.negative_text
+    options = {**named, **_parse_numbers(args.number), **conditions, **negatives}
+    request = GenerationRequest.of(
         steps=args.steps,
         sampler=args.sampler,
         guidance=args.guidance,
@@ -243,8 +276,36 @@ def _request(args: argparse.Namespace):
         seed=args.seed,
         normalize=args.normalize,
         progress=True,
-        **_parse_numbers(args.number),
+        **{name: value for name, value in options.items() if value is not None},
     )
+    return request.check()
+
+
+def _write_settings(paths: list, out, model: str, duration: float | None) -> None:
+    """A JSON sidecar beside each clip: the model and every setting of the call that made it,
+    and which clip of the batch it is, so `audiodiff generate --settings CLIP.json` makes the
+    same clip again, bit for bit (batched arithmetic rounds differently at other batch sizes, so
+    the whole batch is made again)."""
+    import json
+
+    settings = out.settings.to_dict()
+    for index, path in enumerate(paths):
+        record = {"model": model, "duration": duration, "n": len(paths), "index": index, "settings": settings}
+        Path(path).with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def _read_settings(path: str) -> dict:
+    import json
+
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        record["settings"]["sampler"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(
+            f"--settings {path}: not a clip's settings sidecar ({error}); give the .json that "
+            "`audiodiff generate` wrote beside a clip"
+        ) from None
+    return record
 
 
 def _output_paths(out: str, count: int, stem: str = "sample") -> list[Path]:
@@ -290,12 +351,20 @@ def _generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transpose", type=float, default=0.0, help="with --melody-from: move the melody by this many semitones"
     )
+    parser.add_argument(
+        "--settings",
+        metavar="CLIP.json",
+        help="make a clip again from the settings sidecar written beside it (model, conditions, seed, sampler, ...); "
+        "other sampling options are ignored",
+    )
 
 
 @command("generate", "generate audio from a trained model")(_generate_args)
 def run_generate(args: argparse.Namespace) -> int:
+    if args.settings:
+        return _generate_again(args)
     pipe = _load_pipeline(args)
-    request, duration = _request(args), args.duration
+    request, duration = _request(args, pipe), args.duration
     if args.melody_from:
         import soundfile
 
@@ -316,7 +385,26 @@ def run_generate(args: argparse.Namespace) -> int:
         curves = pipe.curves_from(audio.T, rate, transpose=args.transpose)
         request = dataclasses.replace(request, conditions={**request.conditions, **curves})
     out = pipe.generate(n=args.n, duration=duration, request=request)
-    _write_clips(out.audio, out.sample_rate, _output_paths(args.out, args.n), args.plot)
+    paths = _output_paths(args.out, args.n)
+    _write_clips(out.audio, out.sample_rate, paths, args.plot)
+    _write_settings(paths, out, str(args.checkpoint or args.model), duration)
+    return 0
+
+
+def _generate_again(args: argparse.Namespace) -> int:
+    """`generate --settings CLIP.json`: the model and settings of the sidecar, one clip."""
+    from audiodiff.request import GenerationRequest
+
+    record = _read_settings(args.settings)
+    if not (args.checkpoint or args.model):
+        args.model = record["model"]
+    pipe = _load_pipeline(args)
+    request = dataclasses.replace(GenerationRequest.from_settings(record["settings"]), progress=True)
+    count, index = int(record.get("n", 1)), int(record.get("index", 0))
+    out = pipe.generate(n=count, duration=record.get("duration"), request=request)
+    out.audio = out.audio[index : index + 1]
+    paths = _output_paths(args.out, 1)
+    _write_clips(out.audio, out.sample_rate, paths, args.plot)
     return 0
 
 
@@ -340,7 +428,7 @@ def _vary_args(parser: argparse.ArgumentParser) -> None:
 @command("vary", "audio-to-audio variation of a file")(_vary_args)
 def run_vary(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.vary(args.input, strength=args.strength, request=_request(args))
+    out = pipe.vary(args.input, strength=args.strength, request=_request(args, pipe))
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
 
@@ -358,7 +446,7 @@ def _inpaint_args(parser: argparse.ArgumentParser) -> None:
 def run_inpaint(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
     out = pipe.inpaint(
-        args.input, start=args.start, end=args.end, resample_steps=args.resample_steps, request=_request(args)
+        args.input, start=args.start, end=args.end, resample_steps=args.resample_steps, request=_request(args, pipe)
     )
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
@@ -372,7 +460,7 @@ def _continue_args(parser: argparse.ArgumentParser) -> None:
 @command("continue", "continue a file by N seconds")(_continue_args)
 def run_continue(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.continue_(args.input, seconds=args.seconds, request=_request(args))
+    out = pipe.continue_(args.input, seconds=args.seconds, request=_request(args, pipe))
     _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
     return 0
 
@@ -652,6 +740,16 @@ def _run_shard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _builder(module: str) -> tuple[Callable, Callable]:
+    """`(add_arguments, run)` of `audiodiff.data.builders.<module>`, imported when first used."""
+    import importlib
+
+    def load():
+        return importlib.import_module(f"audiodiff.data.builders.{module}")
+
+    return (lambda parser: load().add_arguments(parser)), (lambda args: load().run(args))
+
+
 DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
     "digits": (_digits_args, _run_espeak, "spoken digits zero..nine rendered by espeak-ng (offline)"),
     "speech": (
@@ -662,6 +760,7 @@ DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
     "notes": (_notes_args, _run_notes, "instrument notes rendered by fluidsynth from a General MIDI soundfont"),
     "scan": (_scan_args, _run_scan, "check every audio file of a folder or layout and write a manifest (.jsonl)"),
     "shard": (_shard_args, _run_shard, "write a manifest's audio as tar shards that training streams"),
+    "drums": (*_builder("drums"), "real drum one-shots from Debian's hydrogen-drumkits, sonic-pi-samples, avldrums"),
 }
 
 
@@ -974,7 +1073,12 @@ def run_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+SAMPLING_COMMANDS = ("generate", "vary", "inpaint", "continue")
+
+
+def build_parser(conditions_help: str | None = None) -> argparse.ArgumentParser:
+    """The parser; `conditions_help` (the named model's conditions) closes the sampling
+    commands' help."""
     parser = argparse.ArgumentParser(
         prog="audiodiff", description="Audio generation with diffusion models: train, generate, edit, vocode, evaluate."
     )
@@ -983,7 +1087,28 @@ def build_parser() -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(child)
         child.set_defaults(run=run)
+        if conditions_help and name in SAMPLING_COMMANDS:
+            child.epilog = conditions_help
+            child.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def _conditions_help(argv: list[str]) -> str | None:
+    """With --help and --model/--checkpoint: the model's conditions, from their specs."""
+    if not {"-h", "--help"} & set(argv):
+        return None
+    name = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--model", "--checkpoint")), None)
+    if name is None:
+        return None
+    from audiodiff.models.diffusion import describe_conditions
+
+    try:
+        specs = describe_conditions(name)
+    except UserError as error:
+        return f"(cannot read {name}'s conditions: {error})"
+    lines = [f"conditions of {name} (--cond NAME=VALUE; --negative NAME=VALUE guides away):"]
+    lines += [f"  {spec.describe()}" for spec in specs] or ["  none: it generates unconditionally"]
+    return "\n".join(lines)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -992,7 +1117,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_conditions_help(argv)).parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -317,7 +317,7 @@ class StudentConfig:
 
     teacher: str = ""  # the checkpoint or bundled name it was distilled from
     base: str = ""  # the first teacher of the chain: a model sampled with guidance, no distillation
-    method: Literal["guidance", "progressive", "consistency"] = "guidance"
+    method: str = "guidance"  # a row of `audiodiff.models.distillation.DISTILL_METHODS` (checked when the run starts)
     steps: int = 1  # the step count it was distilled for
     guidance_range: list[float] | None = None  # guidance is an input over this range (None: baked in)
 
@@ -366,7 +366,7 @@ class DiffusionRunConfig:
 @dataclasses.dataclass
 class DistillConfig:
     teacher: str = "digits"  # a bundled model, checkpoint or run directory
-    method: Literal["guidance", "progressive", "consistency"] = "guidance"
+    method: str = "guidance"  # a row of `audiodiff.models.distillation.DISTILL_METHODS` (checked when the run starts)
     guidance_range: list[float] = dataclasses.field(
         default_factory=lambda: [1.0, 4.0]
     )  # scales a guidance student learns

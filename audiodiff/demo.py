@@ -340,13 +340,7 @@ class DemoActions:
         return settings
 
     def model_note(self, name: str, pipe: Pipeline) -> str:
-        kind = (
-            "autoencoder latent (decoded to a mel spectrogram)"
-            if pipe.is_latent
-            else "mel spectrogram"
-            if pipe.is_mel
-            else "waveform"
-        )
+        kind = pipe.space.title
         extra = len(_number_specs(pipe)) - NUMBER_SLOTS
         more = f"; {extra} more number(s) take their midpoint" if extra > 0 else ""
         conditions = ", ".join(pipe.conditions) or "none (unconditional)"
@@ -497,8 +491,7 @@ class DemoActions:
     # -- edit
 
     def _edit_input(self, pipe: Pipeline, path: str | None) -> torch.Tensor:
-        channels = 1 if pipe.is_mel else pipe.config.data.channels
-        return self.read_upload(path, pipe.sample_rate, channels)
+        return self.read_upload(path, pipe.sample_rate, pipe.space.channels)
 
     def _edit_result(
         self, pipe: Pipeline, before: torch.Tensor, out: GenerateOutput, what: str, elapsed: float
@@ -738,7 +731,7 @@ class DemoActions:
         three audios and spectrograms (input, model's vocoder, Griffin-Lim), then timings."""
         with _user_errors():
             pipe = self.store.get(model)
-            if not pipe.is_mel:
+            if pipe.vocoder is None:
                 raise gr.Error(f"{model} is a waveform model: it has no vocoder; pick a mel spectrogram model")
             audio = self.read_upload(audio_path, pipe.sample_rate, 1)
             mel_spec = pipe.mel_spec
@@ -787,7 +780,7 @@ class DemoActions:
         unet = config.model
         lines = [f"### {name}", f"`{info.get('path', self.store.sources[name])}`", ""]
         lines.append(
-            f"- **representation**: {config.data.representation}, {pipe.sample_rate} Hz, "
+            f"- **representation**: {pipe.space.title}, {pipe.sample_rate} Hz, "
             f"{config.data.channels} channel(s), {pipe.default_duration():g} s training clips"
         )
         lines.append(f"- **conditions**: {self._conditions_text(pipe)}")

@@ -1,16 +1,16 @@
-"""`Pipeline`: a trained diffusion model, its sampler settings and its vocoder, composed in one
-place. Loads from a checkpoint directory or a bundled name, generates audio, saves itself.
+"""`Pipeline`: a diffusion model, its space (waveform, mel + vocoder, or latent + autoencoder +
+vocoder) and its sampler settings, composed in one place. Loads from a checkpoint directory or a
+bundled name, generates audio, saves itself.
 
     pipe = Pipeline.from_pretrained("digits")
     out = pipe.generate(label="seven", n=4, steps=20, seed=0)
     out.audio  # [n, channels, samples] float32 in [-1, 1]; out.sample_rate
-
-A latent model (`data.representation: latent`) denoises the latents of a mel autoencoder and
-decodes latent -> mel -> vocoder; its checkpoint carries the autoencoder in `autoencoder/`.
+    out.settings  # every setting the call used (`audiodiff.request.Resolved`)
 
 Output keeps the model's own level. A clip whose peak would go over full scale is scaled down
 (one gain for the clip, so no clipping distortion) to a peak of `PEAK_GUARD`; `normalize=True`
-scales every clip's peak to `NORMALIZE_PEAK` instead.
+scales every clip's peak to `NORMALIZE_PEAK` instead. Editing (vary, inpaint, continue, loop,
+interpolate) lives in `audiodiff.editing`.
 """
 
 from __future__ import annotations
@@ -18,107 +18,52 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import operator
 import os
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AudioError, MelSpec, load_audio, normalize_peak, resample, to_channels
-from audiodiff.bundled import (
-    BUNDLED_DIR,
-    bundled_autoencoders,
-    bundled_names,
-    bundled_path,
-    check_part_name,
-    check_vocoder_name,
-    find_checkpoint,
-)
-from audiodiff.checkpoint import (
-    CONFIG,
-    INFO_KEYS,
-    WEIGHTS,
-    CheckpointError,
-    check_top_level,
-    load_state_dict,
-    read_json,
-    save_tensors,
-    write_checkpoint,
-    write_json,
-)
-from audiodiff.config import ConfigError, DiffusionRunConfig, from_dict, to_dict
+from audiodiff.bundled import BUNDLED_DIR, bundled_path, find_checkpoint
+from audiodiff.checkpoint import CONFIG, WEIGHTS, save_tensors, write_checkpoint, write_json
+from audiodiff.config import ConfigError, DiffusionRunConfig, to_dict
 from audiodiff.diffusion.distill import GUIDANCE
-from audiodiff.diffusion.editing import inpaint, slerp, vary
 from audiodiff.diffusion.objective import OBJECTIVES, angles_for_steps
-from audiodiff.diffusion.samplers import SAMPLERS, get_sampler, guided
-from audiodiff.errors import UserError
-from audiodiff.models.conditioning import ConditionError
-from audiodiff.models.unet import UNet
+from audiodiff.diffusion.samplers import get_sampler, guided
+from audiodiff.editing import Editing
+from audiodiff.models.conditioning import ConditionError, ConditionSpec
+from audiodiff.models.diffusion import MAX_PARAMETERS, RUN_SECTIONS, build_model, load_diffusion, parse_run_config
 from audiodiff.precision import autocast_dtype
-from audiodiff.vocoder import GriffinLimVocoder, Vocoder, check_compatible
+from audiodiff.request import (
+    MAX_SECONDS,
+    MAX_SEED,
+    GenerateOutput,
+    GenerationRequest,
+    RequestError,
+    Resolved,
+    check_count,
+    check_seconds,
+)
+from audiodiff.spaces import AUTOENCODER_FOLDER, Space, space_class
+from audiodiff.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = ["GenerateOutput", "GenerationRequest", "Pipeline", "RequestError", "bundled_path", "BUNDLED_DIR"]
+# kept importable from here: build_model, parse_run_config, MAX_PARAMETERS, RUN_SECTIONS, MAX_SEED, MAX_SECONDS
+_REEXPORTED = (build_model, parse_run_config, MAX_PARAMETERS, RUN_SECTIONS, MAX_SEED, MAX_SECONDS, AUTOENCODER_FOLDER)
 
 LONG_FACTOR = 1.5  # beyond this many training lengths, generate window by window
-MAX_PASS_FACTOR = 4.0  # editing takes at most this many training lengths in one pass
-MAX_PARAMETERS = 2_000_000_000  # refuse configs that would build a model larger than this
-RUN_SECTIONS = [f.name for f in dataclasses.fields(DiffusionRunConfig)]
-MAX_SECONDS = 600.0  # longest generated duration or continuation
-MAX_SEED = 2**63 - 1
 PEAK_GUARD = 0.99  # a clip whose peak is over 1 is scaled down to this peak
 NORMALIZE_PEAK = 0.95  # normalize=True: every clip's peak
-AUTOENCODER_FOLDER = "autoencoder"  # a latent model's checkpoint carries its autoencoder here
 
 
-class RequestError(UserError, ValueError):
-    """A sampling or editing option out of range (steps, duration, strength, a span, ...); the
-    message names the value and what it may be."""
-
-
-@dataclasses.dataclass
-class GenerateOutput:
-    audio: torch.Tensor  # [n, channels, samples], float32 in [-1, 1]
-    sample_rate: int
-    seeds: list[int]
-    mel: torch.Tensor | None = None  # [n, n_mels, frames] for mel and latent models
-
-
-def build_model(config: DiffusionRunConfig, where: str = "config") -> UNet:
-    """Build the U-Net a config describes, after checking its size on the meta device."""
-    try:
-        with torch.device("meta"):
-            probe = UNet(config.model, config.conditioning, config.mel)
-    except (RuntimeError, ValueError, TypeError, OverflowError) as error:  # e.g. sizes that overflow
-        raise CheckpointError(
-            f"{where}: cannot build the model it describes ({error}); the config is corrupt"
-        ) from None
-    count = sum(p.numel() for p in probe.parameters())
-    if count > MAX_PARAMETERS:
-        raise CheckpointError(
-            f"{where}: the model would have {count / 1e9:.1f}B parameters (limit {MAX_PARAMETERS / 1e9:.0f}B); the config is corrupt or hostile"
-        )
-    return UNet(config.model, config.conditioning, config.mel)
-
-
-def parse_run_config(data: dict, where: str) -> DiffusionRunConfig:
-    if data.get("kind") != "diffusion":
-        raise CheckpointError(f"{where}: kind={data.get('kind')!r}, not a diffusion model checkpoint")
-    check_top_level(data, [*RUN_SECTIONS, *INFO_KEYS], where)
-    try:
-        return from_dict(DiffusionRunConfig, {k: v for k, v in data.items() if k in RUN_SECTIONS})
-    except ConfigError as error:
-        raise CheckpointError(f"{where}: {error}") from None
-
-
-class Pipeline:
+class Pipeline(Editing):
     def __init__(
         self,
-        model: UNet,
+        model: torch.nn.Module,
         config: DiffusionRunConfig,
         vocoder: Vocoder | None = None,
         info: dict | None = None,
@@ -128,7 +73,9 @@ class Pipeline:
         channels_last: bool = False,
         compile: bool = False,
     ):
-        """`autoencoder` (an `audiodiff.latent.Autoencoder`) is required by latent models.
+        """`vocoder` (mel and latent models; Griffin-Lim when None) and `autoencoder` (an
+        `audiodiff.latent.Autoencoder`, required by latent models) join the model through its
+        space (`audiodiff.spaces`), which checks they fit.
         `precision` is the U-Net's while sampling ("auto", "fp32", "bf16", "fp16"; the sampler's
         state, the vocoder, the autoencoder and likelihoods stay fp32): "auto" is bf16 for mel and
         latent models where the hardware has native bf16 and fp32 otherwise, so a waveform model's
@@ -144,21 +91,8 @@ class Pipeline:
         self.config = config
         self.device = torch.device(device)
         self.info = info or {}
-        self.is_latent = config.data.representation == "latent"
-        self.is_mel = config.data.representation in ("mel", "latent")  # sounds through a mel and a vocoder
-        self.mel_spec: MelSpec | None = config.mel if self.is_mel else None
-        if self.is_mel:
-            vocoder = vocoder or GriffinLimVocoder(config.mel, config.sampling.griffin_lim_iters)
-            check_compatible(config.mel, vocoder)
-        self.vocoder = vocoder.to(self.device) if vocoder is not None else None
-        self.autoencoder = None
-        if self.is_latent:
-            if autoencoder is None:
-                raise CheckpointError(
-                    f"{self.info.get('path', 'config')}: a latent model needs its autoencoder (Pipeline(..., autoencoder=))"
-                )
-            autoencoder.check_joins(config.mel, config.model.in_channels, self.info.get("path", "config"))
-            self.autoencoder = autoencoder.to(self.device)
+        where = self.info.get("path", "config")
+        self.space: Space = space_class(config.data).join(config, vocoder, autoencoder, where).to(self.device)
         self.precision = precision
         self._autocast_dtype()  # a bad name fails here, not at the first call
         self.channels_last = bool(channels_last)
@@ -166,6 +100,21 @@ class Pipeline:
             self.model.to(memory_format=torch.channels_last)
         self.compile = bool(compile)
         self._compiled = None
+
+    @property
+    def vocoder(self) -> Vocoder | None:
+        """The vocoder of a mel or latent model (None for waveform models)."""
+        return self.space.vocoder
+
+    @property
+    def autoencoder(self):
+        """The mel autoencoder of a latent model (None otherwise)."""
+        return self.space.autoencoder
+
+    @property
+    def mel_spec(self) -> MelSpec | None:
+        """The MelSpec of a mel or latent model (None for waveform models)."""
+        return self.space.mel_spec
 
     def _autocast_dtype(self) -> torch.dtype | None:
         if self.precision == "auto" and self.config.model.dims != 2:
@@ -210,54 +159,22 @@ class Pipeline:
         compile: bool = False,
     ) -> Pipeline:
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
-        A latent model's autoencoder comes from the checkpoint (`autoencoder/`, or a bundled
-        name), unless `autoencoder` (an `Autoencoder` or a path) is given. `precision`,
-        `channels_last` and `compile`: see `Pipeline`."""
-        folder = find_checkpoint(name_or_path, lambda: f"bundled models: {names}" if (names := bundled_names()) else "")
-        data = read_json(folder / CONFIG)
-        config = parse_run_config(data, str(folder / CONFIG))
-        model = build_model(config, str(folder / CONFIG))
-        load_state_dict(folder / WEIGHTS, model)
-        if config.data.representation != "wave":
-            choice = vocoder if vocoder is not None else config.sampling.vocoder
-            if isinstance(choice, str):
-                if vocoder is None:  # named by the checkpoint itself: only a sub-folder or a bundled vocoder
-                    check_vocoder_name(choice, folder / CONFIG)
-                vocoder = cls._load_vocoder(choice, folder, config)
-            else:
-                vocoder = choice
-        if config.data.representation == "latent":
-            autoencoder = cls._load_autoencoder(autoencoder, folder, config)
-        info = {k: v for k, v in data.items() if k not in RUN_SECTIONS}
-        info["path"] = str(folder)
-        return cls(model, config, vocoder, info, device, autoencoder, precision, channels_last, compile)
-
-    @staticmethod
-    def _load_autoencoder(choice, folder: Path, config: DiffusionRunConfig):
-        from audiodiff.latent import Autoencoder
-
-        if choice is not None and not isinstance(choice, (str, os.PathLike)):
-            return choice
-        if choice is None:  # named by the checkpoint itself: its own sub-folder or a bundled autoencoder
-            if (folder / AUTOENCODER_FOLDER / CONFIG).is_file():
-                choice = folder / AUTOENCODER_FOLDER
-            else:
-                choice = config.data.autoencoder
-                check_part_name(
-                    "data.autoencoder",
-                    str(choice),
-                    folder / CONFIG,
-                    bundled_autoencoders,
-                    "pass autoencoder= to from_pretrained to use another",
-                )
-        return Autoencoder.from_pretrained(choice)
-
-    @staticmethod
-    def _load_vocoder(choice: str, folder: Path, config: DiffusionRunConfig) -> Vocoder:
-        if choice == "griffin_lim":
-            return GriffinLimVocoder(config.mel, config.sampling.griffin_lim_iters)
-        local = folder / choice
-        return Vocoder.from_pretrained(local if (local / CONFIG).is_file() else choice, config.mel)
+        The space's parts come from the checkpoint (a vocoder it names; a latent model's
+        `autoencoder/` or bundled autoencoder) unless `vocoder` / `autoencoder` (objects or paths)
+        are given. `precision`, `channels_last` and `compile`: see `Pipeline`."""
+        model, config, info = load_diffusion(name_or_path)
+        folder = find_checkpoint(info["path"], lambda: "")
+        parts = space_class(config.data).load_parts(folder, config, vocoder, autoencoder)
+        return cls(
+            model,
+            config,
+            info=info,
+            device=device,
+            precision=precision,
+            channels_last=channels_last,
+            compile=compile,
+            **parts,
+        )
 
     def save_pretrained(
         self, path: str | os.PathLike, dtype: torch.dtype | None = None, vocoder_name: str | None = None
@@ -300,54 +217,52 @@ class Pipeline:
     def labels(self) -> list[str]:
         return list(self.config.conditioning.labels)
 
+    def condition_specs(self) -> list[ConditionSpec]:
+        """How front-ends offer this model's conditions (the CLI's `--cond`, the demo's form)."""
+        return [spec for spec in self.model.conditioner.specs() if spec.name != GUIDANCE]
+
     def default_duration(self) -> float:
         return self.config.data.segment_seconds
 
+    @property
+    def window_samples(self) -> int:
+        """Samples of one training-length clip."""
+        return int(round(self.default_duration() * self.sample_rate))
+
     def _shape(self, n: int, duration: float | None) -> tuple[int, ...]:
-        if self.is_latent:
-            return (n, *self.autoencoder.latent_shape(self.mel_spec.n_mels, self._mel_frames(duration)))
-        if self.is_mel:
-            return (n, self.config.model.in_channels, self.mel_spec.n_mels, self._mel_frames(duration))
-        return (n, self.config.data.channels, self._samples(duration))
+        """Model-space shape of n clips of `duration` seconds (None: the training length)."""
+        return self.space.shape(n, self._samples(duration))
 
     def _samples(self, duration: float | None) -> int:
         """Samples of a clip of `duration` seconds (None: the training length)."""
-        seconds = self.default_duration() if duration is None else _seconds("duration", duration)
+        seconds = self.default_duration() if duration is None else check_seconds("duration", duration)
         return int(round(seconds * self.sample_rate))
 
-    def _mel_frames(self, duration: float | None) -> int | None:
-        """Mel frames of a clip of `duration` (None: the training length); None for waveform models."""
-        return max(1, self.mel_spec.num_frames(self._samples(duration))) if self.is_mel else None
+    def _frames(self, duration: float | None) -> int | None:
+        """Mel frames of a clip of `duration` (None: the training length); None without a mel."""
+        frames = self.space.frames(self._samples(duration))
+        return max(1, frames) if frames is not None else None
 
     # -- generation
 
-    def request(self, request: GenerationRequest | None = None, **options) -> GenerationRequest:
-        """A `GenerationRequest` from keyword options (on top of `request`), checked against this
-        model (sampler, steps, guidance), with the model's default step count filled in."""
+    def resolve(
+        self, request: GenerationRequest | None = None, n: int = 1, default_sampler: str | None = None, **options
+    ) -> Resolved:
+        """Every setting of a call, filled once from the options (on top of `request`) and this
+        model's config, and checked: what `GenerateOutput.settings` returns."""
         request = GenerationRequest.of(request, **options)
-        if request.sampler is not None and request.sampler not in SAMPLERS:
-            raise RequestError(f"unknown sampler {request.sampler!r}; choose one of {sorted(SAMPLERS)}")
-        if self.config.sampling.sampler not in SAMPLERS:
-            raise CheckpointError(
-                f"{self.info.get('path', 'config')}: sampling.sampler={self.config.sampling.sampler!r} is "
-                f"not a sampler; pass sampler= one of {sorted(SAMPLERS)}"
-            )
-        steps = self.config.sampling.steps if request.steps is None else request.steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
-            raise RequestError(f"steps={steps}: must be a whole number between 1 and 1000")
-        for name in ("guidance", "rest_guidance"):
-            value = getattr(request, name)
-            if value is not None and not math.isfinite(_number(value)):
-                raise RequestError(f"{name}={value}: must be a finite number (1 = conditional, 0 = unconditional)")
-        _check_seed("seed", request.seed)
-        interval = (
-            self.config.sampling.guidance_interval if request.guidance_interval is None else request.guidance_interval
+        return request.resolve(
+            self.config,
+            n,
+            takes_guidance=GUIDANCE in self.model.conditioner.conditions,
+            default_sampler=default_sampler,
+            space=repr(self.space),
+            where=self.info.get("path", "config"),
         )
-        return dataclasses.replace(request, steps=steps, guidance_interval=_check_interval(interval))
 
-    def _notice_unconditioned(self, request: GenerationRequest) -> None:
+    def _notice_unconditioned(self, settings: Resolved) -> None:
         """Warn when a conditioned model is asked for nothing: it then samples unconditionally."""
-        if self.conditions and not request.conditions and not request.negatives:
+        if self.conditions and not settings.conditions and not settings.negatives:
             takes = [
                 f"{name} (e.g. {self.labels[0]!r})" if name == "label" and self.labels else name
                 for name in self.conditions
@@ -359,71 +274,50 @@ class Pipeline:
                 stacklevel=_caller_level(),
             )
 
-    def _resolve(self, request: GenerationRequest, n: int, default_sampler: str | None = None) -> _Sampling:
-        """The request made concrete for a batch of n: the guided sampler-level model, the
-        condition batch, steps, sampler and per-item noise."""
-        self._notice_unconditioned(request)
+    def _run(self, settings: Resolved, request: GenerationRequest) -> _Run:
+        """Resolved settings made into tensors for their batch: the guided sampler-level model and
+        the condition batch."""
+        self._notice_unconditioned(settings)
+        n = len(settings.seeds)
         conditioner = self.model.conditioner
-        network = OBJECTIVES[self.config.diffusion.objective].as_model(self._network())
-        scale = self.config.sampling.guidance if request.guidance is None else float(request.guidance)
-        away, rest = self._guidance_split(request)
-        negative = conditioner.prepare(n, **away)
-        if GUIDANCE in conditioner.conditions:  # a guidance-distilled student: the scale is an input, one call per step
-            if negative or request.guidance_interval != (0.0, 1.0):
-                teacher = self.config.student.base if self.config.student else "its teacher"
-                raise ConditionError(
-                    "this student takes guidance as an input and was distilled without negative conditions or a "
-                    f"guidance interval; use its teacher ({teacher}) for negative_*, guide= and guidance_interval"
-                )
-            cond = conditioner.prepare(n, **{GUIDANCE: scale, **request.conditions})
+        network = OBJECTIVES[settings.objective].as_model(self._network())
+        if settings.takes_guidance:  # a guidance-distilled student: the scale is an input, one call per step
+            cond = conditioner.prepare(n, **{GUIDANCE: settings.guidance, **settings.conditions})
             model = network
         else:
-            cond = conditioner.prepare(n, **request.conditions)
-            if not cond and not negative:
-                scale = 1.0  # nothing to guide towards
-            model = guided(network, scale, negative, request.guidance_interval, rest)
-        seeds = [int(request.seed) + i for i in range(n)]
-        sampler = request.sampler or default_sampler or self.config.sampling.sampler
-        return _Sampling(model, cond, request.steps, sampler, seeds, request, self.config.diffusion.shift)
+            negative = conditioner.prepare(n, **settings.rest)
+            cond = conditioner.prepare(n, **settings.conditions)
+            scale = settings.guidance if cond or negative else 1.0  # with nothing asked, nothing to guide towards
+            model = guided(network, scale, negative, settings.guidance_interval, settings.rest_guidance)
+        return _Run(model, cond, settings, request.progress, request.callback)
 
-    def _guidance_split(self, request: GenerationRequest) -> tuple[dict, float]:
-        """(what guidance moves away from, the scale of those conditions): the negatives at 1; or
-        with `guide=` (else the model's `sampling.guide`, where the call asks one of those and no
-        negatives; `guide=[]` turns that default off) every asked condition but the guided ones, at `rest_guidance`, so that guidance
-        strengthens the guided ones (a label, say) while curves and numbers are followed as asked."""
-        guide = request.guide
-        if guide is None:
-            guide = [name for name in self.config.sampling.guide if name in request.conditions]
-            if not guide or request.negatives or GUIDANCE in self.model.conditioner.conditions:
-                return request.negatives, 1.0
-        else:
-            guide = [guide] if isinstance(guide, str) else list(guide)
-            if not guide:  # guide=[]: every asked condition at `guidance`, whatever the model's default
-                return request.negatives, 1.0
-            unknown = sorted(set(guide) - set(request.conditions))
-            if unknown:
-                raise RequestError(
-                    f"guide={guide}: name conditions this call asks for ({sorted(request.conditions)}), e.g. guide=['label']"
-                )
-            if request.negatives:
-                raise RequestError("guide= and negative_* both set what guidance moves away from; give one of them")
-        rest = self.config.sampling.rest_guidance if request.rest_guidance is None else float(request.rest_guidance)
-        return {name: value for name, value in request.conditions.items() if name not in guide}, rest
+    def _start(
+        self, request: GenerationRequest | None, n: int, default_sampler: str | None = None, **options
+    ) -> tuple[_Run, GenerationRequest]:
+        request = GenerationRequest.of(request, **options)
+        settings = self.resolve(request, n, default_sampler)
+        return self._run(settings, request), request
 
     def generate(
-        self, n: int = 1, duration: float | None = None, request: GenerationRequest | None = None, **options
+        self,
+        n: int = 1,
+        duration: float | None = None,
+        request: GenerationRequest | None = None,
+        noise: torch.Tensor | None = None,
+        **options,
     ) -> GenerateOutput:
         """Sample `n` clips. `options` are the model's conditions (label=, text=, numbers),
         negatives (negative_label=, negative_text=, ...) and the `GenerationRequest` fields.
         Item i uses seed `seed + i`, so a seed gives the same audio at any batch size. Conditions
-        left out are unconditional (a warning says so when none is given). A duration longer than the training clips is generated
-        window by window, each continuing the last."""
-        _check_count(n)
+        left out are unconditional (a warning says so when none is given). A duration longer than
+        the training clips is generated window by window, each continuing the last. `noise`
+        (model-space `[n, ...]`, e.g. from `invert`) replaces the seeds' starting noise."""
+        check_count(n)
         shape = self._shape(n, duration)
-        request = self._curve_shorthand(self.request(request, **options), shape)
+        request = self._curve_shorthand(GenerationRequest.of(request, **options), shape)
         self._check_curve_length(request, shape)
-        run = self._resolve(request, n)
-        return self._finish(self.decode(self._sample_new(run, shape), run.seeds, self._mel_frames(duration)), request)
+        run, request = self._start(request, n)
+        return self._finish(self.decode(self._sample_new(run, shape, noise), run, self._frames(duration)), request)
 
     @property
     def curves(self) -> list[str]:
@@ -448,10 +342,10 @@ class Pipeline:
 
     @property
     def curve_frame_rate(self) -> float:
-        """Curve frames per second: the mel frame rate, or for waveform models the bundled one."""
+        """Curve frames per second: the space's (the mel frame rate), else the bundled one."""
         from audiodiff.controls import FRAME_RATE
 
-        return self.sample_rate / self.mel_spec.hop_length if self.is_mel else FRAME_RATE
+        return self.space.frame_rate or FRAME_RATE
 
     def _curve_shorthand(self, request: GenerationRequest, shape: tuple[int, ...]) -> GenerationRequest:
         """A model with an f0 curve asked for `pitch=` (a MIDI number) and no f0: the pitch held
@@ -485,41 +379,57 @@ class Pipeline:
                 f"give duration <= {self.default_duration() * LONG_FACTOR:g} s, or leave the curves out"
             )
 
-    def _sample_new(self, run: _Sampling, shape: tuple[int, ...]) -> torch.Tensor:
+    def _sample_new(self, run: _Run, shape: tuple[int, ...], noise: torch.Tensor | None = None) -> torch.Tensor:
         """New clips of `shape` in model space; longer than a window, window by window."""
+        if noise is not None:  # given noise (e.g. inverted from a clip) is sampled in one pass, whatever its length
+            return self._sample(run, self._given_noise(noise, shape))
         window = self._shape(shape[0], None)[-1]
         if self._beyond_a_window(shape):
-            x = self._sample(run, self.initial_noise(shape[:-1] + (window,), run.seeds))
+            x = self._sample(run, self.initial_noise(shape[:-1] + (window,), run.settings.seeds))
             return self._extend(run, x, shape[-1])
-        return self._sample(run, self.initial_noise(shape, run.seeds))
+        return self._sample(run, self.initial_noise(shape, run.settings.seeds))
 
-    def initial_noise(self, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
+    def _given_noise(self, noise, shape: tuple[int, ...]) -> torch.Tensor:
+        noise = torch.as_tensor(noise, dtype=torch.float32)
+        if tuple(noise.shape) != tuple(shape):
+            raise RequestError(
+                f"noise has shape {list(noise.shape)}; this call starts from {list(shape)} "
+                "(the same n and duration as the clip it was inverted from)"
+            )
+        if not torch.isfinite(noise).all():
+            raise RequestError("noise contains NaN or Inf values")
+        return noise.to(self.device)
+
+    def initial_noise(self, shape: tuple[int, ...], seeds) -> torch.Tensor:
         return torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
             self.device
         )
 
-    def _sample(self, run: _Sampling, x: torch.Tensor) -> torch.Tensor:
-        sample_fn = get_sampler(run.sampler)
-        with run.progress(run.steps) as on_step:
-            return sample_fn(run.model, x, angles_for_steps(run.steps, run.shift), run.cond, on_step, run.noise())
+    def _sample(self, run: _Run, x: torch.Tensor) -> torch.Tensor:
+        settings = run.settings
+        sample_fn = get_sampler(settings.sampler)
+        with run.progress(settings.steps) as on_step:
+            return sample_fn(
+                run.model, x, angles_for_steps(settings.steps, settings.shift), run.cond, on_step, run.noise()
+            )
 
-    def decode(self, x: torch.Tensor, seeds: list[int], frames: int | None = None) -> GenerateOutput:
+    def decode(
+        self, x: torch.Tensor, run: _Run | list[int], frames: int | None = None, seamless: bool = False
+    ) -> GenerateOutput:
         """Model output -> audio at the model's level (the vocoder's own output for mel models,
         the samples for waveform models), with the clipping guard: a clip whose peak is over 1
         is scaled down to a peak of `PEAK_GUARD`, one gain for the clip, so nothing is clipped.
         Latents are decoded to mels first, cut to `frames` mel frames when given."""
-        mel = None
-        if self.is_mel:
-            mel = self.autoencoder.decode(x, frames) if self.is_latent else x
-            mel = mel[:, 0].float().clamp(-1.0, 1.5)  # below -1 is below the log floor
-            audio = self.vocoder(mel, clamp=False)  # the guard below scales instead of clipping
-            mel = mel.cpu()
-        else:
-            audio = x
+        audio, mel = self.space.decode_seamless(x) if seamless else self.space.decode(x, frames)
         audio = audio.float().cpu()
         peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
         audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
-        return GenerateOutput(audio, self.sample_rate, seeds, mel)
+        if isinstance(run, _Run):
+            return self._output(audio, run.settings, mel)
+        return GenerateOutput(audio, self.sample_rate, list(run), mel)
+
+    def _output(self, audio: torch.Tensor, settings: Resolved, mel: torch.Tensor | None = None) -> GenerateOutput:
+        return GenerateOutput(audio, self.sample_rate, list(settings.seeds), mel, settings)
 
     @staticmethod
     def _finish(out: GenerateOutput, request: GenerationRequest) -> GenerateOutput:
@@ -560,9 +470,7 @@ class Pipeline:
         batch = torch.stack(
             [crop_or_pad(NORMALIZERS[self.config.data.normalize](clip), window, random=False) for clip in batch]
         )
-        x = self._encode(batch)
-        if self.is_mel:
-            x = x[..., : self._shape(1, None)[-1]]
+        x = self._encode(batch)[..., : self._shape(1, None)[-1]]
         conditioner = self.model.conditioner
         cond = conditioner.prepare(x.shape[0], **conditions)
         network = OBJECTIVES[self.config.diffusion.objective].as_model(self.model)
@@ -594,13 +502,13 @@ class Pipeline:
             "mean_bits_per_dim": float(bits.mean()),
             "standard_error": spread,
             "dims": int(x[0].numel()),
-            "space": "autoencoder latent" if self.is_latent else "normalised log-mel" if self.is_mel else "waveform",
+            "space": self.space.description,
             "steps": steps,
             "probes": probes,
             "t_min": t_min,
         }
 
-    # -- editing
+    # -- audio in
 
     def _audio_batch(self, audio, sample_rate: int | None, name: str = "audio") -> torch.Tensor:
         """A path, `[samples]`, `[channels, samples]` or `[n, channels, samples]` at the model's
@@ -622,322 +530,15 @@ class Pipeline:
             raise RequestError(
                 f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)"
             )
-        channels = self.config.data.channels if not self.is_mel else 1
-        audio = to_channels(resample(audio, int(sample_rate), self.sample_rate), channels, name)
-        minimum = self.mel_spec.n_fft if self.is_mel else 1
+        audio = to_channels(resample(audio, int(sample_rate), self.sample_rate), self.space.channels, name)
+        minimum = self.space.min_samples
         if audio.shape[-1] < minimum:
             raise AudioError(f"{name}: {audio.shape[-1]} samples is too short; need at least {minimum}")
         return audio
 
-    def _max_samples(self) -> int:
-        return int(self.default_duration() * MAX_PASS_FACTOR * self.sample_rate)
-
-    def _mel(self, audio: torch.Tensor) -> torch.Tensor:
-        """Audio `[n, channels, samples]` -> normalised log-mel `[n, 1, mels, frames]`."""
-        frames = self.mel_spec.num_frames(audio.shape[-1])
-        return self.mel_spec(audio[..., : self.mel_spec.num_samples(frames)]).to(self.device)
-
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Audio `[n, channels, samples]` -> model space (mel `[n, 1, mels, frames]`, its latent,
-        or audio). Latents cover the mel frames padded up to whole latent frames."""
-        if self.is_latent:
-            return self.autoencoder.encode(self._mel(audio))
-        if self.is_mel:
-            return self._mel(audio)
-        return audio.to(self.device)
-
-    def _samples_per_frame(self) -> int:
-        """Samples per step along the model's last axis."""
-        if self.is_latent:
-            return self.mel_spec.hop_length * self.autoencoder.config.time_down
-        return self.mel_spec.hop_length if self.is_mel else 1
-
-    def _to_model_mask(self, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """A sample mask `[samples]` (1 = regenerate) -> a mask over x's last axis (a latent
-        frame is regenerated where any of its samples is)."""
-        if not self.is_mel:
-            return mask[: x.shape[-1]].float()
-        hop = self._samples_per_frame()
-        frames = x.shape[-1]
-        padded = torch.nn.functional.pad(mask.float(), (0, max(0, frames * hop - mask.numel())))[: frames * hop]
-        frame_mask = padded.reshape(frames, hop).amax(dim=1)
-        # widen by one frame each side: an STFT frame spans several hops (a latent frame's decoder sees its neighbours)
-        return torch.nn.functional.max_pool1d(frame_mask[None, None], 3, 1, 1)[0, 0]
-
-    def _splice(
-        self, generated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, fade_seconds: float = 0.01
-    ) -> torch.Tensor:
-        """Put the original audio back where mask is 0, with short linear crossfades."""
-        length = generated.shape[-1]
-        keep = torch.nn.functional.pad(1 - mask.float(), (0, max(0, length - mask.numel())))[:length]
-        width = max(1, int(fade_seconds * self.sample_rate))
-        kernel = torch.ones(1, 1, width) / width
-        # erode the kept region by the fade width, then blur: the fade happens inside the generated part
-        keep = -torch.nn.functional.max_pool1d(-keep[None, None], 2 * width + 1, 1, width)
-        keep = torch.nn.functional.conv1d(
-            torch.nn.functional.pad(keep, (width // 2, width - 1 - width // 2), mode="replicate"), kernel
-        )[0, 0]
-        keep = torch.maximum(
-            keep.clamp(0, 1), 1 - torch.nn.functional.pad(mask.float(), (0, max(0, length - mask.numel())))[:length]
-        )
-        original = torch.nn.functional.pad(original, (0, max(0, length - original.shape[-1])))[..., :length]
-        return keep * original + (1 - keep) * generated
-
-    def vary(
-        self,
-        audio,
-        strength: float = 0.5,
-        sample_rate: int | None = None,
-        request: GenerationRequest | None = None,
-        **options,
-    ) -> GenerateOutput:
-        """Audio-to-audio variation: noise the input to level `strength`, then sample back.
-        strength 0 returns the input unchanged; 1 ignores it. `options` as for `generate`."""
-        if not 0.0 <= _number(strength) <= 1.0:
-            raise RequestError(f"strength={strength}: must be between 0 (return the input) and 1 (ignore it)")
-        request = self.request(request, **options)
-        batch = self._audio_batch(audio, sample_rate)
-        self._check_length(batch, "varies")
-        if strength == 0:  # nothing to sample
-            seeds = [request.seed + i for i in range(batch.shape[0])]
-            out = GenerateOutput(
-                batch.clone(), self.sample_rate, seeds, self._mel(batch)[:, 0].cpu() if self.is_mel else None
-            )
-            return self._finish(out, request)
-        run = self._resolve(request, batch.shape[0])
-        with run.progress(max(1, round(run.steps * strength))) as on_step:
-            x = vary(
-                run.model,
-                self._encode(batch),
-                float(strength),
-                run.steps,
-                run.cond,
-                run.noise(),
-                run.sampler,
-                run.shift,
-                on_step,
-            )
-        return self._finish(self.decode(x, run.seeds, self._frames_of(batch)), request)
-
-    def inpaint(
-        self,
-        audio,
-        mask=None,
-        sample_rate: int | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        resample_steps: int = 2,
-        request: GenerationRequest | None = None,
-        **options,
-    ) -> GenerateOutput:
-        """Regenerate a span and keep the rest: `mask` is `[samples]` at the model's rate (1 =
-        regenerate), or give `start`/`end` in seconds. Kept audio is returned unchanged (mel
-        models splice the input back in with 10 ms crossfades). Each step is one step of the
-        request's sampler (default: ancestral DDPM, as in RePaint) followed by the replacement."""
-        _check_resample_steps(resample_steps)
-        request = self.request(request, **options)
-        batch = self._audio_batch(audio, sample_rate)
-        length = batch.shape[-1]
-        sample_mask = self._sample_mask(mask, start, end, length)
-        self._check_length(batch, "inpaints", "; trim it around the span")
-        run = self._resolve(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
-        known = self._encode(batch)
-        model_mask = self._to_model_mask(sample_mask, known)
-        with run.progress(run.steps) as on_step:
-            x = inpaint(
-                run.model,
-                known,
-                model_mask,
-                run.steps,
-                run.cond,
-                run.noise(),
-                resample_steps,
-                shift=run.shift,
-                callback=on_step,
-                sampler=run.sampler,
-            )
-        out = self.decode(x, run.seeds, self._frames_of(batch))
-        out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
-        if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
-            out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1] :]], dim=-1)
-        return self._finish(out, request)
-
-    def _frames_of(self, batch: torch.Tensor) -> int | None:
-        """Mel frames of audio `[n, channels, samples]` (None for waveform models)."""
-        return self.mel_spec.num_frames(batch.shape[-1]) if self.is_mel else None
-
-    def _check_length(self, batch: torch.Tensor, verb: str, hint: str = "; trim it") -> None:
-        if batch.shape[-1] > self._max_samples():
-            raise RequestError(
-                f"audio is {batch.shape[-1] / self.sample_rate:.1f} s; this model {verb} at most "
-                f"{self._max_samples() / self.sample_rate:.1f} s in one pass{hint}"
-            )
-
-    def _sample_mask(self, mask, start, end, length: int) -> torch.Tensor:
-        if mask is None:
-            if start is None and end is None:
-                raise RequestError("inpaint needs a mask, or start=/end= seconds of the span to regenerate")
-            seconds = length / self.sample_rate
-            begin = 0.0 if start is None else float(start)
-            finish = seconds if end is None else float(end)
-            if (
-                not (math.isfinite(begin) and math.isfinite(finish))
-                or not 0 <= round(begin * self.sample_rate) < round(finish * self.sample_rate) <= length
-            ):
-                raise RequestError(
-                    f"span {begin:g}..{finish:g} s is outside the audio (0..{seconds:.2f} s) or empty; "
-                    f"give 0 <= start < end <= {seconds:.2f}"
-                )
-            first, last = int(round(begin * self.sample_rate)), int(round(finish * self.sample_rate))
-            mask = torch.zeros(length)
-            mask[first:last] = 1
-        mask = torch.as_tensor(mask).float().flatten()
-        if mask.numel() != length:
-            raise RequestError(
-                f"mask has {mask.numel()} values; the audio has {length} samples at {self.sample_rate} Hz"
-            )
-        if mask.max() <= 0:
-            raise RequestError("mask is all zero: nothing to regenerate")
-        if mask.min() >= 1:
-            raise RequestError("mask is all one: nothing to keep; use generate() instead")
-        return mask
-
-    def continue_(
-        self,
-        audio,
-        seconds: float,
-        sample_rate: int | None = None,
-        resample_steps: int = 2,
-        request: GenerationRequest | None = None,
-        **options,
-    ) -> GenerateOutput:
-        """Continue audio by `seconds` (outpainting at the end). Beyond one window the model
-        continues window by window, each seeing the end of the last as context."""
-        seconds = _seconds("seconds", seconds)
-        _check_resample_steps(resample_steps)
-        request = self.request(request, **options)
-        batch = self._audio_batch(audio, sample_rate)
-        window = self._shape(1, None)[-1]
-        if self.is_mel:  # whole mel frames: what is kept ends where the continuation starts
-            batch = batch[..., : self.mel_spec.num_samples(self.mel_spec.num_frames(batch.shape[-1]))]
-        context = batch
-        if (
-            self.is_latent
-        ):  # whole latent frames; the continuation overlaps the rest, and the input is spliced back over it
-            per_frame = self._samples_per_frame()
-            context = batch[..., : batch.shape[-1] // per_frame * per_frame]
-            if context.shape[-1] < self.mel_spec.n_fft:
-                raise AudioError(
-                    f"audio: {batch.shape[-1]} samples is too short to continue; need at least {max(per_frame, self.mel_spec.n_fft)}"
-                )
-        known = self._encode(context)
-        run = self._resolve(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
-        added = self._shape(1, float(seconds) + (batch.shape[-1] - context.shape[-1]) / self.sample_rate)[-1]
-        start = known[..., -window // 2 :] if known.shape[-1] > window // 2 else known
-        x = self._extend(run, start, start.shape[-1] + added, resample_steps)
-        full = torch.cat([known, x[..., -added:]], dim=-1)
-        out = self.decode(
-            full, run.seeds, self._frames_of(batch) + self._mel_frames(float(seconds)) if self.is_mel else None
-        )
-        mask = torch.zeros(out.audio.shape[-1])
-        mask[batch.shape[-1] :] = 1
-        out.audio = self._splice(out.audio, batch, mask)
-        return self._finish(out, request)
-
-    def _extend(self, run: _Sampling, x: torch.Tensor, target: int, resample_steps: int = 2) -> torch.Tensor:
-        """Grow x along its last axis to `target`, one window at a time; each window keeps its
-        first half (the end of what exists) and generates the rest."""
-        window = self._shape(1, None)[-1]
-        noise = run.noise(offset=20_000_033)
-        while x.shape[-1] < target:
-            context = x[..., -(window // 2) :]
-            new = min(window - context.shape[-1], target - x.shape[-1])
-            known = torch.cat([context, torch.zeros(*x.shape[:-1], new, device=x.device, dtype=x.dtype)], dim=-1)
-            mask = torch.zeros(known.shape[-1], device=x.device)
-            mask[context.shape[-1] :] = 1
-            with run.progress(run.steps) as on_step:
-                filled = inpaint(
-                    run.model,
-                    known,
-                    mask,
-                    run.steps,
-                    run.cond,
-                    noise,
-                    resample_steps,
-                    shift=run.shift,
-                    callback=on_step,
-                    sampler=run.sampler,
-                )
-            x = torch.cat([x, filled[..., context.shape[-1] :]], dim=-1)
-        return x[..., :target]
-
-    def loop(
-        self,
-        n: int = 1,
-        duration: float | None = None,
-        seam_fraction: float = 0.3,
-        request: GenerationRequest | None = None,
-        **options,
-    ) -> GenerateOutput:
-        """A clip that loops seamlessly: generate, rotate by half so the end meets the start in
-        the middle, regenerate a span around that seam, rotate back. (A latent model's loop
-        lasts a whole number of latent frames: the duration rounded up to one.)"""
-        _check_count(n)
-        shape = self._shape(n, duration)
-        request = self._curve_shorthand(self.request(request, **options), shape)
-        self._check_curve_length(request, shape)
-        run = self._resolve(request, n)
-        x = self._sample_new(run, shape)
-        run = dataclasses.replace(run, sampler=request.sampler or INPAINT_SAMPLER)
-        length = x.shape[-1]
-        rolled = torch.roll(x, length // 2, dims=-1)
-        mask = torch.zeros(length, device=x.device)
-        half_seam = max(1, int(length * seam_fraction / 2))
-        mask[length // 2 - half_seam : length // 2 + half_seam] = 1
-        with run.progress(run.steps) as on_step:
-            healed = inpaint(
-                run.model,
-                rolled,
-                mask,
-                run.steps,
-                run.cond,
-                run.noise(),
-                2,
-                shift=run.shift,
-                callback=on_step,
-                sampler=run.sampler,
-            )
-        x = torch.roll(healed, -(length // 2), dims=-1)
-        if self.is_mel:  # vocode three copies and keep the middle, so the wrap-around is seamless in audio too
-            out = self.decode(torch.cat([x, x, x], dim=-1), run.seeds)
-            samples, frames = out.audio.shape[-1] // 3, out.mel.shape[-1] // 3
-            out.audio = out.audio[..., samples : 2 * samples]
-            out.mel = out.mel[..., frames : 2 * frames]
-            return self._finish(out, request)
-        return self._finish(self.decode(x, run.seeds), request)
-
-    def interpolate(
-        self,
-        seed_a: int,
-        seed_b: int,
-        count: int = 5,
-        duration: float | None = None,
-        request: GenerationRequest | None = None,
-        **options,
-    ) -> GenerateOutput:
-        """`count` clips between the clips of two seeds, by spherical interpolation of their
-        starting noise (deterministic samplers give a smooth path; DDIM by default)."""
-        if not isinstance(count, int) or count < 2:
-            raise RequestError(f"count={count}: need at least 2 points")
-        request = self.request(request, **options)
-        _check_seed("seed_a", seed_a)
-        _check_seed("seed_b", seed_b)
-        shape = self._shape(1, duration)
-        run = self._resolve(request, count, default_sampler="ddim")
-        run.seeds = [seed_a] * count
-        a, b = self.initial_noise(shape, [seed_a]), self.initial_noise(shape, [seed_b])
-        x = torch.cat([slerp(a, b, w) for w in torch.linspace(0, 1, count).tolist()])
-        return self._finish(self.decode(self._sample(run, x), run.seeds, self._mel_frames(duration)), request)
+        """Audio `[n, channels, samples]` -> model space (see `audiodiff.spaces`)."""
+        return self.space.encode(audio.to(self.device))
 
 
 def _caller_level() -> int:
@@ -950,126 +551,19 @@ def _caller_level() -> int:
     return level
 
 
-def _number(value) -> float:
-    """`value` as a float; NaN (which every range check refuses) for what is not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _whole(value) -> int | None:
-    """`value` as an int when it is a whole number (not a bool), else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def _check_count(n) -> None:
-    if _whole(n) is None or n < 1:
-        raise RequestError(f"n={n}: must be a whole number of clips, at least 1")
-
-
-def _check_seed(name: str, seed) -> None:
-    if _whole(seed) is None or not 0 <= seed <= MAX_SEED:
-        raise RequestError(f"{name}={seed}: must be a whole number between 0 and 2**63 - 1")
-
-
-def _check_interval(interval) -> tuple[float, float]:
-    """A guidance interval (low, high) of noise levels, checked: 0 <= low <= high <= 1."""
-    try:
-        low, high = (_number(v) for v in interval)
-    except (TypeError, ValueError):
-        low = high = math.nan
-    if not 0.0 <= low <= high <= 1.0:
-        raise RequestError(
-            f"guidance_interval={interval!r}: give two noise levels (low, high) with 0 <= low <= high <= 1, "
-            "e.g. (0.3, 1.0) to guide only the noisier steps; (0, 1) guides every step"
-        )
-    return (low, high)
-
-
-def _seconds(name: str, value) -> float:
-    """A duration in seconds, checked: more than 0 and at most `MAX_SECONDS`."""
-    seconds = _number(value)
-    if not 0 < seconds <= MAX_SECONDS:
-        raise RequestError(f"{name}={seconds:g} s: must be more than 0 and at most {MAX_SECONDS:g} seconds")
-    return seconds
-
-
-def _check_resample_steps(resample_steps) -> None:
-    if _whole(resample_steps) is None or not 1 <= resample_steps <= 100:
-        raise RequestError(
-            f"resample_steps={resample_steps}: must be a whole number between 1 and 100 (RePaint resampling per step)"
-        )
-
-
-INPAINT_SAMPLER = "ddpm"  # RePaint's ancestral steps, unless a request names another sampler
-
-
 @dataclasses.dataclass
-class GenerationRequest:
-    """Every sampling option of one call, resolved once. Pipeline methods take these fields as
-    keyword options (and `request=`); the CLI and the demo build one and pass it.
-    `conditions` and `negatives` map condition names to user values (see `Conditioner.prepare`)."""
-
-    conditions: dict[str, Any] = dataclasses.field(default_factory=dict)
-    negatives: dict[str, Any] = dataclasses.field(default_factory=dict)
-    sampler: str | None = None  # None: the model's (ddpm for inpainting and continuation)
-    steps: int | None = None
-    guidance: float | None = None
-    guidance_interval: tuple[float, float] | None = None  # None: the model's sampling.guidance_interval
-    guide: tuple[str, ...] | None = (
-        None  # guide towards these conditions at `guidance`; the rest asked at `rest_guidance`
-    )
-    rest_guidance: float | None = (
-        None  # None: the model's sampling.rest_guidance (1: the rest followed as asked, unguided)
-    )
-    seed: int = 0
-    normalize: bool = False  # True: scale each clip's peak to NORMALIZE_PEAK (default: the model's level)
-    progress: bool = False
-    callback: Callable[[dict], None] | None = None
-
-    @classmethod
-    def of(cls, request: GenerationRequest | None = None, **options) -> GenerationRequest:
-        """`request` with keyword options on top: the fields above, `negative_<condition>=` and
-        any other name as a condition. A None option means "not given"."""
-        request = request or cls()
-        fields = {f.name for f in dataclasses.fields(cls)} - {"conditions", "negatives"}
-        conditions, negatives, settings = dict(request.conditions), dict(request.negatives), {}
-        for key, value in options.items():
-            if value is None:
-                continue
-            if key in fields:
-                settings[key] = value
-            elif key.startswith("negative_"):
-                negatives[key[len("negative_") :]] = value
-            else:
-                conditions[key] = value
-        for key in ("steps", "seed"):
-            if isinstance(settings.get(key), float) and settings[key].is_integer():
-                settings[key] = int(settings[key])
-        return dataclasses.replace(request, conditions=conditions, negatives=negatives, **settings)
-
-
-@dataclasses.dataclass
-class _Sampling:
-    """A request made concrete for one batch (see `Pipeline._resolve`)."""
+class _Run:
+    """Resolved settings made concrete for one batch (see `Pipeline._run`)."""
 
     model: Callable
     cond: dict
-    steps: int
-    sampler: str
-    seeds: list[int]
-    request: GenerationRequest
-    shift: float
+    settings: Resolved
+    show_progress: bool = False
+    callback: Callable[[dict], None] | None = None
 
     def noise(self, offset: int = 10_000_019) -> Callable[[torch.Tensor], torch.Tensor]:
         """Fresh noise per item from its own generator, so items do not depend on the batch."""
-        generators = [torch.Generator().manual_seed(s + offset) for s in self.seeds]
+        generators = [torch.Generator().manual_seed(s + offset) for s in self.settings.seeds]
 
         def draw(like: torch.Tensor) -> torch.Tensor:
             return torch.stack([torch.randn(like.shape[1:], generator=g) for g in generators]).to(like)
@@ -1079,8 +573,8 @@ class _Sampling:
     @contextlib.contextmanager
     def progress(self, total: int):
         """Inference mode, a progress bar over `total` steps (if asked) and the request's callback."""
-        bar = tqdm(total=total, disable=not self.request.progress, desc="sampling", unit="step", leave=False)
-        callback = self.request.callback
+        bar = tqdm(total=total, disable=not self.show_progress, desc="sampling", unit="step", leave=False)
+        callback = self.callback
 
         def on_step(info: dict) -> None:
             bar.update(1)

@@ -101,3 +101,18 @@ def test_package_has_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(
         f"{' -> '.join(path)} (modules in this cycle: {', '.join(sorted(group))})" for path, group in cycles
     )
+
+
+def test_training_imports_no_inference_code():
+    """The model layer serves both sides: training modules never import the pipeline or its
+    editing methods at import time (previews import the pipeline when they run)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, audiodiff.train.diffusion, audiodiff.train.distill, audiodiff.train.trainer, "
+        "audiodiff.train.vocoder, audiodiff.train.autoencoder;"
+        "print(sorted(m for m in sys.modules if m in ('audiodiff.pipeline', 'audiodiff.editing', 'audiodiff.demo')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -14,6 +14,7 @@ from audiodiff.config import AutoencoderRunConfig, ConfigError, DistillRunConfig
 from audiodiff.data.dataset import make_dataset, scan_items
 from audiodiff.latent import Autoencoder
 from audiodiff.pipeline import AUTOENCODER_FOLDER, Pipeline
+from audiodiff.spaces import Latent
 from audiodiff.train.autoencoder import AutoencoderTask
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.distill import DistillTask
@@ -196,7 +197,9 @@ def test_a_student_of_a_latent_teacher_keeps_its_autoencoder(latent_run, synth_d
     )
     Trainer(DistillTask(config, verbose=False), config.train, progress=False).fit()
     student = Pipeline.from_pretrained(tmp_path / "student")
-    assert student.is_latent and student.generate(label="chirp", guidance=2.0, steps=2).audio.shape[0] == 1
+    assert (
+        isinstance(student.space, Latent) and student.generate(label="chirp", guidance=2.0, steps=2).audio.shape[0] == 1
+    )
 
 
 def test_bad_latent_configs_are_refused_with_the_fix(synth_dir, autoencoder_run, tmp_path):

@@ -14,6 +14,7 @@ from audiodiff.data.builders import build_digits, build_notes
 from audiodiff.data.builders import notes as notes_module
 from audiodiff.data.synth import build_synthetic, synth_clip
 from audiodiff.pipeline import Pipeline
+from audiodiff.spaces import Latent
 from tests.util import write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,7 +305,7 @@ def test_digits_latent_recipe(tmp_path, data):
     """The autoencoder recipe, then the latent digits recipe on its latents; the checkpoint carries the autoencoder."""
     autoencoder = train_recipe("mel-vae-16k", data("synth"), tmp_path / "ae", "data.split=null")
     run = train_recipe("digits-latent", data("digits"), tmp_path / "latent", f"data.autoencoder={autoencoder}")
-    assert Pipeline.from_pretrained(run).is_latent
+    assert isinstance(Pipeline.from_pretrained(run).space, Latent)
     generate_one(run, label="seven", text="the word seven, said slowly")
 
 

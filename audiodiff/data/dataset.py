@@ -93,15 +93,12 @@ class AudioDataset(Dataset):
         autoencoder=None,
         curve_hop: int | None = None,
     ):
-        if cfg.representation != "wave" and mel_spec is None:
-            raise DatasetError(f"a {cfg.representation} dataset needs a MelSpec")
-        if cfg.representation != "wave" and mel_spec.sample_rate != cfg.sample_rate:
-            raise DatasetError(
-                f"data.sample_rate={cfg.sample_rate} differs from mel.sample_rate={mel_spec.sample_rate}; make them equal"
-            )
         self.items = items
         self.cfg = cfg
-        self.loader = ItemLoader(cfg, mel_spec, autoencoder, curve_hop)
+        try:
+            self.loader = ItemLoader(cfg, mel_spec, autoencoder, curve_hop)
+        except ValueError as error:  # the space's parts do not fit the data settings
+            raise DatasetError(str(error)) from None
         self.mel_spec = self.loader.mel_spec
         self.label_index = {label: i for i, label in enumerate(labels)}
 

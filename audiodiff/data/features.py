@@ -41,6 +41,7 @@ from audiodiff.audio import (
 from audiodiff.checkpoint import write_atomic
 from audiodiff.config import DataConfig
 from audiodiff.data.items import AudioItem
+from audiodiff.spaces import space_for
 
 __all__ = ["FeatureCache", "ItemLoader", "NORMALIZERS", "decode_audio_bytes"]
 
@@ -106,10 +107,8 @@ class ItemLoader:
     def __init__(self, cfg: DataConfig, mel_spec: MelSpec | None, autoencoder=None, curve_hop: int | None = None):
         self.cfg = cfg
         self.curve_hop = curve_hop
-        self.mel_spec = mel_spec if cfg.representation in ("mel", "latent") else None
-        self.autoencoder = autoencoder if cfg.representation == "latent" else None
-        if cfg.representation == "latent" and autoencoder is None:
-            raise ValueError("a latent dataset needs the autoencoder that encodes its mels")
+        self.space = space_for(cfg, mel_spec, autoencoder=autoencoder)
+        self.mel_spec = self.space.mel_spec
         self.curves = tuple(cfg.curves)
         self.curve_method = cfg.curve_method
         if self.curves and self.curve_method == "auto":
@@ -122,29 +121,28 @@ class ItemLoader:
     def hop(self) -> int:
         """Samples per curve frame: the mel hop, or for waveforms `curve_hop` if given (a vocoder's
         mel hop), else the bundled frame rate's."""
-        if self.mel_spec is not None:
-            return self.mel_spec.hop_length
         if self.curve_hop is not None:
-            return self.curve_hop
+            return self.space.curve_hop(self.curve_hop)
         from audiodiff.controls import FRAME_RATE
 
-        return max(1, round(self.cfg.sample_rate / FRAME_RATE))
+        return self.space.curve_hop(max(1, round(self.cfg.sample_rate / FRAME_RATE)))
 
     def settings(self) -> dict:
         """Everything the full-length features depend on (the cache folder's key)."""
         curves = (
             {"curves": list(self.curves), "curve_method": self.curve_method, "hop": self.hop} if self.curves else {}
         )
+        space = self.space.settings()
         return {
             **curves,
             "version": CACHE_VERSION,
-            "representation": self.cfg.representation,
+            "representation": space["representation"],
             "sample_rate": self.cfg.sample_rate,
             "channels": self.cfg.channels,
             "normalize": self.cfg.normalize,
-            "min_samples": self.cfg.segment_samples if self.mel_spec is not None else 0,
-            "mel": self.mel_spec.to_dict() if self.mel_spec is not None else None,
-            **({"autoencoder": self.autoencoder.digest()} if self.autoencoder is not None else {}),
+            "min_samples": self.space.encode_padding(self.cfg.segment_samples),
+            "mel": space.get("mel"),
+            **({"autoencoder": space["autoencoder"]} if "autoencoder" in space else {}),
         }
 
     def audio(self, item: AudioItem, data: bytes | None = None) -> torch.Tensor:
@@ -158,13 +156,10 @@ class ItemLoader:
     def compute(self, item: AudioItem, data: bytes | None = None) -> dict[str, torch.Tensor]:
         """The full-length features of `item`, computed now (no cache): `{"x": ..., <curve>: [frames]}`."""
         audio = self.audio(item, data)
-        if self.mel_spec is not None:
-            missing = self.cfg.segment_samples - audio.shape[-1]
-            if missing > 0:
-                audio = F.pad(audio, (0, missing))
-        out = {"x": audio if self.mel_spec is None else self.mel_spec(audio)}
-        if self.autoencoder is not None:
-            out["x"] = self.autoencoder.encode(out["x"][None])[0].cpu()
+        missing = self.space.encode_padding(self.cfg.segment_samples) - audio.shape[-1]
+        if missing > 0:
+            audio = F.pad(audio, (0, missing))
+        out = {"x": self.space.features(audio)}
         if self.curves:
             from audiodiff.controls import extract, resample_curve
 
@@ -188,11 +183,7 @@ class ItemLoader:
     @property
     def segment_length(self) -> int:
         """The crop length along the last axis: samples, mel frames or latent frames."""
-        samples = self.cfg.segment_samples
-        if self.mel_spec is None:
-            return samples
-        frames = self.mel_spec.num_frames(samples)
-        return frames if self.autoencoder is None else -(-frames // self.autoencoder.config.time_down)
+        return self.space.length(self.cfg.segment_samples)
 
     def segment(self, item: AudioItem, seed: int | None = None, data: bytes | None = None) -> torch.Tensor:
         """A crop of the segment length; `seed` fixes where (None: the global RNG)."""
@@ -207,7 +198,7 @@ class ItemLoader:
         x, length = features["x"], self.segment_length
         have = x.shape[-1]
         start = 0
-        per_frame = 1 if self.mel_spec is not None else self.hop
+        per_frame = max(1, self.hop // self.space.samples_per_position)  # positions per curve frame
         if have > length and self.cfg.random_crop:
             start = int(torch.randint(0, have - length + 1, (1,), generator=generator))
             if self.curves:  # a waveform crop starts on a curve frame, so its curves line up with it

@@ -30,6 +30,7 @@ from audiodiff.errors import UserError
 
 __all__ = [
     "Condition",
+    "ConditionSpec",
     "ConditioningConfig",
     "Conditioner",
     "ConditionError",
@@ -229,6 +230,51 @@ class PretrainedTextEncoder(nn.Module):
 TEXT_ENCODERS = {"builtin": TextEncoder, "minilm": PretrainedTextEncoder}
 
 
+@dataclasses.dataclass(frozen=True)
+class ConditionSpec:
+    """What a front-end needs to offer a condition without knowing its type: the CLI builds its
+    `--cond NAME=VALUE` help from these, the demo its widgets. Validation stays in
+    `Condition.check`; `low`/`high` are the trained range (widget limits), `choices` the labels."""
+
+    name: str
+    kind: str  # "label", "text", "number", "curve", or a new type's own
+    help: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    null: str = "left out: unconditional"
+
+    def parse_text(self, text: str):
+        """A value typed on the command line -> the value `check` takes."""
+        if self.kind == "number":
+            try:
+                return float(text)
+            except ValueError:
+                raise ConditionError(f"--cond {self.name}={text!r}: expected a number, e.g. {self.name}=60") from None
+        if self.kind == "curve":
+            try:
+                return [float(part) for part in text.split(",")]
+            except ValueError:
+                raise ConditionError(
+                    f"--cond {self.name}={text!r}: expected numbers separated by commas (NaN where not given)"
+                ) from None
+        return text
+
+    def describe(self) -> str:
+        """One line for help texts."""
+        parts = [f"{self.name} ({self.kind}): {self.help}"]
+        if self.choices:
+            shown = ", ".join(self.choices[:12]) + (", ..." if len(self.choices) > 12 else "")
+            parts.append(f"one of {shown}")
+        if self.low is not None:
+            parts.append(f"trained on {self.low:g}..{self.high:g}{' ' + self.unit if self.unit else ''}")
+        return "; ".join(parts)
+
+
+NUMBER_UNITS = {"pitch": "MIDI", "velocity": "MIDI velocity", "decay": "s", "peak_db": "dB", "centroid": "Hz"}
+
+
 class Condition(nn.Module):
     """One input a model is conditioned on. It owns everything about that input: its null value
     (the "absent" that classifier-free guidance compares against), training dropout, turning user
@@ -253,6 +299,10 @@ class Condition(nn.Module):
 
     def check(self, item):
         """One user value -> its stored form, or a ConditionError naming the value and the fix."""
+        raise NotImplementedError
+
+    def spec(self) -> ConditionSpec:
+        """How front-ends offer this condition (see `ConditionSpec`)."""
         raise NotImplementedError
 
     def keep(self, values, keep: torch.Tensor, device=None, generator: torch.Generator | None = None):
@@ -287,6 +337,9 @@ class LabelCondition(Condition):
             return self.labels.index(str(label))
         raise ConditionError(f"unknown label {label!r}; this model knows {self.labels}")
 
+    def spec(self) -> ConditionSpec:
+        return ConditionSpec("label", "label", "the class to generate", choices=tuple(self.labels))
+
     def forward(self, values, device):
         values = values.to(device)
         return self.embed(torch.where(values < 0, torch.full_like(values, len(self.labels)), values)), None
@@ -317,6 +370,9 @@ class TextCondition(Condition):
     def keep(self, values, keep: torch.Tensor, device=None, generator=None) -> list[str]:
         return [text if k else self.null_value for text, k in zip(values, keep.tolist())]
 
+    def spec(self) -> ConditionSpec:
+        return ConditionSpec("text", "text", "a caption, in the words of the training captions", null='"" (no caption)')
+
     def forward(self, values, device):
         tokens, mask, pooled = self.encoder(list(values), device)
         return self.proj(pooled), (tokens, mask)
@@ -343,6 +399,10 @@ class NumberCondition(Condition):
         if not math.isnan(number) and not (low - 0.5 * span <= number <= high + 0.5 * span):
             raise ConditionError(f"{self.name}={number:g} is far outside the trained range [{low:g}, {high:g}]")
         return number
+
+    def spec(self) -> ConditionSpec:
+        unit = NUMBER_UNITS.get(self.name, "")
+        return ConditionSpec(self.name, "number", f"a number ({self.name})", low=self.low, high=self.high, unit=unit)
 
     def forward(self, values, device):
         values = values.to(device).float()
@@ -402,7 +462,7 @@ class CurveCondition(Condition):
 
     def __init__(self, name: str, cfg: CurveConfig, embed_dim: int, local: LocalSpec):
         super().__init__(name)
-        self.cfg, self.spec = cfg, local
+        self.cfg, self.layout = cfg, local
         self.mel = local.mel if local.dims == 2 else None
         self.maps = 4 if name == "f0" and self.mel is not None else 3 if name == "f0" else 2
         self.mlp = nn.Sequential(nn.Linear(4, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
@@ -461,6 +521,12 @@ class CurveCondition(Condition):
             )
         return row
 
+    def spec(self) -> ConditionSpec:
+        unit = "Hz, 0 = unvoiced" if self.name == "f0" else "dB full scale"
+        return ConditionSpec(
+            self.name, "curve", f"a curve over the clip ({unit}), any number of frames", unit=unit, null="NaN frames"
+        )
+
     def keep(self, values, keep: torch.Tensor, device=None, generator=None) -> torch.Tensor:
         values = values.to(device).float().clone()
         keep = keep.to(values.device)
@@ -501,7 +567,7 @@ class CurveCondition(Condition):
     def feature_maps(self, values: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         """`[batch, maps, *size]` (size = the unpadded input's spatial shape)."""
         frames = size[-1]
-        if self.spec.dims == 1:  # a waveform: the curve's frames spread over the samples
+        if self.layout.dims == 1:  # a waveform: the curve's frames spread over the samples
             hop = max(1, round(frames / max(1, values.shape[-1])))
             values = resample_frames(values, max(1, frames // hop), log=self.name == "f0")
             values = values.repeat_interleave(hop, -1)
@@ -516,7 +582,7 @@ class CurveCondition(Condition):
         else:
             rows = [given.float(), torch.where(given, (values + 40.0) / 20.0, torch.zeros_like(values))]
         maps = torch.stack(rows, 1)  # [batch, maps, frames]
-        if self.spec.dims == 1:
+        if self.layout.dims == 1:
             return maps
         maps = maps[:, :, None].expand(-1, -1, size[0], -1)
         if self.name == "f0" and self.mel is not None:
@@ -546,7 +612,7 @@ class CurveCondition(Condition):
         """What this curve adds to the first feature map (for a batch that gives it nowhere,
         the convolution's bias: what all-null maps give, without drawing them)."""
         if values is None or not torch.isfinite(values).any():
-            return self.conv.bias.view(1, -1, *[1] * self.spec.dims)
+            return self.conv.bias.view(1, -1, *[1] * self.layout.dims)
         values = values.float()
         if not self.cfg.motion:
             return self.conv(prepare(self.feature_maps(values, size)))
@@ -659,6 +725,10 @@ class Conditioner(nn.Module):
                 part = condition.local(cond.get(name), size, prepare)
                 total = part if total is None else total + part
         return total
+
+    def specs(self) -> list[ConditionSpec]:
+        """How front-ends offer each condition, in the model's order."""
+        return [condition.spec() for condition in self.conditions.values()]
 
     def prepare(self, batch: int, **values) -> dict:
         """User values (a label name or index, a caption, numbers; one value or one per item)

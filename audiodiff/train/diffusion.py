@@ -17,8 +17,9 @@ from audiodiff.config import DiffusionRunConfig, TrainConfig, to_dict
 from audiodiff.data.dataset import DatasetError, collate, make_dataset, scan_items
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.models.conditioning import tokenize
-from audiodiff.pipeline import AUTOENCODER_FOLDER, Pipeline, build_model
+from audiodiff.models.diffusion import build_model
 from audiodiff.plots import plot_spectrograms
+from audiodiff.spaces import AUTOENCODER_FOLDER, space_class
 from audiodiff.train.init import adopt_source, load_source, load_source_weights
 from audiodiff.train.trainer import StepContext, adamw
 
@@ -62,7 +63,7 @@ def resolve_conditioning(config: DiffusionRunConfig, items) -> DiffusionRunConfi
 def load_autoencoder(config: DiffusionRunConfig, given=None):
     """The autoencoder of a latent run (`given`, or `data.autoencoder` loaded), checked against
     the run's MelSpec and input channels; None for mel and waveform runs."""
-    if config.data.representation != "latent":
+    if "autoencoder" not in space_class(config.data).parts:
         return None
     from audiodiff.checkpoint import CheckpointError
     from audiodiff.config import ConfigError
@@ -152,8 +153,11 @@ class DiffusionTask:
 
     def preview(self, module: nn.Module, out_dir: Path, step: int) -> None:
         """A few samples from the EMA weights: wavs and one spectrogram grid."""
+        from audiodiff.pipeline import Pipeline  # previews are inference: the pipeline composes them
+
         config = self.config
-        if config.sampling.vocoder != "griffin_lim" and self.preview_vocoder is None:
+        wants_vocoder = "vocoder" in space_class(config.data).parts
+        if wants_vocoder and config.sampling.vocoder != "griffin_lim" and self.preview_vocoder is None:
             from audiodiff.vocoder import Vocoder
 
             self.preview_vocoder = Vocoder.from_pretrained(config.sampling.vocoder, config.mel)

@@ -20,10 +20,11 @@ from audiodiff.config import (
     from_dict,
     to_dict,
 )
-from audiodiff.diffusion.distill import GUIDANCE, consistency_loss, guidance_loss, progressive_loss
+from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
-from audiodiff.pipeline import Pipeline
+from audiodiff.models.diffusion import DiffusionModel
+from audiodiff.models.distillation import DistillStep, distill_method
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.init import InitError, load_source_weights
 from audiodiff.train.trainer import StepContext, TrainingError
@@ -34,7 +35,7 @@ __all__ = ["DistillTask", "student_config"]
 def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> DiffusionRunConfig:
     """The student's run config: the teacher's, the recipe's overrides, a guidance input for
     guidance distillation, the `student` record and the step count it samples with."""
-    method = run.distill.method
+    method = distill_method(run.distill.method)
     data = to_dict(teacher)
     composed = {name: to_dict(SamplingConfig())[name] for name in ("guide", "rest_guidance", "guidance_interval")}
     data["sampling"].update(
@@ -47,33 +48,33 @@ def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> Diffus
     if run.distill.drop_prob is not None:  # one probability for every condition; the guidance scale is never dropped
         data["conditioning"]["drop_prob"] = run.distill.drop_prob
         data["conditioning"]["drop"] = {name: p for name, p in data["conditioning"]["drop"].items() if name == GUIDANCE}
-    if method == "guidance":
+    if method.guidance_input:
         guidance_range = [float(v) for v in run.distill.guidance_range]
         data["conditioning"]["numbers"][GUIDANCE] = guidance_range
         data["conditioning"]["drop"][GUIDANCE] = 0.0
-        steps = run.sampling.get("steps", teacher.sampling.steps)
-    else:
-        steps = run.distill.student_steps
-        sampler = run.sampling.get("sampler", "consistency" if method == "consistency" else "ddim")
-        data["sampling"] = {**data["sampling"], "sampler": sampler, "steps": steps}
-        if guidance_range is None:  # guidance baked in: the conditional prediction is already guided, one call per step
-            data["sampling"]["guidance"] = run.sampling.get("guidance", 1.0)
+    steps = run.distill.student_steps if method.fixed_steps else run.sampling.get("steps", teacher.sampling.steps)
+    if method.sampler is not None:
+        data["sampling"] = {**data["sampling"], "sampler": run.sampling.get("sampler", method.sampler), "steps": steps}
+    if not method.guidance_input and guidance_range is None:
+        # guidance baked in: the conditional prediction is already guided, one call per step
+        data["sampling"]["guidance"] = run.sampling.get("guidance", 1.0)
     base = (teacher.student.base or teacher.student.teacher) if teacher.student else run.distill.teacher
-    data["student"] = to_dict(StudentConfig(run.distill.teacher, base, method, steps, guidance_range))
+    data["student"] = to_dict(StudentConfig(run.distill.teacher, base, method.name, steps, guidance_range))
     return from_dict(DiffusionRunConfig, data)
 
 
 class DistillTask(DiffusionTask):
     def __init__(self, config: DistillRunConfig, verbose: bool = True):
         self.run, self.verbose = config, verbose
-        self.teacher = Pipeline.from_pretrained(config.distill.teacher)
-        if config.distill.method != "guidance" and config.distill.student_steps < 1:
+        self.method = distill_method(config.distill.method)
+        self.teacher = DiffusionModel.from_pretrained(config.distill.teacher)
+        if self.method.fixed_steps and config.distill.student_steps < 1:
             raise TrainingError(f"distill.student_steps={config.distill.student_steps}: must be at least 1")
         if config.distill.drop_prob is not None and not 0 <= config.distill.drop_prob < 1:
             raise TrainingError(
                 f"distill.drop_prob={config.distill.drop_prob}: a probability in [0, 1), or null for the teacher's"
             )
-        if config.distill.method == "consistency" and config.distill.intervals < 1:
+        if config.distill.intervals < 1:
             raise TrainingError(
                 f"distill.intervals={config.distill.intervals}: the consistency grid needs at least 1 interval"
             )
@@ -83,7 +84,7 @@ class DistillTask(DiffusionTask):
         super().build(device, cfg)
         teacher = self.teacher.model.to(device).eval().requires_grad_(False)
         self.teacher_model = OBJECTIVES[self.teacher.config.diffusion.objective].as_model(teacher)
-        if self.run.distill.method != "guidance" and GUIDANCE not in teacher.conditioner.conditions:
+        if not self.method.guidance_input and GUIDANCE not in teacher.conditioner.conditions:
             # a teacher without a guidance input: distil its guided prediction at one fixed scale
             self.teacher_model = guided(self.teacher_model, self.run.distill.guidance)
         if self.run.distill.init_from_teacher:
@@ -114,25 +115,15 @@ class DistillTask(DiffusionTask):
         cond.pop(GUIDANCE, None)
         student = OBJECTIVES[self.config.diffusion.objective].as_model(self.net)
         shift = self.config.diffusion.shift
+        guidance_range = self.config.student.guidance_range
+        if not self.method.guidance_input and guidance_range is not None:
+            low, high = guidance_range  # the student of a guidance student keeps its scale input
+            cond[GUIDANCE] = (low + (high - low) * torch.rand(x.shape[0], generator=ctx.generator)).to(self.device)
+        step = DistillStep(
+            student, self.teacher_model, x, cond, self.run.distill, self.config.student.steps, shift, ctx.generator
+        )
         with ctx.autocast():
-            if self.run.distill.method == "guidance":
-                loss = guidance_loss(
-                    student, self.teacher_model, x, cond, tuple(self.run.distill.guidance_range), shift, ctx.generator
-                )
-            else:
-                guidance_range = self.config.student.guidance_range
-                if guidance_range is not None:  # the student of a guidance student keeps its scale input
-                    low, high = guidance_range
-                    scale = low + (high - low) * torch.rand(x.shape[0], generator=ctx.generator)
-                    cond[GUIDANCE] = scale.to(self.device)
-                if self.run.distill.method == "consistency":
-                    loss = consistency_loss(
-                        student, self.teacher_model, x, cond, self.run.distill.intervals, shift, ctx.generator
-                    )
-                else:
-                    loss = progressive_loss(
-                        student, self.teacher_model, x, cond, self.config.student.steps, shift, ctx.generator
-                    )
+            loss = self.method.loss(step)
         ctx.backward(loss, self.model, self.optimizer)
         return {"loss": float(loss.detach())}
 

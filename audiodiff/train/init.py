@@ -17,6 +17,7 @@ import torch.nn as nn
 from audiodiff.config import DiffusionRunConfig, to_dict
 from audiodiff.errors import UserError
 from audiodiff.models.conditioning import UNK
+from audiodiff.spaces import space_class
 
 __all__ = ["InitError", "adopt_source", "load_source_weights", "load_source"]
 
@@ -29,12 +30,12 @@ class InitError(UserError, ValueError):
 
 
 def load_source(name_or_path: str):
-    """The pretrained pipeline (no vocoder loaded) that `train.init_from` names."""
+    """The pretrained model (no vocoder loaded) that `train.init_from` names."""
     from audiodiff.checkpoint import CheckpointError
-    from audiodiff.pipeline import Pipeline
+    from audiodiff.models.diffusion import DiffusionModel
 
     try:
-        return Pipeline.from_pretrained(name_or_path, vocoder="griffin_lim")
+        return DiffusionModel.from_pretrained(name_or_path)
     except CheckpointError as error:
         raise InitError(f"train.init_from={name_or_path!r}: {error}") from None
 
@@ -43,7 +44,7 @@ def adopt_source(
     config: DiffusionRunConfig, source: DiffusionRunConfig, name: str, verbose: bool = True
 ) -> DiffusionRunConfig:
     """The run's config with the source's architecture, MelSpec and diffusion settings."""
-    if source.data.representation != config.data.representation:
+    if space_class(source.data) is not space_class(config.data):
         raise InitError(
             f"train.init_from={name!r} is a {source.data.representation} model and this run trains on "
             f"{config.data.representation}; set data.representation={source.data.representation} or choose another source"
@@ -53,7 +54,7 @@ def adopt_source(
             f"train.init_from={name!r} works at {source.data.sample_rate} Hz and this run at {config.data.sample_rate} Hz; "
             f"set data.sample_rate={source.data.sample_rate} (files are resampled on loading)"
         )
-    if source.data.representation == "wave" and source.data.channels != config.data.channels:
+    if source.data.channels != config.data.channels:
         raise InitError(
             f"train.init_from={name!r} has {source.data.channels} channel(s); set data.channels={source.data.channels}"
         )

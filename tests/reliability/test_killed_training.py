@@ -57,8 +57,12 @@ def _kill_when_due(kind: str, process, run, launched: float, resumed_step: int, 
         assert wait_for(reached, 120, process=process), target
         time.sleep(rng.uniform(0, 0.1))
         moment = {"after_step": target}
-    else:
-        time.sleep(rng.uniform(0.05, 0.6))  # start-up: imports are preloaded, so this is scan, build and resume
+    else:  # start-up: imports are preloaded, so this is scan, build and resume
+        deadline = launched + rng.uniform(0.05, 0.6)
+        log = run / "log.jsonl"
+        # on a fast machine the few steps left can finish inside the window: kill at the first step at the latest
+        while time.time() < deadline and not (log.is_file() and log.stat().st_mtime > launched):
+            time.sleep(0.005)
         moment = {"seconds_after_start": round(time.time() - launched, 2)}
     moment["logged_step"] = logged_steps(run)
     if kind == "write":

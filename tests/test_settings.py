@@ -1,0 +1,96 @@
+"""One resolved request: `GenerateOutput.settings` is what was used, and a clip's sidecar makes
+the same clip again."""
+
+import json
+
+import pytest
+import soundfile
+import torch
+
+from audiodiff.cli import main
+from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.request import GenerationRequest, RequestError
+from tests.util import tiny_config
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    config = tiny_config(
+        tmp_path,
+        tmp_path / "run",
+        conditioning={"labels": ["low", "high"], "numbers": {"pitch": [40, 90]}},
+        sampling={"steps": 6, "sampler": "ddim", "guidance": 2.5, "guide": ["label"], "rest_guidance": 1.5},
+    )
+    torch.manual_seed(0)
+    model = build_model(config)
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=0.02)
+    return Pipeline(model, config)
+
+
+def test_settings_with_defaults_are_the_models(pipe):
+    settings = pipe.generate(label="low", n=2, seed=3).settings
+    assert (settings.sampler, settings.steps, settings.guidance) == ("ddim", 6, 2.5)
+    assert settings.guidance_interval == (0.0, 1.0) and settings.seeds == (3, 4)
+    assert settings.guide == ("label",) and settings.rest == {}  # the model's guide, with nothing else asked
+    assert settings.conditions == {"label": "low"} and settings.negatives == {}
+
+
+def test_settings_with_every_option_given_are_the_calls(pipe):
+    out = pipe.generate(
+        label="high",
+        pitch=60,
+        negative_label="low",
+        steps=3,
+        sampler="euler",
+        guidance=0.0,
+        guidance_interval=(0.2, 0.9),
+        seed=11,
+        normalize=True,
+    )
+    settings = out.settings
+    assert (settings.sampler, settings.steps, settings.guidance, settings.seed) == ("euler", 3, 0.0, 11)
+    assert settings.guidance_interval == (0.2, 0.9) and settings.normalize
+    assert settings.rest == {"label": "low"} and settings.conditions == {"label": "high", "pitch": 60}
+    guided = pipe.generate(label="high", pitch=60, steps=3, seed=11).settings  # the model's guide applies
+    assert guided.guide == ("label",) and guided.rest == {"pitch": 60} and guided.rest_guidance == 1.5
+
+
+def test_settings_make_the_same_audio_again(pipe):
+    first = pipe.generate(label="high", pitch=70, steps=3, seed=5, guidance=3.0)
+    again = pipe.generate(request=GenerationRequest.from_settings(json.loads(first.settings.to_json())))
+    assert torch.equal(first.audio, again.audio) and again.settings == first.settings
+
+
+def test_a_bad_setting_is_refused_before_sampling(pipe):
+    with pytest.raises(RequestError, match="guidance_interval"):
+        pipe.resolve(guidance_interval=(0.8, 0.2))
+
+
+def test_generate_writes_a_sidecar_that_regenerates_the_clip_bit_for_bit(pipe, tmp_path):
+    checkpoint = pipe.save_pretrained(tmp_path / "model")
+    out = tmp_path / "clips"
+    assert main(["generate", "--checkpoint", str(checkpoint), "--cond", "label=high", "--cond", "pitch=65",
+                 "--steps", "3", "--n", "2", "--seed", "9", "--out", str(out)]) == 0  # fmt: skip
+    sidecar = json.loads((out / "sample_1.json").read_text())
+    assert sidecar["index"] == 1 and sidecar["settings"]["seeds"] == [9, 10]
+    assert sidecar["settings"]["conditions"] == {"label": "high", "pitch": 65.0}
+    assert main(["generate", "--settings", str(out / "sample_1.json"), "--out", str(tmp_path / "again.wav")]) == 0
+    original, _ = soundfile.read(out / "sample_1.wav", dtype="int16")
+    again, _ = soundfile.read(tmp_path / "again.wav", dtype="int16")
+    assert (original == again).all()
+
+
+def test_cli_help_lists_the_models_conditions_from_their_specs(pipe, tmp_path, capsys):
+    checkpoint = pipe.save_pretrained(tmp_path / "model")
+    with pytest.raises(SystemExit):
+        main(["generate", "--checkpoint", str(checkpoint), "--help"])
+    text = capsys.readouterr().out
+    assert "label (label): the class to generate; one of low, high" in text
+    assert "pitch (number)" in text and "trained on 40..90 MIDI" in text
+
+
+def test_cond_names_a_condition_the_model_takes(pipe, tmp_path, capsys):
+    checkpoint = pipe.save_pretrained(tmp_path / "model")
+    code = main(["generate", "--checkpoint", str(checkpoint), "--cond", "loudness=3", "--out", str(tmp_path / "x.wav")])
+    assert code == 2 and "this model takes ['label', 'pitch']" in capsys.readouterr().err

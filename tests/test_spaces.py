@@ -1,0 +1,104 @@
+"""Spaces own the representation: shapes, encode/decode and masks, mono and stereo, and nothing
+outside them tests which representation a model has."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiodiff.audio import MelSpec
+from audiodiff.latent import Autoencoder
+from audiodiff.models.autoencoder import AutoencoderModelConfig, MelAutoencoder
+from audiodiff.pipeline import Pipeline, build_model
+from audiodiff.spaces import Latent, Mel, Wave
+from tests.util import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_AUTOENCODER = {"channels": 8, "channel_mults": [1, 2, 2], "latent_channels": 4}
+
+
+def small_autoencoder() -> Autoencoder:
+    torch.manual_seed(0)
+    return Autoencoder(MelAutoencoder(AutoencoderModelConfig(**SMALL_AUTOENCODER)), MelSpec())
+
+
+def stereo_pipe(tmp_path, representation: str) -> Pipeline:
+    dims = 1 if representation == "wave" else 2
+    in_channels = {"wave": 2, "mel": 2, "latent": 2 * SMALL_AUTOENCODER["latent_channels"]}[representation]
+    data = {"channels": 2, "representation": representation}
+    if representation == "latent":
+        data["autoencoder"] = "unused-in-this-test"
+    config = tiny_config(tmp_path, tmp_path / "run", dims=dims, data=data, model={"in_channels": in_channels})
+    torch.manual_seed(0)
+    model = build_model(config)
+    autoencoder = small_autoencoder() if representation == "latent" else None
+    return Pipeline(model, config, autoencoder=autoencoder)
+
+
+@pytest.mark.parametrize("representation", ["wave", "mel", "latent"])
+def test_stereo_models_generate_two_channels_in_every_space(tmp_path, representation):
+    pipe = stereo_pipe(tmp_path, representation)
+    out = pipe.generate(n=2, steps=2, seed=1)
+    assert out.audio.shape[:2] == (2, 2) and torch.isfinite(out.audio).all()
+    assert not torch.equal(out.audio[:, 0], out.audio[:, 1])  # two channels, not one copied
+
+
+@pytest.mark.parametrize("representation", ["wave", "mel", "latent"])
+def test_stereo_edits_keep_both_channels(tmp_path, representation):
+    pipe = stereo_pipe(tmp_path, representation)
+    audio = torch.randn(2, 8000) * 0.1
+    out = pipe.inpaint(audio, sample_rate=16000, start=0.1, end=0.2, steps=2)
+    assert out.audio.shape[:2] == (1, 2)
+    kept = int(0.05 * 16000)
+    assert torch.equal(out.audio[0, :, :kept], audio[:, :kept])  # the kept audio, both channels, unchanged
+
+
+def test_spaces_map_lengths_and_masks_onto_their_axis():
+    spec = MelSpec()
+    wave, mel, latent = Wave(16000, 1), Mel(spec), Latent(spec, small_autoencoder())
+    samples = 16000
+    assert wave.shape(3, samples) == (3, 1, 16000)
+    assert mel.shape(3, samples) == (3, 1, 80, 16000 // 256)
+    assert latent.shape(3, samples) == (3, 4, 20, -(-(16000 // 256) // 4))
+    mask = torch.zeros(samples)
+    mask[1000:2000] = 1
+    frames = mel.mask(mask, mel.length(samples))
+    assert frames.shape == (62,) and frames[1000 // 256] == 1 and frames[0] == 0  # widened by one frame
+    assert torch.equal(wave.mask(mask, samples), mask)
+    assert latent.samples_per_position == 256 * 4
+
+
+def test_mel_space_round_trips_through_its_vocoder_per_channel():
+    from audiodiff.vocoder import GriffinLimVocoder
+
+    spec = MelSpec()
+    space = Mel(spec, channels=2, vocoder=GriffinLimVocoder(spec, 8))
+    audio = torch.stack([torch.sin(torch.arange(8192) * 0.05), torch.sin(torch.arange(8192) * 0.2)])[None] * 0.5
+    x = space.encode(audio)
+    assert x.shape == (1, 2, 80, 32)
+    decoded, mel = space.decode(x)
+    assert decoded.shape == (1, 2, 8192) and mel.shape == (1, 80, 32)
+
+
+def test_no_representation_flags_outside_the_spaces():
+    """The representation is asked of a space: no `is_mel` / `is_latent` and no comparison with a
+    representation name outside spaces.py and the config's validation."""
+    pattern = re.compile(r"is_mel|is_latent|representation\s*[!=]=\s*|representation in \(")
+    allowed = {"audiodiff/spaces.py", "audiodiff/config.py"}
+    files = subprocess.run(
+        ["git", "ls-files", "audiodiff", "demo", "benchmarks", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    offenders = [
+        f"{name}:{number}"
+        for name in files
+        if name.endswith(".py") and name not in allowed
+        for number, line in enumerate((ROOT / name).read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not offenders, f"ask the space instead: {offenders}"
