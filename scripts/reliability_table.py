@@ -1,14 +1,19 @@
-"""The README's Reliability table, from what the reliability tests saw.
+"""The reliability table of `docs/reliability.md`, from what the reliability tests saw. Only the
+text between the `<!-- reliability:start -->` and `<!-- reliability:end -->` markers changes.
 
 AUDIODIFF_RELIABILITY_LOG=reliability.jsonl python -m pytest tests/reliability
-python scripts/reliability_table.py reliability.jsonl
+python scripts/reliability_table.py reliability.jsonl [--out docs/reliability.md] [--print]
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
-import sys
+from pathlib import Path
+
+START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rows(records: list[dict]) -> list[tuple[str, int, str]]:
@@ -86,12 +91,36 @@ def rows(records: list[dict]) -> list[tuple[str, int, str]]:
     return out
 
 
+def table(records: list[dict]) -> str:
+    lines = ["| fault or hostile input | trials | what happened |", "|---|---:|---|"]
+    lines += [f"| {what} | {trials} | {result} |" for what, trials, result in rows(records)]
+    return "\n".join(lines) + "\n"
+
+
+def update_page(text: str, section: str) -> str:
+    """`text` with everything between the reliability markers replaced by `section`."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"markers {START} ... {END} not found (in that order); add them where the table goes")
+    return text[: start + len(START)] + "\n" + section + text[end:]
+
+
 def main() -> None:
-    records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-    print("| fault or hostile input | trials | what happened |")
-    print("|---|---:|---|")
-    for what, trials, result in rows(records):
-        print(f"| {what} | {trials} | {result} |")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("log", type=Path, help="the JSONL that AUDIODIFF_RELIABILITY_LOG named")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md", help="the page with the markers")
+    parser.add_argument("--print", action="store_true", help="print the table instead of writing the page")
+    args = parser.parse_args()
+    records = [json.loads(line) for line in args.log.read_text().splitlines() if line.strip()]
+    section = table(records)
+    if args.print:
+        print(section, end="")
+        return
+    try:
+        args.out.write_text(update_page(args.out.read_text(), section))
+    except ValueError as error:
+        raise SystemExit(f"{args.out}: {error}") from None
+    print(f"updated {args.out} ({len(records)} records, {len(section.splitlines()) - 2} rows)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""The README's Figures section is rendered from benchmark JSON, between its markers only."""
+"""The Figures section of docs/results.md is rendered from benchmark JSON, between its markers only."""
 
 import json
 
 import pytest
 
-from benchmarks.figures import END, START, load_results, render, update_readme
+from benchmarks.figures import END, START, load_results, render, section_for, update_page
 
 UNET = {
     "benchmark": "unet_vs_peers",
@@ -97,16 +97,41 @@ def test_load_results_skips_failed_benchmarks_and_prefers_their_own_files(tmp_pa
     assert sorted(load_results(tmp_path)) == ["samplers", "unet_vs_peers"]
 
 
-def test_update_readme_replaces_only_the_text_between_the_markers():
-    readme = f"# Title\n\nintro\n\n{START}\nold figures\n{END}\n\nafter\n"
-    updated = update_readme(readme, "## Figures\nnew\n")
+def test_update_page_replaces_only_the_text_between_the_markers():
+    page = f"# Title\n\nintro\n\n{START}\nold figures\n{END}\n\nafter\n"
+    updated = update_page(page, "## Figures\nnew\n")
     assert updated == f"# Title\n\nintro\n\n{START}\n## Figures\nnew\n{END}\n\nafter\n"
-    assert update_readme(updated, "## Figures\nnew\n") == updated
+    assert update_page(updated, "## Figures\nnew\n") == updated
 
 
-def test_update_readme_without_markers_says_what_to_add():
+def test_update_page_without_markers_says_what_to_add():
     with pytest.raises(ValueError, match="figures:start"):
-        update_readme("# no markers\n", "x")
+        update_page("# no markers\n", "x")
+
+
+def test_contents_link_every_section_by_its_github_anchor():
+    text = render({"unet_vs_peers": UNET, "samplers": SAMPLERS})
+    assert "- [U-Net against peers (same parameter count)](#u-net-against-peers-same-parameter-count)" in text
+    assert "- [Sample quality against sampling steps](#sample-quality-against-sampling-steps)" in text
+    assert text.index("](#sample-quality") < text.index("### U-Net against peers")
+
+
+def test_links_are_relative_to_a_page_in_docs(tmp_path):
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "samplers.json").write_text(json.dumps(SAMPLERS))
+    text = section_for(tmp_path / "docs" / "results.md", results)
+    assert "![Fréchet distance against steps](../benchmarks/results/samplers.png)" in text
+
+
+def test_a_figure_named_by_its_repository_path_is_linked_from_the_page():
+    own = {
+        "figure": "docs/examples/x.png",
+        "real": {"folder": "data/p", "decay_db_median": 30.0},
+        "runs": [{"run": "a", "init_from": None, "steps": 1, "compute_seconds": 60.0, "decay_db_median": 3.0}],
+    }
+    assert "](examples/x.png)" in render({"own_data": own}, images="../benchmarks/results", page="docs/results.md")
+    assert "](docs/examples/x.png)" in render({"own_data": own})
 
 
 def test_notes_pitch_table():

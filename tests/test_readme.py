@@ -1,6 +1,7 @@
-"""The README's generation and editing examples work as written from a fresh clone: each command
-parses, each file a command reads is made by an earlier command, every output lands somewhere
-git ignores, and the Python editing block runs."""
+"""The README's and the docs pages' examples work as written from a fresh clone: each command
+parses, each file a command reads is made by an earlier command (the README first, then docs/*.md
+in name order), every output lands somewhere git ignores, and the README's Python editing block
+runs."""
 
 import re
 import shlex
@@ -14,17 +15,28 @@ from audiodiff.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+PAGES = {
+    "README.md": README,
+    **{f"docs/{page.name}": page.read_text() for page in sorted((ROOT / "docs").glob("*.md"))},
+}
 OWN_FOLDER = "my_audio/"  # the README's stand-in for the reader's own data: outputs there are theirs
 
 
-def bash_commands() -> list[list[str]]:
-    """Every `audiodiff ...` command of the README's bash blocks, as argv without the program."""
+def bash_commands(pages: list[str] | None = None) -> list[list[str]]:
+    """Every `audiodiff ...` command of the bash blocks of `pages` (default: the README, then every
+    docs page), as argv without the program."""
+    return [argv for _, argv in page_commands(pages)]
+
+
+def page_commands(pages: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """(page, argv) for every `audiodiff ...` command of the pages' bash blocks, in order."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words[:1] == ["audiodiff"]:
-                commands.append(words[1:])
+    for page in pages or PAGES:
+        for block in re.findall(r"```bash\n(.*?)```", PAGES[page], re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["audiodiff"]:
+                    commands.append((page, words[1:]))
     return commands
 
 
@@ -33,6 +45,8 @@ def parsed(argv: list[str]):
 
 
 def reads(args) -> list[str]:
+    if args.command == "generate" and args.settings:
+        return [args.settings]
     return [args.input] if args.command in ("vary", "inpaint", "continue", "vocode") else []
 
 
@@ -46,23 +60,31 @@ def writes(args) -> list[str]:
     return [str(out), *extra] + ([str(out.with_suffix(".png"))] if getattr(args, "plot", False) else [])
 
 
+def sidecars(args) -> list[str]:
+    """The settings sidecar `audiodiff generate` writes beside each clip (a file `--settings` reads)."""
+    if args.command != "generate" or args.settings:
+        return []
+    return [str(Path(path).with_suffix(".json")) for path in writes(args) if path.endswith(".wav")]
+
+
 def test_every_readme_command_parses():
-    commands = bash_commands()
+    commands = page_commands()
     assert len(commands) > 20
-    for argv in commands:
+    assert len(bash_commands(["README.md"])) > 10
+    for page, argv in commands:
         try:
             parsed(argv)
         except SystemExit:
-            pytest.fail(f"README: audiodiff {shlex.join(argv)} does not parse")
+            pytest.fail(f"{page}: audiodiff {shlex.join(argv)} does not parse")
 
 
 def test_every_file_a_readme_edit_reads_is_made_by_an_earlier_command():
     made: set[str] = set()
-    for argv in bash_commands():
+    for page, argv in page_commands():
         args = parsed(argv)
         for path in reads(args):
-            assert path in made, f"README: audiodiff {shlex.join(argv)} reads {path}, which no earlier command makes"
-        made.update(writes(args))
+            assert path in made, f"{page}: audiodiff {shlex.join(argv)} reads {path}, which no earlier command makes"
+        made.update(writes(args) + sidecars(args))
 
 
 def test_every_readme_output_is_git_ignored():
