@@ -465,3 +465,135 @@ def plot_class_balance(rows: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Files ffmpeg decodes, bandwidth, free-form licences, bars per field (voices and music)
+
+CONTAINER_MAGIC = ((b"RIFF", "WAV"), (b"OggS", "Ogg"), (b"fLaC", "FLAC"), (b"ID3", "MP3"), (b"FORM", "AIFF"))
+# licence statements of free-form copyright files and album licence texts -> a short name
+LICENCE_PHRASES = (
+    (r"GNU Lesser General Public License.{0,300}?version 2.{0,120}?any later", "LGPL-2+"),
+    (r"GNU General Public License.{0,200}?version 2.{0,120}?(?:any later|or later)", "GPL-2+"),
+    (r"CC-BY-SA-(\d\.\d)(.{0,40}any later)?", "CC-BY-SA-{0}"),
+    (r"CC-BY-(\d\.\d)", "CC-BY-{0}"),
+    (r"Permission is hereby granted, free of charge, to use and distribute", "festvox (free to use, modify and distribute with the notice)"),
+)  # fmt: skip
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The container a file's first bytes announce ("WAV", "Ogg", ...), or None."""
+    return next((name for magic, name in CONTAINER_MAGIC if head.startswith(magic)), None)
+
+
+def _ffmpeg_tool(command: list[str], data: bytes | None) -> bytes:
+    try:
+        done = subprocess.run(command, input=data, capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError):
+        raise ClipSkipped("unreadable audio") from None
+    if done.returncode != 0:
+        raise ClipSkipped("unreadable audio")
+    return done.stdout
+
+
+def probe_audio(source: Path | bytes) -> dict:
+    """ffprobe's facts of a file (or its bytes): container (e.g. "ogg"), codec, sample_rate, channels."""
+    import json
+
+    where = "pipe:0" if isinstance(source, bytes) else str(source)
+    entries = "format=format_name:stream=codec_type,codec_name,sample_rate,channels"
+    out = _ffmpeg_tool(["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", where],
+                       source if isinstance(source, bytes) else None)  # fmt: skip
+    facts = json.loads(out or b"{}")
+    streams = [stream for stream in facts.get("streams", []) if stream.get("codec_type") == "audio"]
+    if not streams or not int(streams[0].get("sample_rate", 0)) or not int(streams[0].get("channels", 0)):
+        raise ClipSkipped("unreadable audio")
+    return {"container": facts.get("format", {}).get("format_name", "?"), "codec": streams[0].get("codec_name", "?"),
+            "sample_rate": int(streams[0]["sample_rate"]), "channels": int(streams[0]["channels"])}  # fmt: skip
+
+
+def decode_with_ffmpeg(
+    source: Path | bytes, sample_rate: int, channels: int, input_format: str | None = None
+) -> np.ndarray:
+    """Decode a file (or its bytes) with ffmpeg into `[channels, samples]` at `sample_rate` (pass the
+    file's own rate and channels to keep them); ClipSkipped("unreadable audio") when it fails or is empty."""
+    where = "pipe:0" if isinstance(source, bytes) else str(source)
+    command = ["ffmpeg", "-v", "error", "-nostdin", *(["-f", input_format] if input_format else []), "-i", where, "-vn",
+               "-f", "f32le", "-acodec", "pcm_f32le", "-ar", str(sample_rate), "-ac", str(channels), "pipe:1"]  # fmt: skip
+    audio = np.frombuffer(_ffmpeg_tool(command, source if isinstance(source, bytes) else None), dtype="<f4")
+    if audio.size < channels or not np.isfinite(audio).all():
+        raise ClipSkipped("unreadable audio")
+    return np.ascontiguousarray(audio[: audio.size // channels * channels].reshape(-1, channels).T)
+
+
+def effective_bandwidth(audio: np.ndarray, sample_rate: int, floor_db: float = 60.0, n_fft: int = 4096) -> int:
+    """Highest frequency (Hz) whose long-term level is within `floor_db` of the loudest band of
+    200-4000 Hz: a codec's low-pass, a low source rate or a dull mix shows as a low figure."""
+    mono = audio.mean(axis=0)
+    count = mono.size // n_fft
+    if count == 0:
+        return 0
+    frames = mono[: count * n_fft].reshape(count, n_fft)[:: max(1, count // 2000)]
+    level = 10 * np.log10((np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2).mean(axis=0) + 1e-20)
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    reference = level[(freqs >= 200) & (freqs <= 4000)].max()
+    return int(freqs[np.flatnonzero(level >= reference - floor_db)[-1]])
+
+
+def licence_in_text(text: str) -> str | None:
+    """The licences a free-form text states, in the order it states them, joined by " or "; None for none known."""
+    hits = []
+    for pattern, name in LICENCE_PHRASES:
+        match = re.search(pattern, text, re.S | re.I)
+        if match:
+            later = len(match.groups()) > 1 and match.group(2)
+            hits.append((match.start(), name.format(*match.groups()) + ("+" if later else "")))
+    return " or ".join(dict.fromkeys(name for _, name in sorted(hits))) or None
+
+
+def read_licence(package: str, upstream_path: str = "*", doc_root: str | os.PathLike = DOC_ROOT) -> str:
+    """`debian_licence`, or for a free-form copyright file the licences its text states."""
+    licence = debian_licence(package, upstream_path, doc_root)
+    if not licence.startswith(("see ", "unknown")):
+        return licence
+    try:
+        text = (Path(doc_root) / package / "copyright").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return licence
+    return licence_in_text(text) or licence
+
+
+def plot_field_balance(rows: list[dict], field: str, path: Path, title: str) -> Path:
+    """A PNG of horizontal bars, one per value of `field` (e.g. many tracks), stacked by split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        counts[str(row[field])][row["split"]] += 1
+    names = sorted(counts)
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.16 * len(names)))
+    left = np.zeros(len(names))
+    for split in ("train", "valid", "test"):
+        values = np.array([counts[name][split] for name in names])
+        if values.any():
+            ax.barh(names, values, left=left, label=split)
+            left += values
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7 if len(names) > 30 else 9)
+    ax.set_xlabel("clips")
+    ax.set_title(title, fontsize=9)
+    ax.margins(y=0.005)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # long names stay whole
+    plt.close(fig)
+    return path
+
+
+__all__ += [
+    "decode_with_ffmpeg", "effective_bandwidth", "licence_in_text", "plot_field_balance", "probe_audio", "read_licence",
+    "sniff_container",
+]  # fmt: skip
