@@ -143,6 +143,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="a checkpoint directory or a run directory (its newest checkpoint)")
     source.add_argument("--model", help="a bundled model name, e.g. digits")
     parser.add_argument("--vocoder", help="a vocoder checkpoint directory or griffin_lim (default: the model's)")
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="PATH[:SCALE]",
+        help="a LoRA/DoRA adapter run on this model, at SCALE (default 1; repeatable: adapters add up)",
+    )
     _add_device_arg(parser)
     parser.add_argument(
         "--precision",
@@ -251,8 +258,26 @@ def _load_pipeline(args: argparse.Namespace):
         raise UserError("which model? give --model NAME (a bundled one, e.g. digits) or --checkpoint DIR")
     _check_device(args.device)
     return Pipeline.from_pretrained(
-        args.checkpoint or args.model, vocoder=args.vocoder, device=args.device, precision=args.precision
+        args.checkpoint or args.model,
+        vocoder=args.vocoder,
+        device=args.device,
+        precision=args.precision,
+        adapters=_adapter_scales(args.adapter),
     )
+
+
+def _adapter_scales(items: list[str]) -> dict[str, float]:
+    """`--adapter PATH[:SCALE]` values -> {path: scale} (a path may itself hold a colon)."""
+    scales = {}
+    for item in items:
+        path, colon, scale = item.rpartition(":")
+        if not colon or not path:
+            path, scale = item, "1"
+        try:
+            scales[path] = float(scale)
+        except ValueError:
+            scales[item] = 1.0
+    return scales
 
 
 def _request(args: argparse.Namespace, pipe=None):
@@ -761,6 +786,11 @@ DATA_BUILDERS: dict[str, tuple[Callable, Callable, str]] = {
     "scan": (_scan_args, _run_scan, "check every audio file of a folder or layout and write a manifest (.jsonl)"),
     "shard": (_shard_args, _run_shard, "write a manifest's audio as tar shards that training streams"),
     "drums": (*_builder("drums"), "real drum one-shots from Debian's hydrogen-drumkits, sonic-pi-samples, avldrums"),
+    "voices": (
+        *_builder("voices"),
+        "real speech: Asterisk's studio prompts, festvox-ru's recordings, festival voices (kind marks them)",
+    ),
+    "music": (*_builder("music"), "recorded game music (Wesnoth, Warzone 2100, Nexuiz) cut into stereo 44.1 kHz clips"),
 }
 
 

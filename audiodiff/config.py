@@ -299,8 +299,22 @@ class TrainConfig:
     init_from: str = (
         ""  # start from this bundled model or checkpoint (fine-tuning; vocoders: the generator); "" = from scratch
     )
+    # diffusion runs: {kind: lora|dora, rank, alpha, targets} trains a low-rank adapter on the
+    # frozen init_from model and exports only the adapter (`audiodiff.adapters`)
+    adapter: dict | None = None
 
     def __post_init__(self):
+        if self.adapter is not None:
+            if not self.init_from:
+                raise ConfigError("train.adapter adapts a trained model: set train.init_from (e.g. notes)")
+            from audiodiff.adapters import AdapterConfig, AdapterError
+
+            try:
+                AdapterConfig(**self.adapter)
+            except TypeError as error:
+                raise ConfigError(f"train.adapter: {error}; keys are kind, rank, alpha, targets, dropout") from None
+            except AdapterError as error:
+                raise ConfigError(str(error)) from None
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("train.steps and train.batch_size must be at least 1")
         if self.ckpt_every < 1 or self.keep_last < 1:

@@ -101,6 +101,15 @@ class Pipeline(Editing):
         self.compile = bool(compile)
         self._compiled = None
 
+    def merge_adapters(self) -> Pipeline:
+        """Fold the loaded adapters into the weights at their scales: sampling then costs what
+        the base model costs (the scales can no longer change)."""
+        from audiodiff.adapters import merge_adapters
+
+        merge_adapters(self.model)
+        self._compiled = None
+        return self
+
     @property
     def vocoder(self) -> Vocoder | None:
         """The vocoder of a mel or latent model (None for waveform models)."""
@@ -157,12 +166,21 @@ class Pipeline(Editing):
         precision: str = "auto",
         channels_last: bool = False,
         compile: bool = False,
+        adapters: list | dict | None = None,
+        adapter_scale: float = 1.0,
     ) -> Pipeline:
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
+        `adapters`: adapter run directories (each at `adapter_scale`) or {path: scale}, attached
+        and active together (see `audiodiff.adapters`; `merge_adapters()` folds them in).
         The space's parts come from the checkpoint (a vocoder it names; a latent model's
         `autoencoder/` or bundled autoencoder) unless `vocoder` / `autoencoder` (objects or paths)
         are given. `precision`, `channels_last` and `compile`: see `Pipeline`."""
         model, config, info = load_diffusion(name_or_path)
+        if adapters:
+            from audiodiff.adapters import load_adapters, weights_digest
+
+            scales = dict(adapters) if isinstance(adapters, dict) else {str(path): adapter_scale for path in adapters}
+            info["adapters"] = load_adapters(model, scales, weights_digest(model))
         folder = find_checkpoint(info["path"], lambda: "")
         parts = space_class(config.data).load_parts(folder, config, vocoder, autoencoder)
         return cls(

@@ -117,9 +117,23 @@ class DiffusionTask:
         self.model = build_model(self.config).to(device)
         if self.source is not None:
             load_source_weights(self.model, self.source.model, self.config.train.init_from, self.verbose)
+        self.adapter = None
+        if cfg.adapter is not None:  # only the adapter trains; the base stays as loaded
+            from audiodiff.adapters import AdapterConfig, attach, weights_digest
+
+            self.adapter = AdapterConfig(**cfg.adapter)
+            self.base_digest = weights_digest(self.model)
+            self.adapted = attach(self.model, self.adapter)
+            if self.verbose:
+                count = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+                total = sum(p.numel() for p in self.model.parameters())
+                print(f"adapter: {self.adapter.kind} rank {self.adapter.rank} on {len(self.adapted)} layers, "
+                      f"{count:,} trainable parameters ({100 * count / total:.2f}%)", file=sys.stderr)  # fmt: skip
         self.net: nn.Module = self.model
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
             (no_decay if param.dim() < 2 or "norm" in name or "embed" in name else decay).append(param)
         self.optimizer = adamw(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg
@@ -142,9 +156,29 @@ class DiffusionTask:
         return {"loss": float(loss.detach())}
 
     def export_config(self) -> dict:
+        if self.adapter is not None:
+            from audiodiff.adapters import ADAPTER_KIND
+
+            return {
+                "kind": ADAPTER_KIND,
+                "base": self.config.train.init_from,
+                "base_digest": self.base_digest,
+                "adapter": dataclasses.asdict(self.adapter),
+                "target_modules": self.adapted,
+                "run": to_dict(self.config),
+                "dataset": self.report.to_dict(),
+            }
         data = to_dict(self.config)
         data["dataset"] = self.report.to_dict()
         return data
+
+    def export_weights(self, module: nn.Module) -> dict:
+        """What the checkpoint's model.safetensors holds: the weights, or an adapter run's adapter."""
+        if self.adapter is not None:
+            from audiodiff.adapters import adapter_state
+
+            return adapter_state(module)
+        return module.state_dict()
 
     def write_extras(self, folder: Path) -> None:
         """A latent model's checkpoint carries its autoencoder (`autoencoder/`), so it loads anywhere."""

@@ -663,7 +663,8 @@ class Trainer:
         if self.dist.is_main:
             tensors, meta = self._training_tensors()
             inference = self.ema.module if self.ema is not None else self.task.ema_module
-            weights = inference.state_dict() if inference is not None else {}
+            export = getattr(self.task, "export_weights", lambda module: module.state_dict())
+            weights = export(inference) if inference is not None else {}
             bad = [
                 k
                 for k, v in list(weights.items()) + list(tensors.items())
