@@ -4,7 +4,7 @@ probability-flow ODE is known, then through the pipeline (generate(noise=...), e
 import pytest
 import torch
 
-from audiodiff.diffusion.inversion import invert, inversion_angles
+from audiodiff.diffusion.inversion import inversion_angles, invert
 from audiodiff.diffusion.likelihood import gaussian_v_model
 from audiodiff.diffusion.samplers import ddim
 from audiodiff.pipeline import Pipeline, build_model
