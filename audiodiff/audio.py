@@ -116,8 +116,14 @@ def decode_audio(source, name: str) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(file_rate)
 
 
-def save_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int) -> Path:
-    """Write `[channels, samples]` (or `[samples]`) as 16-bit PCM; clips to [-1, 1]."""
+BIT_DEPTHS = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
+
+
+def save_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int, bits: int = 16) -> Path:
+    """Write `[channels, samples]` (or `[samples]`) as PCM of `bits` (16 or 24; 32 = float);
+    clips to [-1, 1]."""
+    if bits not in BIT_DEPTHS:
+        raise AudioError(f"save_audio({path}): bits={bits}; choose one of {sorted(BIT_DEPTHS)}")
     path = Path(path)
     audio = torch.as_tensor(audio).detach().float().cpu()
     if audio.dim() == 1:
@@ -126,7 +132,9 @@ def save_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int) -
         raise AudioError(f"save_audio({path}): expected [channels, samples], got {list(audio.shape)}")
     audio = torch.nan_to_num(audio, nan=0.0).clamp(-1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac", ".aiff", ".aif") else None
+    subtype = BIT_DEPTHS[bits] if path.suffix.lower() in (".wav", ".flac", ".aiff", ".aif") else None
+    if subtype == "FLOAT" and path.suffix.lower() == ".flac":
+        subtype = "PCM_24"  # FLAC holds integers only
     soundfile.write(str(path), audio.T.numpy(), int(sample_rate), subtype=subtype)
     return path
 

@@ -329,6 +329,7 @@ class Editing:
         request = GenerationRequest.of(request, steps=steps, **options).check()
         batch = self._audio_batch(audio, sample_rate)
         self._check_length(batch, "inverts", "; trim it, or invert it in pieces")
+        request = self._curve_shorthand(request, self.space.shape(batch.shape[0], batch.shape[-1]))
         run = self._run(self.resolve(request, batch.shape[0]), request)
         angles = inversion_angles(run.settings.steps, run.settings.shift, float(strength))
         with run.progress(run.settings.steps) as on_step:
@@ -358,12 +359,13 @@ class Editing:
         plain = dataclasses.replace(request, conditions={}, negatives={})
         inverting = GenerationRequest.of(plain, guidance=source_guidance, guide=(), **dict(source or {}))
         noise = self.invert(audio, steps, sample_rate, strength, iterations, request=inverting)
+        length = self._audio_batch(audio, sample_rate).shape[-1]
         wanted = GenerationRequest.of(plain, sampler="ddim", **dict(target or {}))
+        wanted = self._curve_shorthand(wanted, self.space.shape(noise.shape[0], length))
         run = self._run(self.resolve(wanted, noise.shape[0]), wanted)
         angles = inversion_angles(run.settings.steps, run.settings.shift, float(strength)).flip(0)
         with run.progress(run.settings.steps) as on_step:
             x = get_sampler("ddim")(run.model, noise, angles, run.cond, on_step, run.noise())
-        length = self._audio_batch(audio, sample_rate).shape[-1]
         return self._finish(self.decode(x, run, self.space.frames(length)), wanted)
 
     def _vary_by_inversion(self, batch: torch.Tensor, strength: float, request: GenerationRequest) -> GenerateOutput:

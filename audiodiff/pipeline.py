@@ -337,6 +337,18 @@ class Pipeline(Editing):
         run, request = self._start(request, n)
         return self._finish(self.decode(self._sample_new(run, shape, noise), run, self._frames(duration)), request)
 
+    def generate_kit(
+        self, labels: list[str] | None = None, seed: int = 0, request: GenerationRequest | None = None, **options
+    ) -> dict[str, torch.Tensor]:
+        """One clip per label (default: every label the model knows), one batch, seeds `seed`,
+        `seed + 1`, ...: a whole kit at once. Returns {label: audio `[channels, samples]`};
+        `options` as for `generate` (the same numbers for every pad, e.g. velocity=100)."""
+        labels = list(labels) if labels is not None else self.labels
+        if not labels:
+            raise ConditionError("generate_kit needs a model with labels (e.g. drums); this one has none")
+        out = self.generate(n=len(labels), request=request, label=labels, seed=seed, **options)
+        return dict(zip(labels, out.audio))
+
     @property
     def curves(self) -> list[str]:
         """The control curves this model takes (see `audiodiff.controls`)."""

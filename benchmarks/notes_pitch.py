@@ -158,12 +158,12 @@ def main() -> None:
         "date": now(),
         "command": command(),
         "notes": len(rows),
-        "sampling": {
-            "steps": args.steps or pipe.config.sampling.steps,
-            "guidance": args.guidance or pipe.config.sampling.guidance,
-            "guided_conditions": args.guide or pipe.config.sampling.guide or "all",
-            "rest_guidance": args.rest_guidance or pipe.config.sampling.rest_guidance,
-            "guidance_interval": list(args.guidance_interval or pipe.config.sampling.guidance_interval),
+        "sampling": {  # what the calls used (out.settings), not re-derived from the options
+            **{
+                key: value
+                for key, value in out.settings.to_dict().items()
+                if key not in ("seed", "seeds", "conditions", "rest")
+            },
             "vocoder": args.vocoder or pipe.config.sampling.vocoder,
         },
         "targets": "F0 within 50 cents of the asked pitch for at least 90% of clips; family recognised in at least 90% (issue 14)",

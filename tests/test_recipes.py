@@ -46,6 +46,7 @@ def data(tmp_path_factory):
             progress=False,
         ),
         "folder": make_user_folder,
+        "drums": make_drum_folder,
     }
     made = {}
 
@@ -67,6 +68,21 @@ def make_user_folder(folder: Path) -> None:
             write_clip(folder / kind, f"{kind}{index}.wav", audio.expand(channels, -1), rate)
             if index == 0:
                 (folder / kind / f"{kind}{index}.txt").write_text(f"a {kind} sound, take {index}")
+
+
+def make_drum_folder(folder: Path) -> None:
+    """A few decaying noise hits at 44.1 kHz, mono and stereo, with the drums builder's fields."""
+    import json
+
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for index, (label, channels) in enumerate((("kick", 1), ("snare", 2), ("kick", 2), ("snare", 1))):
+        samples = 44100 * (index + 2) // 8
+        hit = torch.randn(channels, samples, generator=generator) * torch.exp(-torch.arange(samples) / 3000.0) * 0.5
+        write_clip(folder / "wavs", f"hit{index}.wav", hit, 44100)
+        rows.append({"path": f"wavs/hit{index}.wav", "label": label, "split": "train", "velocity": 40.0 + 20 * index,
+                     "decay": 0.1 + 0.05 * index, "brightness": 0.3 + 0.1 * index})  # fmt: skip
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def train_recipe(name: str, data_path: Path, out: Path, *overrides: str, config: str = "config.yaml") -> Path:
@@ -120,8 +136,17 @@ def test_every_recipe_has_a_smoke_test_here():
         "digits-latent",
         "mel-vae-22k",
         "notes-latent-22k",
+        "drums",
     }
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
+
+
+def test_drums_recipe_is_stereo_at_44k_and_takes_its_descriptors(tmp_path, data):
+    run = train_recipe("drums", data("drums"), tmp_path, "model.channels=16", "model.head_channels=16")
+    pipe = Pipeline.from_pretrained(run)
+    assert pipe.sample_rate == 44100 and pipe.space.channels == 2
+    assert set(pipe.config.conditioning.numbers) == {"velocity", "decay", "brightness"}
+    generate_one(run, label="snare", velocity=100, decay=0.2, brightness=0.5)
 
 
 def test_quickstart_recipe(tmp_path, data):

@@ -94,3 +94,17 @@ def test_cond_names_a_condition_the_model_takes(pipe, tmp_path, capsys):
     checkpoint = pipe.save_pretrained(tmp_path / "model")
     code = main(["generate", "--checkpoint", str(checkpoint), "--cond", "loudness=3", "--out", str(tmp_path / "x.wav")])
     assert code == 2 and "this model takes ['label', 'pitch']" in capsys.readouterr().err
+
+
+def test_a_kit_is_one_clip_per_label_from_one_seed_family(pipe):
+    kit = pipe.generate_kit(seed=4, steps=2)
+    assert list(kit) == ["low", "high"]
+    alone = pipe.generate(label="high", seed=5, steps=2).audio[0]  # the second pad's seed is seed + 1
+    assert torch.allclose(kit["high"], alone, atol=1e-3)
+
+
+def test_generate_writes_24_bit_wav_when_asked(pipe, tmp_path):
+    checkpoint = pipe.save_pretrained(tmp_path / "model")
+    out = tmp_path / "clip.wav"
+    assert main(["generate", "--checkpoint", str(checkpoint), "--label", "low", "--steps", "2", "--bits", "24", "--out", str(out)]) == 0  # fmt: skip
+    assert soundfile.info(out).subtype == "PCM_24"

@@ -262,18 +262,13 @@ def sample_checkpoint(
             save_audio(folder / f"{label or 'clip'}_{index:04d}.wav", clip, out.sample_rate)
         bar.update(len(chunk))
     bar.close()
-    sampling = pipe.config.sampling
+    used = out.settings.to_dict()  # what the calls used, resolved once (the same for every batch but seeds)
     settings = {
         "checkpoint": pipe.info.get("path", str(checkpoint)),
         "training_step": (pipe.info.get("training") or {}).get("step"),
         "per_label": per_label,
-        "steps": steps or sampling.steps,
-        "sampler": sampler or sampling.sampler,
-        "guidance": sampling.guidance if guidance is None else guidance,
-        "guide": sampling.guide,
-        "rest_guidance": sampling.rest_guidance,
-        "guidance_interval": list(sampling.guidance_interval),
-        "vocoder": vocoder or sampling.vocoder,
+        **{key: used[key] for key in ("steps", "sampler", "guidance", "guide", "rest_guidance", "guidance_interval")},
+        "vocoder": vocoder or pipe.config.sampling.vocoder,
         "seed": seed,
     }
     return load_clips(out_dir, side="generated"), settings

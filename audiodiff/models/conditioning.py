@@ -30,7 +30,9 @@ from audiodiff.errors import UserError
 
 __all__ = [
     "Condition",
+    "CONDITION_TYPES",
     "ConditionSpec",
+    "condition_type",
     "ConditioningConfig",
     "Conditioner",
     "ConditionError",
@@ -106,8 +108,16 @@ class ConditioningConfig:
     drop_prob: float = 0.1  # conditioning dropout per condition (enables guidance)
     drop: dict[str, float] = dataclasses.field(default_factory=dict)  # per-condition override
     curves: dict[str, CurveConfig] = dataclasses.field(default_factory=dict)  # name (f0, loudness) -> settings
+    # conditions of a registered type (`condition_type`): name -> {kind: <type>, <its options>}; their
+    # values come from the manifest field of the same name, read as numbers (NaN where absent)
+    extra: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        for name, options in self.extra.items():
+            if not isinstance(options, dict) or "kind" not in options:
+                raise ValueError(f"conditioning.extra.{name}: give {{kind: <a registered type>, ...}}")
+            if name in ("label", "text", *self.numbers, *self.curves):
+                raise ValueError(f"conditioning.extra.{name}: the name is taken by another condition; rename it")
         unknown = sorted(set(self.curves) - set(CURVE_KINDS))
         if unknown:
             raise ValueError(f"conditioning.curves: unknown curve(s) {unknown}; choose from {list(CURVE_KINDS)}")
@@ -132,6 +142,7 @@ class ConditioningConfig:
             + (["text"] if self.text else [])
             + list(self.numbers)
             + list(self.curves)
+            + list(self.extra)
         )
 
     def drop_prob_for(self, name: str) -> float:
@@ -650,6 +661,25 @@ def _as_array(value, name: str):
         ) from None
 
 
+CONDITION_TYPES: dict[str, type[Condition]] = {}
+"""Condition types a config can name in `conditioning.extra` (`{kind: ...}`), by kind."""
+
+
+def condition_type(kind: str):
+    """Register a `Condition` subclass under `kind`: it is then built from `conditioning.extra`
+    (`cls.from_config(name, options, embed_dim)`), offered by the CLI and read from the data
+    with no other change. Its values are numbers per clip (NaN = null), as `NumberCondition`'s."""
+
+    def register(cls: type[Condition]) -> type[Condition]:
+        if kind in CONDITION_TYPES and CONDITION_TYPES[kind] is not cls:
+            raise ValueError(f"condition type {kind!r} is registered twice")
+        cls.kind = kind
+        CONDITION_TYPES[kind] = cls
+        return cls
+
+    return register
+
+
 def build_conditions(cfg: ConditioningConfig, embed_dim: int, local: LocalSpec | None = None) -> dict[str, Condition]:
     """The conditions a config describes, in `cfg.names()` order (curves need the `local` spec)."""
     conditions: dict[str, Condition] = {}
@@ -663,6 +693,15 @@ def build_conditions(cfg: ConditioningConfig, embed_dim: int, local: LocalSpec |
         raise ConditionError("curve conditions need the U-Net's layout (LocalSpec); build them through UNet")
     for name, curve in cfg.curves.items():
         conditions[name] = CurveCondition(name, curve, embed_dim, local)
+    for name, options in cfg.extra.items():
+        kind = options["kind"]
+        if kind not in CONDITION_TYPES:
+            raise ConditionError(
+                f"conditioning.extra.{name}: kind={kind!r} is not a registered condition type "
+                f"({sorted(CONDITION_TYPES) or 'none registered'}); import the module that defines it"
+            )
+        settings = {key: value for key, value in options.items() if key != "kind"}
+        conditions[name] = CONDITION_TYPES[kind].from_config(name, settings, embed_dim)
     return conditions
 
 

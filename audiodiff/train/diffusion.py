@@ -86,7 +86,9 @@ class DiffusionTask:
     def __init__(self, config: DiffusionRunConfig, verbose: bool = True, autoencoder=None):
         """`autoencoder`: the latents' (a distilled student's is its teacher's); None loads
         `data.autoencoder` for a latent run (a fine-tuned latent model keeps its source's)."""
-        numbers = list(dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers]))
+        numbers = list(
+            dict.fromkeys([*config.data.number_fields, *config.conditioning.numbers, *config.conditioning.extra])
+        )
         curves = list(dict.fromkeys([*config.data.curves, *config.conditioning.curves]))
         config = dataclasses.replace(
             config, data=dataclasses.replace(config.data, number_fields=numbers, curves=curves)

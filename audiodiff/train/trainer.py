@@ -22,7 +22,7 @@ from typing import Protocol
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
 from audiodiff.checkpoint import (
@@ -43,7 +43,9 @@ from audiodiff.checkpoint import (
 from audiodiff.config import TrainConfig
 from audiodiff.errors import UserError
 from audiodiff.precision import autocast_dtype
+from audiodiff.train.batches import Batches, StreamBatches
 from audiodiff.train.distributed import Distributed
+from audiodiff.train.threads import choose_threads
 
 __all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext", "adamw", "choose_threads"]
 
@@ -115,93 +117,6 @@ def _clone(module: nn.Module) -> nn.Module:
     return clone
 
 
-class Batches:
-    """An endless, resumable stream of batches: epoch e uses a permutation seeded by (seed, e),
-    sharded across ranks, and each item gets its own seed (for its random crop)."""
-
-    def __init__(self, task: TrainTask, batch_size: int, seed: int, dist: Distributed, num_workers: int):
-        self.task, self.batch_size, self.seed, self.dist, self.num_workers = task, batch_size, seed, dist, num_workers
-        self.epoch, self.position = 0, 0
-        self._iterator = None
-
-    def _epoch_batches(self) -> list[list[tuple[int, int]]]:
-        count = len(self.task.dataset)
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        need = self.batch_size * self.dist.world_size
-        order = torch.cat([torch.randperm(count, generator=generator) for _ in range(max(1, math.ceil(need / count)))])
-        seeds = torch.randint(0, 2**31 - 1, (len(order),), generator=generator)
-        mine = list(zip(order.tolist(), seeds.tolist()))[self.dist.rank :: self.dist.world_size]
-        usable = len(mine) // self.batch_size * self.batch_size
-        return [mine[i : i + self.batch_size] for i in range(0, usable, self.batch_size)]
-
-    def _loader(self) -> DataLoader:
-        """The rest of the current epoch, from `position` on."""
-        return DataLoader(
-            self.task.dataset,
-            batch_sampler=self._epoch_batches()[self.position :],
-            collate_fn=self.task.collate,
-            num_workers=self.num_workers,
-            # its own generator: creating a loader must not consume the global RNG
-            generator=torch.Generator().manual_seed(self.seed + self.epoch),
-        )
-
-    def next(self) -> dict:
-        while True:
-            if self._iterator is None:
-                self._iterator = iter(self._loader())
-            try:
-                batch = next(self._iterator)
-            except StopIteration:
-                self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
-                continue
-            self.position += 1
-            return batch
-
-    def state(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state(self, state: dict) -> None:
-        self.epoch, self.position, self._iterator = int(state["epoch"]), int(state["position"]), None
-
-    def close(self) -> None:
-        """Stop the DataLoader workers now (left to the garbage collector, each takes ~5 s to exit)."""
-        self._iterator = None
-
-
-class StreamBatches(Batches):
-    """Batches from an iterable dataset that forms them itself (`audiodiff.data.dataset.ShardStream`):
-    it is told the epoch and how many batches were used, and streams the rest. Its order depends
-    on the number of streams (processes x workers); a resume with another count starts a new epoch."""
-
-    def __init__(self, task: TrainTask, batch_size: int, seed: int, dist: Distributed, num_workers: int):
-        super().__init__(task, batch_size, seed, dist, num_workers)
-        task.dataset.configure(batch_size, seed, dist.rank, dist.world_size, num_workers)
-
-    def _loader(self) -> DataLoader:
-        self.task.dataset.start(self.epoch, self.position)
-        return DataLoader(
-            self.task.dataset,
-            batch_size=None,  # the dataset yields lists of rows, one per batch
-            collate_fn=self.task.collate,
-            num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(self.seed + self.epoch),
-        )
-
-    def state(self) -> dict:
-        return {**super().state(), "streams": self.task.dataset.num_streams}
-
-    def load_state(self, state: dict) -> None:
-        super().load_state(state)
-        if state.get("streams") != self.task.dataset.num_streams:
-            if self.dist.is_main:
-                tqdm.write(
-                    f"warning: the checkpoint streamed shards with {state.get('streams')} readers, this run with "
-                    f"{self.task.dataset.num_streams} (processes x data.num_workers); starting the next epoch",
-                    file=sys.stderr,
-                )
-            self.epoch, self.position = self.epoch + 1, 0
-
-
 class RunClock:
     """Wall-clock time in the loop (continuing a resumed run's total), time since the last
     checkpoint, and the budget shown in the progress bar."""
@@ -227,57 +142,6 @@ class RunClock:
         rate = (step - self.first_step) / max(time.perf_counter() - self.start, 1e-9)
         reach = min(steps, step + int(rate * left))
         return {"budget": f"{left / 60:.1f} min left, ~step {reach}"}
-
-
-class Threads:
-    def __init__(self, count: int, why: str):
-        self.count, self.why = count, why
-
-    def __str__(self) -> str:
-        return f"{self.count} ({self.why})"
-
-
-def choose_threads(asked: int, processes: int = 1) -> Threads:
-    """train.threads; for 0, $OMP_NUM_THREADS where set, else the cores that other work leaves
-    free (torch's default of one thread per core ran 2.1x slower than one thread with another
-    process busy on one of two cores: benchmarks/threads.py). The automatic choice is made once per process, so every run in it
-    computes with the same thread count."""
-    if asked > 0:
-        return Threads(asked, "train.threads")
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
-        return Threads(int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS")
-    if processes not in _AUTO_THREADS:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        busy = busy_cores(cores)
-        free = max(1, math.floor(cores - busy + 0.5))
-        count = max(1, free // max(1, processes))
-        why = f"{cores} cores, {busy:.1f} busy with other work" + (f", {processes} processes" if processes > 1 else "")
-        _AUTO_THREADS[processes] = Threads(count, f"{why}; train.threads=N to choose")
-    return _AUTO_THREADS[processes]
-
-
-def busy_cores(cores: int, seconds: float = 0.5) -> float:
-    """How many cores other processes keep busy now: /proc/stat's non-idle share over `seconds`
-    (this process waits meanwhile), else the 1-minute load average, which lags by a minute."""
-
-    def times() -> tuple[int, int] | None:
-        try:
-            with open("/proc/stat") as handle:
-                values = [int(v) for v in handle.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        return sum(values), values[3] + (values[4] if len(values) > 4 else 0)  # total, idle + iowait
-
-    first = times()
-    if first is None:
-        return min(float(cores), os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0.0
-    time.sleep(seconds)
-    second = times()
-    total, idle = second[0] - first[0], second[1] - first[1]
-    return cores * (1 - idle / total) if total > 0 else 0.0
-
-
-_AUTO_THREADS: dict[int, Threads] = {}
 
 
 class StepContext:

@@ -64,9 +64,9 @@ class VocoderTask:
         self.source = None
         if config.train.init_from:
             config, self.source = load_source_generator(config, verbose)
-        self.needs_f0 = (
-            config.model.generator == SourceFilterGenerator.name
-        )  # its source follows each clip's measured F0
+        # a source-filter generator's source follows each clip's measured F0 while its pitch head
+        # learns it; with loss.pitch 0 it follows its own head and no clip's F0 is measured
+        self.needs_f0 = config.model.generator == SourceFilterGenerator.name and config.loss.pitch > 0
         if self.needs_f0 and "f0" not in config.data.curves:
             config = dataclasses.replace(
                 config, data=dataclasses.replace(config.data, curves=[*config.data.curves, "f0"])

@@ -512,8 +512,9 @@ class SourceFilterGenerator(IstftGenerator):
         """Inference: mel -> audio, with the predicted F0. Training: with the measured `f0`
         `[batch, frames]` (Hz, 0 unvoiced, NaN unknown) as the source -> (audio, pitch loss)."""
         parts = self.parts(mel)
-        if f0 is None:
-            return self.render(parts, *self.pitch(parts), start)
+        if f0 is None:  # the source follows the pitch head, which learns only from F0 targets
+            f0, voicing = self.pitch(parts)
+            return self.render(parts, f0.detach(), voicing.detach(), start)
         known = torch.nan_to_num(f0.float(), nan=0.0)
         return self.render(parts, known, (known > 0).float(), start), self.pitch_loss(parts, f0.float())
 

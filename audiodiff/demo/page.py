@@ -1,0 +1,342 @@
+"""The page's layout: components and events, wired to `DemoActions`."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+
+import gradio as gr
+
+from audiodiff.demo.actions import DemoActions
+from audiodiff.demo.store import (
+    FORM_FIELDS,
+    GRIFFIN_LIM_ITERS,
+    MAX_GUIDANCE,
+    MAX_SEED,
+    NO_CURVE,
+    NO_MODEL_HELP,
+    NUMBER_SLOTS,
+    OUTPUT_MAX_AGE_S,
+    Limits,
+    ModelStore,
+    _slot_names,
+    _slot_ranges,
+    discover_models,
+)
+from audiodiff.diffusion.samplers import SAMPLERS
+
+
+def build_app(
+    model_paths: Sequence[str | os.PathLike] = (),
+    limits: Limits | None = None,
+    device: str = "cpu",
+    store: ModelStore | None = None,
+) -> gr.Blocks:
+    """The page for the bundled models and `model_paths` (checkpoint or run directories), with
+    a queue that runs at most `limits.concurrency` model requests at once."""
+    limits = limits or Limits()
+    store = store or ModelStore(discover_models(model_paths), device)
+    with gr.Blocks(
+        title="audiodiff", analytics_enabled=False, delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)
+    ) as app:
+        gr.Markdown(
+            "# audiodiff\nGenerate and edit audio with a diffusion model; compare vocoders; read about the model."
+        )
+        if store.default_name() is None:
+            gr.Markdown(NO_MODEL_HELP, elem_id="no-model")
+        else:
+            _build_page(DemoActions(store, limits), store.default_name())
+    app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
+    app.audiodiff_store = store
+    return app
+
+
+def _build_page(actions: DemoActions, default: str) -> None:
+    """Components and events of the page for a store with at least one model."""
+    limits, store = actions.limits, actions.store
+    initial = dict(zip(FORM_FIELDS, actions.form(default)))
+    for slot, (low, high) in enumerate(_slot_ranges(store)):
+        # the sliders' own bounds (which gradio enforces on every request, whatever model it names)
+        # span every model's range in that slot; the handler checks the chosen model's range
+        field = initial[f"number_{slot + 1}"]
+        field.update(minimum=min(low, field["minimum"]), maximum=max(high, field["maximum"]))
+    for slot, names in enumerate(_slot_names(store)):
+        field = initial[f"number_{slot + 1}"]
+        if names and not field["visible"]:  # the API shows this label: say what the slot is for
+            field["label"] = f"number {slot + 1} ({' or '.join(names)}, for the models that take it)"
+    rows = actions.example_rows()
+    compute = dict(concurrency_limit=limits.concurrency, concurrency_id="model")
+    with gr.Row():
+        model = gr.Dropdown(choices=store.names, value=default, label="model", scale=1)
+        model_note = gr.Markdown(**initial["model_note"])
+    with gr.Accordion("conditions (used by Generate and Edit)", open=True):
+        with gr.Row():
+            label = gr.Dropdown(label="label", allow_custom_value=True, **initial["label"])
+            prompt = gr.Textbox(
+                label=f"prompt (up to {limits.max_text_chars} characters)",
+                elem_id="prompt",
+                max_length=limits.max_text_chars,
+                placeholder="a caption, e.g. a high loud tone",
+                **initial["prompt"],
+            )
+        with gr.Row():
+            numbers = [gr.Slider(step=0.01, **initial[f"number_{i + 1}"]) for i in range(NUMBER_SLOTS)]
+        with gr.Accordion("negative conditions (guide away from these)", open=False), gr.Row():
+            negative_label = gr.Dropdown(label="negative label", allow_custom_value=True, **initial["negative_label"])
+            negative_prompt = gr.Textbox(
+                label="negative prompt", max_length=limits.max_text_chars, **initial["negative_prompt"]
+            )
+    conditions = [label, prompt, *numbers]
+    with gr.Tabs():
+        with gr.Tab("Generate"):
+            generate = _generate_tab(actions, initial, rows)
+        with gr.Tab("Edit"):
+            _edit_tab(actions, model, conditions, compute)
+        with gr.Tab("Curves"):
+            _curves_tab(actions, model, conditions, compute)
+        with gr.Tab("Vocoder"):
+            _vocoder_tab(actions, model, compute)
+        with gr.Tab("About the model"):
+            about = gr.Markdown(**initial["about"])
+            config = gr.JSON(label="config.json", **initial["config"])
+    duration, sampler, steps, guidance, seed, batch, button, examples, outputs = generate
+    button.click(
+        actions.generate,
+        [
+            model,
+            label,
+            prompt,
+            negative_label,
+            negative_prompt,
+            *numbers,
+            duration,
+            sampler,
+            steps,
+            guidance,
+            seed,
+            batch,
+        ],
+        outputs,
+        api_name="generate",
+        **compute,
+    )
+    form = [
+        label,
+        negative_label,
+        prompt,
+        negative_prompt,
+        *numbers,
+        duration,
+        sampler,
+        steps,
+        guidance,
+        model_note,
+        about,
+        config,
+    ]
+    model.change(actions.form_updates, [model, label, prompt], form, api_visibility="private")
+    examples.click(lambda index: actions.example(index, rows), examples, [model, seed, *form], api_visibility="private")
+
+
+def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tuple:
+    limits = actions.limits
+    with gr.Row():
+        duration = gr.Slider(
+            0.1,
+            limits.max_seconds,
+            step=0.05,
+            label=f"duration (s, at most {limits.max_seconds:g})",
+            **initial["duration"],
+        )
+        batch = gr.Slider(1, limits.max_batch, value=1, step=1, label=f"batch size (at most {limits.max_batch})")
+    with gr.Row():
+        sampler = gr.Dropdown(sorted(SAMPLERS), label="sampler", **initial["sampler"])
+        steps = gr.Slider(1, limits.max_steps, step=1, label=f"steps (at most {limits.max_steps})", **initial["steps"])
+        guidance = gr.Slider(0.0, MAX_GUIDANCE, step=0.1, label="guidance (1 = none)", **initial["guidance"])
+    with gr.Row(equal_height=True):
+        seed = gr.Number(
+            value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed (clip i uses seed + i)", scale=3
+        )
+        dice = gr.Button("random seed", size="sm", scale=1)
+    button = gr.Button("Generate", variant="primary", elem_id="generate")
+    examples = gr.Dataset(
+        components=["textbox", "textbox", "textbox", "number"],
+        headers=["model", "label", "prompt", "seed"],
+        samples=rows,
+        type="index",
+        label="examples (click one to fill the form)",
+    )
+    audios, images = [], []
+    for slot in range(limits.max_batch):
+        with gr.Row(equal_height=True):
+            audios.append(
+                gr.Audio(
+                    label=f"clip {slot + 1}",
+                    type="filepath",
+                    interactive=False,
+                    visible=slot == 0,
+                    buttons=["download"],
+                    elem_classes=["result-audio"],
+                )
+            )
+            images.append(
+                gr.Image(
+                    label=f"spectrogram {slot + 1}",
+                    type="filepath",
+                    interactive=False,
+                    visible=slot == 0,
+                    height=220,
+                    elem_classes=["result-spectrogram"],
+                )
+            )
+    files = gr.File(label="download (wav)", file_count="multiple", interactive=False)
+    status = gr.Markdown(label="status")
+    dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False, api_visibility="private")
+    return duration, sampler, steps, guidance, seed, batch, button, examples, audios + images + [files, status]
+
+
+def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, compute: dict) -> None:
+    limits = actions.limits
+    with gr.Row():
+        source = gr.Audio(
+            sources=["upload", "microphone"],
+            type="filepath",
+            label=f"audio to edit (upload or record; up to {limits.max_upload_seconds:g} s)",
+        )
+        before = gr.Image(label="before", type="filepath", interactive=False)
+    with gr.Row():
+        steps = gr.Slider(
+            1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})"
+        )
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
+    with gr.Tabs():
+        with gr.Tab("Variation"):
+            strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="strength (0 keeps the input, 1 ignores it)")
+            vary = gr.Button("Vary", variant="primary")
+        with gr.Tab("Inpaint / outpaint"):
+            with gr.Row():
+                start = gr.Number(value=0.2, minimum=0, label="span start (s)")
+                end = gr.Number(value=0.5, minimum=0, label="span end (s)")
+            region = gr.Radio(
+                [("regenerate the span (inpaint)", "inside"), ("regenerate around the span (outpaint)", "outside")],
+                value="inside",
+                label="region",
+            )
+            inpaint = gr.Button("Inpaint / outpaint", variant="primary")
+        with gr.Tab("Continue"):
+            seconds = gr.Slider(
+                0.1, limits.max_seconds, value=1.0, step=0.1, label=f"continue by (s, at most {limits.max_seconds:g})"
+            )
+            extend = gr.Button("Continue", variant="primary")
+    with gr.Row():
+        result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
+        after = gr.Image(label="after", type="filepath", interactive=False)
+    status = gr.Markdown(label="status")
+    outputs = [result, before, after, status]
+    head = [model, source, *conditions]
+    vary.click(actions.vary, head + [strength, steps, seed], outputs, api_name="vary", **compute)
+    inpaint.click(actions.inpaint, head + [start, end, region, steps, seed], outputs, api_name="inpaint", **compute)
+    extend.click(actions.continue_, head + [seconds, steps, seed], outputs, api_name="continue", **compute)
+
+
+def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, compute: dict) -> None:
+    from audiodiff.controls import SHAPES
+
+    limits = actions.limits
+    gr.Markdown(
+        "Generate along a pitch contour (f0) and a loudness envelope: take both from a recording (hum or sing a "
+        "phrase), or pick shapes. For models trained with control curves (e.g. notes); the label and other "
+        "conditions above still apply, and a given F0 replaces the pitch number."
+    )
+    with gr.Row():
+        source = gr.Audio(
+            sources=["upload", "microphone"],
+            type="filepath",
+            label=f"take the curves from (upload or record; up to {limits.max_upload_seconds:g} s; the first window is used)",
+        )
+        transpose = gr.Slider(-24, 24, value=0, step=1, label="transpose the recording's F0 (semitones)")
+    with gr.Row():
+        f0_shape = gr.Dropdown(
+            [NO_CURVE] + sorted(SHAPES["f0"]), value="glide", label="or an f0 shape (without a recording)"
+        )
+        pitch = gr.Slider(24, 96, value=60, step=1, label="around MIDI pitch")
+        loudness_shape = gr.Dropdown(
+            [NO_CURVE] + sorted(SHAPES["loudness"]), value="crescendo", label="and a loudness shape"
+        )
+        level = gr.Slider(-50, -6, value=-20, step=1, label="around level (dBFS)")
+    with gr.Row():
+        steps = gr.Slider(
+            1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})"
+        )
+        guidance = gr.Slider(0.0, MAX_GUIDANCE, value=2.0, step=0.1, label="guidance (1 = none)")
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
+    button = gr.Button("Generate along the curves", variant="primary")
+    with gr.Row():
+        result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
+        picture = gr.Image(
+            label="asked curves (white, black) over the result; measured (cyan)", type="filepath", interactive=False
+        )
+    status = gr.Markdown(label="status")
+    button.click(
+        actions.curves,
+        [model, source, transpose, f0_shape, pitch, loudness_shape, level, *conditions, steps, guidance, seed],
+        [result, picture, status],
+        api_name="curves",
+        **compute,
+    )
+
+
+def _vocoder_tab(actions: DemoActions, model: gr.Dropdown, compute: dict) -> None:
+    gr.Markdown(
+        "The mel round trip: audio -> the model's log-mel -> audio, through the model's vocoder and through "
+        f"Griffin-Lim ({GRIFFIN_LIM_ITERS} iterations), side by side. Mel models only; audio is resampled to the model's rate."
+    )
+    source = gr.Audio(
+        sources=["upload", "microphone"],
+        type="filepath",
+        label=f"audio (upload or record; up to {actions.limits.max_upload_seconds:g} s)",
+    )
+    button = gr.Button("Round trip", variant="primary")
+    outputs = []
+    with gr.Row():
+        for title in ("input (at the model's rate)", "the model's vocoder", "Griffin-Lim"):
+            with gr.Column(min_width=220):
+                outputs.append(gr.Audio(label=title, type="filepath", interactive=False, buttons=["download"]))
+                outputs.append(gr.Image(label=f"{title}: spectrogram", type="filepath", interactive=False))
+    timings = gr.Markdown(label="timings")
+    button.click(actions.vocode, [model, source], outputs + [timings], api_name="vocode", **compute)
+
+
+def launch(
+    model_paths: Sequence[str | os.PathLike] = (),
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    limits: Limits | None = None,
+    device: str = "cpu",
+    prevent_thread_lock: bool = False,
+    quiet: bool = False,
+) -> gr.Blocks:
+    """Serve the page on `host:port` (127.0.0.1 unless told otherwise; port None picks a free
+    one from 7860). With `prevent_thread_lock` it returns at once, serving from a thread."""
+    limits = limits or Limits()
+    app = build_app(model_paths, limits, device)
+    # gradio's own start-up lines suggest `share=True` in `launch()`; ours name the command's flag
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=limits.max_upload_bytes,
+        ssr_mode=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=False,
+    )
+    if not quiet:
+        print(f"* Running on local URL:  {app.local_url}", flush=True)
+        if not share:
+            print("* For a public link as well, run `audiodiff demo --share`", flush=True)
+    if not prevent_thread_lock:
+        app.block_thread()
+    return app

@@ -1,0 +1,224 @@
+"""The demo's models and limits: which checkpoints it serves, how it loads them, and the
+bounds every input is checked against."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import gradio as gr
+
+from audiodiff.bundled import bundled_names, bundled_path
+from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
+from audiodiff.diffusion.distill import GUIDANCE
+from audiodiff.errors import UserError
+from audiodiff.pipeline import Pipeline
+
+DEFAULT_MODELS = ("digits-fast", "digits")  # the page opens with the first of these that is bundled
+NO_LABEL = ""  # the label dropdown's "no label" choice (unconditional on the label)
+NO_CURVE = "none"  # a curve shape choice: leave that curve out
+NUMBER_SLOTS = 4  # number sliders on the page; a model's further numbers take their midpoint
+GRIFFIN_LIM_ITERS = 32  # the baseline of the vocoder comparison
+MAX_GUIDANCE = 10.0
+MAX_SEED = 2**31 - 1
+OUTPUT_MAX_AGE_S = 3600  # results written for the page are deleted after this long
+NO_MODEL_HELP = """### No model to serve yet
+
+Train one in about a minute and point the demo at it:
+
+```
+audiodiff data synth --out data/synth
+audiodiff train --config recipes/quickstart/config.yaml
+audiodiff demo --checkpoint runs/quickstart
+```
+
+or install a release that bundles models ("digits", "notes") and run `audiodiff demo`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may ask for; the defaults keep a laptop CPU responsive."""
+
+    max_steps: int = 50
+    max_batch: int = 4
+    max_seconds: float = 5.0  # generated duration and continuation length (long clips are made window by window)
+    max_upload_seconds: float = 30.0
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_text_chars: int = 200
+    concurrency: int = 1  # requests that run a model at the same time
+    queue_size: int = 32  # requests waiting beyond that; more are refused
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) <= 0:
+                raise ValueError(f"Limits.{field.name}={getattr(self, field.name)}: must be positive")
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+
+def _display_name(folder: Path, given: Path) -> str:
+    """A short picker name: the run folder, plus the step when a step_N folder was given."""
+    if folder.parent.name == "checkpoints" and folder != given:
+        return folder.parent.parent.name  # a run directory: its newest checkpoint
+    if folder.parent.name == "checkpoints":
+        return f"{folder.parent.parent.name}/{folder.name}"
+    return folder.name
+
+
+def discover_models(checkpoints: Sequence[str | os.PathLike] = ()) -> dict[str, str]:
+    """Picker name -> bundled name or checkpoint directory: bundled models, then `checkpoints`
+    (checkpoint or run directories, resolved now). A non-diffusion checkpoint is an error."""
+    sources = {name: name for name in bundled_names()}
+    for path in checkpoints:
+        folder = resolve_checkpoint(path)
+        kind = read_json(folder / CONFIG).get("kind")
+        if kind != "diffusion":
+            raise CheckpointError(f"{folder}: kind={kind!r}; the demo serves diffusion model checkpoints")
+        name = base = _display_name(folder, Path(path).expanduser())
+        count = 1
+        while name in sources:
+            count += 1
+            name = f"{base} ({count})"
+        sources[name] = str(folder)
+    return sources
+
+
+class ModelStore:
+    """Loads each model once, on first use; safe to call from the server's worker threads."""
+
+    def __init__(self, sources: dict[str, str], device: str = "cpu"):
+        self.sources = dict(sources)
+        self.device = device
+        self.load_count = 0
+        self._pipes: dict[str, Pipeline] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.sources)
+
+    def default_name(self) -> str | None:
+        found = [name for name in DEFAULT_MODELS if name in self.sources]
+        return found[0] if found else (self.names[0] if self.sources else None)
+
+    def _check(self, name: str) -> str:
+        if name not in self.sources:
+            raise ValueError(f"unknown model {name!r}; this page serves {self.names}")
+        return name
+
+    def config(self, name: str) -> dict:
+        """The model's config.json, read without loading weights."""
+        source = self.sources[self._check(name)]
+        folder = bundled_path(source) or Path(source)
+        return read_json(folder / CONFIG)
+
+    def get(self, name: str) -> Pipeline:
+        with self._lock:
+            if self._check(name) not in self._pipes:
+                self._pipes[name] = Pipeline.from_pretrained(self.sources[name], device=self.device)
+                self.load_count += 1
+            return self._pipes[name]
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Turn the package's user errors (bad audio, unknown label, a span outside the clip) and
+    other ValueErrors into `gr.Error`, so the page shows the message and keeps working."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (UserError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+
+
+def _check_at_most(name: str, value: float, limit: float, unit: str = "") -> None:
+    if value > limit:
+        raise gr.Error(f"{name}={value:g}{unit} is over this page's limit of {limit:g}{unit}; lower it")
+
+
+def _step_reporter(progress: gr.Progress, desc: str) -> Callable[[dict], None]:
+    """A Pipeline `callback` that moves the page's progress bar; a new sampling pass (the next
+    window of a long clip) restarts the count and is named in the description."""
+    state = {"pass": 1, "last": -1}
+
+    def report(info: dict) -> None:
+        if info["step"] <= state["last"]:
+            state["pass"] += 1
+        state["last"] = info["step"]
+        label = desc if state["pass"] == 1 else f"{desc}, window {state['pass']}"
+        progress((info["step"] + 1, info["total"]), desc=label, unit="steps")
+
+    return report
+
+
+def _number_specs(pipe: Pipeline) -> list[tuple[str, float, float]]:
+    """(name, low, high) of each number condition, with its trained range."""
+    specs = []
+    for name, span in pipe.config.conditioning.numbers.items():
+        if name not in pipe.conditions:
+            continue
+        low, high = (
+            (float(span[0]), float(span[1])) if isinstance(span, (list, tuple)) and len(span) == 2 else (0.0, 1.0)
+        )
+        specs.append((name, low, high))
+    return specs
+
+
+def _config_numbers(store: ModelStore, name: str) -> dict:
+    """A model's number conditions from its config.json (without loading weights), in slot
+    order; a student's guidance input is set by the guidance slider, not a number slot."""
+    numbers = (store.config(name).get("conditioning") or {}).get("numbers") or {}
+    return {key: span for key, span in numbers.items() if key != GUIDANCE} if isinstance(numbers, dict) else {}
+
+
+def _slot_names(store: ModelStore) -> list[list[str]]:
+    """For each number slot, the number conditions the store's models put in it, e.g.
+    `[["pitch"], ["velocity"], [], []]`: what `number_1`, `number_2`, ... mean."""
+    names: list[list[str]] = [[] for _ in range(NUMBER_SLOTS)]
+    for name in store.names:
+        for slot, number in enumerate(list(_config_numbers(store, name))[:NUMBER_SLOTS]):
+            if number not in names[slot]:
+                names[slot].append(number)
+    return names
+
+
+def _slot_ranges(store: ModelStore) -> list[tuple[float, float]]:
+    """For each number slot, the lowest low and highest high over the store's models (from their
+    config.json, without loading weights)."""
+    ranges: list[tuple[float, float]] = []
+    for name in store.names:
+        for slot, span in enumerate(list(_config_numbers(store, name).values())[:NUMBER_SLOTS]):
+            if not (isinstance(span, (list, tuple)) and len(span) == 2):
+                continue
+            low, high = float(span[0]), float(span[1])
+            if slot < len(ranges):
+                ranges[slot] = (min(ranges[slot][0], low), max(ranges[slot][1], high))
+            else:
+                ranges += [(0.0, 1.0)] * (slot - len(ranges)) + [(low, high)]
+    return ranges
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+# --------------------------------------------------------------------------------------------
+# what the page does, without the layout
+
+
+FORM_FIELDS = (
+    ["label", "negative_label", "prompt", "negative_prompt"]
+    + [f"number_{i + 1}" for i in range(NUMBER_SLOTS)]
+    + ["duration", "sampler", "steps", "guidance", "model_note", "about", "config"]
+)
