@@ -393,6 +393,9 @@ class DistillConfig:
     # each condition left out of a training example with this probability (None: the teacher's
     # conditioning.drop_prob); above it, the student also learns the partial asks (a label alone)
     drop_prob: float | None = None
+    # adversarial: the weight of the teacher regulariser beside the critic's term, and the critic's lr
+    distill_weight: float = 1.0
+    discriminator_lr: float = 2.0e-4
 
 
 @dataclasses.dataclass

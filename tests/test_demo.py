@@ -146,6 +146,13 @@ def test_variation_returns_audio_of_the_input_length(client, source_wav):
     assert Path(before).is_file() and Path(after).is_file() and "variation" in status
 
 
+def test_variation_by_inversion_is_offered(client, source_wav):
+    result, before, after, status = client.predict(
+        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.3, 2, 1, "inversion", api_name="/vary"
+    )
+    assert soundfile.info(result).frames == soundfile.info(str(source_wav)).frames and "by inversion" in status
+
+
 def test_outpainting_keeps_the_span(client, source_wav):
     result, *_ = client.predict(
         "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.1, 0.3, "outside", 2, 1, api_name="/inpaint"

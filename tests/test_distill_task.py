@@ -181,3 +181,23 @@ def test_distill_drop_prob_sets_every_condition_but_the_guidance_scale(teacher, 
     assert conditioning["drop_prob"] == 0.5 and conditioning["drop"] == {GUIDANCE: 0.0}
     with pytest.raises(TrainingError, match="distill.drop_prob=1.5"):
         distill(teacher, tmp_path / "bad", synth_dir, drop_prob=1.5)
+
+
+def test_an_adversarial_student_trains_a_critic_resumes_and_samples_in_its_steps(teacher, synth_dir, tmp_path):
+    out = tmp_path / "adversarial"
+    distill(teacher, out, synth_dir, method="adversarial", student_steps=1, stop_at=2)
+    state = load_file(str(list_checkpoints(out)[-1] / "training_state.safetensors"))
+    assert any(key.startswith("module.discriminator.") for key in state)  # the critic resumes with the student
+    distill(teacher, out, synth_dir, method="adversarial", student_steps=1, resume=True)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {"loss", "discriminator"} <= set(records[-1]) and records[-1]["step"] == TRAIN["steps"]
+    pipe = Pipeline.from_pretrained(out)
+    assert pipe.config.student.method == "adversarial" and pipe.config.sampling.steps == 1
+    assert torch.isfinite(pipe.generate(label="chirp").audio).all()
+
+
+def test_an_unknown_method_lists_the_methods(teacher, synth_dir, tmp_path):
+    from audiodiff.config import ConfigError
+
+    with pytest.raises(ConfigError, match="adversarial.*consistency.*guidance.*progressive"):
+        distill(teacher, tmp_path / "x", synth_dir, method="magic")

@@ -330,12 +330,16 @@ class DemoActions:
         strength: float,
         steps: float,
         seed: float,
+        method: str = "noise",
         progress: gr.Progress = gr.Progress(),
     ) -> list[Any]:
-        """Audio-to-audio variation; strength 0 returns the input, 1 ignores it."""
+        """Audio-to-audio variation; strength 0 returns the input, 1 ignores it. `method`:
+        "noise" (noise the input, then sample back) or "inversion" (DDIM inversion: keeps timing)."""
+        if method not in ("noise", "inversion"):
+            raise gr.Error(f"method {method!r}: choose noise or inversion")
 
         def run(pipe, audio, request):
-            return pipe.vary(audio, strength=float(strength), sample_rate=pipe.sample_rate, request=request)
+            return pipe.vary(audio, float(strength), pipe.sample_rate, request=request, mode=method)
 
         return self._edit(
             model,
@@ -347,7 +351,7 @@ class DemoActions:
             seed,
             progress,
             run,
-            f"variation (strength {float(strength):g})",
+            f"variation (strength {float(strength):g}, by {method})",
         )
 
     def inpaint(

@@ -213,6 +213,14 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comput
     with gr.Tabs():
         with gr.Tab("Variation"):
             strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="strength (0 keeps the input, 1 ignores it)")
+            method = gr.Radio(
+                [
+                    ("noise the input, then sample back", "noise"),
+                    ("invert the input to its noise (keeps timing)", "inversion"),
+                ],
+                value="noise",
+                label="method",
+            )
             vary = gr.Button("Vary", variant="primary")
         with gr.Tab("Inpaint / outpaint"):
             with gr.Row():
@@ -235,7 +243,7 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comput
     status = gr.Markdown(label="status")
     outputs = [result, before, after, status]
     head = [model, source, *conditions]
-    vary.click(actions.vary, head + [strength, steps, seed], outputs, api_name="vary", **compute)
+    vary.click(actions.vary, head + [strength, steps, seed, method], outputs, api_name="vary", **compute)
     inpaint.click(actions.inpaint, head + [start, end, region, steps, seed], outputs, api_name="inpaint", **compute)
     extend.click(actions.continue_, head + [seconds, steps, seed], outputs, api_name="continue", **compute)
 

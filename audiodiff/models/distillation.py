@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from audiodiff.config import ConfigError
+from audiodiff.diffusion.adversarial import generator_loss
 from audiodiff.diffusion.distill import consistency_loss, guidance_loss, progressive_loss
 
 __all__ = ["DISTILL_METHODS", "DistillMethod", "distill_method"]
@@ -31,6 +32,8 @@ class DistillStep:
     student_steps: int  # the steps the student samples with
     shift: float
     generator: torch.Generator | None
+    fake: torch.Tensor | None = None  # adversarial methods: the student's own few-step samples
+    discriminator: Callable | None = None  # adversarial methods: clip -> score `[batch]`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,7 @@ class DistillMethod:
     guidance_input: bool
     fixed_steps: bool
     summary: str
+    discriminator: bool = False  # trains a critic on the model's space beside the student
 
 
 DISTILL_METHODS: dict[str, DistillMethod] = {
@@ -70,6 +74,18 @@ DISTILL_METHODS: dict[str, DistillMethod] = {
             guidance_input=False,
             fixed_steps=True,
             summary="one student DDIM step does two of the teacher's (Salimans and Ho 2022)",
+        ),
+        DistillMethod(
+            "adversarial",
+            lambda s: generator_loss(
+                s.discriminator, s.x, s.fake, s.teacher, s.cond, s.distill.distill_weight, s.generator
+            )[0],
+            sampler="ddim",
+            guidance_input=False,
+            fixed_steps=True,
+            summary="a critic on real clips against the student's few-step samples, plus the teacher's regulariser "
+            "(adversarial diffusion distillation, Sauer et al. 2023; ARC's relativistic pairing)",
+            discriminator=True,
         ),
         DistillMethod(
             "consistency",

@@ -8,6 +8,8 @@ resume, torchrun) is the diffusion task's and the trainer's.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn as nn
 
@@ -27,9 +29,11 @@ from audiodiff.models.diffusion import DiffusionModel
 from audiodiff.models.distillation import DistillStep, distill_method
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.init import InitError, load_source_weights
-from audiodiff.train.trainer import StepContext, TrainingError
+from audiodiff.train.trainer import StepContext, TrainingError, adamw
 
 __all__ = ["DistillTask", "student_config"]
+
+CRITIC_WINS_BELOW, CRITIC_PATIENCE = 0.01, 200  # a discriminator loss under this, this many steps running
 
 
 def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> DiffusionRunConfig:
@@ -89,6 +93,24 @@ class DistillTask(DiffusionTask):
             self.teacher_model = guided(self.teacher_model, self.run.distill.guidance)
         if self.run.distill.init_from_teacher:
             self._init_from(teacher)
+        self.discriminator = None
+        if self.method.discriminator:  # a critic on the model's own space, trained beside the student
+            from audiodiff.diffusion.adversarial import SpaceDiscriminator
+
+            channels = self.config.model.in_channels
+            self.discriminator = SpaceDiscriminator(self.config.model.dims, channels).to(device)
+            self.d_optimizer = adamw(self.discriminator.parameters(), cfg)
+            for group in self.d_optimizer.param_groups:
+                group["lr_scale"] = self.run.distill.discriminator_lr / cfg.lr
+            self.modules["discriminator"] = self.discriminator
+            self.optimizers["discriminator"] = self.d_optimizer
+            self.d_net = self.discriminator
+            self.critic_wins = 0
+
+    def wrap(self, wrap_fn) -> None:
+        super().wrap(wrap_fn)
+        if self.discriminator is not None:
+            self.d_net = wrap_fn(self.discriminator)
 
     def _init_from(self, teacher: nn.Module) -> None:
         """Copy the teacher's weights (`train.init`'s mapping); a new guidance input starts at
@@ -119,13 +141,45 @@ class DistillTask(DiffusionTask):
         if not self.method.guidance_input and guidance_range is not None:
             low, high = guidance_range  # the student of a guidance student keeps its scale input
             cond[GUIDANCE] = (low + (high - low) * torch.rand(x.shape[0], generator=ctx.generator)).to(self.device)
+        logged = {}
+        fake = None
+        if self.discriminator is not None:
+            from audiodiff.diffusion.adversarial import discriminator_loss, student_sample
+
+            noise = torch.randn(x.shape, generator=ctx.generator).to(x)
+            with ctx.autocast():
+                fake = student_sample(student, noise, cond, self.config.student.steps, shift)
+                loss_d = discriminator_loss(self.d_net, x, fake)
+            ctx.backward(loss_d, self.discriminator, self.d_optimizer)
+            logged["discriminator"] = float(loss_d.detach())
+            self._watch_critic(logged["discriminator"], ctx)
         step = DistillStep(
-            student, self.teacher_model, x, cond, self.run.distill, self.config.student.steps, shift, ctx.generator
+            student,
+            self.teacher_model,
+            x,
+            cond,
+            self.run.distill,
+            self.config.student.steps,
+            shift,
+            ctx.generator,
+            fake,
+            self.d_net if self.discriminator is not None else None,
         )
         with ctx.autocast():
             loss = self.method.loss(step)
         ctx.backward(loss, self.model, self.optimizer)
-        return {"loss": float(loss.detach())}
+        return {"loss": float(loss.detach()), **logged}
+
+    def _watch_critic(self, loss_d: float, ctx: StepContext) -> None:
+        """Say so when the critic wins outright (its loss near zero) for CRITIC_PATIENCE steps: the
+        student then learns nothing from it (lower distill.discriminator_lr, or raise distill_weight)."""
+        self.critic_wins = self.critic_wins + 1 if loss_d < CRITIC_WINS_BELOW else 0
+        if self.critic_wins and self.critic_wins % CRITIC_PATIENCE == 0:
+            print(
+                f"warning: the discriminator has won outright for {self.critic_wins} steps (loss {loss_d:.4f}); "
+                "lower distill.discriminator_lr or raise distill.distill_weight",
+                file=sys.stderr,
+            )
 
     def export_config(self) -> dict:
         data = super().export_config()
