@@ -132,6 +132,7 @@ def test_every_recipe_has_a_smoke_test_here():
         "folder",
         "vocoder-16k",
         "vocoder-22k",
+        "vocoder-44k",
         "mel-vae-16k",
         "digits-latent",
         "mel-vae-22k",
@@ -253,7 +254,7 @@ def test_mel_recipes_share_one_mel_spec_so_they_share_a_vocoder():
     assert specs[0] == specs[1] == specs[2]
 
 
-@pytest.mark.parametrize("name, rate", [("vocoder-16k", 16000), ("vocoder-22k", 22050)])
+@pytest.mark.parametrize("name, rate", [("vocoder-16k", 16000), ("vocoder-22k", 22050), ("vocoder-44k", 44100)])
 def test_vocoder_recipes(tmp_path, data, name, rate):
     """Both phases of a vocoder recipe (reconstruction, then the GAN from step 2), then a round trip."""
     from audiodiff.vocoder import Vocoder
