@@ -230,6 +230,14 @@ def test_folder_recipe_unconditional(tmp_path, data):
     generate_one(run)
 
 
+def test_folder_lora_recipe_exports_an_adapter_of_notes(tmp_path, data):
+    run = train_recipe("folder", data("folder"), tmp_path, config="lora.yaml")
+    pipe = Pipeline.from_pretrained("notes", adapters=[run])
+    assert pipe.info["adapters"][0]["base"] == "notes"
+    out = pipe.generate(label="keyboard", pitch=60, steps=2)
+    assert torch.isfinite(out.audio).all()
+
+
 def test_folder_recipe_with_labels_and_captions(tmp_path, data):
     run = train_recipe(
         "folder",

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from audiodiff.audio import MelSpec, load_audio
 from audiodiff.checkpoint import list_checkpoints
 from audiodiff.pipeline import Pipeline
+from audiodiff.train import threads as threads_module
 from audiodiff.train import trainer as trainer_module
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer, TrainingError, choose_threads
@@ -253,9 +254,9 @@ def test_a_short_run_previews_about_four_times():
 
 def test_automatic_threads_leave_busy_cores_alone(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(trainer_module, "_AUTO_THREADS", {})
+    monkeypatch.setattr(threads_module, "_AUTO_THREADS", {})
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(trainer_module, "busy_cores", lambda cores: 2.1)
+    monkeypatch.setattr(threads_module, "busy_cores", lambda cores: 2.1)
     assert choose_threads(0).count == 2 and "2.1 busy" in str(choose_threads(0))
     assert choose_threads(0, processes=2).count == 1
     assert choose_threads(3).count == 3
@@ -268,7 +269,7 @@ def test_busy_cores_sees_a_process_spinning_on_a_core():
     hog = multiprocessing.Process(target=_spin, args=(stop,), daemon=True)
     hog.start()
     try:
-        busy = trainer_module.busy_cores(2, seconds=1.0)
+        busy = threads_module.busy_cores(2, seconds=1.0)
     finally:
         stop.set()
         hog.join()

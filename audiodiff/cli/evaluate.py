@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from audiodiff.cli.generate import _add_device_arg, _check_device
+from audiodiff.cli.generate import _adapter_scales, _add_device_arg, _check_device
 from audiodiff.cli.registry import command
 
 
@@ -54,6 +54,13 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vocoder",
         help="with --checkpoint: vocoder directory or griffin_lim (default: the model's)",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="PATH[:SCALE]",
+        help="with --checkpoint: an adapter run on it, at SCALE (repeatable)",
     )
     parser.add_argument(
         "--batch-size",
@@ -185,6 +192,7 @@ def _run_evaluation(args: argparse.Namespace) -> int:
             args.overwrite,
             classifier,
             device=args.device,
+            adapters=_adapter_scales(args.adapter),
         )
     else:
         generated = load_clips(args.generated, side="generated")

@@ -215,6 +215,7 @@ def sample_checkpoint(
     classifier: AudioClassifier | None = None,
     progress: bool = True,
     device: str = "cpu",
+    adapters: dict | None = None,
 ) -> tuple[ClipSet, dict]:
     """Sample `per_label` clips of each label (default: all the model's labels; `per_label` in
     total for an unconditional model) into `out_dir/LABEL/`. Returns the clips and the settings.
@@ -223,7 +224,7 @@ def sample_checkpoint(
 
     if per_label < 1 or batch_size < 1:
         raise EvaluationError(f"--per-label {per_label} and --batch-size {batch_size} must be at least 1")
-    pipe = Pipeline.from_pretrained(checkpoint, vocoder=vocoder, device=device)
+    pipe = Pipeline.from_pretrained(checkpoint, vocoder=vocoder, device=device, adapters=adapters or None)
     wanted: list[str | None] = list(labels) if labels else (pipe.labels or [None])
     unknown = sorted(set(wanted) - set(pipe.labels)) if labels else []
     if unknown:
@@ -269,6 +270,7 @@ def sample_checkpoint(
         "per_label": per_label,
         **{key: used[key] for key in ("steps", "sampler", "guidance", "guide", "rest_guidance", "guidance_interval")},
         "vocoder": vocoder or pipe.config.sampling.vocoder,
+        "adapters": pipe.info.get("adapters", []),
         "seed": seed,
     }
     return load_clips(out_dir, side="generated"), settings

@@ -96,6 +96,13 @@ class DiffusionTask:
         self.source = None
         if config.train.init_from:
             self.source = load_source(config.train.init_from)
+            if config.train.adapter is not None:
+                # an adapter rides on its base exactly as it is: the base's conditions too (values the
+                # data lacks are null), so the adapter loads onto the very model it names
+                base = self.source.config.conditioning
+                fields = [*base.numbers, *base.extra]
+                data = dataclasses.replace(config.data, number_fields=fields, curves=list(base.curves))
+                config = dataclasses.replace(config, conditioning=base, data=data)
             config = adopt_source(config, self.source.config, config.train.init_from, verbose)
             autoencoder = autoencoder or self.source.autoencoder
         self.autoencoder = load_autoencoder(config, autoencoder)
