@@ -108,3 +108,15 @@ def test_generate_writes_24_bit_wav_when_asked(pipe, tmp_path):
     out = tmp_path / "clip.wav"
     assert main(["generate", "--checkpoint", str(checkpoint), "--label", "low", "--steps", "2", "--bits", "24", "--out", str(out)]) == 0  # fmt: skip
     assert soundfile.info(out).subtype == "PCM_24"
+
+
+def test_the_demos_guidance_of_one_guides_nothing(pipe, tmp_path):
+    """notes guides its label at `guidance` and the rest at 2.5; the page's "1 = none" must mean none."""
+    from audiodiff.demo import DemoActions, Limits, ModelStore
+
+    actions = DemoActions(ModelStore({}), Limits(), tmp_path)
+    request = actions._request({"label": "high", "pitch": 60}, 3, 0, None, guidance=1.0)
+    settings = pipe.resolve(request)
+    assert settings.guide is None and settings.rest == {} and settings.guidance == 1.0
+    guided = pipe.resolve(actions._request({"label": "high", "pitch": 60}, 3, 0, None, guidance=2.0))
+    assert guided.guide == ("label",) and guided.rest_guidance == 1.5

@@ -216,6 +216,8 @@ class DemoActions:
         _check_at_most("steps", steps, self.limits.max_steps)
         if not 0 <= int(seed) <= MAX_SEED:
             raise gr.Error(f"seed={seed}: must be between 0 and {MAX_SEED}")
+        if options.get("guidance") == 1.0:  # the slider's "1 = none": no condition guided, not even a model's `guide`
+            options["guide"] = ()
         return GenerationRequest(
             conditions=conditions, steps=max(1, int(steps)), seed=int(seed), callback=callback, **options
         )
