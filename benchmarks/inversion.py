@@ -91,7 +91,6 @@ def main() -> None:
         results[str(steps)]["refined_over_vary_1"] = round(ratio, 3)
         print(steps, json.dumps(results[str(steps)]))
     write_result(
-        args.out,
         {
             "benchmark": "inversion",
             "date": now(),
@@ -103,6 +102,7 @@ def main() -> None:
             "results": results,
             "target": "round trip log-mel L1 at 32 steps <= 1/3 of vary(strength=1.0)'s",
         },
+        args.out,
     )
 
 

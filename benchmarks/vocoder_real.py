@@ -156,7 +156,6 @@ def main() -> None:
     total = sum(len(group) for group in checks.values())
     print(f"targets met: {met} of {total}")
     write_result(
-        args.out,
         {
             "benchmark": "vocoder_real",
             "date": now(),
@@ -167,6 +166,7 @@ def main() -> None:
             "results": results,
             "targets": checks,
         },
+        args.out,
     )
 
 
