@@ -80,3 +80,15 @@ def test_notes_fast_plays_the_asked_pitch_in_one_call():
         f0 = controls.extract(clip[0].numpy(), out.sample_rate)["f0"]
         voiced = f0[np.isfinite(f0) & (f0 > 0)]
         assert voiced.size > 10 and abs(float(np.median(controls.hz_to_midi(voiced))) - pitch) < 0.5
+
+
+def test_the_real_recordings_vocoder_joins_the_16k_models():
+    """vocoder-16k-real (stage 6, trained on real voices, drums and music too) shares the 16 kHz
+    MelSpec, so any bundled 16 kHz model can use it."""
+    from audiodiff.vocoder import Vocoder
+
+    real = Vocoder.from_pretrained("vocoder-16k-real")
+    assert real.mel_spec == Vocoder.from_pretrained("vocoder-16k").mel_spec
+    pipe = Pipeline.from_pretrained("digits", vocoder="vocoder-16k-real")
+    audio = pipe.generate(label="seven", steps=4, seed=0).audio
+    assert torch.isfinite(audio).all() and audio.abs().max() > 0.01
