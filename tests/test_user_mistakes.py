@@ -114,7 +114,7 @@ CASES = {
     ),
     "vocode --vocoder nosuch": (
         ["vocode", "--vocoder", "nosuch", "{clip}", "{out}"],
-        r"nosuch: no such .*bundled vocoders: \['vocoder-16k'\]",
+        r"nosuch: no such .*bundled vocoders: \['vocoder-16k', 'vocoder-16k-real'\]",
     ),
     "export --vocoder griffin_lim": (
         ["export", "--vocoder", "griffin_lim"],
