@@ -73,6 +73,16 @@ class AdapterConfig:
             self.targets = [self.targets]
 
 
+def _peft():
+    """The peft package, or an error that says how to install it."""
+    try:
+        import peft
+        import peft.tuners.lora
+    except ImportError:
+        raise AdapterError("adapters need peft: pip install 'audiodiff[adapters]' (or pip install peft)") from None
+    return peft
+
+
 def target_modules(model: nn.Module, targets: list[str]) -> list[str]:
     """Full names of the Linear / Conv layers that `targets` (group names or name suffixes) pick."""
     suffixes = {suffix for target in targets for suffix in TARGET_GROUPS.get(target, (target,))}
@@ -91,7 +101,7 @@ def target_modules(model: nn.Module, targets: list[str]) -> list[str]:
 
 
 def _peft_config(config: AdapterConfig, modules: list[str]):
-    from peft import LoraConfig
+    LoraConfig = _peft().LoraConfig
 
     return LoraConfig(
         r=config.rank,
@@ -106,7 +116,7 @@ def _peft_config(config: AdapterConfig, modules: list[str]):
 def attach(model: nn.Module, config: AdapterConfig, name: str = "adapter") -> list[str]:
     """Inject adapter `name` into `model` (in place), freeze everything else; returns the
     adapted layers' names."""
-    from peft import inject_adapter_in_model
+    inject_adapter_in_model = _peft().inject_adapter_in_model
 
     modules = target_modules(model, config.targets)
     inject_adapter_in_model(_peft_config(config, modules), model, adapter_name=name)
@@ -117,7 +127,7 @@ def attach(model: nn.Module, config: AdapterConfig, name: str = "adapter") -> li
 
 def adapter_state(model: nn.Module, name: str = "adapter") -> dict[str, torch.Tensor]:
     """The adapter's own weights (what an adapter checkpoint holds), keys without its name."""
-    from peft import get_peft_model_state_dict
+    get_peft_model_state_dict = _peft().get_peft_model_state_dict
 
     return {key: value.detach().clone() for key, value in get_peft_model_state_dict(model, adapter_name=name).items()}
 
@@ -163,7 +173,7 @@ def read_adapter(path: str | os.PathLike) -> tuple[Path, dict]:
 def load_adapters(model: nn.Module, adapters: dict[str, float], base_digest: str) -> list[dict]:
     """Attach each adapter (path -> scale) to `model` and activate them all at their scales.
     An adapter trained on another base is refused naming both digests."""
-    from peft import set_peft_model_state_dict
+    set_peft_model_state_dict = _peft().set_peft_model_state_dict
 
     loaded = []
     for index, (path, scale) in enumerate(adapters.items()):
@@ -177,7 +187,7 @@ def load_adapters(model: nn.Module, adapters: dict[str, float], base_digest: str
         name = f"adapter{index}"
         adapter = AdapterConfig(**config["adapter"])
         try:
-            from peft import inject_adapter_in_model
+            inject_adapter_in_model = _peft().inject_adapter_in_model
 
             inject_adapter_in_model(_peft_config(adapter, list(config["target_modules"])), model, adapter_name=name)
         except ValueError as error:
@@ -202,7 +212,7 @@ def load_adapters(model: nn.Module, adapters: dict[str, float], base_digest: str
 
 
 def _activate(model: nn.Module, scales: dict[str, float]) -> None:
-    from peft.tuners.lora import LoraLayer
+    LoraLayer = _peft().tuners.lora.LoraLayer
 
     for module in model.modules():
         if isinstance(module, LoraLayer):
@@ -215,7 +225,7 @@ def _activate(model: nn.Module, scales: dict[str, float]) -> None:
 
 def merge_adapters(model: nn.Module) -> None:
     """Fold every active adapter into its layer's weights (sampling then costs the base's)."""
-    from peft.tuners.lora import LoraLayer
+    LoraLayer = _peft().tuners.lora.LoraLayer
 
     for module in model.modules():
         if isinstance(module, LoraLayer) and not module.merged:
