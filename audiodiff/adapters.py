@@ -136,11 +136,7 @@ def weights_digest(model: nn.Module) -> str:
     """sha256 of a model's base weights (names, shapes and fp16 values, so a float16 bundle
     and its float32 source agree), 16 hex digits; adapters record their base's."""
     digest = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        if "lora_" in key or ".base_layer." in key:
-            key = key.replace(".base_layer.", ".")
-            if "lora_" in key:
-                continue
+    for key, value in sorted(model.state_dict().items()):  # called before any adapter is attached
         digest.update(key.encode())
         digest.update(str(tuple(value.shape)).encode())
         if value.is_floating_point():
@@ -196,7 +192,7 @@ def load_adapters(model: nn.Module, adapters: dict[str, float], base_digest: str
             state = load_state_dict(folder / WEIGHTS)
         except CheckpointError as error:
             raise AdapterError(f"adapter {path}: {error}") from None
-        expected = {key for key in adapter_state(model, name)}
+        expected = set(_peft().get_peft_model_state_dict(model, adapter_name=name))
         if set(state) != expected:
             missing, extra = sorted(expected - set(state))[:3], sorted(set(state) - expected)[:3]
             raise AdapterError(

@@ -128,24 +128,29 @@ class Editing:
         run, request = self._start(request, batch.shape[0], default_sampler=INPAINT_SAMPLER)
         known = self._encode(batch)
         model_mask = self.space.mask(sample_mask, known.shape[-1]).to(known.device)
-        with run.progress(run.settings.steps) as on_step:
-            x = inpaint(
-                run.model,
-                known,
-                model_mask,
-                run.settings.steps,
-                run.cond,
-                run.noise(),
-                resample_steps,
-                shift=run.settings.shift,
-                callback=on_step,
-                sampler=run.settings.sampler,
-            )
+        x = self._repaint(run, known, model_mask, run.noise(), resample_steps)
         out = self.decode(x, run, self.space.frames(length))
         out.audio = self._splice(out.audio, batch[..., : out.audio.shape[-1]], sample_mask[: out.audio.shape[-1]])
         if out.audio.shape[-1] < length:  # mel models drop the last partial hop; keep it from the input
             out.audio = torch.cat([out.audio, batch[..., out.audio.shape[-1] :]], dim=-1)
         return self._finish(out, request)
+
+    @staticmethod
+    def _repaint(run, known: torch.Tensor, mask: torch.Tensor, noise, resample_steps: int) -> torch.Tensor:
+        """RePaint over `known` (mask 1 = regenerate) with the run's sampler, steps and progress."""
+        with run.progress(run.settings.steps) as on_step:
+            return inpaint(
+                run.model,
+                known,
+                mask,
+                run.settings.steps,
+                run.cond,
+                noise,
+                resample_steps,
+                shift=run.settings.shift,
+                callback=on_step,
+                sampler=run.settings.sampler,
+            )
 
     def _sample_mask(self, mask, start, end, length: int) -> torch.Tensor:
         if mask is None:
@@ -223,19 +228,7 @@ class Editing:
             known = torch.cat([context, torch.zeros(*x.shape[:-1], new, device=x.device, dtype=x.dtype)], dim=-1)
             mask = torch.zeros(known.shape[-1], device=x.device)
             mask[context.shape[-1] :] = 1
-            with run.progress(run.settings.steps) as on_step:
-                filled = inpaint(
-                    run.model,
-                    known,
-                    mask,
-                    run.settings.steps,
-                    run.cond,
-                    noise,
-                    resample_steps,
-                    shift=run.settings.shift,
-                    callback=on_step,
-                    sampler=run.settings.sampler,
-                )
+            filled = self._repaint(run, known, mask, noise, resample_steps)
             x = torch.cat([x, filled[..., context.shape[-1] :]], dim=-1)
         return x[..., :target]
 
@@ -264,19 +257,7 @@ class Editing:
         mask = torch.zeros(length, device=x.device)
         half_seam = max(1, int(length * seam_fraction / 2))
         mask[length // 2 - half_seam : length // 2 + half_seam] = 1
-        with heal.progress(heal.settings.steps) as on_step:
-            healed = inpaint(
-                heal.model,
-                rolled,
-                mask,
-                heal.settings.steps,
-                heal.cond,
-                heal.noise(),
-                2,
-                shift=heal.settings.shift,
-                callback=on_step,
-                sampler=heal.settings.sampler,
-            )
+        healed = self._repaint(heal, rolled, mask, heal.noise(), 2)
         x = torch.roll(healed, -(length // 2), dims=-1)
         return self._finish(self.decode(x, run, seamless=True), request)
 
@@ -358,8 +339,9 @@ class Editing:
         request = GenerationRequest.of(request, steps=steps, **options).check()
         plain = dataclasses.replace(request, conditions={}, negatives={})
         inverting = GenerationRequest.of(plain, guidance=source_guidance, guide=(), **dict(source or {}))
-        noise = self.invert(audio, steps, sample_rate, strength, iterations, request=inverting)
-        length = self._audio_batch(audio, sample_rate).shape[-1]
+        batch = self._audio_batch(audio, sample_rate)  # read once; invert takes it at the model's rate
+        noise = self.invert(batch, steps, self.sample_rate, strength, iterations, request=inverting)
+        length = batch.shape[-1]
         wanted = GenerationRequest.of(plain, sampler="ddim", **dict(target or {}))
         wanted = self._curve_shorthand(wanted, self.space.shape(noise.shape[0], length))
         run = self._run(self.resolve(wanted, noise.shape[0]), wanted)

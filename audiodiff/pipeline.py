@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audiodiff.audio import AudioError, MelSpec, load_audio, normalize_peak, resample, to_channels
-from audiodiff.bundled import BUNDLED_DIR, bundled_path, find_checkpoint
+from audiodiff.bundled import BUNDLED_DIR, bundled_path
 from audiodiff.checkpoint import CONFIG, WEIGHTS, save_tensors, write_checkpoint, write_json
 from audiodiff.config import ConfigError, DiffusionRunConfig, to_dict
 from audiodiff.diffusion.distill import GUIDANCE
@@ -51,9 +51,22 @@ from audiodiff.request import (
 from audiodiff.spaces import AUTOENCODER_FOLDER, Space, space_class
 from audiodiff.vocoder import GriffinLimVocoder, Vocoder
 
-__all__ = ["GenerateOutput", "GenerationRequest", "Pipeline", "RequestError", "bundled_path", "BUNDLED_DIR"]
-# kept importable from here: build_model, parse_run_config, MAX_PARAMETERS, RUN_SECTIONS, MAX_SEED, MAX_SECONDS
-_REEXPORTED = (build_model, parse_run_config, MAX_PARAMETERS, RUN_SECTIONS, MAX_SEED, MAX_SECONDS, AUTOENCODER_FOLDER)
+__all__ = [
+    "GenerateOutput",
+    "GenerationRequest",
+    "Pipeline",
+    "RequestError",
+    "bundled_path",
+    "BUNDLED_DIR",
+    # importable from here as before the model layer and the request module took them
+    "AUTOENCODER_FOLDER",
+    "MAX_PARAMETERS",
+    "MAX_SECONDS",
+    "MAX_SEED",
+    "RUN_SECTIONS",
+    "build_model",
+    "parse_run_config",
+]
 
 LONG_FACTOR = 1.5  # beyond this many training lengths, generate window by window
 PEAK_GUARD = 0.99  # a clip whose peak is over 1 is scaled down to this peak
@@ -181,7 +194,7 @@ class Pipeline(Editing):
 
             scales = dict(adapters) if isinstance(adapters, dict) else {str(path): adapter_scale for path in adapters}
             info["adapters"] = load_adapters(model, scales, weights_digest(model))
-        folder = find_checkpoint(info["path"], lambda: "")
+        folder = Path(info["path"])  # load_diffusion resolved it
         parts = space_class(config.data).load_parts(folder, config, vocoder, autoencoder)
         return cls(
             model,

@@ -299,9 +299,7 @@ def check_resample_steps(resample_steps) -> None:
 
 def _plain(value):
     """JSON-ready copy: tensors and numpy arrays as lists, tuples as lists, dicts recursively."""
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # tensors and numpy arrays
         return value.tolist()
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}

@@ -22,6 +22,7 @@ from audiodiff.config import (
     from_dict,
     to_dict,
 )
+from audiodiff.diffusion.adversarial import SpaceDiscriminator, discriminator_loss, student_sample
 from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
@@ -95,8 +96,6 @@ class DistillTask(DiffusionTask):
             self._init_from(teacher)
         self.discriminator = None
         if self.method.discriminator:  # a critic on the model's own space, trained beside the student
-            from audiodiff.diffusion.adversarial import SpaceDiscriminator
-
             channels = self.config.model.in_channels
             self.discriminator = SpaceDiscriminator(self.config.model.dims, channels).to(device)
             self.d_optimizer = adamw(self.discriminator.parameters(), cfg)
@@ -144,8 +143,6 @@ class DistillTask(DiffusionTask):
         logged = {}
         fake = None
         if self.discriminator is not None:
-            from audiodiff.diffusion.adversarial import discriminator_loss, student_sample
-
             noise = torch.randn(x.shape, generator=ctx.generator).to(x)
             with ctx.autocast():
                 fake = student_sample(student, noise, cond, self.config.student.steps, shift)
