@@ -207,6 +207,7 @@ class DataConfig:
     min_seconds: float = 0.05  # shorter files are skipped; longer ones are cropped, shorter segments padded
     random_crop: bool = True
     normalize: Literal["none", "peak", "loudness"] = "peak"  # one gain per file, from the whole file
+    gain: float = 1.0  # wave models: the model sees audio x gain (one fixed factor, so levels stay comparable)
     label_from_folder: bool = False  # plain folders: the parent folder names the label
     number_fields: list[str] = dataclasses.field(default_factory=list)  # manifest fields used as numbers
     curves: list[str] = dataclasses.field(default_factory=list)  # control curves measured from each item (f0, loudness)
@@ -221,6 +222,11 @@ class DataConfig:
         if self.segment_seconds <= 0 or self.sample_rate <= 0:
             raise ConfigError(
                 f"data.segment_seconds={self.segment_seconds} and data.sample_rate={self.sample_rate} must be positive"
+            )
+        if not self.gain > 0 or (self.gain != 1.0 and self.representation != "wave"):
+            raise ConfigError(
+                f"data.gain={self.gain}: a positive factor, for representation=wave only "
+                "(mels are normalised and latents carry their autoencoder's latent_scale)"
             )
         if self.channels not in (1, 2):
             raise ConfigError(f"data.channels={self.channels}: use 1 (mono) or 2 (stereo)")

@@ -142,14 +142,32 @@ class Space:
 
 
 class Wave(Space):
-    """Raw samples: the model's clips are the audio."""
+    """Raw samples: the model's clips are the audio times a fixed `gain` (`data.gain`), which
+    brings quiet data (drum one-shots kept at their recorded levels) near the unit variance the
+    noise schedule assumes without a gain per clip."""
 
     name = "wave"
     description = "waveform"
 
+    def __init__(self, sample_rate: int, channels: int = 1, gain: float = 1.0):
+        super().__init__(sample_rate, channels)
+        self.gain = float(gain)
+
     @classmethod
     def build(cls, data, mel_spec: MelSpec | None = None, vocoder=None, autoencoder=None) -> Wave:
-        return cls(data.sample_rate, data.channels)
+        return cls(data.sample_rate, data.channels, getattr(data, "gain", 1.0))
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        return audio * self.gain if self.gain != 1.0 else audio
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.encode(audio)
+
+    def decode(self, x: torch.Tensor, frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return (x / self.gain if self.gain != 1.0 else x), None
+
+    def settings(self) -> dict:
+        return {**super().settings(), **({"gain": self.gain} if self.gain != 1.0 else {})}
 
 
 class Mel(Space):

@@ -12,7 +12,7 @@ from audiodiff.audio import MelSpec
 from audiodiff.latent import Autoencoder
 from audiodiff.models.autoencoder import AutoencoderModelConfig, MelAutoencoder
 from audiodiff.pipeline import Pipeline, build_model
-from audiodiff.spaces import Latent, Mel, Wave
+from audiodiff.spaces import Latent, Mel, Wave, space_for
 from tests.util import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +68,20 @@ def test_spaces_map_lengths_and_masks_onto_their_axis():
     assert frames.shape == (62,) and frames[1000 // 256] == 1 and frames[0] == 0  # widened by one frame
     assert torch.equal(wave.mask(mask, samples), mask)
     assert latent.samples_per_position == 256 * 4
+
+
+def test_wave_gain_scales_into_the_model_and_back(tmp_path):
+    from audiodiff.config import ConfigError, DataConfig
+
+    space = space_for(DataConfig(representation="wave", gain=15.0))
+    audio = torch.randn(1, 1, 800) * 0.03
+    x = space.encode(audio)
+    assert torch.allclose(x, audio * 15.0) and torch.allclose(space.decode(x)[0], audio, atol=1e-6)
+    assert space.settings()["gain"] == 15.0 and "gain" not in Wave(16000).settings()  # old caches keep their keys
+    with pytest.raises(ConfigError, match="data.gain"):
+        DataConfig(representation="mel", gain=2.0)
+    with pytest.raises(ConfigError, match="data.gain"):
+        DataConfig(representation="wave", gain=0.0)
 
 
 def test_mel_space_round_trips_through_its_vocoder_per_channel():
