@@ -13,6 +13,7 @@ __all__ = [
     "bundled_autoencoders",
     "bundled_names",
     "bundled_path",
+    "bundled_upsamplers",
     "bundled_vocoders",
     "check_part_name",
     "check_vocoder_name",
@@ -67,17 +68,24 @@ def check_vocoder_name(name: str, where: Path) -> None:
         )
 
 
+OWN_KINDS = ("diffusion", "autoencoder", "upsampler")  # checkpoint kinds listed apart from the vocoders'
+
+
 def _bundled(kind: str) -> list[str]:
-    """Bundled checkpoints of one kind: diffusion, autoencoder, or vocoder (every other kind: gan, ...)."""
+    """Bundled checkpoints of one kind: diffusion, autoencoder, upsampler, or vocoder (every other kind: gan, ...)."""
     if not BUNDLED_DIR.is_dir():
         return []
     found = [p for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file()]
     kinds = {p.name: read_json(p / CONFIG).get("kind") for p in found}
-    return sorted(name for name, k in kinds.items() if (k if k in ("diffusion", "autoencoder") else "vocoder") == kind)
+    return sorted(name for name, k in kinds.items() if (k if k in OWN_KINDS else "vocoder") == kind)
 
 
 def bundled_vocoders() -> list[str]:
     return _bundled("vocoder")
+
+
+def bundled_upsamplers() -> list[str]:
+    return _bundled("upsampler")
 
 
 def bundled_autoencoders() -> list[str]:

@@ -34,6 +34,8 @@ __all__ = [
     "StudentConfig",
     "SamplingConfig",
     "TrainConfig",
+    "UpsamplerModelConfig",
+    "UpsamplerRunConfig",
     "VocoderLossConfig",
     "VocoderModelConfig",
     "VocoderRunConfig",
@@ -485,6 +487,97 @@ class VocoderRunConfig:
             raise ConfigError("vocoders are mono: set data.channels=1")
         if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
             raise ConfigError(f"gain_db={self.gain_db} must be [low, high] in dB with low <= high, e.g. [-30, 0]")
+
+
+@dataclasses.dataclass
+class UpsamplerModelConfig:
+    """An upsampler's architecture (`audiodiff.upsampler.BandwidthExtender`). At the defaults
+    (about 1.2M parameters) 10 s of output is about 1,700 frames of a 4-block ConvNeXt stack at
+    dim 192: far cheaper than a waveform network at 44.1 kHz."""
+
+    input_rate: int = 16000  # the rate of the audio it extends
+    sample_rate: int = 44100  # the rate it writes
+    n_fft: int = 1024
+    hop_length: int = 256
+    dim: int = 192
+    intermediate_dim: int = 576
+    num_layers: int = 4
+    kernel_size: int = 7
+    ramp_hz: float = 1000.0  # crossfade below the input's Nyquist, where resampling's filter rolls off
+    max_magnitude: float = 1000.0
+
+    def __post_init__(self):
+        if not 0 < self.input_rate < self.sample_rate:
+            raise ValueError(
+                f"upsampler: input_rate={self.input_rate} must be positive and below sample_rate={self.sample_rate}"
+            )
+        if self.n_fft < self.hop_length or (self.n_fft - self.hop_length) % 2 or self.kernel_size % 2 == 0:
+            raise ValueError("upsampler: need n_fft >= hop_length, n_fft - hop_length even, and an odd kernel_size")
+        if not 0 <= self.ramp_hz < self.input_rate / 2 or min(self.dim, self.intermediate_dim, self.num_layers) < 1:
+            raise ValueError("upsampler: need 0 <= ramp_hz < input_rate / 2 and positive dim, intermediate_dim, layers")
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def bin_of(self, hz: float) -> int:
+        return int(round(hz * self.n_fft / self.sample_rate))
+
+    @property
+    def crossover_bins(self) -> tuple[int, int]:
+        """(first bin of the ramp, first bin taken wholly from the prediction)."""
+        top = self.bin_of(self.input_rate / 2)
+        return self.bin_of(self.input_rate / 2 - self.ramp_hz), top
+
+
+@dataclasses.dataclass
+class UpsamplerRunConfig:
+    """An upsampler training run: full-band audio segments, 16 kHz versions of them as input, a
+    bandwidth extender and the vocoders' discriminators and losses (`gan_step`)."""
+
+    kind: Literal["upsampler"] = "upsampler"
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(
+            representation="wave", sample_rate=44100, segment_seconds=0.5, random_crop=True, normalize="none"
+        )
+    )
+    model: UpsamplerModelConfig = dataclasses.field(default_factory=UpsamplerModelConfig)
+    discriminators: list[str] = dataclasses.field(default_factory=lambda: ["mpd", "mrd"])
+    discriminator_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    loss: VocoderLossConfig = dataclasses.field(default_factory=lambda: VocoderLossConfig(mel=15.0, stft=15.0))
+    # the mel loss's analysis: full band at the output rate (the band the model adds is all above 8 kHz)
+    mel: MelSpec = dataclasses.field(
+        default_factory=lambda: MelSpec(
+            sample_rate=44100, n_fft=2048, hop_length=512, win_length=2048, n_mels=128, f_max=None
+        )
+    )
+    gain_db: list[float] = dataclasses.field(default_factory=lambda: [-20.0, 0.0])
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            out_dir="runs/upsampler",
+            lr=2e-4,
+            betas=(0.8, 0.99),
+            lr_schedule="exponential",
+            lr_gamma=0.999,
+            warmup_steps=0,
+            grad_clip=0.0,
+            ema_decay=0.999,
+            batch_size=8,
+            precision="auto",
+        )
+    )
+
+    def __post_init__(self):
+        if self.data.representation != "wave" or self.data.channels != 1:
+            raise ConfigError("an upsampler trains on mono audio: set data.representation=wave and data.channels=1")
+        rates = {self.data.sample_rate, self.model.sample_rate, self.mel.sample_rate}
+        if len(rates) > 1:
+            raise ConfigError(
+                f"data.sample_rate={self.data.sample_rate}, model.sample_rate={self.model.sample_rate} and "
+                f"mel.sample_rate={self.mel.sample_rate} must be equal (the rate the upsampler writes)"
+            )
+        if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
+            raise ConfigError(f"gain_db={self.gain_db} must be [low, high] in dB with low <= high, e.g. [-20, 0]")
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,10 +85,12 @@ class Pipeline(Editing):
         precision: str = "auto",
         channels_last: bool = False,
         compile: bool = False,
+        upsampler=None,
     ):
         """`vocoder` (mel and latent models; Griffin-Lim when None) and `autoencoder` (an
         `audiodiff.latent.Autoencoder`, required by latent models) join the model through its
-        space (`audiodiff.spaces`), which checks they fit.
+        space (`audiodiff.spaces`), which checks they fit. `upsampler` (an
+        `audiodiff.upsampler.Upsampler` from the model's rate) extends every result to its rate.
         `precision` is the U-Net's while sampling ("auto", "fp32", "bf16", "fp16"; the sampler's
         state, the vocoder, the autoencoder and likelihoods stay fp32): "auto" is bf16 for mel and
         latent models where the hardware has native bf16 and fp32 otherwise, so a waveform model's
@@ -113,6 +115,31 @@ class Pipeline(Editing):
             self.model.to(memory_format=torch.channels_last)
         self.compile = bool(compile)
         self._compiled = None
+        self.upsampler = None
+        if upsampler is not None:
+            self.set_upsampler(upsampler)
+
+    def set_upsampler(self, upsampler) -> Pipeline:
+        """Extend every result to the upsampler's rate (a bundled name such as "upsampler-44k", a
+        checkpoint, an `Upsampler`, or None for none); it must take this model's rate."""
+        if isinstance(upsampler, (str, os.PathLike)):
+            from audiodiff.upsampler import Upsampler
+
+            upsampler = Upsampler.from_pretrained(upsampler)
+        if upsampler is not None and upsampler.input_rate != self.sample_rate:
+            from audiodiff.upsampler import UpsamplerError
+
+            raise UpsamplerError(
+                f"the upsampler extends {upsampler.input_rate} Hz audio and this model makes {self.sample_rate} Hz; "
+                "use an upsampler trained from the model's rate (recipes/upsampler-44k, model.input_rate)"
+            )
+        self.upsampler = upsampler.to(self.device) if upsampler is not None else None
+        return self
+
+    @property
+    def output_rate(self) -> int:
+        """The rate results come at: the upsampler's when there is one, else the model's."""
+        return self.upsampler.sample_rate if self.upsampler is not None else self.sample_rate
 
     def merge_adapters(self) -> Pipeline:
         """Fold the loaded adapters into the weights at their scales: sampling then costs what
@@ -181,10 +208,13 @@ class Pipeline(Editing):
         compile: bool = False,
         adapters: list | dict | None = None,
         adapter_scale: float = 1.0,
+        upsampler=None,
     ) -> Pipeline:
         """A bundled model name (e.g. "digits"), a checkpoint directory or a run directory.
         `adapters`: adapter run directories (each at `adapter_scale`) or {path: scale}, attached
         and active together (see `audiodiff.adapters`; `merge_adapters()` folds them in).
+        `upsampler`: a bundled name ("upsampler-44k") or checkpoint that extends every result to
+        its rate (`set_upsampler`).
         The space's parts come from the checkpoint (a vocoder it names; a latent model's
         `autoencoder/` or bundled autoencoder) unless `vocoder` / `autoencoder` (objects or paths)
         are given. `precision`, `channels_last` and `compile`: see `Pipeline`."""
@@ -204,6 +234,7 @@ class Pipeline(Editing):
             precision=precision,
             channels_last=channels_last,
             compile=compile,
+            upsampler=upsampler,
             **parts,
         )
 
@@ -474,10 +505,15 @@ class Pipeline(Editing):
     def _output(self, audio: torch.Tensor, settings: Resolved, mel: torch.Tensor | None = None) -> GenerateOutput:
         return GenerateOutput(audio, self.sample_rate, list(settings.seeds), mel, settings)
 
-    @staticmethod
-    def _finish(out: GenerateOutput, request: GenerationRequest) -> GenerateOutput:
-        """With `request.normalize`, every result clip's peak at `NORMALIZE_PEAK` (kept audio of
-        an edit included); otherwise the output as decoded."""
+    def _finish(self, out: GenerateOutput, request: GenerationRequest) -> GenerateOutput:
+        """Through the upsampler when there is one (with the clipping guard again); with
+        `request.normalize`, every result clip's peak at `NORMALIZE_PEAK` (kept audio of an edit
+        included); otherwise the output as decoded."""
+        if self.upsampler is not None:
+            audio = self.upsampler(out.audio, out.sample_rate).cpu()
+            peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
+            out.audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
+            out.sample_rate = self.upsampler.sample_rate
         if request.normalize:
             out.audio = normalize_peak(out.audio, NORMALIZE_PEAK)
         return out

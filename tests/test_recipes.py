@@ -103,7 +103,7 @@ def train_recipe(name: str, data_path: Path, out: Path, *overrides: str, config:
             "train.preview_every=0",
             "train.log_every=1",
             "train.precision=fp32",
-            *([] if name.startswith(("vocoder", "mel-vae")) else ["sampling.griffin_lim_iters=4"]),
+            *([] if name.startswith(("vocoder", "mel-vae", "upsampler")) else ["sampling.griffin_lim_iters=4"]),
             *overrides,
         ]
     )
@@ -138,6 +138,7 @@ def test_every_recipe_has_a_smoke_test_here():
         "mel-vae-22k",
         "notes-latent-22k",
         "drums",
+        "upsampler-44k",
     }
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
 
@@ -364,3 +365,18 @@ def test_every_recipe_has_a_readme_with_its_command():
             assert f"audiodiff train --config recipes/{folder.name}/config.yaml" in readme.read_text(), (
                 f"{folder.name}: README lacks its command"
             )
+
+
+def test_upsampler_recipe(tmp_path, data):
+    """Reconstruction, then the GAN from step 2, on the drums' 44.1 kHz hits; the checkpoint
+    extends 16 kHz audio to 44.1 kHz."""
+    from audiodiff.upsampler import Upsampler
+
+    run = train_recipe(
+        "upsampler-44k", data("drums"), tmp_path, "loss.discriminator_start=1", "data.segment_seconds=0.25"
+    )
+    upsampler = Upsampler.from_pretrained(run)
+    out = upsampler(torch.randn(1, 2, 8000) * 0.1, 16000)
+    assert out.shape == (1, 2, 22050) and torch.isfinite(out).all()
+    log = [line for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    assert '"discriminator"' in log[-1]

@@ -28,6 +28,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         metavar="PATH[:SCALE]",
         help="a LoRA/DoRA adapter run on this model, at SCALE (default 1; repeatable: adapters add up)",
     )
+    parser.add_argument(
+        "--upsample",
+        action="store_true",
+        help="write 44.1 kHz through the bundled GAN upsampler (upsampler-44k; 16 kHz models)",
+    )
+    parser.add_argument("--upsampler", help="an upsampler checkpoint to write through (implies --upsample)")
     _add_device_arg(parser)
     parser.add_argument(
         "--precision",
@@ -155,6 +161,7 @@ def _load_pipeline(args: argparse.Namespace):
         device=args.device,
         precision=args.precision,
         adapters=_adapter_scales(args.adapter),
+        upsampler=args.upsampler or ("upsampler-44k" if args.upsample else None),
     )
 
 

@@ -30,7 +30,7 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
 
 @command(
     "train",
-    "train a diffusion model, a vocoder or a mel autoencoder from a YAML config (torchrun-compatible)",
+    "train a diffusion model, a vocoder, an upsampler or a mel autoencoder from a YAML config (torchrun-compatible)",
 )(_train_args)
 def run_train(args: argparse.Namespace) -> int:
     from audiodiff.config import ConfigError, from_dict, load_yaml
@@ -122,16 +122,19 @@ def _train_tasks() -> dict:
         AutoencoderRunConfig,
         DiffusionRunConfig,
         DistillRunConfig,
+        UpsamplerRunConfig,
         VocoderRunConfig,
     )
     from audiodiff.train.autoencoder import AutoencoderTask
     from audiodiff.train.diffusion import DiffusionTask
     from audiodiff.train.distill import DistillTask
+    from audiodiff.train.upsampler import UpsamplerTask
     from audiodiff.train.vocoder import VocoderTask
 
     return {
         "autoencoder": (AutoencoderRunConfig, AutoencoderTask),
         "diffusion": (DiffusionRunConfig, DiffusionTask),
         "distill": (DistillRunConfig, DistillTask),
+        "upsampler": (UpsamplerRunConfig, UpsamplerTask),
         "vocoder": (VocoderRunConfig, VocoderTask),
     }

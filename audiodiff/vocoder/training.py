@@ -32,7 +32,7 @@ def gan_step(
     discriminators: nn.Module,
     optim_g: torch.optim.Optimizer,
     optim_d: torch.optim.Optimizer,
-    mel: torch.Tensor,
+    inputs: torch.Tensor,
     audio: torch.Tensor,
     mel_spec: MelSpec,
     weights: VocoderLossConfig | None = None,
@@ -45,7 +45,8 @@ def gan_step(
 ) -> dict[str, float]:
     """Update the discriminators once, then the generator once; return the losses as floats.
 
-    mel: normalised log-mel `[batch, n_mels, frames]`; audio: `[batch, 1, frames * hop]`.
+    inputs: what the generator takes: a vocoder's normalised log-mel `[batch, n_mels, frames]` of
+    audio `[batch, 1, frames * hop]`, or an upsampler's band-limited audio of the same length.
     `adversarial=False` skips the discriminators (the mel-only warm-up before `discriminator_start`).
     `ctx` is the trainer's; without one (tests, notebooks) the step runs in one process, unclipped,
     with the networks under autocast to `autocast_dtype` (e.g. torch.bfloat16) if given. The mel and
@@ -60,9 +61,12 @@ def gan_step(
     loss_mel_spec = loss_mel_spec or mel_spec
     if audio.dim() == 2:
         audio = audio[:, None]
-    if audio.shape[-1] != mel.shape[-1] * mel_spec.hop_length:
+    if audio.shape[-1] % mel_spec.hop_length or inputs.shape[-1] not in (
+        audio.shape[-1],
+        audio.shape[-1] // mel_spec.hop_length,
+    ):
         raise ValueError(
-            f"gan_step: audio has {audio.shape[-1]} samples but the mel has {mel.shape[-1]} frames "
+            f"gan_step: audio has {audio.shape[-1]} samples but the input has {inputs.shape[-1]} frames "
             f"x hop {mel_spec.hop_length}; crop the audio to frames * hop"
         )
     if ctx is None:
@@ -74,7 +78,7 @@ def gan_step(
     skipped = 0
 
     with ctx.autocast():
-        fake, loss_pitch = (generator(mel), None) if f0 is None else generator(mel, f0)
+        fake, loss_pitch = (generator(inputs), None) if f0 is None else generator(inputs, f0)
 
     if adversarial:
         with ctx.autocast():
