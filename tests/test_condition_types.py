@@ -1,5 +1,6 @@
 """A new condition type is one class: this module alone defines a toggle (on / off), registers
-it, and the run config, the data, training, generation and the CLI's help all take it."""
+it, and the run config, the data, training, generation, the CLI's help and the demo's form all
+take it."""
 
 import json
 import math
@@ -8,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from audiodiff.checkpoint import resolve_checkpoint
 from audiodiff.cli import main
 from audiodiff.models.conditioning import Condition, ConditionError, ConditionSpec, condition_type
 from audiodiff.pipeline import Pipeline
@@ -83,3 +85,32 @@ def test_the_cli_offers_the_new_condition_from_its_spec(run, capsys, tmp_path):
         main(["generate", "--checkpoint", str(run[0]), "--help"])
     assert "muted (toggle): on or off; one of yes, no" in capsys.readouterr().out
     assert main(["generate", "--checkpoint", str(run[0]), "--cond", "muted=no", "--steps", "2", "--out", str(tmp_path / "x.wav")]) == 0  # fmt: skip
+
+
+def test_the_demo_offers_the_new_condition_from_its_spec(run):
+    pytest.importorskip("gradio", reason="the demo needs gradio: pip install 'audiodiff[demo]'")
+    from audiodiff.demo import DemoActions, Limits, ModelStore, build_app
+
+    store = ModelStore({"run": str(resolve_checkpoint(run[0]))})
+    form = DemoActions(store, Limits()).form("run")
+    assert form["muted"]["visible"] and [value for _, value in form["muted"]["choices"]] == ["", "yes", "no"]
+    assert [value for _, value in form["negative_muted"]["choices"]] == ["", "yes", "no"]
+    generate = build_app(store=store).get_api_info()["named_endpoints"]["/generate"]["parameters"]
+    widgets = {parameter["parameter_name"]: parameter["component"] for parameter in generate}
+    assert widgets["muted"] == "Dropdown" and widgets["negative_muted"] == "Dropdown"
+
+
+def test_the_demo_hands_the_new_condition_to_its_check(run, tmp_path):
+    pytest.importorskip("gradio", reason="the demo needs gradio: pip install 'audiodiff[demo]'")
+    from gradio import Error
+
+    from audiodiff.demo import DemoActions, Limits, ModelStore
+
+    actions = DemoActions(ModelStore({"run": str(run[0])}), Limits(), tmp_path)
+    quiet = dict(progress=lambda *args, **kwargs: None)
+    outputs = actions.generate(
+        "run", 0.25, "ddim", 2, 2.0, 0, 1, **quiet, label="chirp", muted="yes", negative_muted="no"
+    )
+    assert "1 clip(s)" in outputs[-1]
+    with pytest.raises(Error, match="give yes or no"):
+        actions.generate("run", 0.25, "ddim", 2, 2.0, 0, 1, **quiet, muted="maybe")

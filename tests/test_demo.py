@@ -74,18 +74,15 @@ def value(output):
     return output["value"] if isinstance(output, dict) and output.get("__type__") == "update" else output
 
 
-def generate(client, duration=0.5, batch_size=2, steps=2, label="high", prompt="", **extra):
+def generate(client, duration=0.5, batch_size=2, steps=2, label="high", text="", **extra):
     args = (
         dict(
             model="run",
             label=label,
-            prompt=prompt,
+            text=text,
             negative_label="",
-            negative_prompt="",
-            number_1=70.0,
-            number_2=0,
-            number_3=0,
-            number_4=0,
+            negative_text="",
+            pitch=70.0,
             duration=duration,
             sampler="dpmpp_2m",
             steps=steps,
@@ -133,14 +130,23 @@ def test_unknown_label_lists_the_known_ones(client):
         generate(client, label="seven")
 
 
+def test_a_number_past_its_slider_meets_the_conditions_own_check(checkpoint):
+    """The page adds no range check of its own: a caller past the slider's bounds meets `Condition.check`."""
+    from audiodiff.demo import DemoActions
+
+    actions = DemoActions(ModelStore({"run": str(checkpoint)}), LIMITS)
+    with pytest.raises(gr.Error, match=r"pitch=5 is far outside the trained range"):
+        actions.generate("run", 0.25, "ddim", 2, 2.0, 0, 1, progress=lambda *a, **k: None, label="low", pitch=5.0)
+
+
 def test_text_prompt_generates(client):
-    outputs = generate(client, label="", prompt="a high loud tone", batch_size=1)
+    outputs = generate(client, label="", text="a high loud tone", batch_size=1)
     assert soundfile.info(value(outputs[0])).samplerate == SAMPLE_RATE
 
 
 def test_variation_returns_audio_of_the_input_length(client, source_wav):
     result, before, after, status = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.5, 2, 1, api_name="/vary"
+        "run", handle_file(str(source_wav)), 0.5, 2, 1, label="low", pitch=70.0, api_name="/vary"
     )
     assert soundfile.info(result).frames == soundfile.info(str(source_wav)).frames
     assert Path(before).is_file() and Path(after).is_file() and "variation" in status
@@ -148,14 +154,14 @@ def test_variation_returns_audio_of_the_input_length(client, source_wav):
 
 def test_variation_by_inversion_is_offered(client, source_wav):
     result, before, after, status = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.3, 2, 1, "inversion", api_name="/vary"
+        "run", handle_file(str(source_wav)), 0.3, 2, 1, "inversion", label="low", pitch=70.0, api_name="/vary"
     )
     assert soundfile.info(result).frames == soundfile.info(str(source_wav)).frames and "by inversion" in status
 
 
 def test_outpainting_keeps_the_span(client, source_wav):
     result, *_ = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.1, 0.3, "outside", 2, 1, api_name="/inpaint"
+        "run", handle_file(str(source_wav)), 0.1, 0.3, "outside", 2, 1, label="low", pitch=70.0, api_name="/inpaint"
     )
     original, _ = soundfile.read(str(source_wav))
     edited, _ = soundfile.read(result)
@@ -165,7 +171,7 @@ def test_outpainting_keeps_the_span(client, source_wav):
 
 def test_continuation_adds_the_asked_seconds(client, source_wav):
     result, *_ = client.predict(
-        "run", handle_file(str(source_wav)), "low", "", 70.0, 0, 0, 0, 0.25, 2, 1, api_name="/continue"
+        "run", handle_file(str(source_wav)), 0.25, 2, 1, label="low", pitch=70.0, api_name="/continue"
     )
     assert abs(soundfile.info(result).frames - (soundfile.info(str(source_wav)).frames + SAMPLE_RATE // 4)) <= HOP
 
@@ -187,7 +193,7 @@ def test_continuation_adds_the_asked_seconds(client, source_wav):
 )
 def test_bad_upload_gets_a_clear_message_and_the_page_keeps_working(client, tmp_path, make, message):
     with pytest.raises(AppError, match=message):
-        client.predict("run", handle_file(str(make(tmp_path))), "low", "", 70.0, 0, 0, 0, 0.5, 2, 1, api_name="/vary")
+        client.predict("run", handle_file(str(make(tmp_path))), 0.5, 2, 1, label="low", pitch=70.0, api_name="/vary")
     assert value(generate(client, batch_size=1)[0]) is not None
 
 
@@ -221,27 +227,21 @@ def test_curves_tab_follows_a_recording_or_a_shape_and_draws_them(client, source
         60,
         "crescendo",
         -20,
-        "high",
-        "",
-        70.0,
-        0,
-        0,
-        0,
         2,
         2.0,
         0,
+        label="high",
+        pitch=70.0,
         api_name="/curves",
     )
     assert soundfile.info(result).samplerate == SAMPLE_RATE and Path(picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "moved +12 semitones" in status and "within 50 cents" in status
     result, picture, status = client.predict(
-        "run", None, 0, "vibrato", 64, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves"
+        "run", None, 0, "vibrato", 64, "none", -20, 2, 2.0, 0, label="high", pitch=70.0, api_name="/curves"
     )
     assert status.startswith("f0 vibrato:") and soundfile.info(result).frames > 0
     with pytest.raises(AppError, match="no curve asked"):
-        client.predict(
-            "run", None, 0, "none", 60, "none", -20, "high", "", 70.0, 0, 0, 0, 2, 2.0, 0, api_name="/curves"
-        )
+        client.predict("run", None, 0, "none", 60, "none", -20, 2, 2.0, 0, label="high", pitch=70.0, api_name="/curves")
 
 
 def test_curves_on_a_model_without_them_say_which_to_pick():
@@ -257,16 +257,11 @@ def test_curves_on_a_model_without_them_say_which_to_pick():
             60,
             "flat",
             -20,
-            "seven",
-            "",
-            0,
-            0,
-            0,
-            0,
             2,
             2.0,
             0,
             progress=lambda *a, **k: None,
+            label="seven",
         )
 
 
@@ -275,13 +270,10 @@ def test_eight_concurrent_generate_requests_all_complete(server, client):
         client.submit(
             model="run",
             label="low",
-            prompt="",
+            text="",
             negative_label="",
-            negative_prompt="",
-            number_1=60.0,
-            number_2=0,
-            number_3=0,
-            number_4=0,
+            negative_text="",
+            pitch=60.0,
             duration=0.25,
             sampler="ddim",
             steps=2,
@@ -294,25 +286,52 @@ def test_eight_concurrent_generate_requests_all_complete(server, client):
     ]
     results = [job.result(timeout=120) for job in jobs]
     assert all(soundfile.info(value(outputs[0])).frames > 0 for outputs in results)
-    store = server[0].audiodiff_store  # each model loaded once (the page's default model, for its form, and 'run')
+    store = server[0].audiodiff_store  # each model loaded once (the page reads every model's specs for its form)
     assert store.load_count == len(store._pipes) and "run" in store._pipes
 
 
 def test_model_picker_fills_the_conditions_it_takes(checkpoint):
-    from audiodiff.demo import FORM_FIELDS, DemoActions, discover_models
+    from audiodiff.demo import DemoActions, discover_models
 
     actions = DemoActions(ModelStore(discover_models([checkpoint])), LIMITS)
-    form = dict(zip(FORM_FIELDS, actions.form("run", label="noise")))
+    form = actions.form("run", {"label": "noise"})
     assert form["label"]["value"] == "noise" and [v for _, v in form["label"]["choices"]][1:] == [
         "chirp",
         "high",
         "low",
         "noise",
     ]
-    assert form["prompt"]["visible"] and form["number_1"]["visible"] and not form["number_2"]["visible"]
-    low, high = form["number_1"]["minimum"], form["number_1"]["maximum"]
-    assert 40 < low < high < 100 and math.isclose(form["number_1"]["value"], round((low + high) / 2, 2))
+    assert form["text"]["visible"] and form["pitch"]["visible"] and not form["velocity"]["visible"]  # notes' velocity
+    low, high = form["pitch"]["minimum"], form["pitch"]["maximum"]
+    assert 40 < low < high < 100 and math.isclose(form["pitch"]["value"], round((low + high) / 2, 2))
     assert "Training" in form["about"]["value"] and "step 2 of 2" in form["about"]["value"]
+
+
+def test_one_widget_per_condition_name_spans_every_models_spec():
+    from audiodiff.demo.form import condition_fields
+    from audiodiff.models.conditioning import ConditionSpec
+
+    fields = condition_fields(
+        {
+            "a": [ConditionSpec("pitch", "number", "", low=40, high=60), ConditionSpec("mood", "toggle", "", choices=("yes", "no"))],
+            "b": [ConditionSpec("pitch", "number", "", low=30, high=50), ConditionSpec("mood", "number", "", low=0, high=1)],
+        }
+    )  # fmt: skip
+    assert (fields["pitch"].widget, fields["pitch"].low, fields["pitch"].high) == ("slider", 30, 60)
+    assert fields["mood"].widget == "textbox" and list(fields) == ["pitch", "mood", "negative_mood"]
+
+
+def test_a_condition_named_like_an_input_of_the_page_is_refused_naming_the_model():
+    from audiodiff.demo import DemoActions
+    from audiodiff.models.conditioning import ConditionError, ConditionSpec
+
+    class Store(ModelStore):
+        def specs(self, name):
+            return [ConditionSpec("seed", "number", "a number", low=0, high=1)]
+
+    actions = DemoActions(Store({"odd": "nowhere"}), LIMITS)
+    with pytest.raises(ConditionError, match=r"odd: its condition\(s\) \['seed'\] share a name with an input of"):
+        _ = actions.fields  # read when the page is built
 
 
 def test_about_names_the_models_guidance_defaults(checkpoint):
@@ -335,8 +354,9 @@ def test_the_api_names_every_input_and_output(checkpoint):
     info = build_app([checkpoint], LIMITS).get_api_info()["named_endpoints"]
     assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/curves", "/vocode"}
     generate_inputs = {p["parameter_name"]: p["label"] for p in info["/generate"]["parameters"]}
-    assert {"model", "label", "prompt", "steps", "guidance", "seed", "batch_size"} <= set(generate_inputs)
-    assert "pitch" in generate_inputs["number_1"]  # a slot says which number it carries
+    assert {"model", "label", "text", "steps", "guidance", "seed", "batch_size"} <= set(generate_inputs)
+    assert {"pitch", "velocity", "negative_label", "negative_text"} <= set(generate_inputs)  # each condition by name
+    assert "pitch (trained" in generate_inputs["pitch"]
     for name, endpoint in info.items():
         labels = [r["label"] for r in endpoint["returns"]] + [p["parameter_name"] for p in endpoint["parameters"]]
         assert not [label for label in labels if label.startswith("value_")], f"{name}: unnamed {labels}"
@@ -376,7 +396,7 @@ def test_browser_generates_and_shows_audio_and_spectrogram(server):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(server[1])
-            page.locator("#prompt textarea").fill("a high loud tone")
+            page.locator("#condition-text textarea").fill("a high loud tone")
             page.locator("#generate").click()
             page.locator(".result-audio audio[src]").first.wait_for(state="attached", timeout=60_000)
             page.locator(".result-spectrogram img").first.wait_for(state="visible", timeout=30_000)

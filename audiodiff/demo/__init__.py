@@ -6,17 +6,16 @@
 `build_app` makes the `gr.Blocks` (queued, with a concurrency limit); `launch` serves it. Every
 input is bounded by a `Limits`, and every user mistake (a bad upload, a label the model does not
 know, a value over a limit) comes back as a `gr.Error` that says what was wrong and the limit.
+The conditions' widgets are built from the models' condition specs (`audiodiff.demo.form`).
 """
 
 from audiodiff.demo.actions import DemoActions
 from audiodiff.demo.page import build_app, launch
 from audiodiff.demo.store import (
-    FORM_FIELDS,
     GRIFFIN_LIM_ITERS,
     MAX_GUIDANCE,
     MAX_SEED,
     NO_MODEL_HELP,
-    NUMBER_SLOTS,
     Limits,
     ModelStore,
     discover_models,
@@ -24,14 +23,12 @@ from audiodiff.demo.store import (
 
 __all__ = [
     "DemoActions",
-    "FORM_FIELDS",
     "GRIFFIN_LIM_ITERS",
     "Limits",
     "MAX_GUIDANCE",
     "MAX_SEED",
     "ModelStore",
     "NO_MODEL_HELP",
-    "NUMBER_SLOTS",
     "build_app",
     "discover_models",
     "launch",

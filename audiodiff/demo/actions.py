@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +17,23 @@ import gradio as gr
 import torch
 
 from audiodiff.audio import AudioError, load_audio, save_audio
+from audiodiff.demo.about import about_text, model_note
+from audiodiff.demo.form import Field, condition_fields, field_settings, read_conditions
 from audiodiff.demo.store import (
     GRIFFIN_LIM_ITERS,
     MAX_GUIDANCE,
     MAX_SEED,
+    NO_CHOICE,
     NO_CURVE,
-    NO_LABEL,
-    NUMBER_SLOTS,
     OUTPUT_MAX_AGE_S,
     Limits,
     ModelStore,
     _check_at_most,
-    _number_specs,
     _seconds,
     _step_reporter,
     _user_errors,
 )
-from audiodiff.models.conditioning import tokenize
+from audiodiff.models.conditioning import ConditionError, tokenize
 from audiodiff.pipeline import GenerateOutput, GenerationRequest, Pipeline
 from audiodiff.plots import plot_curves, spectrogram_image
 from audiodiff.vocoder import GriffinLimVocoder
@@ -93,67 +95,47 @@ class DemoActions:
 
     # -- the form
 
-    def form(self, name: str, label: str | None = None, prompt: str | None = None) -> list[dict]:
-        """Component settings for model `name`: conditions it takes (label choices, text box,
-        number sliders with their trained ranges), its sampler defaults, and its About text.
-        The order is `FORM_FIELDS`; `label` and `prompt` are kept when the model takes them."""
+    @functools.cached_property
+    def fields(self) -> dict[str, Field]:
+        """The page's condition widgets by key, from the specs of every model it serves (each
+        is loaded once, to read them). A condition may not share a name with a handler's input
+        or with the form's other settings."""
+        specs = {name: self.store.specs(name) for name in self.store.names}
+        taken = {"model_note", "about", "config"} | {
+            parameter.name
+            for handler in (self.generate, self.vary, self.inpaint, self.continue_, self.curves, self.form_updates)
+            for parameter in inspect.signature(handler).parameters.values()
+            if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+        }
+        for name, model_specs in specs.items():
+            clash = sorted({spec.name for spec in model_specs} & taken)
+            if clash:
+                raise ConditionError(
+                    f"{name}: its condition(s) {clash} share a name with an input of the page ({sorted(taken)}); "
+                    "rename them in the model's conditioning to serve it here"
+                )
+        return condition_fields(specs)
+
+    def form(self, name: str, kept: dict[str, Any] | None = None) -> dict[str, dict]:
+        """Component settings for model `name`, by key: its condition widgets (the others
+        hidden), its sampler defaults, its note and About text. A value in `kept` (a widget's
+        value before) stays where this model's widget can hold it."""
         with _user_errors():
             pipe = self.store.get(name)
-        labels = pipe.labels
-        choices = [("(none: unconditional)", NO_LABEL)] + [(item, item) for item in labels]
-        has_text = "text" in pipe.conditions
+        kept = kept or {}
+        specs = {spec.name: spec for spec in pipe.condition_specs()}
+        settings = {
+            key: field_settings(field, specs.get(field.name), kept.get(key)) for key, field in self.fields.items()
+        }
         sampling = pipe.config.sampling
-        settings = [
-            dict(
-                choices=choices,
-                value=label if label in labels else (labels[0] if labels else NO_LABEL),
-                visible=bool(labels),
-            ),
-            dict(choices=choices, value=NO_LABEL, visible=bool(labels)),
-            dict(value=(prompt or "") if has_text else "", visible=has_text),
-            dict(value="", visible=has_text),
-        ]
-        specs = _number_specs(pipe)
-        for slot in range(NUMBER_SLOTS):
-            if slot < len(specs):
-                number, low, high = specs[slot]
-                settings.append(
-                    dict(
-                        label=f"{number} (trained {low:g}..{high:g})",
-                        minimum=low,
-                        maximum=high,
-                        value=round((low + high) / 2, 2),
-                        visible=True,
-                    )
-                )
-            else:
-                settings.append(dict(label=f"number {slot + 1}", minimum=0, maximum=1, value=0, visible=False))
-        settings += [
-            dict(value=min(pipe.default_duration(), self.limits.max_seconds)),
-            dict(value=sampling.sampler),
-            dict(value=min(sampling.steps, self.limits.max_steps)),
-            dict(value=min(sampling.guidance, MAX_GUIDANCE)),
-            dict(value=self.model_note(name, pipe)),
-            dict(value=self.about(name)),
-            dict(value=self.store.config(name)),
-        ]
-        return settings
-
-    def model_note(self, name: str, pipe: Pipeline) -> str:
-        kind = pipe.space.title
-        extra = len(_number_specs(pipe)) - NUMBER_SLOTS
-        more = f"; {extra} more number(s) take their midpoint" if extra > 0 else ""
-        conditions = ", ".join(pipe.conditions) or "none (unconditional)"
-        student = pipe.config.student
-        guidance = "guidance an input" if student and student.guidance_range else "guidance fixed at distillation"
-        fast = (
-            f"; a few-step student of {student.base} ({student.method} distillation, {student.steps} step(s), {guidance})"
-            if student
-            else ""
-        )
-        return (
-            f"**{name}**: {kind} model, {pipe.sample_rate} Hz, {pipe.default_duration():g} s clips; "
-            f"conditions: {conditions}{more}{fast}"
+        return settings | dict(
+            duration=dict(value=min(pipe.default_duration(), self.limits.max_seconds)),
+            sampler=dict(value=sampling.sampler),
+            steps=dict(value=min(sampling.steps, self.limits.max_steps)),
+            guidance=dict(value=min(sampling.guidance, MAX_GUIDANCE)),
+            model_note=dict(value=model_note(name, pipe)),
+            about=dict(value=self.about(name)),
+            config=dict(value=self.store.config(name)),
         )
 
     def example_rows(self) -> list[list]:
@@ -167,49 +149,26 @@ class DemoActions:
             picks = labels[:: max(1, len(labels) // 3)][:3]
             rows += [[name, label, "", seed] for seed, label in enumerate(picks)]
             if picks and vocab and all(word in vocab for word in tokenize(picks[-1])):
-                rows.append([name, NO_LABEL, picks[-1], 7])
+                rows.append([name, NO_CHOICE, picks[-1], 7])
             if not labels:
-                rows.append([name, NO_LABEL, "", 0])
+                rows.append([name, NO_CHOICE, "", 0])
         return rows
 
     def example(self, index: int, rows: list[list]) -> list[Any]:
         """Clicking example `index`: the model, its seed and the whole form for it."""
         name, label, prompt, seed = rows[int(index)]
-        return [gr.update(value=name), gr.update(value=seed)] + [gr.update(**s) for s in self.form(name, label, prompt)]
+        form = self.form(name, {"label": label, "text": prompt})
+        return [gr.update(value=name), gr.update(value=seed)] + [gr.update(**s) for s in form.values()]
 
-    def form_updates(self, name: str, label: str | None, prompt: str | None) -> list[Any]:
-        return [gr.update(**settings) for settings in self.form(name, label, prompt)]
+    def form_updates(self, model: str, **conditions) -> list[Any]:
+        """The form for a newly picked model, in `form`'s order, keeping the values it can."""
+        return [gr.update(**settings) for settings in self.form(model, conditions).values()]
 
     # -- conditions shared by generation and editing
 
-    def _conditions(self, pipe: Pipeline, label: str | None, prompt: str | None, numbers: Sequence[float]) -> dict:
-        """Keyword arguments for the Pipeline: the conditions this model takes, from the form."""
-        kwargs: dict = {}
-        if label and "label" in pipe.conditions:
-            kwargs["label"] = label
-        elif label:
-            raise gr.Error(f"this model takes no label, got {label!r}; clear the label")
-        if prompt and prompt.strip():
-            _check_at_most("prompt length", len(prompt), self.limits.max_text_chars, " characters")
-            if "text" not in pipe.conditions:
-                raise gr.Error("this model takes no text prompt; clear the prompt or pick a text-conditioned model")
-            kwargs["text"] = prompt.strip()
-        for slot, (name, low, high) in enumerate(_number_specs(pipe)):
-            value = numbers[slot] if slot < min(NUMBER_SLOTS, len(numbers)) else (low + high) / 2
-            if not low - 1e-6 <= float(value) <= high + 1e-6:
-                raise gr.Error(f"{name}={value:g}: outside the range this model was trained on ({low:g}..{high:g})")
-            kwargs[name] = float(value)
-        return kwargs
-
-    def _negatives(self, pipe: Pipeline, negative_label: str | None, negative_prompt: str | None) -> dict:
-        kwargs: dict = {}
-        if negative_label and "label" in pipe.conditions:
-            kwargs["label"] = negative_label
-        if negative_prompt and negative_prompt.strip():
-            _check_at_most("negative prompt length", len(negative_prompt), self.limits.max_text_chars, " characters")
-            if "text" in pipe.conditions:
-                kwargs["text"] = negative_prompt.strip()
-        return kwargs
+    def _conditions(self, pipe: Pipeline, values: dict[str, Any]) -> tuple[dict, dict]:
+        """(conditions, negatives) for the Pipeline from the condition widgets' values, by key."""
+        return read_conditions(self.fields, pipe.condition_specs(), values, self.limits.max_text_chars)
 
     def _request(self, conditions: dict, steps: float, seed: float, callback, **options) -> GenerationRequest:
         """The form's sampling options as the one request every Pipeline method takes."""
@@ -227,14 +186,6 @@ class DemoActions:
     def generate(
         self,
         model: str,
-        label: str | None,
-        prompt: str | None,
-        negative_label: str | None,
-        negative_prompt: str | None,
-        number_1: float,
-        number_2: float,
-        number_3: float,
-        number_4: float,
         duration: float,
         sampler: str,
         steps: float,
@@ -242,11 +193,11 @@ class DemoActions:
         seed: float,
         batch_size: float,
         progress: gr.Progress = gr.Progress(),
+        **conditions,
     ) -> list[Any]:
-        """Sample `batch_size` clips. number_1..number_4 are the model's number conditions in
-        its order (e.g. notes: pitch, velocity; see its About tab); a model takes no others.
-        Returns per slot an audio and a spectrogram (hidden when unused), then the wav files for
-        download and a status line."""
+        """Sample `batch_size` clips. `conditions` are the condition widgets' values by name
+        (`label=`, `text=`, `pitch=`, `negative_label=`, ...: see `fields`). Returns per slot an
+        audio and a spectrogram (hidden when unused), then the wav files and a status line."""
         _check_at_most("batch size", batch_size, self.limits.max_batch)
         _check_at_most("duration", duration, self.limits.max_seconds, " s")
         _check_at_most("guidance", guidance, MAX_GUIDANCE)
@@ -254,12 +205,13 @@ class DemoActions:
         with _user_errors():
             progress(0, desc="loading the model")
             pipe = self.store.get(model)
+            asked, negatives = self._conditions(pipe, conditions)
             request = self._request(
-                self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4]),
+                asked,
                 steps,
                 seed,
                 _step_reporter(progress, "sampling"),
-                negatives=self._negatives(pipe, negative_label, negative_prompt),
+                negatives=negatives,
                 sampler=sampler,
                 guidance=float(guidance),
             )
@@ -307,14 +259,13 @@ class DemoActions:
         )
         return [after_wav, before_png, after_png, status]
 
-    def _edit(self, name, path, label, prompt, numbers, steps, seed, progress, run: Callable, what: str) -> list[Any]:
+    def _edit(self, name: str, path, conditions: dict, steps, seed, progress, run: Callable, what: str) -> list[Any]:
         with _user_errors():
             progress(0, desc="loading the model")
             pipe = self.store.get(name)
             audio = self._edit_input(pipe, path)
-            request = self._request(
-                self._conditions(pipe, label, prompt, numbers), steps, seed, _step_reporter(progress, what)
-            )
+            asked, negatives = self._conditions(pipe, conditions)
+            request = self._request(asked, steps, seed, _step_reporter(progress, what), negatives=negatives)
             started = time.perf_counter()
             out = run(pipe, audio, request)
             return self._edit_result(pipe, audio, out, what, time.perf_counter() - started)
@@ -323,17 +274,12 @@ class DemoActions:
         self,
         model: str,
         audio_path: str | None,
-        label: str | None,
-        prompt: str | None,
-        number_1: float,
-        number_2: float,
-        number_3: float,
-        number_4: float,
         strength: float,
         steps: float,
         seed: float,
         method: str = "noise",
         progress: gr.Progress = gr.Progress(),
+        **conditions,
     ) -> list[Any]:
         """Audio-to-audio variation; strength 0 returns the input, 1 ignores it. `method`:
         "noise" (noise the input, then sample back) or "inversion" (DDIM inversion: keeps timing)."""
@@ -343,35 +289,20 @@ class DemoActions:
         def run(pipe, audio, request):
             return pipe.vary(audio, float(strength), pipe.sample_rate, request=request, mode=method)
 
-        return self._edit(
-            model,
-            audio_path,
-            label,
-            prompt,
-            [number_1, number_2, number_3, number_4],
-            steps,
-            seed,
-            progress,
-            run,
-            f"variation (strength {float(strength):g}, by {method})",
-        )
+        what = f"variation (strength {float(strength):g}, by {method})"
+        return self._edit(model, audio_path, conditions, steps, seed, progress, run, what)
 
     def inpaint(
         self,
         model: str,
         audio_path: str | None,
-        label: str | None,
-        prompt: str | None,
-        number_1: float,
-        number_2: float,
-        number_3: float,
-        number_4: float,
         start: float,
         end: float,
         region: str,
         steps: float,
         seed: float,
         progress: gr.Progress = gr.Progress(),
+        **conditions,
     ) -> list[Any]:
         """Regenerate the span `start`..`end` seconds ("inside": inpainting) or everything but
         it ("outside": outpainting), keeping the rest."""
@@ -389,34 +320,18 @@ class DemoActions:
             mask[first:last] = 1.0 if region == "inside" else 0.0
             return pipe.inpaint(audio, mask=mask, sample_rate=pipe.sample_rate, request=request)
 
-        what = "inpainting" if region == "inside" else "outpainting"
-        return self._edit(
-            model,
-            audio_path,
-            label,
-            prompt,
-            [number_1, number_2, number_3, number_4],
-            steps,
-            seed,
-            progress,
-            run,
-            f"{what} {float(start):g}..{float(end):g} s",
-        )
+        what = f"{'inpainting' if region == 'inside' else 'outpainting'} {float(start):g}..{float(end):g} s"
+        return self._edit(model, audio_path, conditions, steps, seed, progress, run, what)
 
     def continue_(
         self,
         model: str,
         audio_path: str | None,
-        label: str | None,
-        prompt: str | None,
-        number_1: float,
-        number_2: float,
-        number_3: float,
-        number_4: float,
         seconds: float,
         steps: float,
         seed: float,
         progress: gr.Progress = gr.Progress(),
+        **conditions,
     ) -> list[Any]:
         """Continue the audio by `seconds`."""
         _check_at_most("continuation", seconds, self.limits.max_seconds, " s")
@@ -424,18 +339,8 @@ class DemoActions:
         def run(pipe, audio, request):
             return pipe.continue_(audio, seconds=float(seconds), sample_rate=pipe.sample_rate, request=request)
 
-        return self._edit(
-            model,
-            audio_path,
-            label,
-            prompt,
-            [number_1, number_2, number_3, number_4],
-            steps,
-            seed,
-            progress,
-            run,
-            f"continuation by {float(seconds):g} s",
-        )
+        what = f"continuation by {float(seconds):g} s"
+        return self._edit(model, audio_path, conditions, steps, seed, progress, run, what)
 
     # -- control curves
 
@@ -445,23 +350,19 @@ class DemoActions:
         audio_path: str | None,
         transpose: float,
         f0_shape: str,
-        pitch: float,
+        f0_pitch: float,
         loudness_shape: str,
-        level: float,
-        label: str | None,
-        prompt: str | None,
-        number_1: float,
-        number_2: float,
-        number_3: float,
-        number_4: float,
+        loudness_level: float,
         steps: float,
         guidance: float,
         seed: float,
         progress: gr.Progress = gr.Progress(),
+        **conditions,
     ) -> list[Any]:
         """Generate along control curves: taken from a recording (`audio_path`, its F0 moved by
-        `transpose` semitones) or, without one, the named shapes around MIDI `pitch` and `level`
-        dBFS (a shape of NO_CURVE leaves that curve out). A given F0 replaces the pitch number.
+        `transpose` semitones) or, without one, the named shapes around MIDI `f0_pitch` and
+        `loudness_level` dBFS (a shape of NO_CURVE leaves that curve out); `conditions` as for
+        `generate`. A given F0 replaces the pitch number.
         Returns the clip, a picture of the asked curves over its spectrogram and measured F0, a status."""
         from audiodiff import controls
 
@@ -484,21 +385,26 @@ class DemoActions:
                 frames = max(1, round(duration * frame_rate))
                 asked = {}
                 if f0_shape != NO_CURVE and "f0" in pipe.curves:
-                    asked["f0"] = controls.shape("f0", f0_shape, frames, pitch=float(pitch), frame_rate=frame_rate)
+                    asked["f0"] = controls.shape("f0", f0_shape, frames, pitch=float(f0_pitch), frame_rate=frame_rate)
                 if loudness_shape != NO_CURVE and "loudness" in pipe.curves:
                     asked["loudness"] = controls.shape(
-                        "loudness", loudness_shape, frames, level=float(level), frame_rate=frame_rate
+                        "loudness", loudness_shape, frames, level=float(loudness_level), frame_rate=frame_rate
                     )
                 if not asked:
                     raise gr.Error("no curve asked: upload or record audio, or pick an f0 or a loudness shape")
                 what = ", ".join(
                     f"{name} {kind}" for name, kind in (("f0", f0_shape), ("loudness", loudness_shape)) if name in asked
                 )
-            conditions = self._conditions(pipe, label, prompt, [number_1, number_2, number_3, number_4])
+            given, negatives = self._conditions(pipe, conditions)
             if "f0" in asked:
-                conditions.pop("pitch", None)  # the curve says the pitch
+                given.pop("pitch", None)  # the curve says the pitch
             request = self._request(
-                {**conditions, **asked}, steps, seed, _step_reporter(progress, "sampling"), guidance=float(guidance)
+                given | asked,
+                steps,
+                seed,
+                _step_reporter(progress, "sampling"),
+                negatives=negatives,
+                guidance=float(guidance),
             )
             started = time.perf_counter()
             out = pipe.generate(n=1, duration=duration, request=request)
@@ -580,79 +486,4 @@ class DemoActions:
 
     def about(self, name: str) -> str:
         """The model in a page of Markdown: what it takes, its shape, how it was trained."""
-        pipe = self.store.get(name)
-        config, info = pipe.config, pipe.info
-        parameters = sum(p.numel() for p in pipe.model.parameters())
-        unet = config.model
-        lines = [f"### {name}", f"`{info.get('path', self.store.sources[name])}`", ""]
-        lines.append(
-            f"- **representation**: {pipe.space.title}, {pipe.sample_rate} Hz, "
-            f"{config.data.channels} channel(s), {pipe.default_duration():g} s training clips"
-        )
-        lines.append(f"- **conditions**: {self._conditions_text(pipe)}")
-        if pipe.mel_spec is not None:
-            mel = pipe.mel_spec
-            lines.append(
-                f"- **MelSpec**: n_fft {mel.n_fft}, hop {mel.hop_length}, {mel.n_mels} mels, "
-                f"{mel.f_min:g}..{mel.f_max if mel.f_max is not None else mel.sample_rate / 2:g} Hz"
-            )
-        lines.append(
-            f"- **architecture**: U-Net dims={unet.dims}, channels {unet.channels} x {list(unet.channel_mults)}, "
-            f"{unet.num_res_blocks} res block(s) per level, attention at levels {list(unet.attention_levels)}; "
-            f"**{parameters / 1e6:.2f} M parameters**"
-        )
-        sampling = config.sampling
-        guide = f" ({', '.join(sampling.guide)}; the rest at {sampling.rest_guidance:g})" if sampling.guide else ""
-        low, high = sampling.guidance_interval
-        interval = f" at noise levels {low:g}-{high:g}" if (low, high) != (0.0, 1.0) else ""
-        lines.append(
-            f"- **sampling defaults**: {sampling.sampler}, {sampling.steps} steps, guidance {sampling.guidance:g}"
-            f"{guide}{interval}, vocoder {sampling.vocoder}"
-        )
-        lines += ["", "#### Training", self._training_text(info)]
-        metrics = info.get("metrics")
-        if metrics:
-            lines += ["", "#### Metrics", self._metrics_text(metrics)]
-        return "\n".join(lines)
-
-    @staticmethod
-    def _conditions_text(pipe: Pipeline) -> str:
-        parts = []
-        if pipe.labels:
-            parts.append(f"label ({len(pipe.labels)}: {', '.join(pipe.labels)})")
-        text = pipe.config.conditioning.text
-        if text is not None:
-            parts.append(
-                f"text ({text.encoder} encoder, {len(text.vocab)} words)"
-                if text.vocab
-                else f"text ({text.encoder} encoder)"
-            )
-        parts += [f"{name} ({low:g}..{high:g})" for name, low, high in _number_specs(pipe)]
-        return "; ".join(parts) or "none (unconditional)"
-
-    @staticmethod
-    def _training_text(info: dict) -> str:
-        training = info.get("training")
-        if not training:
-            return "no training record in this checkpoint"
-        text = (
-            f"step {training.get('step')} of {training.get('steps')}, {training.get('wall_seconds')} s on "
-            f"{training.get('device')} x{training.get('world_size')}, {training.get('precision')}, "
-            f"torch {training.get('torch')}, {training.get('date')}"
-        )
-        dataset = info.get("dataset") or {}
-        if dataset:
-            skipped = sum((dataset.get("skipped") or {}).values()) if isinstance(dataset.get("skipped"), dict) else 0
-            text += f"; data: {dataset.get('kept')} clips from `{dataset.get('source')}` ({dataset.get('layout')}), {skipped} skipped"
-        return text
-
-    @staticmethod
-    def _metrics_text(metrics: Any) -> str:
-        if isinstance(metrics, dict) and all(not isinstance(v, (dict, list)) for v in metrics.values()):
-            return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
-        rows = metrics.get("scores") if isinstance(metrics, dict) else None
-        if isinstance(rows, list) and all(isinstance(r, dict) and "title" in r for r in rows):
-            return "| score | model | real-vs-real floor |\n|---|---|---|\n" + "\n".join(
-                f"| {r['title']} | {r.get('model')} | {r.get('floor')} |" for r in rows
-            )
-        return "see `metrics` in the config below"
+        return about_text(name, self.store.get(name), self.store.sources[name])

@@ -9,19 +9,16 @@ from collections.abc import Sequence
 import gradio as gr
 
 from audiodiff.demo.actions import DemoActions
+from audiodiff.demo.form import component
 from audiodiff.demo.store import (
-    FORM_FIELDS,
     GRIFFIN_LIM_ITERS,
     MAX_GUIDANCE,
     MAX_SEED,
     NO_CURVE,
     NO_MODEL_HELP,
-    NUMBER_SLOTS,
     OUTPUT_MAX_AGE_S,
     Limits,
     ModelStore,
-    _slot_names,
-    _slot_ranges,
     discover_models,
 )
 from audiodiff.diffusion.samplers import SAMPLERS
@@ -53,41 +50,29 @@ def build_app(
 
 
 def _build_page(actions: DemoActions, default: str) -> None:
-    """Components and events of the page for a store with at least one model."""
+    """Components and events of the page for a store with at least one model. The condition
+    widgets come from the models' specs (`DemoActions.fields`) and reach every handler by name."""
     limits, store = actions.limits, actions.store
-    initial = dict(zip(FORM_FIELDS, actions.form(default)))
-    for slot, (low, high) in enumerate(_slot_ranges(store)):
-        # the sliders' own bounds (which gradio enforces on every request, whatever model it names)
-        # span every model's range in that slot; the handler checks the chosen model's range
-        field = initial[f"number_{slot + 1}"]
-        field.update(minimum=min(low, field["minimum"]), maximum=max(high, field["maximum"]))
-    for slot, names in enumerate(_slot_names(store)):
-        field = initial[f"number_{slot + 1}"]
-        if names and not field["visible"]:  # the API shows this label: say what the slot is for
-            field["label"] = f"number {slot + 1} ({' or '.join(names)}, for the models that take it)"
+    initial = actions.form(default)
     rows = actions.example_rows()
     compute = dict(concurrency_limit=limits.concurrency, concurrency_id="model")
     with gr.Row():
         model = gr.Dropdown(choices=store.names, value=default, label="model", scale=1)
         model_note = gr.Markdown(**initial["model_note"])
-    with gr.Accordion("conditions (used by Generate and Edit)", open=True):
+    fields = actions.fields
+    with gr.Accordion("conditions (used by Generate, Edit and Curves)", open=True):
         with gr.Row():
-            label = gr.Dropdown(label="label", allow_custom_value=True, **initial["label"])
-            prompt = gr.Textbox(
-                label=f"prompt (up to {limits.max_text_chars} characters)",
-                elem_id="prompt",
-                max_length=limits.max_text_chars,
-                placeholder="a caption, e.g. a high loud tone",
-                **initial["prompt"],
-            )
-        with gr.Row():
-            numbers = [gr.Slider(step=0.01, **initial[f"number_{i + 1}"]) for i in range(NUMBER_SLOTS)]
+            conditions = {
+                key: component(field, initial[key], limits.max_text_chars)
+                for key, field in fields.items()
+                if not field.negative
+            }
         with gr.Accordion("negative conditions (guide away from these)", open=False), gr.Row():
-            negative_label = gr.Dropdown(label="negative label", allow_custom_value=True, **initial["negative_label"])
-            negative_prompt = gr.Textbox(
-                label="negative prompt", max_length=limits.max_text_chars, **initial["negative_prompt"]
-            )
-    conditions = [label, prompt, *numbers]
+            conditions |= {
+                key: component(field, initial[key], limits.max_text_chars)
+                for key, field in fields.items()
+                if field.negative
+            }
     with gr.Tabs():
         with gr.Tab("Generate"):
             generate = _generate_tab(actions, initial, rows)
@@ -103,39 +88,23 @@ def _build_page(actions: DemoActions, default: str) -> None:
     duration, sampler, steps, guidance, seed, batch, button, examples, outputs = generate
     button.click(
         actions.generate,
-        [
-            model,
-            label,
-            prompt,
-            negative_label,
-            negative_prompt,
-            *numbers,
-            duration,
-            sampler,
-            steps,
-            guidance,
-            seed,
-            batch,
-        ],
+        [model, duration, sampler, steps, guidance, seed, batch],
         outputs,
+        inputs_kwargs=conditions,
         api_name="generate",
         **compute,
     )
-    form = [
-        label,
-        negative_label,
-        prompt,
-        negative_prompt,
-        *numbers,
-        duration,
-        sampler,
-        steps,
-        guidance,
-        model_note,
-        about,
-        config,
-    ]
-    model.change(actions.form_updates, [model, label, prompt], form, api_visibility="private")
+    others = dict(
+        duration=duration,
+        sampler=sampler,
+        steps=steps,
+        guidance=guidance,
+        model_note=model_note,
+        about=about,
+        config=config,
+    )
+    form = [conditions[key] if key in conditions else others[key] for key in initial]  # the order of `DemoActions.form`
+    model.change(actions.form_updates, [model], form, inputs_kwargs=conditions, api_visibility="private")
     examples.click(lambda index: actions.example(index, rows), examples, [model, seed, *form], api_visibility="private")
 
 
@@ -196,7 +165,7 @@ def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tupl
     return duration, sampler, steps, guidance, seed, batch, button, examples, audios + images + [files, status]
 
 
-def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, compute: dict) -> None:
+def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict) -> None:
     limits = actions.limits
     with gr.Row():
         source = gr.Audio(
@@ -242,13 +211,13 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comput
         after = gr.Image(label="after", type="filepath", interactive=False)
     status = gr.Markdown(label="status")
     outputs = [result, before, after, status]
-    head = [model, source, *conditions]
-    vary.click(actions.vary, head + [strength, steps, seed, method], outputs, api_name="vary", **compute)
-    inpaint.click(actions.inpaint, head + [start, end, region, steps, seed], outputs, api_name="inpaint", **compute)
-    extend.click(actions.continue_, head + [seconds, steps, seed], outputs, api_name="continue", **compute)
+    head, named = [model, source], dict(inputs_kwargs=conditions, **compute)
+    vary.click(actions.vary, head + [strength, steps, seed, method], outputs, api_name="vary", **named)
+    inpaint.click(actions.inpaint, head + [start, end, region, steps, seed], outputs, api_name="inpaint", **named)
+    extend.click(actions.continue_, head + [seconds, steps, seed], outputs, api_name="continue", **named)
 
 
-def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, compute: dict) -> None:
+def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict) -> None:
     from audiodiff.controls import SHAPES
 
     limits = actions.limits
@@ -268,11 +237,11 @@ def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comp
         f0_shape = gr.Dropdown(
             [NO_CURVE] + sorted(SHAPES["f0"]), value="glide", label="or an f0 shape (without a recording)"
         )
-        pitch = gr.Slider(24, 96, value=60, step=1, label="around MIDI pitch")
+        f0_pitch = gr.Slider(24, 96, value=60, step=1, label="around MIDI pitch")
         loudness_shape = gr.Dropdown(
             [NO_CURVE] + sorted(SHAPES["loudness"]), value="crescendo", label="and a loudness shape"
         )
-        level = gr.Slider(-50, -6, value=-20, step=1, label="around level (dBFS)")
+        loudness_level = gr.Slider(-50, -6, value=-20, step=1, label="around level (dBFS)")
     with gr.Row():
         steps = gr.Slider(
             1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})"
@@ -288,8 +257,9 @@ def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: list, comp
     status = gr.Markdown(label="status")
     button.click(
         actions.curves,
-        [model, source, transpose, f0_shape, pitch, loudness_shape, level, *conditions, steps, guidance, seed],
+        [model, source, transpose, f0_shape, f0_pitch, loudness_shape, loudness_level, steps, guidance, seed],
         [result, picture, status],
+        inputs_kwargs=conditions,
         api_name="curves",
         **compute,
     )

@@ -14,14 +14,13 @@ import gradio as gr
 
 from audiodiff.bundled import bundled_names, bundled_path
 from audiodiff.checkpoint import CONFIG, CheckpointError, read_json, resolve_checkpoint
-from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.errors import UserError
+from audiodiff.models.conditioning import ConditionSpec
 from audiodiff.pipeline import Pipeline
 
 DEFAULT_MODELS = ("digits-fast", "digits")  # the page opens with the first of these that is bundled
-NO_LABEL = ""  # the label dropdown's "no label" choice (unconditional on the label)
+NO_CHOICE = ""  # a dropdown's "none" choice: that condition left out (unconditional on it)
 NO_CURVE = "none"  # a curve shape choice: leave that curve out
-NUMBER_SLOTS = 4  # number sliders on the page; a model's further numbers take their midpoint
 GRIFFIN_LIM_ITERS = 32  # the baseline of the vocoder comparison
 MAX_GUIDANCE = 10.0
 MAX_SEED = 2**31 - 1
@@ -90,7 +89,8 @@ def discover_models(checkpoints: Sequence[str | os.PathLike] = ()) -> dict[str, 
 
 
 class ModelStore:
-    """Loads each model once, on first use; safe to call from the server's worker threads."""
+    """Loads each model once, on first use (the page's form reads every model's condition specs
+    when it is built); safe to call from the server's worker threads."""
 
     def __init__(self, sources: dict[str, str], device: str = "cpu"):
         self.sources = dict(sources)
@@ -117,6 +117,10 @@ class ModelStore:
         source = self.sources[self._check(name)]
         folder = bundled_path(source) or Path(source)
         return read_json(folder / CONFIG)
+
+    def specs(self, name: str) -> list[ConditionSpec]:
+        """How the model's conditions are offered (`Pipeline.condition_specs`); loads the model."""
+        return self.get(name).condition_specs()
 
     def get(self, name: str) -> Pipeline:
         with self._lock:
@@ -162,63 +166,5 @@ def _step_reporter(progress: gr.Progress, desc: str) -> Callable[[dict], None]:
     return report
 
 
-def _number_specs(pipe: Pipeline) -> list[tuple[str, float, float]]:
-    """(name, low, high) of each number condition, with its trained range."""
-    specs = []
-    for name, span in pipe.config.conditioning.numbers.items():
-        if name not in pipe.conditions:
-            continue
-        low, high = (
-            (float(span[0]), float(span[1])) if isinstance(span, (list, tuple)) and len(span) == 2 else (0.0, 1.0)
-        )
-        specs.append((name, low, high))
-    return specs
-
-
-def _config_numbers(store: ModelStore, name: str) -> dict:
-    """A model's number conditions from its config.json (without loading weights), in slot
-    order; a student's guidance input is set by the guidance slider, not a number slot."""
-    numbers = (store.config(name).get("conditioning") or {}).get("numbers") or {}
-    return {key: span for key, span in numbers.items() if key != GUIDANCE} if isinstance(numbers, dict) else {}
-
-
-def _slot_names(store: ModelStore) -> list[list[str]]:
-    """For each number slot, the number conditions the store's models put in it, e.g.
-    `[["pitch"], ["velocity"], [], []]`: what `number_1`, `number_2`, ... mean."""
-    names: list[list[str]] = [[] for _ in range(NUMBER_SLOTS)]
-    for name in store.names:
-        for slot, number in enumerate(list(_config_numbers(store, name))[:NUMBER_SLOTS]):
-            if number not in names[slot]:
-                names[slot].append(number)
-    return names
-
-
-def _slot_ranges(store: ModelStore) -> list[tuple[float, float]]:
-    """For each number slot, the lowest low and highest high over the store's models (from their
-    config.json, without loading weights)."""
-    ranges: list[tuple[float, float]] = []
-    for name in store.names:
-        for slot, span in enumerate(list(_config_numbers(store, name).values())[:NUMBER_SLOTS]):
-            if not (isinstance(span, (list, tuple)) and len(span) == 2):
-                continue
-            low, high = float(span[0]), float(span[1])
-            if slot < len(ranges):
-                ranges[slot] = (min(ranges[slot][0], low), max(ranges[slot][1], high))
-            else:
-                ranges += [(0.0, 1.0)] * (slot - len(ranges)) + [(low, high)]
-    return ranges
-
-
 def _seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
-
-
-# --------------------------------------------------------------------------------------------
-# what the page does, without the layout
-
-
-FORM_FIELDS = (
-    ["label", "negative_label", "prompt", "negative_prompt"]
-    + [f"number_{i + 1}" for i in range(NUMBER_SLOTS)]
-    + ["duration", "sampler", "steps", "guidance", "model_note", "about", "config"]
-)

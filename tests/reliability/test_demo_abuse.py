@@ -29,13 +29,10 @@ def test_sixteen_concurrent_generate_requests_all_complete(server, client):  # n
         client.submit(
             model="run",
             label=["low", "high"][seed % 2],
-            prompt="a tone" if seed % 3 else "",
+            text="a tone" if seed % 3 else "",
             negative_label="",
-            negative_prompt="",
-            number_1=60.0,
-            number_2=0,
-            number_3=0,
-            number_4=0,
+            negative_text="",
+            pitch=60.0,
             duration=0.25,
             sampler=["ddim", "euler", "heun", "dpmpp_2m"][seed % 4],
             steps=2,
@@ -107,9 +104,9 @@ def _nan(tmp_path):
 @pytest.mark.parametrize("case", sorted(UPLOADS))
 def test_a_bad_upload_is_refused_with_a_message_and_the_server_stays_up(client, tmp_path, case):  # noqa: F811
     make, message = UPLOADS[case]
-    for endpoint, args in (("/vary", ("low", "", 70.0, 0, 0, 0, 0.5, 2, 1)), ("/vocode", ())):
+    for endpoint, args, conditions in (("/vary", (0.5, 2, 1), dict(label="low", pitch=70.0)), ("/vocode", (), {})):
         with pytest.raises(AppError, match=message):
-            client.predict("run", handle_file(str(make(tmp_path))), *args, api_name=endpoint)
+            client.predict("run", handle_file(str(make(tmp_path))), *args, **conditions, api_name=endpoint)
     record("demo_abuse", case=f"upload: {case}", trials=2, refused_with_message=True)
 
 
@@ -119,11 +116,11 @@ ARGUMENTS = {
     "batch over the limit": (dict(batch_size=500), "maximum value 2"),
     "duration over the limit": (dict(duration=3600.0), "1"),
     "huge guidance": (dict(guidance=1e30), "greater than maximum value 10"),
-    "pitch below the model's trained range": (
-        dict(number_1=30.0),
-        r"pitch=30: outside the range this model was trained on|less than minimum",
+    "pitch far below the model's trained range": (
+        dict(pitch=10.0),
+        r"pitch=10 is far outside the trained range|less than minimum",
     ),
-    "10,000-character prompt": (dict(prompt="loud " * 2000, label=""), "200 characters"),
+    "10,000-character prompt": (dict(text="loud " * 2000, label=""), "200 characters"),
     "unknown sampler": (dict(sampler="rm -rf"), "not in the list of choices: .*'ddim'"),
     "unknown model": (dict(model="../../etc"), r"not in the list of choices: .*'run'"),
 }
