@@ -327,7 +327,7 @@ def main(argv=None) -> int:
     baseline = None if args.baseline == "none" else Pipeline.from_pretrained(args.baseline)
     if baseline is not None and args.steps:
         baseline.config.sampling.steps = args.steps
-    from audiodiff.metrics.evaluation import load_classifier
+    from audiodiff.metrics.scoring import load_classifier
 
     classifier = load_classifier(args.classifier) if args.classifier else None
     low, high = pipe.config.conditioning.numbers["pitch"]

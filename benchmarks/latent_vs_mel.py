@@ -131,7 +131,7 @@ def round_trip(autoencoder_path: str, data: str, count: int, classifier_path: st
     over the real floor (benchmarks/vocoder_fidelity.py's measures)."""
     from audiodiff.latent import Autoencoder
     from audiodiff.metrics import AudioClassifier
-    from audiodiff.metrics.evaluation import load_clips
+    from audiodiff.metrics.sets import load_clips
     from audiodiff.vocoder import Vocoder
     from benchmarks.vocoder_fidelity import evenly, frechet_over_floor, vocode_set
 

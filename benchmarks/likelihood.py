@@ -20,7 +20,8 @@ if __package__ in (None, ""):  # run as a file
 
 from audiodiff.diffusion.likelihood import gaussian_v_model, ode_log_likelihood
 from audiodiff.diffusion.objective import angle_from_t
-from audiodiff.metrics.evaluation import likelihood_report, load_clips
+from audiodiff.metrics.scoring import likelihood_report
+from audiodiff.metrics.sets import load_clips
 from benchmarks.machine import command, machine_info, now, write_result
 
 

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/notes_pitch.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.audio import load_audio
-from audiodiff.metrics.evaluation import load_classifier
+from audiodiff.metrics.scoring import load_classifier
 from audiodiff.metrics.signal import estimate_f0
 from audiodiff.pipeline import Pipeline
 from benchmarks.machine import command, machine_info, now, write_result

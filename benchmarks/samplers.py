@@ -30,8 +30,8 @@ from audiodiff.audio import crop_or_pad, resample, to_channels
 from audiodiff.bundled import bundled_path
 from audiodiff.diffusion.samplers import SAMPLERS
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
-from audiodiff.metrics.evaluate import embed_files as metrics_embed_files
-from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips
+from audiodiff.metrics.scoring import embed_files as metrics_embed_files
+from audiodiff.metrics.sets import ClipSet, floor_subset, load_clips
 from audiodiff.pipeline import Pipeline
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
 

@@ -28,7 +28,9 @@ if __package__ in (None, ""):
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
 from audiodiff.metrics.classifier import evaluate_classifier
 from audiodiff.metrics.distribution import coverage_metrics
-from audiodiff.metrics.evaluation import ClipSet, floor_subset, likelihood_lines, likelihood_report, load_clips
+from audiodiff.metrics.report import likelihood_lines
+from audiodiff.metrics.scoring import likelihood_report
+from audiodiff.metrics.sets import ClipSet, floor_subset, load_clips
 from audiodiff.pipeline import Pipeline
 from benchmarks.machine import RESULTS, command, machine_info, now, write_result
 from benchmarks.samplers import CallCounter, embed, embed_files

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiodiff.metrics.evaluation import load_clips
+from audiodiff.metrics.sets import load_clips
 from audiodiff.metrics.signal import estimate_f0
 from audiodiff.vocoder import Vocoder
 from benchmarks.machine import command, machine_info, now, write_result

@@ -39,7 +39,7 @@ from audiodiff.audio import MelSpec, load_audio
 from audiodiff.data.builders.notes import build_notes
 from audiodiff.data.builders.speech import HELD_OUT_VOICES, HELD_OUT_WORDS
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
-from audiodiff.metrics.evaluation import ClipSet, floor_subset, load_clips
+from audiodiff.metrics.sets import ClipSet, floor_subset, load_clips
 from audiodiff.metrics.signal import estimate_f0, mel_l1, multi_resolution_stft_distance
 from audiodiff.vocoder import Vocoder
 from benchmarks.machine import command, machine_info, now, write_result

@@ -20,7 +20,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_distance_from_statistics
-from audiodiff.metrics.evaluation import load_clips
+from audiodiff.metrics.sets import load_clips
 from audiodiff.pipeline import PEAK_GUARD, Pipeline
 from audiodiff.vocoder import Vocoder
 from benchmarks.machine import command, machine_info, now, write_result

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/vocoder_real.p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiodiff.audio import MelSpec, load_audio
-from audiodiff.metrics.evaluation import load_clips
+from audiodiff.metrics.sets import load_clips
 from audiodiff.metrics.signal import multi_resolution_stft_distance
 from audiodiff.vocoder import Vocoder
 from benchmarks.machine import command, machine_info, now, write_result

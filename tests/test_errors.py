@@ -10,7 +10,8 @@ from audiodiff.config import ConfigError
 from audiodiff.data.builders import BuildError
 from audiodiff.data.dataset import DatasetError
 from audiodiff.errors import UserError
-from audiodiff.metrics.evaluation import EvaluationError
+from audiodiff.metrics.distribution import TooFewSamplesError
+from audiodiff.metrics.sets import EvaluationError
 from audiodiff.models.conditioning import ConditionError
 from audiodiff.train.trainer import TrainingError
 from audiodiff.vocoder import VocoderError
@@ -23,6 +24,7 @@ BUILTIN_BASES = {
     ConfigError: ValueError,
     DatasetError: ValueError,
     EvaluationError: ValueError,
+    TooFewSamplesError: ValueError,
     TrainingError: RuntimeError,
     VocoderError: ValueError,
 }

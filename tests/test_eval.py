@@ -12,7 +12,8 @@ import torch
 from audiodiff.audio import resample, save_audio
 from audiodiff.cli import main
 from audiodiff.data.synth import build_synthetic, synth_clip
-from audiodiff.metrics.evaluation import ClipSet, floor_subset
+from audiodiff.metrics.evaluation import RealSources
+from audiodiff.metrics.sets import ClipSet, floor_subset
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer
 from tests.util import tiny_config
@@ -151,6 +152,20 @@ def test_floor_subset_draws_as_many_clips_per_label_as_generated():
     assert floor.label_counts() == {"a": 2, "b": 3}
     assert floor.paths != floor_subset(pool, like, seed=1).paths
     assert floor.paths == floor_subset(pool, like, seed=0).paths
+
+
+def test_real_sources_default_to_test_with_the_floor_and_training_clips_from_train(tmp_path):
+    for split in ("train", "test"):
+        write_clips(tmp_path / "data" / split, 1, seed=0)
+    data = tmp_path / "data"
+    defaults = RealSources.resolve(data)
+    assert (defaults.split, defaults.floor_split, defaults.training_split) == ("test", "train", "train")
+    on_train = RealSources.resolve(data, split="train")
+    assert (on_train.split, on_train.floor_split, on_train.training_split) == ("train", None, None)
+    whole = RealSources.resolve(data, split="", no_floor=True, training_split="")
+    assert (whole.split, whole.floor_split, whole.training_split) == (None, None, None)
+    elsewhere = RealSources.resolve(data, floor_reference="floor", training_reference="train")
+    assert (elsewhere.floor_split, elsewhere.training_split) == (None, None)
 
 
 def test_other_sample_rates_and_lengths_are_resampled_and_cropped_alike(workspace, tmp_path):

@@ -142,16 +142,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_evaluation(args: argparse.Namespace) -> int:
-    from audiodiff.metrics.evaluation import (
-        EvaluationError,
-        available_splits,
-        check_labels,
-        evaluate,
-        floor_subset,
-        load_classifier,
-        load_clips,
-        sample_checkpoint,
-    )
+    from audiodiff.metrics.evaluation import RealSources, evaluate
+    from audiodiff.metrics.report import summary_lines
+    from audiodiff.metrics.scoring import likelihood_report, load_classifier
+    from audiodiff.metrics.sets import EvaluationError, check_labels, load_clips, sample_checkpoint
 
     missing = [
         flag
@@ -164,17 +158,23 @@ def _run_evaluation(args: argparse.Namespace) -> int:
     ]
     if missing:
         raise EvaluationError(f"audiodiff eval needs {', '.join(missing)} (see audiodiff eval --help)")
+    if args.likelihood and not args.checkpoint:
+        raise EvaluationError(
+            "--likelihood needs the model: pass --checkpoint (a bundled name, checkpoint or run directory)"
+        )
     _check_device(args.device)
     classifier = load_classifier(args.classifier)
-    splits = available_splits(args.reference)
-    split = args.split if args.split is not None else ("test" if "test" in splits else None)
-    reference = load_clips(args.reference, split or None, side="reference")
-    check_labels(reference.labels, classifier, f"reference {reference.description}")
-    floor_split = (
-        args.floor_split
-        if args.floor_split is not None
-        else ("train" if "train" in splits and split != "train" else None)
+    sources = RealSources.resolve(
+        args.reference,
+        args.split,
+        args.floor_reference,
+        args.floor_split,
+        args.no_floor,
+        args.training_reference,
+        args.training_split,
+        args.training_clips,
     )
+    reference = sources.load_reference(classifier)
     info: dict = {"arguments": {key: value for key, value in vars(args).items() if key != "run"}}
     if args.checkpoint:
         labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
@@ -197,31 +197,9 @@ def _run_evaluation(args: argparse.Namespace) -> int:
     else:
         generated = load_clips(args.generated, side="generated")
     check_labels(generated.labels, classifier, f"generated {generated.description}")
-    floor = None
-    if args.floor_reference:
-        floor = floor_subset(load_clips(args.floor_reference, side="floor"), generated, args.seed)
-    elif floor_split and not args.no_floor:
-        floor = floor_subset(load_clips(args.reference, floor_split, side="floor"), generated, args.seed)
-    training = None
-    training_split = (
-        args.training_split
-        if args.training_split is not None
-        else ("train" if "train" in splits and split != "train" else "")
-    )
-    if classifier is not None and (args.training_reference or training_split):
-        training = load_clips(
-            args.training_reference or args.reference,
-            None if args.training_reference else training_split,
-            side="training",
-        )
-        training = training.every(max(1, -(-len(training) // args.training_clips)))
+    floor = sources.load_floor(generated, args.seed)
+    training = sources.load_training(classifier)
     if args.likelihood:
-        if not args.checkpoint:
-            raise EvaluationError(
-                "--likelihood needs the model: pass --checkpoint (a bundled name, checkpoint or run directory)"
-            )
-        from audiodiff.metrics.evaluation import likelihood_report
-
         info["likelihood"] = likelihood_report(
             args.checkpoint,
             reference,
@@ -241,19 +219,7 @@ def _run_evaluation(args: argparse.Namespace) -> int:
         progress=True,
         training=training,
     )
-    print(f"{'score':<54} {'model':>10} {'floor':>10}")
-    for row in result["scores"]:
-        model, floor_value = (f"{row[key]:.4g}" if row[key] is not None else "-" for key in ("model", "floor"))
-        print(f"{row['title'] + ' (' + row['better'] + ' is better)':<54} {model:>10} {floor_value:>10}")
-    for name, row in (result.get("likelihood") or {}).get("sets", {}).items():
-        print(f"NLL {name:<36} {row['mean_bits_per_dim']:>10.3f} ± {row['standard_error']:.3f} bits/dim")
-    if result.get("memorisation"):
-        found = result["memorisation"]
-        print(
-            f"memorisation: {found['copy_share']:.1%} of generated clips nearer a training clip than {found['percentile']:g}% "
-            f"of held-out clips; closest pairs in {Path(args.out) / 'memorisation.html'}"
-        )
-    print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.md'}")
+    print("\n".join(summary_lines(result, args.out)))
     return 0
 
 

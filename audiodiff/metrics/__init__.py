@@ -7,8 +7,10 @@
   embeddings, Inception Score, modified IS, AM score.
 - `AudioClassifier` / `train_classifier`: the SC09-protocol classifier behind the scores;
   `EMBEDDINGS` names the feature extractors for Fréchet distances.
-- `evaluate_folders`: all of the above on two folders of audio, as a JSON-able dict;
-  `evaluation` builds `audiodiff eval` on it (clip sets, sampling a checkpoint, floor, report).
+- `evaluate_folders` (`scoring`): all of the above on two sets of audio, as a JSON-able dict.
+- `audiodiff eval` is built of `sets` (clip sets: folders, manifest splits, a checkpoint's samples,
+  the floor's draw), `scoring` (the figures, the model beside the floor), `report` (metrics.json,
+  report.md, plots) and `evaluation` (its rules: split defaults, the floor; the run).
 """
 
 from audiodiff.metrics.classifier import AudioClassifier, accuracy_report, evaluate_classifier, train_classifier
@@ -22,8 +24,9 @@ from audiodiff.metrics.distribution import (
     modified_inception_score,
 )
 from audiodiff.metrics.embeddings import EMBEDDINGS, ClassifierEmbedding, CrepeEmbedding, make_embedding
-from audiodiff.metrics.evaluate import evaluate_folders, find_audio, labelled_files
 from audiodiff.metrics.plots import plot_class_accuracy, plot_spectrogram_grid
+from audiodiff.metrics.scoring import evaluate_folders
+from audiodiff.metrics.sets import find_audio, labelled_files
 from audiodiff.metrics.signal import (
     estimate_f0,
     f0_metrics,

@@ -12,7 +12,11 @@ import warnings
 import numpy as np
 import torch
 
+from audiodiff.errors import UserError
+
 __all__ = [
+    "COVERAGE_K",
+    "MIN_FRECHET_CLIPS",
     "TooFewSamplesError",
     "am_score",
     "coverage_metrics",
@@ -25,9 +29,11 @@ __all__ = [
 ]
 
 _EPS = 1e-12  # probability floor before logs
+MIN_FRECHET_CLIPS = 2  # per set; a number worth reporting needs more clips than embedding dimensions
+COVERAGE_K = 5  # nearest neighbours for precision/recall/density/coverage (Naeem et al. 2020's choice)
 
 
-class TooFewSamplesError(ValueError):
+class TooFewSamplesError(UserError, ValueError):
     """A set too small for the statistic asked of it."""
 
 
@@ -52,9 +58,9 @@ def feature_statistics(features, name: str = "features") -> tuple[np.ndarray, np
     """
     features = _as_matrix(features, name)
     count, dim = features.shape
-    if count < 2:
+    if count < MIN_FRECHET_CLIPS:
         raise TooFewSamplesError(
-            f"{name}: {count} clip(s); a Fréchet distance needs at least 2 per set, "
+            f"{name}: {count} clip(s); a Fréchet distance needs at least {MIN_FRECHET_CLIPS} per set, "
             f"and ideally more than the feature dimension ({dim})"
         )
     if count <= dim:
@@ -128,7 +134,7 @@ def _kth_neighbour_radius(features: np.ndarray, k: int) -> np.ndarray:
     return np.sort(distances, axis=1)[:, k]  # column 0 is the point itself
 
 
-def coverage_metrics(real_features, fake_features, k: int = 5) -> dict[str, float]:
+def coverage_metrics(real_features, fake_features, k: int = COVERAGE_K) -> dict[str, float]:
     """Precision, recall, density and coverage of fake features `[m, dim]` against real ones `[n, dim]`.
 
     Each real point owns a ball reaching its k-th nearest real neighbour (the real manifold), each
