@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from audiodiff.audio import AudioError
 from audiodiff.diffusion.editing import inpaint, slerp, vary
+from audiodiff.diffusion.objective import HALF_PI
 from audiodiff.diffusion.samplers import get_sampler
 from audiodiff.request import (
     INPAINT_SAMPLER,
@@ -283,6 +284,40 @@ class Editing:
         a, b = self.initial_noise(shape, [seed_a]), self.initial_noise(shape, [seed_b])
         x = torch.cat([slerp(a, b, w) for w in torch.linspace(0, 1, count).tolist()])
         return self._finish(self.decode(self._sample(run, x), run, self._frames(duration)), request)
+
+    def mix(
+        self,
+        first: dict,
+        second: dict,
+        at: float = 0.5,
+        n: int = 1,
+        duration: float | None = None,
+        request: GenerationRequest | None = None,
+        **options,
+    ) -> GenerateOutput:
+        """Conditions mixed along the trajectory (CRASH's class mixing): sampling starts under
+        `first`'s conditions and switches to `second`'s once the noise level (2θ/π, as in
+        `guidance_interval`) falls to `at`. The early steps set the coarse shape (envelope,
+        attack, register), the late ones the detail: `mix({"label": "kick"}, {"label": "snare"},
+        at=0.6)` is a kick's body with a snare's surface. `at=1` is `generate(**second)` and
+        `at=0` is `generate(**first)`, bit for bit; `options` (seed, steps, numbers) apply to both."""
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0.0 <= at <= 1.0:
+            raise RequestError(f"at={at!r}: the noise level of the switch, from 0 (all `first`) to 1 (all `second`)")
+        for name, conditions in (("first", first), ("second", second)):
+            if not isinstance(conditions, dict):
+                raise RequestError(f"{name}={conditions!r}: give the conditions as a dict, e.g. {{'label': 'kick'}}")
+        check_count(n)
+        shape = self._shape(n, duration)
+        base = GenerationRequest.of(request, **options)
+        run_a, request = self._start(GenerationRequest.of(base, **first), n)
+        run_b, _ = self._start(GenerationRequest.of(base, **second), n)
+
+        def switching(x: torch.Tensor, theta: torch.Tensor, cond: dict) -> torch.Tensor:
+            run = run_a if float(theta.flatten()[0]) / HALF_PI > at + 1e-6 else run_b  # float32 θ
+            return run.model(x, theta, run.cond)
+
+        x = self._sample(dataclasses.replace(run_a, model=switching), self.initial_noise(shape, run_a.settings.seeds))
+        return self._finish(self.decode(x, run_a, self._frames(duration)), request)
 
     # -- inversion
 

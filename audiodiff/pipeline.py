@@ -609,6 +609,17 @@ class Pipeline(Editing):
             raise RequestError(
                 f"{name}: pass sample_rate= for a tensor (the model runs at {self.sample_rate} Hz; it is resampled)"
             )
+        changes = []
+        if int(sample_rate) != self.sample_rate:
+            changes.append(f"resampled from {int(sample_rate)} Hz to the model's {self.sample_rate} Hz")
+        if audio.shape[1] != self.space.channels:
+            changes.append(
+                "mono, duplicated to both channels of this stereo model"
+                if audio.shape[1] == 1
+                else f"{audio.shape[1]} channels, mixed down to this mono model's one"
+            )
+        if changes:
+            warnings.warn(f"{name}: {'; '.join(changes)}", stacklevel=3)
         audio = to_channels(resample(audio, int(sample_rate), self.sample_rate), self.space.channels, name)
         minimum = self.space.min_samples
         if audio.shape[-1] < minimum:

@@ -113,3 +113,25 @@ def test_interpolation_endpoints_match_the_seeds(pipe):
     assert torch.allclose(path.audio[0], a.audio[0], atol=tolerance) and torch.allclose(
         path.audio[2], b.audio[0], atol=tolerance
     )
+
+
+def test_mixing_switches_conditions_along_the_trajectory(tmp_path):
+    pipe = make_pipe(tmp_path, 1)
+    options = dict(n=2, steps=6, seed=4, guidance=2.0)
+    first, second = pipe.generate(label="a", **options).audio, pipe.generate(label="b", **options).audio
+    assert torch.equal(pipe.mix({"label": "a"}, {"label": "b"}, at=0.0, **options).audio, first)
+    assert torch.equal(pipe.mix({"label": "a"}, {"label": "b"}, at=1.0, **options).audio, second)
+    halfway = pipe.mix({"label": "a"}, {"label": "b"}, at=0.5, **options).audio
+    assert not torch.equal(halfway, first) and not torch.equal(halfway, second)
+    with pytest.raises(ValueError, match="at=1.5"):
+        pipe.mix({"label": "a"}, {"label": "b"}, at=1.5)
+    with pytest.raises(ValueError, match=r"unknown label .snare.; this model knows \[.a., .b.\]"):
+        pipe.mix({"label": "a"}, {"label": "snare"})
+
+
+def test_uploads_at_another_rate_or_channel_count_are_converted_and_said_so(tmp_path):
+    pipe = make_pipe(tmp_path, 1)
+    with pytest.warns(UserWarning, match="resampled from 22050 Hz to the model's 16000 Hz"):
+        pipe.vary(tone(440, 0.25, 22050), strength=0.3, sample_rate=22050, steps=2, label="a")
+    with pytest.warns(UserWarning, match="2 channels, mixed down"):
+        pipe.vary(tone(440, 0.25).expand(2, -1), strength=0.3, sample_rate=RATE, steps=2, label="a")

@@ -81,6 +81,28 @@ def test_generate_writes_a_sidecar_that_regenerates_the_clip_bit_for_bit(pipe, t
     assert (original == again).all()
 
 
+def test_a_mixed_clips_sidecar_makes_it_again(pipe, tmp_path):
+    checkpoint = pipe.save_pretrained(tmp_path / "model")
+    out = tmp_path / "mixed.wav"
+    assert main(["generate", "--checkpoint", str(checkpoint), "--cond", "label=high", "--mix-to", "label=low",
+                 "--mix-at", "0.6", "--steps", "3", "--seed", "2", "--out", str(out)]) == 0  # fmt: skip
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["mix"] == {"to": {"label": "low"}, "at": 0.6} and sidecar["settings"]["conditions"] == {
+        "label": "high"
+    }
+    assert main(["generate", "--settings", str(out.with_suffix(".json")), "--out", str(tmp_path / "again.wav")]) == 0
+    plain = pipe.generate(label="high", steps=3, seed=2).audio
+    mixed, _ = soundfile.read(out, dtype="int16")
+    assert (mixed == soundfile.read(tmp_path / "again.wav", dtype="int16")[0]).all()
+    assert not (mixed == soundfile.read(_write(tmp_path / "plain.wav", plain), dtype="int16")[0]).all()
+
+
+def _write(path, audio):
+    from audiodiff.audio import save_audio
+
+    return save_audio(path, audio[0], 16000)
+
+
 def test_cli_help_lists_the_models_conditions_from_their_specs(pipe, tmp_path, capsys):
     checkpoint = pipe.save_pretrained(tmp_path / "model")
     with pytest.raises(SystemExit):

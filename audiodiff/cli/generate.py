@@ -209,7 +209,9 @@ def _request(args: argparse.Namespace, pipe=None):
     return request.check()
 
 
-def _write_settings(paths: list, out, model: str, duration: float | None) -> None:
+def _write_settings(
+    paths: list, out, model: str, duration: float | None, mix: dict | None = None, upsampler: str | bool = False
+) -> None:
     """A JSON sidecar beside each clip: the model and every setting of the call that made it,
     and which clip of the batch it is, so `audiodiff generate --settings CLIP.json` makes the
     same clip again, bit for bit (batched arithmetic rounds differently at other batch sizes, so
@@ -224,6 +226,8 @@ def _write_settings(paths: list, out, model: str, duration: float | None) -> Non
             "n": len(paths),
             "index": index,
             "settings": settings,
+            **({"mix": mix} if mix else {}),
+            **({"upsampler": "upsampler-44k" if upsampler is True else upsampler} if upsampler else {}),
         }
         Path(path).with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
@@ -300,6 +304,19 @@ def _generate_args(parser: argparse.ArgumentParser) -> None:
         help="with --melody-from: move the melody by this many semitones",
     )
     parser.add_argument(
+        "--mix-to",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="switch to these conditions part way (class mixing, e.g. --cond label=kick --mix-to label=snare)",
+    )
+    parser.add_argument(
+        "--mix-at",
+        type=float,
+        default=0.5,
+        help="with --mix-to: the noise level of the switch, 0 (all --cond) to 1 (all --mix-to)",
+    )
+    parser.add_argument(
         "--settings",
         metavar="CLIP.json",
         help="make a clip again from the settings sidecar written beside it (model, conditions, seed, sampler, ...); "
@@ -332,10 +349,17 @@ def run_generate(args: argparse.Namespace) -> int:
         )
         curves = pipe.curves_from(audio.T, rate, transpose=args.transpose)
         request = dataclasses.replace(request, conditions={**request.conditions, **curves})
-    out = pipe.generate(n=args.n, duration=duration, request=request)
+    mix = None
+    if args.mix_to:
+        mix = {"to": _parse_conditions(args.mix_to, pipe.condition_specs(), "--mix-to"), "at": args.mix_at}
+        first = dict(request.conditions)
+        request = dataclasses.replace(request, conditions={})
+        out = pipe.mix(first, mix["to"], at=args.mix_at, n=args.n, duration=duration, request=request)
+    else:
+        out = pipe.generate(n=args.n, duration=duration, request=request)
     paths = _output_paths(args.out, args.n)
     _write_clips(out.audio, out.sample_rate, paths, args.plot, args.bits)
-    _write_settings(paths, out, str(args.checkpoint or args.model), duration)
+    _write_settings(paths, out, str(args.checkpoint or args.model), duration, mix, args.upsampler or args.upsample)
     return 0
 
 
@@ -346,10 +370,17 @@ def _generate_again(args: argparse.Namespace) -> int:
     record = _read_settings(args.settings)
     if not (args.checkpoint or args.model):
         args.model = record["model"]
+    args.upsampler = args.upsampler or record.get("upsampler")
     pipe = _load_pipeline(args)
     request = dataclasses.replace(GenerationRequest.from_settings(record["settings"]), progress=True)
     count, index = int(record.get("n", 1)), int(record.get("index", 0))
-    out = pipe.generate(n=count, duration=record.get("duration"), request=request)
+    if record.get("mix"):
+        first = dict(request.conditions)
+        request = dataclasses.replace(request, conditions={})
+        mix = record["mix"]
+        out = pipe.mix(first, mix["to"], at=mix["at"], n=count, duration=record.get("duration"), request=request)
+    else:
+        out = pipe.generate(n=count, duration=record.get("duration"), request=request)
     out.audio = out.audio[index : index + 1]
     paths = _output_paths(args.out, 1)
     _write_clips(out.audio, out.sample_rate, paths, args.plot, args.bits)
