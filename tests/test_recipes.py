@@ -138,6 +138,7 @@ def test_every_recipe_has_a_smoke_test_here():
         "mel-vae-22k",
         "notes-latent-22k",
         "drums",
+        "drums-fast",
         "upsampler-44k",
     }
     assert recipes <= tested, f"recipes without a smoke test: {recipes - tested}"
@@ -365,6 +366,15 @@ def test_every_recipe_has_a_readme_with_its_command():
             assert f"audiodiff train --config recipes/{folder.name}/config.yaml" in readme.read_text(), (
                 f"{folder.name}: README lacks its command"
             )
+
+
+def test_drums_fast_recipe_from_a_drums_teacher(tmp_path, data):
+    """The adversarial two-step student, from a tiny drums teacher trained from its recipe."""
+    teacher = train_recipe("drums", data("drums"), tmp_path / "teacher", "model.channels=16", "model.head_channels=16")
+    run = train_recipe("drums-fast", data("drums"), tmp_path / "fast", f"distill.teacher={teacher}")
+    pipe = Pipeline.from_pretrained(run)
+    assert pipe.config.sampling.steps == 2 and pipe.config.student.method == "adversarial"
+    generate_one(run, label="kick", velocity=80, decay=0.2, brightness=0.5)
 
 
 def test_upsampler_recipe(tmp_path, data):
