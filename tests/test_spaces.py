@@ -78,6 +78,10 @@ def test_wave_gain_scales_into_the_model_and_back(tmp_path):
     x = space.encode(audio)
     assert torch.allclose(x, audio * 15.0) and torch.allclose(space.decode(x)[0], audio, atol=1e-6)
     assert space.settings()["gain"] == 15.0 and "gain" not in Wave(16000).settings()  # old caches keep their keys
+    from audiodiff.data.features import ItemLoader
+
+    keys = [ItemLoader(DataConfig(representation="wave", gain=gain), None).settings() for gain in (1.0, 15.0)]
+    assert keys[0] != keys[1] and "gain" not in keys[0]  # a cache made at another gain is not reused
     with pytest.raises(ConfigError, match="data.gain"):
         DataConfig(representation="mel", gain=2.0)
     with pytest.raises(ConfigError, match="data.gain"):

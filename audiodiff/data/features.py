@@ -142,7 +142,7 @@ class ItemLoader:
             "normalize": self.cfg.normalize,
             "min_samples": self.space.encode_padding(self.cfg.segment_samples),
             "mel": space.get("mel"),
-            **({"autoencoder": space["autoencoder"]} if "autoencoder" in space else {}),
+            **{key: space[key] for key in ("autoencoder", "gain") if key in space},
         }
 
     def audio(self, item: AudioItem, data: bytes | None = None) -> torch.Tensor:
