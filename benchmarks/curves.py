@@ -44,14 +44,16 @@ from audiodiff import controls
 from audiodiff.audio import load_audio
 from audiodiff.pipeline import Pipeline
 from audiodiff.plots import plot_curves
+from audiodiff.request import GenerationRequest
 from benchmarks import notes_pitch
-from benchmarks.machine import command, machine_info, now, write_result
+from benchmarks.machine import command, machine_info, now, sampling_record, write_result
 
 SHAPE_PAIRS = [("glide", "flat"), ("fall", "crescendo"), ("vibrato", "swell"), ("steps", "decrescendo")]
 MELODY = [60, 62, 64, 65, 67, 65, 64, 62]  # a phrase in C; each voice sings a slice of it
 VOICES = ["en", "en-us", "en+f3", "en-gb+m3", "en+f5"]
 MELODY_LABELS = ["flute", "string", "reed"]
 BATCH = 8
+SAMPLING_OPTIONS = ("steps", "guidance", "guide", "rest_guidance", "guidance_interval")  # flags of the curve model
 
 
 def test_rows(folder: Path, held: bool) -> list[dict]:
@@ -63,15 +65,20 @@ def thin(rows: list, count: int) -> list:
     return rows[:: max(1, len(rows) // count)][:count]
 
 
-def generate(pipe: Pipeline, items: list[dict], seed: int, desc: str) -> list[np.ndarray]:
-    """Each item's conditions (label, pitch, velocity, f0, loudness), generated in batches."""
-    out = []
+def generate(
+    pipe: Pipeline, items: list[dict], seed: int, desc: str, request: GenerationRequest
+) -> tuple[list[np.ndarray], dict]:
+    """Each item's conditions (label, pitch, velocity, f0, loudness), generated in batches with the
+    sampling options of `request`; and what the calls used (their `out.settings`, less seeds and
+    conditions)."""
+    clips, used = [], {}
     for start in tqdm(range(0, len(items), BATCH), desc=desc, leave=False):
         chunk = items[start : start + BATCH]
         conditions = {key: [item[key] for item in chunk] for key in chunk[0]}
-        audio = pipe.generate(n=len(chunk), seed=seed + start, progress=False, **conditions).audio
-        out.extend(clip[0].numpy() for clip in audio)
-    return out
+        out = pipe.generate(n=len(chunk), seed=seed + start, request=request, **conditions)
+        clips.extend(clip[0].numpy() for clip in out.audio)
+        used = sampling_record(out.settings)
+    return clips, used
 
 
 def follow(
@@ -129,16 +136,27 @@ def torch_clips(clips: list[np.ndarray]) -> list[torch.Tensor]:
     return [torch.from_numpy(clip)[None] for clip in clips]
 
 
-def pitch_set(pipe: Pipeline, baseline: Pipeline | None, rows: list[dict], classifier, folder: Path) -> dict:
+def pitch_set(
+    pipe: Pipeline,
+    baseline: Pipeline | None,
+    rows: list[dict],
+    classifier,
+    folder: Path,
+    request: GenerationRequest,
+    baseline_request: GenerationRequest,
+) -> dict:
     items = [{"label": row["label"], "pitch": row["pitch"], "velocity": row["velocity"]} for row in rows]
     rate = pipe.sample_rate
 
     def score(clips):
         return notes_pitch.score(torch_clips(clips), rows, rate, classifier)
 
-    result = {"notes": len(rows), "model": score(generate(pipe, items, 0, "pitch"))}
+    clips, used = generate(pipe, items, 0, "pitch", request)
+    result = {"notes": len(rows), "model": score(clips), "sampling": used}
     if baseline is not None:
-        result["baseline"] = score(generate(baseline, items, 0, "pitch (baseline)"))
+        clips, used = generate(baseline, items, 0, "pitch (baseline)", baseline_request)
+        result["baseline"] = score(clips)
+        result["baseline_sampling"] = used
     result["real_floor"] = score([load_audio(folder / row["path"], rate, 1)[0][0].numpy() for row in rows])
     return result
 
@@ -159,7 +177,15 @@ def vocoded(pipe: Pipeline, rows: list[dict], folder: Path) -> list[np.ndarray]:
     return out
 
 
-def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, classifier, examples: list) -> dict:
+def contour_set(
+    pipe: Pipeline,
+    rows: list[dict],
+    folder: Path,
+    count: int,
+    classifier,
+    examples: list,
+    request: GenerationRequest,
+) -> dict:
     frames = pipe.mel_spec.num_frames(int(pipe.config.data.segment_seconds * pipe.sample_rate))
     rate, frame_rate = pipe.sample_rate, pipe.curve_frame_rate
     low, high = pipe.config.conditioning.numbers.get("pitch", [36, 84])
@@ -179,7 +205,7 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
         }
         named.append({"label": labels[index % len(labels)], **curves})
         asked.append((f"{f0_name}+{loud_name}", curves))
-    clips = generate(pipe, gestures + named, 100, "contours")
+    clips, used = generate(pipe, gestures + named, 100, "contours", request)
     scores = [
         follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)
     ]
@@ -209,6 +235,7 @@ def contour_set(pipe: Pipeline, rows: list[dict], folder: Path, count: int, clas
             for kind in sorted({k for k, _ in asked[: len(floor)]})
         },
         "family_accuracy": family_accuracy(classifier, clips, [item["label"] for item in items]),
+        "sampling": used,
     }
 
 
@@ -239,7 +266,7 @@ def sung_phrases(out_dir: Path, sample_rate: int) -> list[Path]:
     return paths
 
 
-def melody_set(pipe: Pipeline, examples: list) -> dict:
+def melody_set(pipe: Pipeline, examples: list, request: GenerationRequest) -> dict:
     rate, frame_rate = pipe.sample_rate, pipe.curve_frame_rate
     items, asked = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,12 +280,12 @@ def melody_set(pipe: Pipeline, examples: list) -> dict:
                 curves = {name: np.asarray(curve, dtype=np.float32) for name, curve in curves.items()}
                 items.append({"label": label, **curves})
                 asked.append((f"sung -> {label}", curves))
-    clips = generate(pipe, items, 200, "melody")
+    clips, used = generate(pipe, items, 200, "melody", request)
     scores = [
         follow(curves["f0"], curves["loudness"], clip, rate, frame_rate) for (_, curves), clip in zip(asked, clips)
     ]
     examples.extend((kind, curves, clip) for (kind, curves), clip in list(zip(asked, clips))[:2])
-    return {"phrases": len(VOICES), "instruments": MELODY_LABELS, **summarise(scores)}
+    return {"phrases": len(VOICES), "instruments": MELODY_LABELS, **summarise(scores), "sampling": used}
 
 
 def figure(examples: list, pipe: Pipeline, path: Path) -> None:
@@ -312,21 +339,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     folder = Path(args.data)
     pipe = Pipeline.from_pretrained(args.model, vocoder=args.vocoder)
-    if args.steps:
-        pipe.config.sampling.steps = args.steps
-    for name in (
-        "guidance",
-        "guide",
-        "rest_guidance",
-        "guidance_interval",
-    ):  # sampling settings of the curve model, as its config would set them
-        if getattr(args, name) is not None:
-            setattr(pipe.config.sampling, name, getattr(args, name))
+    # the curve model's sampling options, passed with each call (None: the model's own)
+    request = GenerationRequest.of(**{name: getattr(args, name) for name in SAMPLING_OPTIONS}).check()
     if not {"f0", "loudness"} <= set(pipe.curves):
         raise SystemExit(f"--model {args.model} takes curves {pipe.curves}; this benchmark needs f0 and loudness")
     baseline = None if args.baseline == "none" else Pipeline.from_pretrained(args.baseline)
-    if baseline is not None and args.steps:
-        baseline.config.sampling.steps = args.steps
+    baseline_request = GenerationRequest.of(steps=args.steps)
     from audiodiff.metrics.scoring import load_classifier
 
     classifier = load_classifier(args.classifier) if args.classifier else None
@@ -340,25 +358,18 @@ def main(argv=None) -> int:
         "command": command(),
         "model": args.model,
         "training_step": pipe.info.get("training", {}).get("step"),
-        "sampling": {
-            "sampler": pipe.config.sampling.sampler,
-            "steps": pipe.config.sampling.steps,
-            "guidance": pipe.config.sampling.guidance,
-            "guide": pipe.config.sampling.guide,
-            "rest_guidance": pipe.config.sampling.rest_guidance,
-            "guidance_interval": list(pipe.config.sampling.guidance_interval),
-            "vocoder": args.vocoder,
-        },
         "targets": {
             "pitch": "F0 within 50 cents of the asked pitch= for >= 90% of clips; family recognised in >= 90%",
             "contours": ">= 90% of asked-voiced frames within 50 cents; voicing F1 >= 0.9; loudness Pearson r >= 0.9",
             "melody": ">= 85% of frames within 50 cents on the asked instrument",
         },
-        "pitch": pitch_set(pipe, baseline, held, classifier, folder),
-        "contours": contour_set(pipe, gestures, folder, args.count, classifier, examples),
+        "pitch": pitch_set(pipe, baseline, held, classifier, folder, request, baseline_request),
+        "contours": contour_set(pipe, gestures, folder, args.count, classifier, examples, request),
     }
     if not args.no_melody:
-        result["melody"] = melody_set(pipe, examples)
+        result["melody"] = melody_set(pipe, examples, request)
+    # what the curve model's calls used (out.settings, as in each set's "sampling"), not the config
+    result["sampling"] = {**result["pitch"]["sampling"], "vocoder": args.vocoder}
     result["machine"] = machine_info()
     write_result(result, args.out)
     figure(examples, pipe, Path(args.figure))

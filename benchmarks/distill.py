@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
 from audiodiff.metrics import AudioClassifier, accuracy_report, feature_statistics, frechet_distance_from_statistics
 from audiodiff.pipeline import Pipeline
-from benchmarks.machine import RESULTS, command, machine_info, now, write_result
+from benchmarks.machine import RESULTS, command, machine_info, now, sampling_record, write_result
 from benchmarks.samplers import embed, reference_and_floor
 
 TEACHER_SAMPLERS = ("dpmpp_2m", "ddim", "euler", "heun")  # heun takes two calls per step
@@ -45,7 +45,8 @@ class RowCounter:
 
 
 def score(pipe: Pipeline, classifier, reference_stats, labels, per_label, batch_size, **options) -> dict:
-    """Sample per_label clips per label (clip k has seed k) and score them."""
+    """Sample per_label clips per label (clip k has seed k) and score them; "settings": what the
+    calls used (their `out.settings`)."""
     counter = RowCounter(pipe.model) if not hasattr(pipe, "_counter") else pipe._counter
     pipe._counter = counter
     counter.rows, started = 0, time.perf_counter()
@@ -63,6 +64,7 @@ def score(pipe: Pipeline, classifier, reference_stats, labels, per_label, batch_
         "accuracy": accuracy_report(classifier.labels, jobs, predicted)["accuracy"],
         "calls_per_clip": counter.rows // len(jobs),
         "seconds_per_clip": round(seconds / len(jobs), 4),
+        "settings": sampling_record(out.settings),
     }
 
 
@@ -166,44 +168,37 @@ def main() -> None:
     )
     print(f"floor: {floor:.3f} ({len(floor_clips)} real {args.floor_split} clips)", flush=True)
 
-    def run(name, pipe, sampler, steps, guidance):
+    def run(name, pipe, **options):
+        """One row: `options` (sampler, steps, guidance; left out: the model's own) as the calls used them."""
+        scored = score(pipe, classifier, reference_stats, labels, args.per_label, args.batch_size, **options)
+        used = scored["settings"]
         row = {
             "model": name,
-            "sampler": sampler,
-            "steps": steps,
-            "guidance": guidance,
-            **score(
-                pipe,
-                classifier,
-                reference_stats,
-                labels,
-                args.per_label,
-                args.batch_size,
-                sampler=sampler,
-                steps=steps,
-                guidance=guidance,
-            ),
+            "sampler": used["sampler"],
+            "steps": used["steps"],
+            "guidance": used["guidance"],
+            **scored,
         }
         print(
-            f"{name:>28} {sampler:>9} {steps:>3} steps g={guidance:<4} calls {row['calls_per_clip']:>3}  "
+            f"{name:>28} {row['sampler']:>9} {row['steps']:>3} steps g={row['guidance']:<4} "
+            f"calls {row['calls_per_clip']:>3}  "
             f"Fréchet {row['frechet']:8.3f}  accuracy {row['accuracy']:.3f}  {row['seconds_per_clip']:.3f} s/clip",
             flush=True,
         )
         return row
 
-    sampling = teacher.config.sampling
-    reference_row = run("teacher (defaults)", teacher, sampling.sampler, sampling.steps, sampling.guidance)
+    reference_row = run("teacher (defaults)", teacher)
     rows = []
     for budget in budgets:
         best = None
         for sampler in TEACHER_SAMPLERS:
-            for guidance in (sampling.guidance, 1.0):
+            for guidance in (reference_row["guidance"], 1.0):
                 steps = next(
                     (n for n in range(budget, 0, -1) if calls_of(teacher, sampler, n, guidance) == budget), None
                 )
                 if steps is None:
                     continue
-                row = run(f"teacher ({budget} calls)", teacher, sampler, steps, guidance)
+                row = run(f"teacher ({budget} calls)", teacher, sampler=sampler, steps=steps, guidance=guidance)
                 row["budget"] = budget
                 best = row if best is None or row["frechet"] < best["frechet"] else best
         if best is not None:
@@ -223,11 +218,10 @@ def main() -> None:
                 "method": student.method if student else None,
             }
         )
-        guidance = pipe.config.sampling.guidance  # a student with guidance baked in samples at 1 (one call)
-        for budget in budgets:
+        for budget in budgets:  # at its own sampler and guidance (a student with guidance baked in: one call)
             if student and student.method == "progressive" and budget != student.steps:
                 continue
-            row = run(name, pipe, pipe.config.sampling.sampler, budget, guidance)
+            row = run(name, pipe, steps=budget)
             rows.append({**row, "budget": budget})
     plot_path = plot(rows + [{**reference_row, "model": "teacher (defaults)"}], floor, args.out.with_suffix(".png"))
     result = {

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/end_to_end.py
 
 from audiodiff.pipeline import Pipeline
 from audiodiff.vocoder import GriffinLimVocoder
-from benchmarks.machine import RESULTS, command, machine_info, now, write_result
+from benchmarks.machine import RESULTS, command, machine_info, now, sampling_record, write_result
 from benchmarks.samplers import default_checkpoint
 
 BATCHES = (1, 8)
@@ -31,16 +31,17 @@ SECONDS = 1.0
 TARGET_X_REAL_TIME = 10.0  # at batch 8, with the model's own vocoder
 
 
-def timed_generate(pipe: Pipeline, batch: int, label) -> dict:
-    """Seconds for one `generate` call of `batch` clips of SECONDS, split at the last sampler step."""
+def timed_generate(pipe: Pipeline, batch: int, label) -> tuple[dict, dict]:
+    """Seconds for one `generate` call of `batch` clips of SECONDS, split at the last sampler step;
+    and the settings the call used (its `out.settings`)."""
     last_step = []
     start = time.perf_counter()
-    pipe.generate(
+    out = pipe.generate(
         label=label, n=batch, duration=SECONDS, seed=0, callback=lambda info: last_step.append(time.perf_counter())
     )
     total = time.perf_counter() - start
     diffusion = last_step[-1] - start
-    return {"total": total, "diffusion": diffusion, "vocoder": total - diffusion}
+    return {"total": total, "diffusion": diffusion, "vocoder": total - diffusion}, sampling_record(out.settings)
 
 
 def main() -> None:
@@ -61,10 +62,11 @@ def main() -> None:
     label = (pipes["default"].labels or [None])[0]
     cases = [(name, batch) for name in pipes for batch in BATCHES]
     times: dict = {case: [] for case in cases}
+    used: dict = {}  # per case name, what its calls used
     with torch.inference_mode():
         for index in range(args.rounds + 1):  # round 0 is the warm-up
             for name, batch in cases:
-                measured = timed_generate(pipes[name], batch, label)
+                measured, used[name] = timed_generate(pipes[name], batch, label)
                 if index > 0:
                     times[(name, batch)].append(measured)
                 print(
@@ -73,7 +75,7 @@ def main() -> None:
                     flush=True,
                 )
 
-    sampling = pipes["default"].config.sampling
+    sampling = pipes["default"].config.sampling  # the vocoder the model names (not a sampling setting)
     rows = []
     for (name, batch), measured in times.items():
         total = statistics.median(m["total"] for m in measured)
@@ -121,9 +123,7 @@ def main() -> None:
         "training_step": training.get("step"),
         "training_steps_planned": training.get("steps"),
         "settings": {
-            "sampler": sampling.sampler,
-            "steps": sampling.steps,
-            "guidance": sampling.guidance,
+            **used["default"],
             "vocoder": sampling.vocoder,
             "griffin_lim_iters": sampling.griffin_lim_iters,
             "label": label,

@@ -61,6 +61,15 @@ def command() -> str:
     return " ".join([program, *sys.argv[1:]])
 
 
+PER_CALL = ("seed", "seeds", "conditions", "rest")
+
+
+def sampling_record(settings, **extra) -> dict:
+    """What a generate call used (`out.settings.to_dict()`), less what changes from call to call
+    (seeds and conditions), with `extra` (the vocoder, say): the settings a result states."""
+    return {**{key: value for key, value in settings.to_dict().items() if key not in PER_CALL}, **extra}
+
+
 def write_result(result: dict, out: str | os.PathLike) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

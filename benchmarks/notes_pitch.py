@@ -26,7 +26,7 @@ from audiodiff.audio import load_audio
 from audiodiff.metrics.scoring import load_classifier
 from audiodiff.metrics.signal import estimate_f0
 from audiodiff.pipeline import Pipeline
-from benchmarks.machine import command, machine_info, now, write_result
+from benchmarks.machine import command, machine_info, now, sampling_record, write_result
 
 
 def midi_hz(pitch: float) -> float:
@@ -158,14 +158,8 @@ def main() -> None:
         "date": now(),
         "command": command(),
         "notes": len(rows),
-        "sampling": {  # what the calls used (out.settings), not re-derived from the options
-            **{
-                key: value
-                for key, value in out.settings.to_dict().items()
-                if key not in ("seed", "seeds", "conditions", "rest")
-            },
-            "vocoder": args.vocoder or pipe.config.sampling.vocoder,
-        },
+        # what the calls used (out.settings), not re-derived from the options
+        "sampling": sampling_record(out.settings, vocoder=args.vocoder or pipe.config.sampling.vocoder),
         "targets": "F0 within 50 cents of the asked pitch for at least 90% of clips; family recognised in at least 90% (issue 14)",
         "model": {
             "source": args.model,

@@ -33,7 +33,7 @@ from audiodiff.metrics import AudioClassifier, feature_statistics, frechet_dista
 from audiodiff.metrics.scoring import embed_files as metrics_embed_files
 from audiodiff.metrics.sets import ClipSet, floor_subset, load_clips
 from audiodiff.pipeline import Pipeline
-from benchmarks.machine import RESULTS, command, machine_info, now, write_result
+from benchmarks.machine import RESULTS, command, machine_info, now, sampling_record, write_result
 
 STEPS = (4, 8, 16, 32, 64, 128)
 TARGET = ("dpmpp_2m", 10, 100, 0.10)  # sampler, few steps, many steps, allowed relative gap
@@ -92,9 +92,9 @@ class CallCounter:
 
 def generate_features(
     pipe: Pipeline, classifier: AudioClassifier, labels: list, per_label: int, sampler: str, steps: int, batch_size: int
-) -> torch.Tensor:
-    """Features of `per_label` clips per label, batched across labels; clip k of the list always
-    has seed k, whatever the sampler and steps."""
+) -> tuple[torch.Tensor, dict]:
+    """Features of `per_label` clips per label, batched across labels, and what the calls used
+    (their `out.settings`); clip k of the list always has seed k, whatever the sampler and steps."""
     jobs = [label for label in labels for _ in range(per_label)]
     features = []
     for start in range(0, len(jobs), batch_size):
@@ -103,7 +103,7 @@ def generate_features(
             label=None if chunk[0] is None else chunk, n=len(chunk), steps=steps, sampler=sampler, seed=start
         )
         features.append(embed(classifier, out.audio, out.sample_rate))
-    return torch.cat(features)
+    return torch.cat(features), sampling_record(out.settings)
 
 
 def plot(rows: list[dict], floor: float | None, path: Path, title: str) -> Path:
@@ -180,7 +180,7 @@ def main() -> None:
     rows = []
     for sampler, steps, curve in cases:
         counter.calls, start = 0, time.perf_counter()
-        features = generate_features(pipe, classifier, labels, args.per_label, sampler, steps, args.batch_size)
+        features, used = generate_features(pipe, classifier, labels, args.per_label, sampler, steps, args.batch_size)
         seconds = time.perf_counter() - start
         score = frechet_distance_from_statistics(
             *feature_statistics(features, f"{sampler} {steps} steps"), *reference_stats
@@ -188,8 +188,8 @@ def main() -> None:
         batches = math.ceil(len(labels) * args.per_label / args.batch_size)
         rows.append(
             {
-                "sampler": sampler,
-                "steps": steps,
+                "sampler": used["sampler"],
+                "steps": used["steps"],
                 "curve": curve,
                 "frechet": score,
                 "network_evaluations": counter.calls // batches,
@@ -222,10 +222,9 @@ def main() -> None:
             f"({target['relative_gap']:+.1%}; allowed +{gap:.0%}): {'met' if target['met'] else 'MISSED'}"
         )
     training = pipe.info.get("training") or {}
-    sampling = pipe.config.sampling
     plot_path = args.out.with_suffix(".png")
     title = (
-        f"{Path(pipe.info['path']).name} (step {training.get('step')}), {len(like)} clips, guidance {sampling.guidance}"
+        f"{Path(pipe.info['path']).name} (step {training.get('step')}), {len(like)} clips, guidance {used['guidance']}"
     )
     plot(rows, floor, plot_path, title)
     result = {
@@ -241,8 +240,9 @@ def main() -> None:
         "num_reference_clips": len(reference),
         "per_label": args.per_label,
         "num_clips": len(like),
-        "guidance": sampling.guidance,
-        "vocoder": sampling.vocoder,
+        "guidance": used["guidance"],  # as the calls used it (the same in every row)
+        "settings": used,  # the last row's calls' out.settings
+        "vocoder": pipe.config.sampling.vocoder,  # the vocoder the model names (not a sampling setting)
         "floor": {"source": floor_clips.description, "frechet": floor},
         "rows": rows,
         "target": target,

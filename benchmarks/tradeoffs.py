@@ -32,7 +32,7 @@ from audiodiff.metrics.report import likelihood_lines
 from audiodiff.metrics.scoring import likelihood_report
 from audiodiff.metrics.sets import ClipSet, floor_subset, load_clips
 from audiodiff.pipeline import Pipeline
-from benchmarks.machine import RESULTS, command, machine_info, now, write_result
+from benchmarks.machine import RESULTS, command, machine_info, now, sampling_record, write_result
 from benchmarks.samplers import CallCounter, embed, embed_files
 
 SAMPLERS = ("ddim", "dpmpp_2m", "euler", "heun", "ddpm")
@@ -66,7 +66,8 @@ def scores(
 def run_case(
     pipe: Pipeline, classifier: AudioClassifier, labels: list[str], per_label: int, batch_size: int, **request
 ) -> tuple:
-    """Features, predicted labels and seconds per clip of `per_label` clips per label."""
+    """Features, predicted labels, the intended labels, seconds per clip of `per_label` clips per
+    label, and what the calls used (their `out.settings`)."""
     jobs = [label for label in labels for _ in range(per_label)]
     features, predicted, seconds = [], [], 0.0
     for start in range(0, len(jobs), batch_size):
@@ -77,7 +78,7 @@ def run_case(
         features.append(embed(classifier, out.audio, out.sample_rate))
         probabilities = classifier.predict_proba(out.audio[:, 0] if out.audio.dim() == 3 else out.audio)
         predicted += [classifier.labels[i] for i in probabilities.argmax(-1).tolist()]
-    return torch.cat(features), predicted, jobs, seconds / len(jobs)
+    return torch.cat(features), predicted, jobs, seconds / len(jobs), sampling_record(out.settings)
 
 
 def plot_tradeoff(rows: list[dict], floor: dict, path: Path, title: str) -> Path:
@@ -195,27 +196,11 @@ def main() -> None:
                 cases.append(
                     (f"{args.teacher}, {sampler}", teacher, {"sampler": sampler, "steps": steps, "vocoder_name": None})
                 )
-    default = teacher.config.sampling
-    cases.append(
-        (
-            f"{args.teacher}, {default.sampler}, Griffin-Lim",
-            teacher,
-            {"sampler": default.sampler, "steps": default.steps, "vocoder_name": "griffin_lim"},
-        )
-    )
+    default_sampler = teacher.resolve().sampler  # the teacher's own, as a call without options resolves it
+    cases.append((f"{args.teacher}, {default_sampler}, Griffin-Lim", teacher, {"vocoder_name": "griffin_lim"}))
     for name in filter(None, args.students.split(",")):
         student = Pipeline.from_pretrained(name)
-        cases.append(
-            (
-                f"{name} (student)",
-                student,
-                {
-                    "sampler": student.config.sampling.sampler,
-                    "steps": student.config.sampling.steps,
-                    "vocoder_name": None,
-                },
-            )
-        )
+        cases.append((f"{name} (student)", student, {"vocoder_name": None}))  # at its own sampler and steps
     rows = []
     griffin_lim = Pipeline.from_pretrained(args.teacher, vocoder="griffin_lim")
     warm: set[int] = set()
@@ -233,14 +218,17 @@ def main() -> None:
             )
             warm.add(id(target))
         counter = CallCounter(target.model)
-        features, predicted, intended, seconds = run_case(
+        features, predicted, intended, seconds, used = run_case(
             target, classifier, labels, args.per_label, args.batch_size, **settings
         )
+        if pipe is teacher:
+            guidance = used["guidance"]
         batches = math.ceil(len(intended) / args.batch_size)
         row = {
             "case": case,
-            "steps": settings["steps"],
-            "sampler": settings["sampler"],
+            "steps": used["steps"],
+            "sampler": used["sampler"],
+            "guidance": used["guidance"],
             "vocoder": vocoder_name or pipe.config.sampling.vocoder,
             "network_calls": counter.calls // batches,
             "seconds_per_clip": round(seconds, 4),
@@ -256,7 +244,7 @@ def main() -> None:
         likelihood = likelihood_report(teacher, reference, args.likelihood_clips, args.likelihood_steps)
     plot_path = args.out.with_suffix(".png")
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    plot_tradeoff(rows, floor, plot_path, f"{args.teacher}: {len(like)} clips per case, guidance {default.guidance}")
+    plot_tradeoff(rows, floor, plot_path, f"{args.teacher}: {len(like)} clips per case, guidance {guidance}")
     result = {
         "benchmark": "tradeoffs",
         "date": now(),
@@ -267,7 +255,7 @@ def main() -> None:
         "reference": reference.description,
         "per_label": args.per_label,
         "num_clips": len(like),
-        "guidance": default.guidance,
+        "guidance": guidance,  # the teacher's, as its calls used it
         "floor": {"source": floor_clips.description, **floor},
         "k": args.k,
         "rows": rows,
