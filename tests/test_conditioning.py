@@ -2,11 +2,20 @@
 by label, by caption or by pitch number, judged by a feature that does not come from the model
 (the spectral centroid of the generated mel)."""
 
+import math
+
 import pytest
 import torch
 
 from audiodiff.audio import MelSpec
 from audiodiff.data.synth import build_synthetic
+from audiodiff.models.conditioning import (
+    Conditioner,
+    ConditionError,
+    ConditioningConfig,
+    CurveConfig,
+    LocalSpec,
+)
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer
@@ -64,3 +73,17 @@ def test_number_conditioning_generates_the_asked_pitch(pipe):
 
 def test_negative_label_pushes_away(pipe):
     assert accuracy(pipe, {"negative_label": "high"}, {"negative_label": "low"}) >= 0.9
+
+
+def test_each_condition_reads_typed_text_its_own_way():
+    """`--cond NAME=VALUE` and the page's text boxes go through the spec to its condition's
+    `parse_text`: no front-end knows that a number is a float or a curve a list."""
+    cfg = ConditioningConfig(labels=["low", "high"], numbers={"pitch": [40.0, 80.0]}, curves={"f0": CurveConfig()})
+    conditioner = Conditioner(cfg, 8, LocalSpec(dims=1, width=8, patch_size=1, kernel_size=3))
+    specs = {spec.name: spec for spec in conditioner.specs()}
+    assert specs["label"].parse_text("high") == "high"
+    assert specs["pitch"].parse_text("61.5") == 61.5
+    f0 = specs["f0"].parse_text("220,nan,0")
+    assert f0[0] == 220.0 and math.isnan(f0[1]) and f0[2] == 0.0
+    with pytest.raises(ConditionError, match="pitch='high': expected a number"):
+        specs["pitch"].parse_text("high")

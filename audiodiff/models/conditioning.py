@@ -2,7 +2,8 @@
 value for classifier-free guidance.
 
 Each condition type is one `Condition` class that owns its null value, dropout, parsing of user
-values and embedding; adding a type means adding a class here and a line in `build_conditions`.
+values (typed text included) and embedding; a new type is one class registered with
+`condition_type`, named in a config's `conditioning.extra`.
 A condition batch is a dict `{name: values}` (`{"label": LongTensor[batch], "text": list[str],
 "<number>": FloatTensor[batch]}`); a missing key means null for the whole batch, so `{}` is the
 unconditional batch. The `Conditioner` sums the conditions' embeddings `[batch, embed_dim]`
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -245,7 +247,8 @@ TEXT_ENCODERS = {"builtin": TextEncoder, "minilm": PretrainedTextEncoder}
 class ConditionSpec:
     """What a front-end needs to offer a condition without knowing its type: the CLI builds its
     `--cond NAME=VALUE` help from these, the demo its widgets. Validation stays in
-    `Condition.check`; `low`/`high` are the trained range (widget limits), `choices` the labels."""
+    `Condition.check`; `low`/`high` are the trained range (widget limits), `choices` the labels.
+    `parser` is the condition's own `parse_text` (`Conditioner.specs` attaches it)."""
 
     name: str
     kind: str  # "label", "text", "number", "curve", or a new type's own
@@ -255,22 +258,12 @@ class ConditionSpec:
     high: float | None = None
     unit: str = ""
     null: str = "left out: unconditional"
+    parser: Callable[[str], Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def parse_text(self, text: str):
-        """A value typed on the command line -> the value `check` takes."""
-        if self.kind == "number":
-            try:
-                return float(text)
-            except ValueError:
-                raise ConditionError(f"--cond {self.name}={text!r}: expected a number, e.g. {self.name}=60") from None
-        if self.kind == "curve":
-            try:
-                return [float(part) for part in text.split(",")]
-            except ValueError:
-                raise ConditionError(
-                    f"--cond {self.name}={text!r}: expected numbers separated by commas (NaN where not given)"
-                ) from None
-        return text
+        """A value typed on the command line or in a text box -> the value `check` takes, as the
+        condition reads text (`Condition.parse_text`); the text itself without a parser."""
+        return text if self.parser is None else self.parser(text)
 
     def describe(self) -> str:
         """One line for help texts."""
@@ -312,6 +305,11 @@ class Condition(nn.Module):
         """One user value -> its stored form, or a ConditionError naming the value and the fix."""
         raise NotImplementedError
 
+    def parse_text(self, text: str):
+        """A value typed as text (`--cond NAME=VALUE`, a text box on the page) -> a value that
+        `check` takes; the text itself unless the type reads text otherwise."""
+        return text
+
     def spec(self) -> ConditionSpec:
         """How front-ends offer this condition (see `ConditionSpec`)."""
         raise NotImplementedError
@@ -326,6 +324,11 @@ class Condition(nn.Module):
     def forward(self, values, device) -> tuple[torch.Tensor, tuple | None]:
         """A condition batch -> (embedding `[batch, embed_dim]`, cross-attention context or None)."""
         raise NotImplementedError
+
+    def local(self, values, size: tuple[int, ...], prepare) -> torch.Tensor | None:
+        """What this condition adds to the U-Net's first feature map; None for a condition that
+        is one value per clip (only curves draw over time)."""
+        return None
 
     context_dim: int | None = None
 
@@ -410,6 +413,12 @@ class NumberCondition(Condition):
         if not math.isnan(number) and not (low - 0.5 * span <= number <= high + 0.5 * span):
             raise ConditionError(f"{self.name}={number:g} is far outside the trained range [{low:g}, {high:g}]")
         return number
+
+    def parse_text(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConditionError(f"--cond {self.name}={text!r}: expected a number, e.g. {self.name}=60") from None
 
     def spec(self) -> ConditionSpec:
         unit = NUMBER_UNITS.get(self.name, "")
@@ -531,6 +540,15 @@ class CurveCondition(Condition):
                 f"loudness: dB relative to full scale (about -80..0) expected, got {given.min():g}..{given.max():g}"
             )
         return row
+
+    def parse_text(self, text: str) -> list[float]:
+        """Numbers separated by commas, one per frame."""
+        try:
+            return [float(part) for part in text.split(",")]
+        except ValueError:
+            raise ConditionError(
+                f"--cond {self.name}={text!r}: expected numbers separated by commas (NaN where not given)"
+            ) from None
 
     def spec(self) -> ConditionSpec:
         unit = "Hz, 0 = unvoiced" if self.name == "f0" else "dB full scale"
@@ -760,14 +778,17 @@ class Conditioner(nn.Module):
         """The curves' additions to the first feature map (None when the model takes no curve)."""
         total = None
         for name, condition in self.conditions.items():
-            if isinstance(condition, CurveCondition):
-                part = condition.local(cond.get(name), size, prepare)
+            part = condition.local(cond.get(name), size, prepare)
+            if part is not None:
                 total = part if total is None else total + part
         return total
 
     def specs(self) -> list[ConditionSpec]:
-        """How front-ends offer each condition, in the model's order."""
-        return [condition.spec() for condition in self.conditions.values()]
+        """How front-ends offer each condition, in the model's order, each with its condition's
+        `parse_text` (so front-ends read typed values without knowing the type)."""
+        return [
+            dataclasses.replace(condition.spec(), parser=condition.parse_text) for condition in self.conditions.values()
+        ]
 
     def prepare(self, batch: int, **values) -> dict:
         """User values (a label name or index, a caption, numbers; one value or one per item)
