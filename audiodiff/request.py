@@ -21,7 +21,7 @@ import torch
 
 from audiodiff.diffusion.samplers import SAMPLERS
 from audiodiff.errors import UserError
-from audiodiff.models.conditioning import ConditionError
+from audiodiff.models.condition_base import ConditionError
 
 __all__ = ["GenerateOutput", "GenerationRequest", "MAX_SEED", "MAX_SECONDS", "RequestError", "Resolved"]
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from audiodiff.checkpoint import resolve_checkpoint
 from audiodiff.cli import main
-from audiodiff.models.conditioning import Condition, ConditionError, ConditionSpec, condition_type
+from audiodiff.models.condition_base import Condition, ConditionError, ConditionSpec, condition_type
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer

@@ -9,13 +9,9 @@ import torch
 
 from audiodiff.audio import MelSpec
 from audiodiff.data.synth import build_synthetic
-from audiodiff.models.conditioning import (
-    Conditioner,
-    ConditionError,
-    ConditioningConfig,
-    CurveConfig,
-    LocalSpec,
-)
+from audiodiff.models.condition_base import ConditionError
+from audiodiff.models.conditioning import Conditioner, ConditioningConfig
+from audiodiff.models.curves import CurveConfig, LocalSpec
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.trainer import Trainer

@@ -12,7 +12,9 @@ from audiodiff import controls
 from audiodiff.audio import MelSpec
 from audiodiff.config import DataConfig
 from audiodiff.data.dataset import AudioDataset, collate, scan_items
-from audiodiff.models.conditioning import ConditionError, ConditioningConfig, CurveConfig
+from audiodiff.models.condition_base import ConditionError
+from audiodiff.models.conditioning import ConditioningConfig
+from audiodiff.models.curves import CurveConfig
 from audiodiff.models.unet import UNet, UNetConfig
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
@@ -170,7 +172,7 @@ def test_a_waveform_unet_takes_curves():
 def test_motion_map_reads_vibrato_in_semitones_and_a_held_note_as_still():
     """The f0 motion map (CurveConfig.motion) on known contours: a +-0.5 semitone vibrato reads
     about +-0.5 whatever the note, a held note 0, unvoiced frames 0, a leap clipped at MOTION_LIMIT."""
-    from audiodiff.models.conditioning import MOTION_LIMIT
+    from audiodiff.models.curves import MOTION_LIMIT
 
     cfg = UNetConfig(
         dims=2,

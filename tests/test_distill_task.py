@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from audiodiff.checkpoint import list_checkpoints
 from audiodiff.config import DistillRunConfig, from_dict
 from audiodiff.diffusion.distill import GUIDANCE
-from audiodiff.models.conditioning import ConditionError
+from audiodiff.models.condition_base import ConditionError
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.distill import DistillTask, student_config

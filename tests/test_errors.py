@@ -12,7 +12,7 @@ from audiodiff.data.dataset import DatasetError
 from audiodiff.errors import UserError
 from audiodiff.metrics.distribution import TooFewSamplesError
 from audiodiff.metrics.sets import EvaluationError
-from audiodiff.models.conditioning import ConditionError
+from audiodiff.models.condition_base import ConditionError
 from audiodiff.train.trainer import TrainingError
 from audiodiff.vocoder import VocoderError
 

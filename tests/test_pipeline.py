@@ -9,7 +9,7 @@ import torch
 
 from audiodiff.audio import MelSpec
 from audiodiff.checkpoint import CheckpointError
-from audiodiff.models.conditioning import ConditionError
+from audiodiff.models.condition_base import ConditionError
 from audiodiff.pipeline import NORMALIZE_PEAK, PEAK_GUARD, Pipeline, build_model
 from audiodiff.vocoder import GriffinLimVocoder, VocoderError
 from tests.util import tiny_config, tone

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from audiodiff.models.conditioning import ConditionError, ConditioningConfig, TextConfig
+from audiodiff.models.condition_base import ConditionError
+from audiodiff.models.conditioning import ConditioningConfig, TextConfig
 from audiodiff.models.unet import UNet, UNetConfig
 
 SMALL = dict(channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,), head_channels=16)

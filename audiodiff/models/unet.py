@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from audiodiff.models.conditioning import Conditioner, ConditioningConfig, LocalSpec
+from audiodiff.models.conditioning import Conditioner, ConditioningConfig
+from audiodiff.models.curves import LocalSpec
 
 __all__ = ["UNet", "UNetConfig"]
 
