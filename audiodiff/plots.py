@@ -7,7 +7,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["plot_curves", "plot_histograms", "plot_loss_curve", "plot_mels", "plot_spectrograms", "spectrogram_image"]
+__all__ = [
+    "plot_curves",
+    "plot_histograms",
+    "plot_loss_curve",
+    "plot_mels",
+    "plot_spectrograms",
+    "spectrogram_image",
+    "waveform_spectrogram_image",
+]
 
 
 def _pyplot():
@@ -90,6 +98,40 @@ def plot_mels(
 def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | os.PathLike, title: str | None = None) -> Path:
     """One clip's mel spectrogram as a PNG."""
     return plot_spectrograms([audio], sample_rate, path, [title] if title else None, columns=1)
+
+
+def waveform_spectrogram_image(
+    audio: torch.Tensor, sample_rate: int, path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """A small picture of one clip `[channels, samples]`: each channel's waveform above the mel
+    spectrogram of their mean, on one time axis (a drum hit's attack and tail at a glance)."""
+    plt = _pyplot()
+    clip = torch.as_tensor(audio).float()
+    clip = clip[None] if clip.dim() == 1 else clip
+    seconds = clip.shape[-1] / sample_rate
+    fig, (wave_ax, mel_ax) = plt.subplots(
+        2, 1, figsize=(3.2, 2.6), sharex=True, gridspec_kw={"height_ratios": [1, 1.6]}
+    )
+    times = torch.arange(clip.shape[-1]) / sample_rate
+    for channel, colour in zip(clip, ("tab:blue", "tab:orange")):
+        wave_ax.plot(times.numpy(), channel.numpy(), color=colour, lw=0.5, alpha=0.8)
+    wave_ax.set_ylim(-1, 1)
+    wave_ax.set_yticks([-1, 0, 1])
+    wave_ax.set_xlim(0, seconds)
+    if title:
+        wave_ax.set_title(title, fontsize=9)
+    mel_ax.imshow(
+        _log_spectrogram(clip.mean(dim=0), sample_rate).numpy(),
+        origin="lower",
+        aspect="auto",
+        vmin=-1,
+        vmax=1,
+        cmap="magma",
+        extent=(0, seconds, 0, 80),
+    )
+    mel_ax.set_xlabel("seconds")
+    mel_ax.set_ylabel("mel band")
+    return _save(fig, path)
 
 
 def _mel_band(hz, sample_rate: int, bands: int = 80):

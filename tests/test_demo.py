@@ -352,7 +352,12 @@ def test_about_names_the_models_guidance_defaults(checkpoint):
 
 def test_the_api_names_every_input_and_output(checkpoint):
     info = build_app([checkpoint], LIMITS).get_api_info()["named_endpoints"]
-    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/curves", "/vocode"}
+    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/curves", "/vocode"} | {
+        "/kit",
+        "/regenerate_pad",
+        "/vary_hit",
+        "/mix",
+    }
     generate_inputs = {p["parameter_name"]: p["label"] for p in info["/generate"]["parameters"]}
     assert {"model", "label", "text", "steps", "guidance", "seed", "batch_size"} <= set(generate_inputs)
     assert {"pitch", "velocity", "negative_label", "negative_text"} <= set(generate_inputs)  # each condition by name

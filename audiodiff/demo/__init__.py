@@ -1,4 +1,4 @@
-"""The Gradio page: generate, edit, compare vocoders and read about a model, over `Pipeline`.
+"""The Gradio page: generate, edit, make drum kits, compare vocoders and read about a model, over `Pipeline`.
 
     from audiodiff.demo import launch
     launch(["runs/quickstart"])            # http://127.0.0.1:7860
@@ -6,7 +6,8 @@
 `build_app` makes the `gr.Blocks` (queued, with a concurrency limit); `launch` serves it. Every
 input is bounded by a `Limits`, and every user mistake (a bad upload, a label the model does not
 know, a value over a limit) comes back as a `gr.Error` that says what was wrong and the limit.
-The conditions' widgets are built from the models' condition specs (`audiodiff.demo.form`).
+The conditions' widgets are built from the models' condition specs (`audiodiff.demo.form`); the
+Drums tab (`audiodiff.demo.kit`) serves any model with labels.
 """
 
 from audiodiff.demo.actions import DemoActions

@@ -19,6 +19,7 @@ import torch
 from audiodiff.audio import AudioError, load_audio, save_audio
 from audiodiff.demo.about import about_text, model_note
 from audiodiff.demo.form import Field, condition_fields, field_settings, read_conditions
+from audiodiff.demo.kit import DrumActions
 from audiodiff.demo.store import (
     GRIFFIN_LIM_ITERS,
     MAX_GUIDANCE,
@@ -39,9 +40,10 @@ from audiodiff.plots import plot_curves, spectrogram_image
 from audiodiff.vocoder import GriffinLimVocoder
 
 
-class DemoActions:
+class DemoActions(DrumActions):
     """The page's event handlers. Each takes plain values (what the components hold) and
-    returns plain values or component updates, so it can be called without a browser."""
+    returns plain values or component updates, so it can be called without a browser. The
+    Drums tab's handlers are in `audiodiff.demo.kit`."""
 
     def __init__(self, store: ModelStore, limits: Limits, workdir: str | os.PathLike | None = None):
         self.store = store
@@ -104,6 +106,7 @@ class DemoActions:
         taken = {"model_note", "about", "config"} | {
             parameter.name
             for handler in (self.generate, self.vary, self.inpaint, self.continue_, self.curves, self.form_updates)
+            + (self.drum_kit, self.regenerate_pad, self.vary_hit, self.mix_labels)
             for parameter in inspect.signature(handler).parameters.values()
             if parameter.kind is not inspect.Parameter.VAR_KEYWORD
         }

@@ -10,6 +10,7 @@ import gradio as gr
 
 from audiodiff.demo.actions import DemoActions
 from audiodiff.demo.form import component
+from audiodiff.demo.kit import MIX_AT
 from audiodiff.demo.store import (
     GRIFFIN_LIM_ITERS,
     MAX_GUIDANCE,
@@ -38,7 +39,8 @@ def build_app(
         title="audiodiff", analytics_enabled=False, delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)
     ) as app:
         gr.Markdown(
-            "# audiodiff\nGenerate and edit audio with a diffusion model; compare vocoders; read about the model."
+            "# audiodiff\nGenerate and edit audio with a diffusion model; make drum kits; compare vocoders; "
+            "read about the model."
         )
         if store.default_name() is None:
             gr.Markdown(NO_MODEL_HELP, elem_id="no-model")
@@ -60,7 +62,7 @@ def _build_page(actions: DemoActions, default: str) -> None:
         model = gr.Dropdown(choices=store.names, value=default, label="model", scale=1)
         model_note = gr.Markdown(**initial["model_note"])
     fields = actions.fields
-    with gr.Accordion("conditions (used by Generate, Edit and Curves)", open=True):
+    with gr.Accordion("conditions (used by Generate, Edit, Curves and Drums)", open=True):
         with gr.Row():
             conditions = {
                 key: component(field, initial[key], limits.max_text_chars)
@@ -80,6 +82,8 @@ def _build_page(actions: DemoActions, default: str) -> None:
             _edit_tab(actions, model, conditions, compute)
         with gr.Tab("Curves"):
             _curves_tab(actions, model, conditions, compute)
+        with gr.Tab("Drums"):
+            _drums_tab(actions, model, conditions, compute, actions.drums_form(default))
         with gr.Tab("Vocoder"):
             _vocoder_tab(actions, model, compute)
         with gr.Tab("About the model"):
@@ -263,6 +267,138 @@ def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, comp
         api_name="curves",
         **compute,
     )
+
+
+def _drums_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict, initial: dict) -> None:
+    """A kit grid (a pad per label, each with a regenerate button), variations of an uploaded
+    hit and class mixing, for a model with labels; the conditions above (but the label) apply."""
+    limits = actions.limits
+    note = gr.Markdown(elem_id="drums-note", **initial["drums_note"])
+    with gr.Column(**initial["drums_controls"]) as controls:
+        pads = gr.Dropdown(
+            label=f"pads (one clip per label, at most {limits.max_pads})",
+            multiselect=True,
+            allow_custom_value=True,
+            max_choices=limits.max_pads,
+            **initial["pads"],
+        )
+        with gr.Row(equal_height=True):
+            steps = gr.Slider(
+                1,
+                limits.max_steps,
+                value=min(20, limits.max_steps),
+                step=1,
+                label=f"steps (at most {limits.max_steps})",
+            )
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=2.0, step=0.1, label="guidance (1 = none)")
+            seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed (clip i uses seed + i)")
+            dice = gr.Button("random seed", size="sm", scale=0, min_width=120)
+        with gr.Tabs():
+            with gr.Tab("Kit"):
+                make = gr.Button("Generate kit", variant="primary", elem_id="generate-kit")
+                kit_grid, regenerates = _hit_grid(limits.max_pads, "drum-pad", regenerate=True)
+                kit_files = gr.File(label="download the kit (24-bit wav)", file_count="multiple", interactive=False)
+                kit_status = gr.Markdown(label="status", elem_id="kit-status")
+            with gr.Tab("Variations from an upload"):
+                source = gr.Audio(
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label=f"a hit (upload or record; up to {limits.max_upload_seconds:g} s)",
+                )
+                with gr.Row():
+                    hit_label = gr.Dropdown(label="the hit is a", allow_custom_value=True, **initial["hit_label"])
+                    strength = gr.Slider(
+                        0.0, 1.0, value=0.5, step=0.05, label="strength (0 keeps the hit, 1 ignores it)"
+                    )
+                    vary_count = gr.Slider(
+                        1,
+                        limits.max_batch,
+                        value=limits.max_batch,
+                        step=1,
+                        label=f"variations (at most {limits.max_batch})",
+                    )
+                vary = gr.Button("Make variations", variant="primary")
+                vary_grid, _ = _hit_grid(limits.max_batch, "drum-variation")
+                vary_files = gr.File(label="download (24-bit wav)", file_count="multiple", interactive=False)
+                vary_status = gr.Markdown(label="status")
+            with gr.Tab("Mix two labels"):
+                with gr.Row():
+                    first = gr.Dropdown(label="body from", allow_custom_value=True, **initial["mix_first"])
+                    second = gr.Dropdown(label="surface from", allow_custom_value=True, **initial["mix_second"])
+                    at = gr.Slider(
+                        0.0, 1.0, value=MIX_AT, step=0.05, label="switch at noise level (0: all body, 1: all surface)"
+                    )
+                    mix_count = gr.Slider(
+                        1, limits.max_batch, value=1, step=1, label=f"clips (at most {limits.max_batch})"
+                    )
+                mix = gr.Button("Mix", variant="primary")
+                mix_grid, _ = _hit_grid(limits.max_batch, "drum-mix")
+                mix_files = gr.File(label="download (24-bit wav)", file_count="multiple", interactive=False)
+                mix_status = gr.Markdown(label="status")
+    kit = gr.State(None)
+    named = dict(inputs_kwargs=conditions, **compute)
+    kit_outputs = kit_grid + [kit, kit_files, kit_status]
+    make.click(actions.drum_kit, [model, pads, steps, guidance, seed], kit_outputs, api_name="kit", **named)
+    for slot, (pad, button) in enumerate(regenerates):
+        name = dict(api_name="regenerate_pad") if slot == 0 else dict(api_visibility="private")  # one endpoint, `pad=`
+        button.click(actions.regenerate_pad, [pad, model, steps, guidance, kit], kit_outputs, **name, **named)
+    vary.click(
+        actions.vary_hit,
+        [model, source, hit_label, strength, vary_count, steps, guidance, seed],
+        vary_grid + [vary_files, vary_status],
+        api_name="vary_hit",
+        **named,
+    )
+    mix.click(
+        actions.mix_labels,
+        [model, first, second, at, mix_count, steps, guidance, seed],
+        mix_grid + [mix_files, mix_status],
+        api_name="mix",
+        **named,
+    )
+    dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False, api_visibility="private")
+    components = dict(
+        drums_note=note, drums_controls=controls, pads=pads, hit_label=hit_label, mix_first=first, mix_second=second
+    )
+    form = [components[key] for key in initial]  # the order of `DemoActions.drums_form`
+    model.change(actions.drums_form_updates, [model], form, api_visibility="private")
+
+
+def _hit_grid(slots: int, name: str, regenerate: bool = False, per_row: int = 4) -> tuple[list, list]:
+    """`slots` clip slots, `per_row` to a row, hidden until they hold a clip: their columns,
+    audios and pictures (the order of `DrumActions._grid`), and with `regenerate` each slot's
+    (pad number, regenerate button)."""
+    columns, audios, pictures, buttons = [], [], [], []
+    for start in range(0, slots, per_row):
+        with gr.Row(equal_height=True):
+            for slot in range(start, min(start + per_row, slots)):
+                with gr.Column(visible=False, min_width=220, elem_classes=[name]) as column:
+                    audios.append(
+                        gr.Audio(
+                            label=f"clip {slot + 1}",
+                            type="filepath",
+                            interactive=False,
+                            buttons=["download"],
+                            elem_classes=[f"{name}-audio"],
+                        )
+                    )
+                    pictures.append(
+                        gr.Image(
+                            label=f"clip {slot + 1}: waveform and spectrogram",
+                            type="filepath",
+                            interactive=False,
+                            show_label=False,
+                            height=200,
+                            elem_classes=[f"{name}-picture"],
+                        )
+                    )
+                    if regenerate:
+                        number = gr.Number(value=slot + 1, precision=0, visible=False, label="pad (1 = the first)")
+                        buttons.append(
+                            (number, gr.Button("regenerate", size="sm", elem_classes=[f"{name}-regenerate"]))
+                        )
+                columns.append(column)
+    return columns + audios + pictures, buttons
 
 
 def _vocoder_tab(actions: DemoActions, model: gr.Dropdown, compute: dict) -> None:

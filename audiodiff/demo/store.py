@@ -44,6 +44,7 @@ class Limits:
 
     max_steps: int = 50
     max_batch: int = 4
+    max_pads: int = 12  # clips in one drum kit (one per label, made in one batch)
     max_seconds: float = 5.0  # generated duration and continuation length (long clips are made window by window)
     max_upload_seconds: float = 30.0
     max_upload_bytes: int = 20 * 1024 * 1024
