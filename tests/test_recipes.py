@@ -145,7 +145,9 @@ def test_every_recipe_has_a_smoke_test_here():
 
 
 def test_drums_recipe_is_stereo_at_44k_and_takes_its_descriptors(tmp_path, data):
-    run = train_recipe("drums", data("drums"), tmp_path, "model.channels=16", "model.head_channels=16")
+    run = train_recipe(
+        "drums", data("drums"), tmp_path, "model.channels=16", "model.head_channels=16", "model.patch_size=8"
+    )
     pipe = Pipeline.from_pretrained(run)
     assert pipe.sample_rate == 44100 and pipe.space.channels == 2
     assert set(pipe.config.conditioning.numbers) == {"velocity", "decay", "brightness"}
@@ -370,7 +372,14 @@ def test_every_recipe_has_a_readme_with_its_command():
 
 def test_drums_fast_recipe_from_a_drums_teacher(tmp_path, data):
     """The adversarial two-step student, from a tiny drums teacher trained from its recipe."""
-    teacher = train_recipe("drums", data("drums"), tmp_path / "teacher", "model.channels=16", "model.head_channels=16")
+    teacher = train_recipe(
+        "drums",
+        data("drums"),
+        tmp_path / "teacher",
+        "model.channels=16",
+        "model.head_channels=16",
+        "model.patch_size=8",
+    )
     run = train_recipe("drums-fast", data("drums"), tmp_path / "fast", f"distill.teacher={teacher}")
     pipe = Pipeline.from_pretrained(run)
     assert pipe.config.sampling.steps == 2 and pipe.config.student.method == "adversarial"

@@ -70,3 +70,13 @@ def test_pretrained_text_encoder_feeds_cross_attention():
 def test_unknown_text_encoder_lists_the_choices():
     with pytest.raises(ConditionError, match="builtin"):
         UNet(UNetConfig(dims=2, **SMALL), ConditioningConfig(text=TextConfig(encoder="bert9000")))
+
+
+def test_a_first_level_narrower_than_a_patch_is_refused():
+    """64 channels cannot carry a 2 x 64-sample stereo patch: half of each patch (and of the
+    starting noise) would be out of the output layer's reach, so the config names the fix."""
+    from audiodiff.models.unet import UNetConfig
+
+    with pytest.raises(ValueError, match="width 64 .* below the 128 values of a patch.*lower model.patch_size"):
+        UNetConfig(dims=1, in_channels=2, channels=64, patch_size=64)
+    UNetConfig(dims=1, in_channels=2, channels=64, patch_size=32)  # 64 values: within reach

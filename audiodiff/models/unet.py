@@ -72,6 +72,15 @@ class UNetConfig:
             problems.append(f"at most {MAX_LEVELS} levels and {MAX_RES_BLOCKS} blocks per level")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout={self.dropout} must be in [0, 1)")
+        width, values = self.channels * (self.channel_mults or (1,))[0], self.in_channels * self.patch_size**self.dims
+        if not problems and width < values:
+            # the output layer maps `width` features a position to `values` numbers: the rest of
+            # the space is out of its reach, and the starting noise there is never removed
+            problems.append(
+                f"the first level's width {width} (channels x channel_mults[0]) is below the {values} values of a "
+                f"patch (in_channels x patch_size^dims): samples would keep the noise the model cannot reach; "
+                f"raise model.channels or lower model.patch_size"
+            )
         if problems:
             raise ValueError("UNetConfig: " + "; ".join(problems))
         for mult in self.channel_mults:
