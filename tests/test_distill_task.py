@@ -14,7 +14,8 @@ from audiodiff.models.condition_base import ConditionError
 from audiodiff.pipeline import Pipeline
 from audiodiff.train.diffusion import DiffusionTask
 from audiodiff.train.distill import DistillTask, student_config
-from audiodiff.train.trainer import Trainer, TrainingError
+from audiodiff.train.errors import TrainingError
+from audiodiff.train.trainer import Trainer
 from tests.util import tiny_config
 
 TRAIN = {

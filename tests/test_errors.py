@@ -13,7 +13,7 @@ from audiodiff.errors import UserError
 from audiodiff.metrics.distribution import TooFewSamplesError
 from audiodiff.metrics.sets import EvaluationError
 from audiodiff.models.condition_base import ConditionError
-from audiodiff.train.trainer import TrainingError
+from audiodiff.train.errors import TrainingError
 from audiodiff.vocoder import VocoderError
 
 BUILTIN_BASES = {

@@ -16,7 +16,8 @@ from audiodiff.pipeline import Pipeline
 from audiodiff.train import threads as threads_module
 from audiodiff.train import trainer as trainer_module
 from audiodiff.train.diffusion import DiffusionTask
-from audiodiff.train.trainer import Trainer, TrainingError, choose_threads
+from audiodiff.train.errors import TrainingError
+from audiodiff.train.trainer import Trainer, choose_threads
 from tests.util import tiny_config, tone, write_clip
 
 

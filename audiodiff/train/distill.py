@@ -29,8 +29,9 @@ from audiodiff.diffusion.samplers import guided
 from audiodiff.models.diffusion import DiffusionModel
 from audiodiff.models.distillation import DistillStep, distill_method
 from audiodiff.train.diffusion import DiffusionTask
+from audiodiff.train.errors import TrainingError
 from audiodiff.train.init import InitError, load_source_weights
-from audiodiff.train.trainer import StepContext, TrainingError, adamw
+from audiodiff.train.trainer import StepContext, adamw
 
 __all__ = ["DistillTask", "student_config"]
 

@@ -3,7 +3,7 @@
 A *task* owns the models, optimizers, data and the loss of one step; the `Trainer` owns
 everything around it: devices and torchrun, mixed precision, the LR schedule, EMA, a resumable
 data order, non-finite loss handling, logging (tqdm, JSONL, a loss-curve PNG), previews and
-atomic checkpoints that resume to the same weights an uninterrupted run would reach.
+atomic checkpoints (`audiodiff.train.checkpoints`) that resume to the same weights an uninterrupted run would reach.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import gc
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -25,38 +24,21 @@ import torch.nn as nn
 from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
-from audiodiff.checkpoint import (
-    CONFIG,
-    STATE,
-    STATE_META,
-    WEIGHTS,
-    CheckpointError,
-    list_checkpoints,
-    load_state_dict,
-    read_json,
-    remove_checkpoint,
-    save_tensors,
-    write_atomic,
-    write_checkpoint,
-    write_json,
-)
+from audiodiff.checkpoint import list_checkpoints, write_atomic
 from audiodiff.config import TrainConfig
-from audiodiff.errors import UserError
 from audiodiff.precision import autocast_dtype
 from audiodiff.train.batches import Batches, StreamBatches
+from audiodiff.train.checkpoints import clean_partial, resume_newest, save_checkpoint
 from audiodiff.train.distributed import Distributed
+from audiodiff.train.errors import TrainingError
 from audiodiff.train.threads import choose_threads
 
-__all__ = ["Trainer", "TrainTask", "TrainingError", "StepContext", "adamw", "choose_threads"]
+__all__ = ["Trainer", "TrainTask", "StepContext", "adamw", "choose_threads"]
 
 # Test hooks (tests/reliability): rank AUDIODIFF_TEST_DIE_RANK (default 0) kills itself with SIGKILL
 # when it is about to run step AUDIODIFF_TEST_DIE_AT_STEP (1-based), as a crashed process would.
 DIE_AT_STEP_ENV, DIE_RANK_ENV = "AUDIODIFF_TEST_DIE_AT_STEP", "AUDIODIFF_TEST_DIE_RANK"
 LOSS_PLOT_SECONDS = 30.0  # loss.png is redrawn at most this often, and always at a run's last checkpoint
-
-
-class TrainingError(UserError, RuntimeError):
-    """A run that cannot go on; the message says why and what to change."""
 
 
 class TrainTask(Protocol):
@@ -239,9 +221,9 @@ class Trainer:
         self.batches = source(task, cfg.batch_size, cfg.seed, dist, getattr(task, "num_workers", 0))
         if dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._clean_partial()
+            clean_partial(self.out_dir)
         if self.resume:
-            self._load_newest()
+            self._resume()
         elif dist.is_main and list_checkpoints(self.out_dir):
             raise TrainingError(
                 f"{self.out_dir} already holds checkpoints; pass --resume to continue, or choose another train.out_dir"
@@ -491,166 +473,27 @@ class Trainer:
         except Exception as error:
             tqdm.write(f"warning: could not draw the loss curve: {error}", file=sys.stderr)
 
-    # -- checkpoints
-
-    def _clean_partial(self) -> None:
-        folder = self.out_dir / "checkpoints"
-        if folder.is_dir():
-            for child in folder.iterdir():
-                if child.name.startswith(".") and (".tmp-" in child.name or ".old-" in child.name):
-                    shutil.rmtree(child, ignore_errors=True)
-
-    def _training_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors: dict[str, torch.Tensor] = {}
-        meta: dict = {"optimizers": {}}
-        for name, module in self.task.modules.items():
-            for key, value in module.state_dict().items():
-                tensors[f"module.{name}.{key}"] = value
-        if self.ema is not None:
-            for key, value in self.ema.module.state_dict().items():
-                tensors[f"ema.{key}"] = value
-        for name, optimizer in self.task.optimizers.items():
-            state = optimizer.state_dict()
-            for index, slots in state["state"].items():
-                for key, value in slots.items():
-                    tensors[f"optim.{name}.{index}.{key}"] = torch.as_tensor(value)
-            meta["optimizers"][name] = state["param_groups"]
-        return tensors, meta
+    # -- checkpoints (audiodiff.train.checkpoints)
 
     def save(self, last: bool = True) -> Path:
         """Write `out_dir/checkpoints/step_N` atomically (rank 0) and drop old ones; redraw
         loss.png when it is the run's `last` or the drawing is LOSS_PLOT_SECONDS old."""
-        target = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
-        digests = self.dist.all_gather_object(_digest(self.task.modules))
-        generators = self.dist.all_gather_object(self.generator.get_state())
-        torch_rng = self.dist.all_gather_object(torch.get_rng_state())
+        target = save_checkpoint(self)
         if self.dist.is_main:
-            tensors, meta = self._training_tensors()
-            inference = self.ema.module if self.ema is not None else self.task.ema_module
-            export = getattr(self.task, "export_weights", lambda module: module.state_dict())
-            weights = export(inference) if inference is not None else {}
-            bad = [
-                k
-                for k, v in list(weights.items()) + list(tensors.items())
-                if v.is_floating_point() and not torch.isfinite(v).all()
-            ]
-            if bad:
-                raise TrainingError(
-                    f"refusing to save step {self.step}: non-finite values in {bad[:3]}; the last checkpoint is intact"
-                )
-            for rank, (gen, rng) in enumerate(zip(generators, torch_rng)):
-                tensors[f"rng.generator.{rank}"] = gen
-                tensors[f"rng.torch.{rank}"] = rng
-            if len(set(digests)) > 1:
-                raise TrainingError(
-                    f"ranks hold different weights at step {self.step} ({digests}); this is a bug, please report it"
-                )
-            meta.update(
-                rank_digests=digests,
-                step=self.step,
-                data=self.batches.state(),
-                world_size=self.dist.world_size,
-                wall_seconds=self.wall_seconds,
-                elapsed_seconds=self.elapsed_seconds,
-                skipped_steps=self.total_bad,
-                scaler=self.scaler.state_dict() if self.scaler else None,
-            )
-            config = self.task.export_config()
-            config["training"] = {
-                "step": self.step,
-                "steps": self.cfg.steps,
-                "wall_seconds": round(self.wall_seconds, 1),
-                "device": str(self.dist.device),
-                "world_size": self.dist.world_size,
-                "precision": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32",
-                "torch": torch.__version__,
-                "date": time.strftime("%Y-%m-%d"),
-            }
-
-            def write(folder: Path) -> None:
-                write_json(folder / CONFIG, config)
-                save_tensors(folder / WEIGHTS, weights)
-                save_tensors(folder / STATE, tensors)
-                write_json(folder / STATE_META, meta)
-                extras = getattr(self.task, "write_extras", None)
-                if extras is not None:  # parts the checkpoint carries (a latent model's autoencoder)
-                    extras(folder)
-
-            write_checkpoint(target, write)
-            for old in list_checkpoints(self.out_dir)[: -self.cfg.keep_last]:
-                remove_checkpoint(old)
             self._plot_losses(force=last)
         self.dist.barrier()
         return target
 
-    def _load_newest(self) -> None:
-        checkpoints = list_checkpoints(self.out_dir)
-        if not checkpoints:
-            if self.dist.is_main:
-                self._trim_log(0)
-                tqdm.write(
-                    f"--resume: no checkpoint in {self.out_dir}/checkpoints yet; starting from step 0", file=sys.stderr
-                )
+    def _resume(self) -> None:
+        """Continue from the newest checkpoint (from step 0 when there is none yet); the log
+        keeps the records up to its step."""
+        path = resume_newest(self)
+        if not self.dist.is_main:
             return
-        path = checkpoints[-1]
-        try:
-            self._load_state(path)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as error:
-            if isinstance(error, CheckpointError):
-                raise
-            raise CheckpointError(
-                f"{path}: the training state is damaged or was not written by audiodiff ({type(error).__name__}: {error}); "
-                "remove this checkpoint directory to resume from the one before"
-            ) from None
-        if self.dist.is_main:
-            self._trim_log(self.step)
+        self._trim_log(self.step)
+        if path is None:
+            tqdm.write(
+                f"--resume: no checkpoint in {self.out_dir}/checkpoints yet; starting from step 0", file=sys.stderr
+            )
+        else:
             tqdm.write(f"resumed from {path} (step {self.step})", file=sys.stderr)
-
-    def _load_state(self, path: Path) -> None:
-        meta = read_json(path / STATE_META)
-        tensors = load_state_dict(path / STATE)
-        for name, module in self.task.modules.items():
-            prefix = f"module.{name}."
-            _load_prefixed(module, tensors, prefix, path)
-        if self.ema is not None:
-            _load_prefixed(self.ema.module, tensors, "ema.", path)
-        for name, optimizer in self.task.optimizers.items():
-            groups = meta["optimizers"][name]
-            state: dict = {}
-            prefix = f"optim.{name}."
-            for key, value in tensors.items():
-                if key.startswith(prefix):
-                    index, slot = key[len(prefix) :].split(".", 1)
-                    state.setdefault(int(index), {})[slot] = value.to(self.dist.device) if slot != "step" else value
-            optimizer.load_state_dict({"state": state, "param_groups": groups})
-        self.step = int(meta["step"])
-        self.wall_seconds = float(meta.get("wall_seconds", 0.0))
-        self.elapsed_seconds = float(meta.get("elapsed_seconds", self.wall_seconds))
-        self.total_bad = int(meta.get("skipped_steps", 0))
-        self.batches.load_state(meta["data"])
-        rank = self.dist.rank if meta.get("world_size") == self.dist.world_size else 0
-        if f"rng.generator.{rank}" in tensors:
-            self.generator.set_state(tensors[f"rng.generator.{rank}"])
-            torch.set_rng_state(tensors[f"rng.torch.{rank}"])
-        if self.scaler and meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
-
-
-def _digest(modules: dict[str, nn.Module]) -> str:
-    """A hash of all trainable weights, to check that every rank holds the same model."""
-    import hashlib
-
-    digest = hashlib.sha1()
-    for module in modules.values():
-        for key, value in module.state_dict().items():
-            digest.update(key.encode())
-            digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _load_prefixed(module: nn.Module, tensors: dict, prefix: str, path: Path) -> None:
-    state = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
-    expected = module.state_dict()
-    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-        raise CheckpointError(f"{path}: training state does not match the model in the config; was the config changed?")
-    module.load_state_dict(state)

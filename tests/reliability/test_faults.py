@@ -14,11 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 import audiodiff.checkpoint as checkpoint_module
-import audiodiff.train.trainer as trainer_module
+import audiodiff.train.checkpoints as checkpoints_module
 from audiodiff.checkpoint import WEIGHTS, list_checkpoints, write_atomic
 from audiodiff.cli import main
 from audiodiff.train.diffusion import DiffusionTask
-from audiodiff.train.trainer import Trainer, TrainingError
+from audiodiff.train.errors import TrainingError
+from audiodiff.train.trainer import Trainer
 from tests.reliability.helpers import SEED, assert_checkpoints_complete, assert_same_checkpoint, losses, recipe, record
 from tests.util import tiny_config
 
@@ -62,7 +63,7 @@ def test_a_failed_checkpoint_write_stops_with_a_message_and_loses_nothing(
     name, call, code = FAULTS[fault]
     run = tmp_path / "run"
     config = recipe(tmp_path / "run.yaml", synth_dir, run, steps=STEPS)
-    monkeypatch.setattr(trainer_module, name, failing_on_call(getattr(trainer_module, name), call, code))
+    monkeypatch.setattr(checkpoints_module, name, failing_on_call(getattr(checkpoints_module, name), call, code))
     assert main(["train", "--config", str(config), "--no-progress"]) != 0
     error = capsys.readouterr().err
     assert "could not write checkpoint" in error and "step_00000004" in error
