@@ -97,6 +97,26 @@ def test_a_mixed_clips_sidecar_makes_it_again(pipe, tmp_path):
     assert not (mixed == soundfile.read(_write(tmp_path / "plain.wav", plain), dtype="int16")[0]).all()
 
 
+def test_an_edit_writes_a_sidecar_with_its_command_input_and_settings_that_makes_it_again(pipe, tmp_path):
+    checkpoint = pipe.save_pretrained(tmp_path / "model")
+    source = _write(tmp_path / "source.wav", pipe.generate(label="low", steps=2, seed=1).audio)
+    out = tmp_path / "inpainted.wav"
+    assert main(["inpaint", "--checkpoint", str(checkpoint), str(source), "--start", "0.05", "--end", "0.15",
+                 "--cond", "label=high", "--steps", "3", "--seed", "7", "--out", str(out)]) == 0  # fmt: skip
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (sidecar["model"], sidecar["command"], sidecar["input"]) == (str(checkpoint), "inpaint", str(source))
+    assert sidecar["edit"] == {"start": 0.05, "end": 0.15, "resample_steps": 2}
+    settings = sidecar["settings"]
+    assert (settings["sampler"], settings["steps"], settings["seeds"]) == ("ddpm", 3, [7])  # inpainting's sampler
+    assert settings["conditions"] == {"label": "high"} and settings["guidance"] == 2.5
+    again = Pipeline.from_pretrained(sidecar["model"]).inpaint(
+        sidecar["input"], **sidecar["edit"], request=GenerationRequest.from_settings(settings)
+    )  # the sidecar is enough to make the edit again
+    assert again.settings.to_dict() == settings
+    edited, _ = soundfile.read(out, dtype="int16")
+    assert (edited == soundfile.read(_write(tmp_path / "again.wav", again.audio), dtype="int16")[0]).all()
+
+
 def _write(path, audio):
     from audiodiff.audio import save_audio
 

@@ -1,8 +1,11 @@
-"""`audiodiff vary`, `inpaint` and `continue`: editing a file."""
+"""`audiodiff vary`, `inpaint` and `continue`: editing a file. Beside the edited clip goes a
+JSON sidecar, as `audiodiff generate` writes: the model, the command, its edit arguments, the
+input file and every sampling setting the call used (`out.settings`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from audiodiff.cli.generate import (
@@ -27,6 +30,24 @@ def _edit_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _write_edit(args: argparse.Namespace, out, edit: dict) -> int:
+    """Write the edited clip to `--out` and its settings sidecar beside it (`edit`: the keyword
+    arguments the pipeline's edit method was called with)."""
+    path = Path(args.out)
+    _write_clips(out.audio, out.sample_rate, [path], args.plot)
+    upsampler = args.upsampler or ("upsampler-44k" if args.upsample else None)
+    record = {
+        "model": str(args.checkpoint or args.model),
+        "command": args.command,
+        "input": str(args.input),
+        "edit": edit,
+        "settings": out.settings.to_dict(),
+        **({"upsampler": upsampler} if upsampler else {}),
+    }
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def _vary_args(parser: argparse.ArgumentParser) -> None:
     _edit_args(parser)
     parser.add_argument("--strength", type=float, default=0.5, help="0 returns the input, 1 ignores it")
@@ -35,9 +56,8 @@ def _vary_args(parser: argparse.ArgumentParser) -> None:
 @command("vary", "audio-to-audio variation of a file")(_vary_args)
 def run_vary(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.vary(args.input, strength=args.strength, request=_request(args, pipe))
-    _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
-    return 0
+    edit = {"strength": args.strength}
+    return _write_edit(args, pipe.vary(args.input, **edit, request=_request(args, pipe)), edit)
 
 
 def _inpaint_args(parser: argparse.ArgumentParser) -> None:
@@ -65,15 +85,8 @@ def _inpaint_args(parser: argparse.ArgumentParser) -> None:
 @command("inpaint", "regenerate a time span of a file, keeping the rest")(_inpaint_args)
 def run_inpaint(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.inpaint(
-        args.input,
-        start=args.start,
-        end=args.end,
-        resample_steps=args.resample_steps,
-        request=_request(args, pipe),
-    )
-    _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
-    return 0
+    edit = {"start": args.start, "end": args.end, "resample_steps": args.resample_steps}
+    return _write_edit(args, pipe.inpaint(args.input, **edit, request=_request(args, pipe)), edit)
 
 
 def _continue_args(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +97,5 @@ def _continue_args(parser: argparse.ArgumentParser) -> None:
 @command("continue", "continue a file by N seconds")(_continue_args)
 def run_continue(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    out = pipe.continue_(args.input, seconds=args.seconds, request=_request(args, pipe))
-    _write_clips(out.audio, out.sample_rate, [Path(args.out)], args.plot)
-    return 0
+    edit = {"seconds": args.seconds}
+    return _write_edit(args, pipe.continue_(args.input, **edit, request=_request(args, pipe)), edit)
