@@ -115,6 +115,8 @@ def test_an_edit_writes_a_sidecar_with_its_command_input_and_settings_that_makes
     assert again.settings.to_dict() == settings
     edited, _ = soundfile.read(out, dtype="int16")
     assert (edited == soundfile.read(_write(tmp_path / "again.wav", again.audio), dtype="int16")[0]).all()
+    assert main(["generate", "--settings", str(out.with_suffix(".json")), "--out", str(tmp_path / "x.wav")]) == 2
+    assert not (tmp_path / "x.wav").exists()  # an edit's sidecar is not taken for a generated clip's
 
 
 def _write(path, audio):

@@ -368,6 +368,11 @@ def _generate_again(args: argparse.Namespace) -> int:
     from audiodiff.request import GenerationRequest
 
     record = _read_settings(args.settings)
+    if record.get("command", "generate") != "generate":
+        raise UserError(
+            f"--settings {args.settings}: the sidecar of an `audiodiff {record['command']}` edit, not of a generated "
+            f"clip; run `audiodiff {record['command']}` on {record.get('input', 'its input')} with its `edit` options"
+        )
     if not (args.checkpoint or args.model):
         args.model = record["model"]
     args.upsampler = args.upsampler or record.get("upsampler")
