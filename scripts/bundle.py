@@ -3,6 +3,7 @@
     python scripts/bundle.py vocoder runs/vocoder-16k --name vocoder-16k [--match-mel 8] [--metrics fidelity=benchmarks/results/vocoder_fidelity.json]
     python scripts/bundle.py diffusion runs/digits-mel --name digits --vocoder vocoder-16k [--steps 12] [--metrics eval=eval/digits/metrics.json]
     python scripts/bundle.py autoencoder runs/mel-vae-16k --name mel-vae-16k [--metrics latent=benchmarks/results/latent_vs_mel.json]
+    python scripts/bundle.py upsampler runs/upsampler-44k --name upsampler-44k [--metrics lsd=benchmarks/results/upsampler.json]
 
 The diffusion model refers to the bundled vocoder by name, so two models can share one vocoder.
 """
@@ -31,7 +32,7 @@ def earlier_training(info: dict, source: Path) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["diffusion", "vocoder", "autoencoder"])
+    parser.add_argument("kind", choices=["diffusion", "vocoder", "autoencoder", "upsampler"])
     parser.add_argument("checkpoint", help="a checkpoint or run directory")
     parser.add_argument("--name", required=True)
     parser.add_argument("--vocoder", help="diffusion: the bundled vocoder to use (default: Griffin-Lim)")
@@ -67,6 +68,15 @@ def main() -> None:
             "metrics": metrics,
         }
         autoencoder.save_pretrained(target, dtype=torch.float16)
+    elif args.kind == "upsampler":
+        from audiodiff.upsampler import Upsampler
+
+        upsampler = Upsampler.from_pretrained(source)
+        upsampler.info = {k: v for k, v in upsampler.info.items() if k not in ("path", "dataset")} | {
+            "source": str(source),
+            "metrics": metrics,
+        }
+        upsampler.save_pretrained(target, dtype=torch.float16)
     elif args.kind == "vocoder":
         vocoder = Vocoder.from_pretrained(source)
         recipe = vocoder.info.pop("recipe", None) or {}
