@@ -35,7 +35,7 @@ def _provenance(result: dict) -> str:
     threads = machine.get("threads")
     bf16 = machine.get("native_bf16")
     parts = [
-        machine.get("cpu_model", "unknown CPU"),
+        machine.get("cpu_model") or machine.get("cpu") or "unknown CPU",
         f"{threads} threads" if threads else None,
         f"torch {machine['torch']}" if machine.get("torch") else None,
         None if bf16 is None else ("native bf16" if bf16 else "no native bf16"),
@@ -612,6 +612,219 @@ def render_latent_vs_mel(result: dict, images: str) -> list[str]:
     return lines
 
 
+def render_vocoder_real(result: dict, images: str) -> list[str]:
+    lines = ["### Vocoders on real recordings: held-out speakers, kits and tracks", ""]
+    body = []
+    for set_name, row in result.get("results", {}).items():
+        for index, (name, scores) in enumerate(row.items()):
+            body.append(
+                [
+                    set_name if index == 0 else "",
+                    name,
+                    _number(scores.get("pesq_wb")),
+                    _number(scores.get("stoi"), 3),
+                    _number(scores.get("mr_stft"), 3),
+                    _number(scores.get("mel_l1_60db"), 3),
+                    _number(scores.get("f0_within_20_cents"), 3),
+                    _number(scores.get("real_time_factor"), 1),
+                ]
+            )
+    lines += _table(
+        [
+            "set",
+            "vocoder",
+            "PESQ (wideband)",
+            "STOI",
+            "multi-res STFT",
+            "log-mel L1 (60 dB floor)",
+            "F0 within 20 cents",
+            "x real time",
+        ],
+        body,
+    )
+    lines += [
+        "",
+        f"{result.get('per_set')} clips per set through each vocoder's mel and back, beside our Griffin-Lim and "
+        "librosa's (32 iterations); PESQ and STOI on speech only.",
+    ]
+    checks: dict[str, list[bool]] = {}  # vocoder -> met, over its "vocoder / set" entries
+    for key, targets in result.get("targets", {}).items():
+        checks.setdefault(key.split(" / ")[0], []).extend(target["met"] for target in targets.values())
+    if checks:
+        names = ", ".join(dict.fromkeys(name for targets in result["targets"].values() for name in targets))
+        lines += [
+            "",
+            *(f"- {vocoder}: {sum(met)} of {len(met)} targets met ({names})" for vocoder, met in checks.items()),
+        ]
+    return lines
+
+
+def render_upsampler(result: dict, images: str) -> list[str]:
+    lines = ["### Upsampler 16 to 44.1 kHz against plain resampling", ""]
+    rows = result.get("results", {})
+    bands = list(dict.fromkeys(band for row in rows.values() for band in row.get("plain", {})))
+    body = [
+        [
+            set_name if method == "plain" else "",
+            str(row.get("clips")) if method == "plain" else "",
+            "plain resampling" if method == "plain" else "upsampler",
+            *[_number(row[method].get(band), 3) for band in bands],
+        ]
+        for set_name, row in rows.items()
+        for method in ("plain", "upsampler")
+    ]
+    lines += _table(["held-out set", "clips", "method", *[f"LSD {band}" for band in bands]], body)
+    lines += [
+        "",
+        f"Log-spectral distance to the 44.1 kHz clip after a trip through 16 kHz, lower is better ({result.get('lsd')}); "
+        f"upsampler `{result.get('upsampler')}`.",
+    ]
+    plain_speed = ((result.get("speed_batch1_10s") or {}).get("plain") or {}).get("x_real_time")
+    verdicts = []
+    for name, target in result.get("targets", {}).items():
+        verdict = "met" if target["met"] else "**missed**"
+        if name == "speed":
+            verdicts.append(
+                f"- speed, batch 1 x 10 s: {target['x_real_time']:g}x real time (plain resampling "
+                f"{_number(plain_speed, 1)}x): {verdict}"
+            )
+        else:
+            below = target["lsd_added_band_below_plain"]
+            verdicts.append(f"- {name}: LSD over the added band {below:.0%} below plain resampling's: {verdict}")
+    if verdicts:
+        lines += ["", *verdicts]
+    if result.get("figure"):
+        lines += ["", f"![Spectrograms: plain, upsampled, real]({result['figure']})"]
+    return lines
+
+
+def render_inversion(result: dict, images: str) -> list[str]:
+    lines = ["### Inversion round trip: a clip to noise and back", ""]
+    body = [
+        [
+            steps,
+            _number(row["log_mel_l1_60db"].get("refined"), 3),
+            _number(row["log_mel_l1_60db"].get("plain"), 3),
+            _number(row["log_mel_l1_60db"].get("vary_1"), 3),
+            _number(row.get("refined_over_vary_1"), 3),
+            _number(row["model_space_snr_db"].get("refined"), 1),
+            _number(row["model_space_snr_db"].get("plain"), 1),
+        ]
+        for steps, row in result.get("results", {}).items()
+    ]
+    lines += _table(
+        [
+            "steps",
+            "log-mel L1, refined",
+            "plain DDIM",
+            "vary(1.0)",
+            "refined / vary",
+            "model-space SNR dB, refined",
+            "plain DDIM",
+        ],
+        body,
+    )
+    return lines + [
+        "",
+        f"{result.get('clips')} held-out clips, model {result.get('model')}, guidance {result.get('guidance')}: each "
+        "inverted to noise (DDIM with fixed-point refinement, or plain) and regenerated; vary(1.0) keeps nothing "
+        f"of the clip. Log-mel L1 with a 60 dB floor, lower is better. Target: {result.get('target')}.",
+    ]
+
+
+def render_edit(result: dict, images: str) -> list[str]:
+    lines = [f"### Editing by inversion against noising, strength {result.get('strength')}", ""]
+    names = {"inversion": "inversion (`edit`)", "noise": "noising (`vary`)"}
+    body = [
+        [
+            names.get(method, method),
+            _number(row.get("target_family"), 3),
+            _number(row.get("onset_within_20ms"), 3),
+            _number(row.get("median_onset_shift_ms"), 1),
+            _number(row.get("f0_within_50_cents"), 3),
+        ]
+        for method, row in result.get("results", {}).items()
+    ]
+    lines += _table(
+        ["method", "heard as the target family", "onset within 20 ms", "median onset shift ms", "F0 within 50 cents"],
+        body,
+    )
+    return lines + [
+        "",
+        f"{result.get('clips')} held-out notes of model {result.get('model')} asked to become another family, "
+        f"{result.get('steps')} steps, guidance {result.get('guidance')}; targets: {result.get('targets')}.",
+    ]
+
+
+def render_adapter_vs_finetune(result: dict, images: str) -> list[str]:
+    lines = ["### Your own audio: a LoRA adapter against full fine-tuning, same budget", ""]
+    names = {"finetune": "full fine-tuning", "lora_rank8": "LoRA adapter, rank 8"}
+    runs = {name: row for name, row in result.items() if isinstance(row, dict) and "frechet" in row}
+    body = [
+        [
+            names.get(name, name),
+            str(row.get("steps")),
+            f"{_number(row.get('frechet'))} ({_number(row.get('floor'))})",
+            _number(row.get("precision"), 3),
+            _number(row.get("recall"), 3),
+            _number(row.get("coverage"), 3),
+            str(row.get("peak_memory_mb")),
+            _number(row.get("export_mb")),
+        ]
+        for name, row in runs.items()
+    ]
+    lines += _table(
+        ["run", "steps", "Fréchet (real floor)", "precision", "recall", "coverage", "peak memory MB", "export MB"], body
+    )
+    load = result.get("load_seconds") or {}
+    return lines + [
+        "",
+        f"From `{result.get('base')}`, {result.get('budget_minutes')} training minutes each, on {result.get('data')}. "
+        f"The adapter: {result.get('adapter_parameters', 0):,} parameters, {result.get('adapter_share', 0):.1%} of "
+        f"the base's {result.get('base_parameters', 0):,}; loading takes {_number(load.get('base'))} s for the base, "
+        f"{_number(load.get('base_with_adapter'))} s with the adapter.",
+    ]
+
+
+def render_drums(result: dict, images: str) -> list[str]:
+    lines = ["### Drums: what the model is asked against what it makes", ""]
+    row = result.get("results", {})
+    correlation = row.get("correlation") or {}
+    lines += _table(
+        [
+            "clips",
+            "class as asked",
+            "real clips' class (classifier floor)",
+            "r decay",
+            "r brightness",
+            "r velocity, peak dB",
+        ],
+        [
+            [
+                str(row.get("clips")),
+                _number(row.get("accuracy_generated"), 3),
+                _number(row.get("accuracy_real_held_out"), 3),
+                _number(correlation.get("decay"), 3),
+                _number(correlation.get("brightness"), 3),
+                _number(correlation.get("velocity_vs_peak_db"), 3),
+            ]
+        ],
+    )
+    settings = result.get("settings") or {}
+    heard = (
+        f", {settings['sampler']} {settings['steps']} steps, {_guidance(settings)}" if "guidance" in settings else ""
+    )
+    lines += [
+        "",
+        f"Model {result.get('model')} (training step {result.get('training_step')}{heard}), asked for each held-out "
+        "clip's class, velocity, decay and brightness; each hit measured by the data builder's descriptors; r: "
+        "Pearson correlation of asked against measured (–: not measurable, a measure that did not vary).",
+    ]
+    if result.get("figure"):
+        lines += ["", f"![Drums: generated beside real, per class]({result['figure']})"]
+    return lines
+
+
 def _retitled(renderer: Callable[[dict, str], list[str]], title: str) -> Callable[[dict, str], list[str]]:
     """`renderer` under another heading (the same table for a student's or another run's result)."""
     return lambda result, images: [title, *renderer(result, images)[1:]]
@@ -632,6 +845,11 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "unet_speed": render_unet_speed,
     "generate_speed": render_generate_speed,
     "vocoder_fidelity": render_vocoder_fidelity,
+    "vocoder_fidelity_universal": _retitled(
+        render_vocoder_fidelity, "### Vocoder fidelity: the universal vocoder beside vocoder-16k and Griffin-Lim"
+    ),
+    "vocoder_real": render_vocoder_real,
+    "upsampler": render_upsampler,
     "tradeoffs": render_tradeoffs,
     "likelihood": render_likelihood,
     "notes_pitch": render_notes_pitch,
@@ -639,7 +857,12 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
         render_notes_pitch, "### Notes: asked pitch and instrument, one-step student (notes-fast)"
     ),
     "guidance_sweep": render_guidance_sweep,
+    "inversion": render_inversion,
+    "edit": render_edit,
+    "edit_strength_1": render_edit,
+    "drums": render_drums,
     "own_data": render_own_data,
+    "adapter_vs_finetune": render_adapter_vs_finetune,
     "latent_vs_mel": render_latent_vs_mel,
     "threads": render_threads,
 }

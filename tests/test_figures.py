@@ -299,3 +299,111 @@ def test_latent_vs_mel_renders_the_cost_and_the_round_trip():
     text = render({"latent_vs_mel": result})
     assert "| latent 4x20x16, patch 2 | 4 x 20 x 16 | 0.335 | 13.1 |" in text
     assert "| autoencoder + vocoder | 0.200 | 1.500 | 26.00 | 1.43 |" in text and "at most 1.2x: missed" in text
+
+
+UPSAMPLER = {
+    "benchmark": "upsampler",
+    "date": "2026-01-02",
+    "command": "python benchmarks/upsampler.py --upsampler runs/up",
+    "machine": {"cpu_model": "Test CPU", "threads": 1},
+    "upsampler": "runs/up",
+    "lsd": "log10 power",
+    "results": {
+        "drums (held-out kits)": {
+            "plain": {"added 8-22 kHz": 2.0, "kept 0-7 kHz": 0.1, "whole": 1.5},
+            "upsampler": {"added 8-22 kHz": 1.2, "kept 0-7 kHz": 0.1, "whole": 0.9},
+            "clips": 4,
+        }
+    },
+    "speed_batch1_10s": {"plain": {"seconds": 0.01, "x_real_time": 1000.0}, "upsampler": {"x_real_time": 80.0}},
+    "targets": {
+        "drums (held-out kits)": {"lsd_added_band_below_plain": 0.4, "met": True},
+        "speed": {"x_real_time": 80.0, "met": False},
+    },
+}
+
+
+def test_upsampler_section_appears_only_when_its_json_is_present(tmp_path):
+    assert "Upsampler" not in section_for(tmp_path / "docs" / "results.md", tmp_path)
+    (tmp_path / "upsampler.json").write_text(json.dumps(UPSAMPLER))
+    text = section_for(tmp_path / "docs" / "results.md", tmp_path)
+    assert "| held-out set | clips | method | LSD added 8-22 kHz | LSD kept 0-7 kHz | LSD whole |" in text
+    assert "| drums (held-out kits) | 4 | plain resampling | 2.000 | 0.100 | 1.500 |" in text
+    assert "|  |  | upsampler | 1.200 | 0.100 | 0.900 |" in text
+    assert "LSD over the added band 40% below plain resampling's: met" in text
+    assert "80x real time (plain resampling 1000.0x): **missed**" in text
+    assert "_Test CPU, 1 threads; 2026-01-02; `python benchmarks/upsampler.py --upsampler runs/up`_" in text
+
+
+def test_vocoder_real_counts_the_targets_each_vocoder_met():
+    scores = {"mel_l1_60db": 0.1, "mr_stft": 1.0, "pesq_wb": 2.5, "stoi": 0.9, "real_time_factor": 50.0}
+    result = {
+        "per_set": 3,
+        "results": {"held-out speakers": {"v": scores, "griffin_lim": {**scores, "pesq_wb": 2.0}}},
+        "targets": {"v / held-out speakers": {"pesq_wb >= 3.3": {"met": False}, "stoi": {"met": True}}},
+    }
+    text = render({"vocoder_real": result})
+    assert "| held-out speakers | v | 2.50 | 0.900 | 1.000 | 0.100 | – | 50.0 |" in text
+    assert "|  | griffin_lim | 2.00 |" in text and "- v: 1 of 2 targets met (pesq_wb >= 3.3, stoi)" in text
+
+
+def test_each_edit_strength_gets_its_own_section():
+    def edit(strength: float, share: float) -> dict:
+        row = {
+            "target_family": share,
+            "onset_within_20ms": 1.0,
+            "median_onset_shift_ms": 0.0,
+            "f0_within_50_cents": 0.5,
+        }
+        return {"strength": strength, "clips": 4, "results": {"inversion": row, "noise": row}}
+
+    text = render({"edit": edit(0.7, 0.25), "edit_strength_1": edit(1.0, 0.75)})
+    assert "### Editing by inversion against noising, strength 0.7" in text
+    assert "### Editing by inversion against noising, strength 1.0" in text
+    assert "| inversion (`edit`) | 0.250 | 1.000 | 0.0 | 0.500 |" in text and "| noising (`vary`) | 0.750 |" in text
+
+
+def test_inversion_and_drums_render_their_tables():
+    inversion = {
+        "clips": 2,
+        "model": "notes",
+        "results": {
+            "32": {
+                "log_mel_l1_60db": {"refined": 0.1, "plain": 0.2, "vary_1": 0.9},
+                "model_space_snr_db": {"refined": 20.0, "plain": 15.0},
+                "refined_over_vary_1": 0.111,
+            }
+        },
+    }
+    drums = {
+        "model": "runs/drums",
+        "training_step": 10,
+        "settings": {"sampler": "ddim", "steps": 8, "guidance": 2.0},
+        "results": {
+            "clips": 5,
+            "correlation": {"decay": 0.5, "brightness": 0.25, "velocity_vs_peak_db": None},
+            "accuracy_generated": 0.2,
+            "accuracy_real_held_out": 0.8,
+        },
+    }
+    text = render({"inversion": inversion, "drums": drums})
+    assert "| 32 | 0.100 | 0.200 | 0.900 | 0.111 | 20.0 | 15.0 |" in text
+    assert "| 5 | 0.200 | 0.800 | 0.500 | 0.250 | – |" in text and "ddim 8 steps, guidance 2" in text
+
+
+def test_adapter_vs_finetune_names_the_cpu_from_its_machine_field():
+    run = {"steps": 10, "frechet": 3.0, "floor": 1.0, "precision": 0.9, "recall": 0.8, "coverage": 0.7}
+    result = {
+        "date": "2026-01-02",
+        "command": "scripts/adapter-vs-finetune",
+        "machine": {"cpu": "Test CPU", "threads": 1},
+        "finetune": {**run, "peak_memory_mb": 100, "export_mb": 25.0},
+        "lora_rank8": {**run, "peak_memory_mb": 120, "export_mb": 1.5},
+        "adapter_parameters": 1000,
+        "base_parameters": 20000,
+        "adapter_share": 0.05,
+    }
+    text = render({"adapter_vs_finetune": result})
+    assert "| full fine-tuning | 10 | 3.00 (1.00) | 0.900 | 0.800 | 0.700 | 100 | 25.00 |" in text
+    assert "| LoRA adapter, rank 8 | 10 |" in text and "1,000 parameters, 5.0% of the base's 20,000" in text
+    assert "_Test CPU, 1 threads; 2026-01-02; `scripts/adapter-vs-finetune`_" in text
