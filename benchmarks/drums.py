@@ -113,6 +113,7 @@ def main() -> None:
             "model": args.model,
             "training_step": (pipe.info.get("training") or {}).get("step"),
             "settings": settings.to_dict() if settings else None,
+            "figure": args.figure,
             "results": result,
         },
         args.out,

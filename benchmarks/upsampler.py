@@ -127,6 +127,7 @@ def main() -> None:
             "command": command(),
             "machine": machine_info(),
             "upsampler": args.upsampler,
+            "figure": args.figure if args.figure and examples else None,
             "upsampler_info": {k: v for k, v in upsampler.info.items() if k in ("training",)},
             "lsd": "log10 power, n_fft 2048, hop 512, eps 1e-8; mean over frames of the RMS over the band's bins",
             "results": results,
