@@ -92,3 +92,13 @@ def test_the_real_recordings_vocoder_joins_the_16k_models():
     pipe = Pipeline.from_pretrained("digits", vocoder="vocoder-16k-real")
     audio = pipe.generate(label="seven", steps=4, seed=0).audio
     assert torch.isfinite(audio).all() and audio.abs().max() > 0.01
+
+
+def test_the_bundled_upsampler_takes_a_16k_model_to_full_band():
+    from audiodiff.bundled import bundled_upsamplers, bundled_vocoders
+
+    assert "upsampler-44k" in bundled_upsamplers() and "upsampler-44k" not in bundled_vocoders()
+    plain = Pipeline.from_pretrained("digits").generate(label="seven", steps=2, seed=0)
+    out = Pipeline.from_pretrained("digits", upsampler="upsampler-44k").generate(label="seven", steps=2, seed=0)
+    assert out.sample_rate == 44100 and out.audio.abs().max() <= 1.0
+    assert abs(out.audio.shape[-1] - plain.audio.shape[-1] * 44100 / 16000) <= 1  # the same clip, at 44.1 kHz
