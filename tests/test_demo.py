@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from audiodiff.data.synth import build_synthetic  # noqa: E402
-from audiodiff.demo import NO_MODEL_HELP, Limits, ModelStore, build_app, launch  # noqa: E402
+from audiodiff.demo import NO_MODEL_HELP, DemoActions, Limits, ModelStore, build_app, launch  # noqa: E402
 from audiodiff.train.diffusion import DiffusionTask  # noqa: E402
 from audiodiff.train.trainer import Trainer  # noqa: E402
 from tests.util import tiny_config, tone, write_clip  # noqa: E402
@@ -410,3 +410,50 @@ def test_browser_generates_and_shows_audio_and_spectrogram(server):
         finally:
             browser.close()
     assert source and (source.startswith("blob:") or ".wav" in source)
+
+
+def tiny_upsampler(input_rate=SAMPLE_RATE):
+    """An untrained upsampler: the tests check rates and lengths, not the band it predicts."""
+    from audiodiff.upsampler import BandwidthExtender, Upsampler, UpsamplerModelConfig
+
+    torch.manual_seed(0)
+    config = UpsamplerModelConfig(input_rate=input_rate, dim=16, intermediate_dim=32, num_layers=1)
+    return Upsampler(BandwidthExtender(config))
+
+
+def generate_args(full_band):
+    return dict(
+        model="run", duration=0.5, sampler="dpmpp_2m", steps=2, guidance=2.0, seed=3, batch_size=1,
+        full_band=full_band, label="high", pitch=70.0,
+    )  # fmt: skip
+
+
+def test_full_band_generates_at_the_upsamplers_rate_and_unticked_at_the_models(checkpoint):
+    store = ModelStore({"run": str(checkpoint)}, upsampler=tiny_upsampler())
+    actions = DemoActions(store, LIMITS)
+    rates = {}
+    for full_band in (True, False):
+        outputs = actions.generate(**generate_args(full_band))
+        info = soundfile.info(outputs[0]["value"])
+        rates[full_band] = info.samplerate
+        assert f"at {info.samplerate} Hz" in outputs[-1]
+        assert info.frames == round(SAMPLE_RATE // 2 // HOP * HOP * info.samplerate / SAMPLE_RATE)
+    assert rates == {True: 44100, False: SAMPLE_RATE}
+    assert store.get("run").upsampler is None  # the shared Pipeline is left as it was
+
+
+def test_full_band_edit_comes_back_at_the_upsamplers_rate(checkpoint, source_wav):
+    actions = DemoActions(ModelStore({"run": str(checkpoint)}, upsampler=tiny_upsampler()), LIMITS)
+    result = actions.vary("run", str(source_wav), 0.5, 2, 0, full_band=True, label="high", pitch=70.0)
+    assert soundfile.info(result[0]).samplerate == 44100
+
+
+def test_full_band_for_a_model_at_another_rate_is_refused_naming_the_rates(checkpoint):
+    actions = DemoActions(ModelStore({"run": str(checkpoint)}, upsampler=tiny_upsampler(8000)), LIMITS)
+    with pytest.raises(gr.Error, match="8000 Hz audio and run makes 16000 Hz"):
+        actions.generate(**generate_args(True))
+
+
+def test_full_band_through_the_page_api_uses_the_bundled_upsampler(client):
+    outputs = generate(client, batch_size=1, full_band=True)
+    assert soundfile.info(value(outputs[0])).samplerate == 44100

@@ -35,7 +35,7 @@ from audiodiff.demo.store import (
     _user_errors,
 )
 from audiodiff.models.conditioning import ConditionError, tokenize
-from audiodiff.pipeline import GenerateOutput, GenerationRequest, Pipeline
+from audiodiff.pipeline import PEAK_GUARD, GenerateOutput, GenerationRequest, Pipeline
 from audiodiff.plots import plot_curves, spectrogram_image
 from audiodiff.vocoder import GriffinLimVocoder
 
@@ -195,12 +195,14 @@ class DemoActions(DrumActions):
         guidance: float,
         seed: float,
         batch_size: float,
+        full_band: bool = False,
         progress: gr.Progress = gr.Progress(),
         **conditions,
     ) -> list[Any]:
-        """Sample `batch_size` clips. `conditions` are the condition widgets' values by name
-        (`label=`, `text=`, `pitch=`, `negative_label=`, ...: see `fields`). Returns per slot an
-        audio and a spectrogram (hidden when unused), then the wav files and a status line."""
+        """Sample `batch_size` clips, with `full_band` through the upsampler (44.1 kHz).
+        `conditions` are the condition widgets' values by name (`label=`, `text=`, `pitch=`,
+        `negative_label=`, ...: see `fields`). Returns per slot an audio and a spectrogram (hidden
+        when unused), then the wav files and a status line."""
         _check_at_most("batch size", batch_size, self.limits.max_batch)
         _check_at_most("duration", duration, self.limits.max_seconds, " s")
         _check_at_most("guidance", guidance, MAX_GUIDANCE)
@@ -208,6 +210,7 @@ class DemoActions(DrumActions):
         with _user_errors():
             progress(0, desc="loading the model")
             pipe = self.store.get(model)
+            upsampler = self._full_band(model, pipe, full_band)
             asked, negatives = self._conditions(pipe, conditions)
             request = self._request(
                 asked,
@@ -219,9 +222,34 @@ class DemoActions(DrumActions):
                 guidance=float(guidance),
             )
             started = time.perf_counter()
-            out = pipe.generate(n=count, duration=float(duration), request=request)
+            out = self._upsample(pipe.generate(n=count, duration=float(duration), request=request), upsampler)
             elapsed = time.perf_counter() - started
         return self._results(out, elapsed)
+
+    def _full_band(self, model: str, pipe: Pipeline, full_band: bool):
+        """The store's upsampler when `full_band` is ticked (checked against the model's rate
+        before anything is sampled), else None."""
+        if not full_band:
+            return None
+        upsampler = self.store.upsampler()
+        if upsampler.input_rate != pipe.sample_rate:
+            raise gr.Error(
+                f"full band: the upsampler extends {upsampler.input_rate} Hz audio and {model} makes "
+                f"{pipe.sample_rate} Hz; untick full band or pick a {upsampler.input_rate} Hz model"
+            )
+        return upsampler
+
+    @staticmethod
+    def _upsample(out: GenerateOutput, upsampler) -> GenerateOutput:
+        """`out` through `upsampler` (None: unchanged), with the Pipeline's clipping guard. Done
+        here, on the result, so the store's shared Pipeline is never changed by a request."""
+        if upsampler is None:
+            return out
+        audio = upsampler(out.audio, out.sample_rate).float().cpu()
+        peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
+        out.audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
+        out.sample_rate = upsampler.sample_rate
+        return out
 
     def _results(self, out: GenerateOutput, elapsed: float) -> list[Any]:
         folder = self._request_dir()
@@ -262,15 +290,18 @@ class DemoActions(DrumActions):
         )
         return [after_wav, before_png, after_png, status]
 
-    def _edit(self, name: str, path, conditions: dict, steps, seed, progress, run: Callable, what: str) -> list[Any]:
+    def _edit(
+        self, name: str, path, conditions: dict, steps, seed, full_band, progress, run: Callable, what: str
+    ) -> list[Any]:
         with _user_errors():
             progress(0, desc="loading the model")
             pipe = self.store.get(name)
+            upsampler = self._full_band(name, pipe, full_band)
             audio = self._edit_input(pipe, path)
             asked, negatives = self._conditions(pipe, conditions)
             request = self._request(asked, steps, seed, _step_reporter(progress, what), negatives=negatives)
             started = time.perf_counter()
-            out = run(pipe, audio, request)
+            out = self._upsample(run(pipe, audio, request), upsampler)
             return self._edit_result(pipe, audio, out, what, time.perf_counter() - started)
 
     def vary(
@@ -281,6 +312,7 @@ class DemoActions(DrumActions):
         steps: float,
         seed: float,
         method: str = "noise",
+        full_band: bool = False,
         progress: gr.Progress = gr.Progress(),
         **conditions,
     ) -> list[Any]:
@@ -293,7 +325,7 @@ class DemoActions(DrumActions):
             return pipe.vary(audio, float(strength), pipe.sample_rate, request=request, mode=method)
 
         what = f"variation (strength {float(strength):g}, by {method})"
-        return self._edit(model, audio_path, conditions, steps, seed, progress, run, what)
+        return self._edit(model, audio_path, conditions, steps, seed, full_band, progress, run, what)
 
     def inpaint(
         self,
@@ -304,6 +336,7 @@ class DemoActions(DrumActions):
         region: str,
         steps: float,
         seed: float,
+        full_band: bool = False,
         progress: gr.Progress = gr.Progress(),
         **conditions,
     ) -> list[Any]:
@@ -324,7 +357,7 @@ class DemoActions(DrumActions):
             return pipe.inpaint(audio, mask=mask, sample_rate=pipe.sample_rate, request=request)
 
         what = f"{'inpainting' if region == 'inside' else 'outpainting'} {float(start):g}..{float(end):g} s"
-        return self._edit(model, audio_path, conditions, steps, seed, progress, run, what)
+        return self._edit(model, audio_path, conditions, steps, seed, full_band, progress, run, what)
 
     def continue_(
         self,
@@ -333,17 +366,18 @@ class DemoActions(DrumActions):
         seconds: float,
         steps: float,
         seed: float,
+        full_band: bool = False,
         progress: gr.Progress = gr.Progress(),
         **conditions,
     ) -> list[Any]:
-        """Continue the audio by `seconds`."""
+        """Continue the audio by `seconds`. Every edit takes `full_band`, as `generate` does."""
         _check_at_most("continuation", seconds, self.limits.max_seconds, " s")
 
         def run(pipe, audio, request):
             return pipe.continue_(audio, seconds=float(seconds), sample_rate=pipe.sample_rate, request=request)
 
         what = f"continuation by {float(seconds):g} s"
-        return self._edit(model, audio_path, conditions, steps, seed, progress, run, what)
+        return self._edit(model, audio_path, conditions, steps, seed, full_band, progress, run, what)
 
     # -- control curves
 

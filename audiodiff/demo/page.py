@@ -89,10 +89,10 @@ def _build_page(actions: DemoActions, default: str) -> None:
         with gr.Tab("About the model"):
             about = gr.Markdown(**initial["about"])
             config = gr.JSON(label="config.json", **initial["config"])
-    duration, sampler, steps, guidance, seed, batch, button, examples, outputs = generate
+    duration, sampler, steps, guidance, seed, batch, full_band, button, examples, outputs = generate
     button.click(
         actions.generate,
-        [model, duration, sampler, steps, guidance, seed, batch],
+        [model, duration, sampler, steps, guidance, seed, batch, full_band],
         outputs,
         inputs_kwargs=conditions,
         api_name="generate",
@@ -132,6 +132,7 @@ def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tupl
             value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed (clip i uses seed + i)", scale=3
         )
         dice = gr.Button("random seed", size="sm", scale=1)
+        full_band = _full_band_box()
     button = gr.Button("Generate", variant="primary", elem_id="generate")
     examples = gr.Dataset(
         components=["textbox", "textbox", "textbox", "number"],
@@ -166,7 +167,27 @@ def _generate_tab(actions: DemoActions, initial: dict, rows: list[list]) -> tupl
     files = gr.File(label="download (wav)", file_count="multiple", interactive=False)
     status = gr.Markdown(label="status")
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False, api_visibility="private")
-    return duration, sampler, steps, guidance, seed, batch, button, examples, audios + images + [files, status]
+    return (
+        duration,
+        sampler,
+        steps,
+        guidance,
+        seed,
+        batch,
+        full_band,
+        button,
+        examples,
+        audios + images + [files, status],
+    )
+
+
+def _full_band_box() -> gr.Checkbox:
+    return gr.Checkbox(
+        value=False,
+        label="full band (44.1 kHz upsampler)",
+        info="extend the result to 44.1 kHz with the bundled upsampler; for 16 kHz models",
+        scale=2,
+    )
 
 
 def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict) -> None:
@@ -183,6 +204,7 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, comput
             1, limits.max_steps, value=min(20, limits.max_steps), step=1, label=f"steps (at most {limits.max_steps})"
         )
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
+        full_band = _full_band_box()
     with gr.Tabs():
         with gr.Tab("Variation"):
             strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="strength (0 keeps the input, 1 ignores it)")
@@ -216,9 +238,11 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, comput
     status = gr.Markdown(label="status")
     outputs = [result, before, after, status]
     head, named = [model, source], dict(inputs_kwargs=conditions, **compute)
-    vary.click(actions.vary, head + [strength, steps, seed, method], outputs, api_name="vary", **named)
-    inpaint.click(actions.inpaint, head + [start, end, region, steps, seed], outputs, api_name="inpaint", **named)
-    extend.click(actions.continue_, head + [seconds, steps, seed], outputs, api_name="continue", **named)
+    vary.click(actions.vary, head + [strength, steps, seed, method, full_band], outputs, api_name="vary", **named)
+    inpaint.click(
+        actions.inpaint, head + [start, end, region, steps, seed, full_band], outputs, api_name="inpaint", **named
+    )
+    extend.click(actions.continue_, head + [seconds, steps, seed, full_band], outputs, api_name="continue", **named)
 
 
 def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict) -> None:

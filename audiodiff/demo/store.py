@@ -25,6 +25,7 @@ GRIFFIN_LIM_ITERS = 32  # the baseline of the vocoder comparison
 MAX_GUIDANCE = 10.0
 MAX_SEED = 2**31 - 1
 OUTPUT_MAX_AGE_S = 3600  # results written for the page are deleted after this long
+UPSAMPLER = "upsampler-44k"  # the bundled upsampler behind the "full band" checkbox
 NO_MODEL_HELP = """### No model to serve yet
 
 Train one in about a minute and point the demo at it:
@@ -91,13 +92,16 @@ def discover_models(checkpoints: Sequence[str | os.PathLike] = ()) -> dict[str, 
 
 class ModelStore:
     """Loads each model once, on first use (the page's form reads every model's condition specs
-    when it is built); safe to call from the server's worker threads."""
+    when it is built), and the upsampler once, when a request first asks for full band; safe to
+    call from the server's worker threads. `upsampler`: a bundled name, a checkpoint folder or an
+    `audiodiff.upsampler.Upsampler`."""
 
-    def __init__(self, sources: dict[str, str], device: str = "cpu"):
+    def __init__(self, sources: dict[str, str], device: str = "cpu", upsampler=UPSAMPLER):
         self.sources = dict(sources)
         self.device = device
         self.load_count = 0
         self._pipes: dict[str, Pipeline] = {}
+        self._upsampler = upsampler if isinstance(upsampler, (str, os.PathLike)) else upsampler.to(device)
         self._lock = threading.Lock()
 
     @property
@@ -129,6 +133,15 @@ class ModelStore:
                 self._pipes[name] = Pipeline.from_pretrained(self.sources[name], device=self.device)
                 self.load_count += 1
             return self._pipes[name]
+
+    def upsampler(self):
+        """The `Upsampler` behind "full band", loaded on first use; never set on a shared Pipeline."""
+        with self._lock:
+            if isinstance(self._upsampler, (str, os.PathLike)):
+                from audiodiff.upsampler import Upsampler
+
+                self._upsampler = Upsampler.from_pretrained(self._upsampler).to(self.device)
+            return self._upsampler
 
 
 # --------------------------------------------------------------------------------------------
