@@ -73,6 +73,22 @@ PEAK_GUARD = 0.99  # a clip whose peak is over 1 is scaled down to this peak
 NORMALIZE_PEAK = 0.95  # normalize=True: every clip's peak
 
 
+def guard_peak(audio: torch.Tensor) -> torch.Tensor:
+    """Each clip `[n, channels, samples]` whose peak is over 1 scaled down to `PEAK_GUARD` (one
+    gain for the clip, so nothing is clipped); the others unchanged."""
+    peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
+    return torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
+
+
+def upsample_output(out: GenerateOutput, upsampler) -> GenerateOutput:
+    """`out` through `upsampler` (an `audiodiff.upsampler.Upsampler`; None: unchanged), at its
+    rate, with the clipping guard again."""
+    if upsampler is not None:
+        out.audio = guard_peak(upsampler(out.audio, out.sample_rate).float().cpu())
+        out.sample_rate = upsampler.sample_rate
+    return out
+
+
 class Pipeline(Editing, Analysis):
     def __init__(
         self,
@@ -467,9 +483,7 @@ class Pipeline(Editing, Analysis):
         is scaled down to a peak of `PEAK_GUARD`, one gain for the clip, so nothing is clipped.
         Latents are decoded to mels first, cut to `frames` mel frames when given."""
         audio, mel = self.space.decode_seamless(x) if seamless else self.space.decode(x, frames)
-        audio = audio.float().cpu()
-        peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
-        audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
+        audio = guard_peak(audio.float().cpu())
         if isinstance(run, _Run):
             return self._output(audio, run.settings, mel)
         return GenerateOutput(audio, self.sample_rate, list(run), mel)
@@ -481,11 +495,7 @@ class Pipeline(Editing, Analysis):
         """Through the upsampler when there is one (with the clipping guard again); with
         `request.normalize`, every result clip's peak at `NORMALIZE_PEAK` (kept audio of an edit
         included); otherwise the output as decoded."""
-        if self.upsampler is not None:
-            audio = self.upsampler(out.audio, out.sample_rate).cpu()
-            peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
-            out.audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
-            out.sample_rate = self.upsampler.sample_rate
+        upsample_output(out, self.upsampler)
         if request.normalize:
             out.audio = normalize_peak(out.audio, NORMALIZE_PEAK)
         return out

@@ -35,7 +35,7 @@ from audiodiff.demo.store import (
     _user_errors,
 )
 from audiodiff.models.conditioning import ConditionError, tokenize
-from audiodiff.pipeline import PEAK_GUARD, GenerateOutput, GenerationRequest, Pipeline
+from audiodiff.pipeline import GenerateOutput, GenerationRequest, Pipeline, upsample_output
 from audiodiff.plots import plot_curves, spectrogram_image
 from audiodiff.vocoder import GriffinLimVocoder
 
@@ -243,13 +243,7 @@ class DemoActions(DrumActions):
     def _upsample(out: GenerateOutput, upsampler) -> GenerateOutput:
         """`out` through `upsampler` (None: unchanged), with the Pipeline's clipping guard. Done
         here, on the result, so the store's shared Pipeline is never changed by a request."""
-        if upsampler is None:
-            return out
-        audio = upsampler(out.audio, out.sample_rate).float().cpu()
-        peak = audio.abs().amax(dim=(-2, -1), keepdim=True)
-        out.audio = torch.where(peak > 1.0, audio * (PEAK_GUARD / peak.clamp_min(1.0)), audio)
-        out.sample_rate = upsampler.sample_rate
-        return out
+        return upsample_output(out, upsampler)
 
     def _results(self, out: GenerateOutput, elapsed: float) -> list[Any]:
         folder = self._request_dir()
