@@ -35,6 +35,7 @@ __all__ = [
     "resolve_checkpoint",
     "write_atomic",
     "write_checkpoint",
+    "write_model",
 ]
 
 CONFIG = "config.json"
@@ -145,6 +146,21 @@ def check_top_level(data: dict, valid: Iterable[str], where: str | os.PathLike) 
     unknown = sorted(set(data) - set(valid), key=str)
     if unknown:
         raise CheckpointError(f"{where}: unknown top-level key(s) {unknown}; valid keys are {sorted(valid)}")
+
+
+def write_model(
+    target: str | os.PathLike, config: dict, state: dict[str, torch.Tensor], dtype: torch.dtype | None = None
+) -> Path:
+    """A model checkpoint folder, atomically: config.json and model.safetensors, the floating-point
+    tensors stored as `dtype` when given (float16 halves the file; they load back as float32)."""
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+    def write(folder: Path) -> None:
+        write_json(folder / CONFIG, config)
+        save_tensors(folder / WEIGHTS, state)
+
+    return write_checkpoint(target, write)
 
 
 def read_json(path: str | os.PathLike) -> dict:

@@ -423,6 +423,29 @@ class DistillRunConfig:
 # The schema of a vocoder training run.
 
 
+def gan_train_config(out_dir: str, ema_decay: float, batch_size: int) -> TrainConfig:
+    """The training defaults of a GAN run (vocoders, upsamplers): HiFi-GAN's AdamW betas and
+    exponential decay, no warm-up, no clipping."""
+    return TrainConfig(
+        out_dir=out_dir,
+        lr=2e-4,
+        betas=(0.8, 0.99),
+        lr_schedule="exponential",
+        lr_gamma=0.999,
+        warmup_steps=0,
+        grad_clip=0.0,
+        ema_decay=ema_decay,
+        batch_size=batch_size,
+        precision="auto",
+    )
+
+
+def check_gain_db(gain_db: list[float]) -> None:
+    """A GAN run's level augmentation: [low, high] in dB."""
+    if len(gain_db) != 2 or not -120.0 <= gain_db[0] <= gain_db[1] <= 40.0:
+        raise ConfigError(f"gain_db={gain_db} must be [low, high] in dB with low <= high, e.g. [-30, 0]")
+
+
 @dataclasses.dataclass
 class VocoderModelConfig:
     generator: str = "istft"  # a name in audiodiff.vocoder.generators.GENERATORS
@@ -461,20 +484,7 @@ class VocoderRunConfig:
     # level augmentation: each training segment gets a gain drawn uniformly in dB from this range
     # (a peak-normalised set otherwise teaches one level, and quieter input comes out smeared)
     gain_db: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
-    train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(
-            out_dir="runs/vocoder",
-            lr=2e-4,
-            betas=(0.8, 0.99),
-            lr_schedule="exponential",
-            lr_gamma=0.999,
-            warmup_steps=0,
-            grad_clip=0.0,
-            ema_decay=0.0,
-            batch_size=16,
-            precision="auto",
-        )
-    )
+    train: TrainConfig = dataclasses.field(default_factory=lambda: gan_train_config("runs/vocoder", 0.0, 16))
 
     def __post_init__(self):
         if self.data.representation != "wave":
@@ -485,8 +495,7 @@ class VocoderRunConfig:
             )
         if self.data.channels != 1:
             raise ConfigError("vocoders are mono: set data.channels=1")
-        if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
-            raise ConfigError(f"gain_db={self.gain_db} must be [low, high] in dB with low <= high, e.g. [-30, 0]")
+        check_gain_db(self.gain_db)
 
 
 @dataclasses.dataclass
@@ -552,20 +561,7 @@ class UpsamplerRunConfig:
         )
     )
     gain_db: list[float] = dataclasses.field(default_factory=lambda: [-20.0, 0.0])
-    train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(
-            out_dir="runs/upsampler",
-            lr=2e-4,
-            betas=(0.8, 0.99),
-            lr_schedule="exponential",
-            lr_gamma=0.999,
-            warmup_steps=0,
-            grad_clip=0.0,
-            ema_decay=0.999,
-            batch_size=8,
-            precision="auto",
-        )
-    )
+    train: TrainConfig = dataclasses.field(default_factory=lambda: gan_train_config("runs/upsampler", 0.999, 8))
 
     def __post_init__(self):
         if self.data.representation != "wave" or self.data.channels != 1:
@@ -576,8 +572,7 @@ class UpsamplerRunConfig:
                 f"data.sample_rate={self.data.sample_rate}, model.sample_rate={self.model.sample_rate} and "
                 f"mel.sample_rate={self.mel.sample_rate} must be equal (the rate the upsampler writes)"
             )
-        if len(self.gain_db) != 2 or not -120.0 <= self.gain_db[0] <= self.gain_db[1] <= 40.0:
-            raise ConfigError(f"gain_db={self.gain_db} must be [low, high] in dB with low <= high, e.g. [-20, 0]")
+        check_gain_db(self.gain_db)
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,9 +38,7 @@ from audiodiff.checkpoint import (
     check_top_level,
     load_state_dict,
     read_json,
-    save_tensors,
-    write_checkpoint,
-    write_json,
+    write_model,
 )
 from audiodiff.config import UpsamplerModelConfig
 from audiodiff.errors import UserError
@@ -195,15 +193,7 @@ class Upsampler(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """config.json + model.safetensors; `dtype=torch.float16` halves the file (loads as float32)."""
-        config, state = self.config(), self.model.state_dict()
-        if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-
-        def write(folder: Path) -> None:
-            write_json(folder / CONFIG, config)
-            save_tensors(folder / WEIGHTS, state)
-
-        return write_checkpoint(path, write)
+        return write_model(path, self.config(), self.model.state_dict(), dtype)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> Upsampler:

@@ -17,7 +17,7 @@ from audiodiff.plots import plot_spectrograms
 from audiodiff.train.trainer import StepContext, adamw
 from audiodiff.upsampler import BandwidthExtender, Upsampler, band_limit, log_spectral_distance
 from audiodiff.vocoder.discriminators import Discriminators
-from audiodiff.vocoder.training import gan_step
+from audiodiff.vocoder.training import gan_step, random_gain
 
 __all__ = ["UpsamplerTask"]
 
@@ -59,10 +59,7 @@ class UpsamplerTask:
     def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
         config = self.config
         audio = self._crop(batch["x"].to(self.device))  # [batch, 1, samples]
-        low, high = config.gain_db
-        if (low, high) != (0.0, 0.0):  # level augmentation, one gain per segment
-            decibels = torch.empty(audio.shape[0], 1, 1, device=audio.device).uniform_(low, high)
-            audio = audio * torch.pow(10.0, decibels / 20.0)
+        audio = random_gain(audio, config.gain_db)  # level augmentation, one gain per segment
         narrow = band_limit(audio, config.model.sample_rate, config.model.input_rate)
         losses = gan_step(
             self.g_net,

@@ -22,7 +22,7 @@ from audiodiff.vocoder.discriminators import Discriminators
 from audiodiff.vocoder.gan import GANVocoder
 from audiodiff.vocoder.generators import SourceFilterGenerator, build_generator
 from audiodiff.vocoder.losses import mel_l1_loss
-from audiodiff.vocoder.training import gan_step
+from audiodiff.vocoder.training import gan_step, random_gain
 
 __all__ = ["VocoderTask"]
 
@@ -112,10 +112,7 @@ class VocoderTask:
         audio = batch["x"].to(self.device)  # [batch, 1, samples]
         frames = self.mel_spec.num_frames(audio.shape[-1])
         audio = audio[..., : self.mel_spec.num_samples(frames)]
-        low, high = self.config.gain_db
-        if (low, high) != (0.0, 0.0):  # level augmentation, one gain per segment
-            decibels = torch.empty(audio.shape[0], 1, 1, device=audio.device).uniform_(low, high)
-            audio = audio * torch.pow(10.0, decibels / 20.0)
+        audio = random_gain(audio, self.config.gain_db)  # level augmentation, one gain per segment
         mel = self.mel_spec(audio[:, 0])
         f0 = batch["f0"].to(self.device)[:, :frames] if self.needs_f0 else None
         losses = gan_step(

@@ -19,9 +19,7 @@ from audiodiff.checkpoint import (
     WEIGHTS,
     CheckpointError,
     load_state_dict,
-    save_tensors,
-    write_checkpoint,
-    write_json,
+    write_model,
 )
 from audiodiff.vocoder.base import VOCODER_KINDS, Vocoder
 from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
@@ -111,15 +109,7 @@ class GANVocoder(Vocoder):
 
     def save_pretrained(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """config.json + model.safetensors; `dtype=torch.float16` halves the file (loads as float32)."""
-        config, state = self.config(), self.generator.state_dict()
-        if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-
-        def write(folder: Path) -> None:
-            write_json(folder / CONFIG, config)
-            save_tensors(folder / WEIGHTS, state)
-
-        return write_checkpoint(path, write)
+        return write_model(path, self.config(), self.generator.state_dict(), dtype)
 
     @classmethod
     def from_folder(cls, folder: Path, config: dict, mel_spec: MelSpec) -> GANVocoder:

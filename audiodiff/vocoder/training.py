@@ -24,7 +24,7 @@ from audiodiff.vocoder.losses import (
     multi_resolution_stft_loss,
 )
 
-__all__ = ["gan_step"]
+__all__ = ["gan_step", "random_gain"]
 
 
 def gan_step(
@@ -118,6 +118,17 @@ def gan_step(
     losses["generator"] = loss_g.item()
     losses["skipped_updates"] = float(skipped)
     return losses
+
+
+def random_gain(audio: torch.Tensor, gain_db: list[float]) -> torch.Tensor:
+    """Level augmentation: each segment of `audio` `[batch, ...]` at a gain drawn uniformly in dB
+    from `gain_db` ([0, 0]: unchanged)."""
+    low, high = gain_db
+    if (low, high) == (0.0, 0.0):
+        return audio
+    shape = (audio.shape[0],) + (1,) * (audio.dim() - 1)
+    decibels = torch.empty(shape, device=audio.device).uniform_(low, high)
+    return audio * torch.pow(10.0, decibels / 20.0)
 
 
 def _split(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
