@@ -132,17 +132,13 @@ class ItemLoader:
         curves = (
             {"curves": list(self.curves), "curve_method": self.curve_method, "hop": self.hop} if self.curves else {}
         )
-        space = self.space.settings()
         return {
             **curves,
             "version": CACHE_VERSION,
-            "representation": space["representation"],
-            "sample_rate": self.cfg.sample_rate,
-            "channels": self.cfg.channels,
             "normalize": self.cfg.normalize,
             "min_samples": self.space.encode_padding(self.cfg.segment_samples),
-            "mel": space.get("mel"),
-            **{key: space[key] for key in ("autoencoder", "gain") if key in space},
+            "mel": None,  # a wave space has none (the key as before, so existing caches stay valid)
+            **self.space.settings(),  # the space says what its features depend on (rate, channels, mel, gain, ...)
         }
 
     def audio(self, item: AudioItem, data: bytes | None = None) -> torch.Tensor:
