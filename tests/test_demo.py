@@ -19,10 +19,9 @@ from audiodiff.data.synth import build_synthetic  # noqa: E402
 from audiodiff.demo import NO_MODEL_HELP, DemoActions, Limits, ModelStore, build_app, launch  # noqa: E402
 from audiodiff.train.diffusion import DiffusionTask  # noqa: E402
 from audiodiff.train.trainer import Trainer  # noqa: E402
-from tests.util import tiny_config, tone, write_clip  # noqa: E402
+from tests.util import browser_page, needs_chromium, tiny_config, tone, write_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 LIMITS = Limits(max_steps=8, max_batch=2, max_seconds=1.0, max_upload_seconds=2.0)
 SAMPLE_RATE = 16000
 HOP = 256
@@ -389,26 +388,17 @@ def test_cli_refuses_a_missing_checkpoint(tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does)"
-)
+@needs_chromium
 def test_browser_generates_and_shows_audio_and_spectrogram(server):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.goto(server[1])
-            page.locator("#condition-text textarea").fill("a high loud tone")
-            page.locator("#generate").click()
-            page.locator(".result-audio audio[src]").first.wait_for(state="attached", timeout=60_000)
-            page.locator(".result-spectrogram img").first.wait_for(state="visible", timeout=30_000)
-            source = page.locator(".result-audio audio[src]").first.get_attribute("src")
-            page.screenshot(path=str(artifacts / "demo_generate.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(server[1], height=1400) as (page, _):
+        page.locator("#condition-text textarea").fill("a high loud tone")
+        page.locator("#generate").click()
+        page.locator(".result-audio audio[src]").first.wait_for(state="attached", timeout=60_000)
+        page.locator(".result-spectrogram img").first.wait_for(state="visible", timeout=30_000)
+        source = page.locator(".result-audio audio[src]").first.get_attribute("src")
+        page.screenshot(path=str(artifacts / "demo_generate.png"), full_page=True)
     assert source and (source.startswith("blob:") or ".wav" in source)
 
 

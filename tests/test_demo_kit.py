@@ -21,10 +21,9 @@ from audiodiff.checkpoint import resolve_checkpoint  # noqa: E402
 from audiodiff.demo import DemoActions, Limits, ModelStore, build_app  # noqa: E402
 from audiodiff.train.diffusion import DiffusionTask  # noqa: E402
 from audiodiff.train.trainer import Trainer  # noqa: E402
-from tests.util import tiny_config, write_clip  # noqa: E402
+from tests.util import browser_page, needs_chromium, tiny_config, write_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 LIMITS = Limits(max_steps=8, max_batch=2, max_pads=4, max_seconds=1.0, max_upload_seconds=2.0)
 RATE = 44100
 SECONDS = 0.1
@@ -218,31 +217,20 @@ def test_the_drums_endpoints_name_the_pad_and_each_condition(server):
     assert "pad" in {p["parameter_name"] for p in info["/regenerate_pad"]["parameters"]}
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does)"
-)
+@needs_chromium
 def test_browser_makes_a_kit_and_regenerates_one_pad(server):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.goto(server[1])
-            page.get_by_role("tab", name="Drums").click()
-            page.locator("#generate-kit").click()
-            audios = page.locator(".drum-pad-audio audio[src]")
-            audios.nth(2).wait_for(state="attached", timeout=60_000)
-            page.locator(".drum-pad-picture img").nth(2).wait_for(state="visible", timeout=30_000)
-            first, second = audios.nth(0).get_attribute("src"), audios.nth(1).get_attribute("src")
-            page.locator(".drum-pad-regenerate").nth(1).click()
-            page.locator("#kit-status", has_text="remade with seed").wait_for(timeout=60_000)
-            sync_api.expect(audios.nth(1)).not_to_have_attribute(
-                "src", second, timeout=30_000
-            )  # the player is in a shadow root
-            kept, remade = audios.nth(0).get_attribute("src"), audios.nth(1).get_attribute("src")
-            page.screenshot(path=str(artifacts / "demo_drums.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(server[1], height=1600) as (page, sync_api):
+        page.get_by_role("tab", name="Drums").click()
+        page.locator("#generate-kit").click()
+        audios = page.locator(".drum-pad-audio audio[src]")
+        audios.nth(2).wait_for(state="attached", timeout=60_000)
+        page.locator(".drum-pad-picture img").nth(2).wait_for(state="visible", timeout=30_000)
+        first, second = audios.nth(0).get_attribute("src"), audios.nth(1).get_attribute("src")
+        page.locator(".drum-pad-regenerate").nth(1).click()
+        page.locator("#kit-status", has_text="remade with seed").wait_for(timeout=60_000)
+        sync_api.expect(audios.nth(1)).not_to_have_attribute("src", second, timeout=30_000)  # in a shadow root
+        kept, remade = audios.nth(0).get_attribute("src"), audios.nth(1).get_attribute("src")
+        page.screenshot(path=str(artifacts / "demo_drums.png"), full_page=True)
     assert first and kept == first and remade != second  # the first pad kept, the second remade

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from audiodiff.audio import save_audio
@@ -57,3 +59,24 @@ def tiny_config(data_path, out_dir, dims: int = 2, seconds: float = 0.25, **sect
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return from_dict(DiffusionRunConfig, data)
+
+
+CHROMIUM = "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does)"
+)
+
+
+@contextlib.contextmanager
+def browser_page(url: str, height: int = 1400):
+    """A headless Debian chromium page at `url` (Playwright; the test is skipped without it), and
+    the `playwright.sync_api` module for its `expect`."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.goto(url)
+            yield page, sync_api
+        finally:
+            browser.close()
