@@ -12,17 +12,17 @@ import torch.nn as nn
 
 from audiodiff.audio import save_audio
 from audiodiff.config import TrainConfig, UpsamplerRunConfig, to_dict
-from audiodiff.data.dataset import collate, make_dataset, scan_items
+from audiodiff.data.dataset import make_dataset, scan_items
 from audiodiff.plots import plot_spectrograms
-from audiodiff.train.trainer import StepContext, adamw
+from audiodiff.train.trainer import StepContext
+from audiodiff.train.vocoder import GANTask
 from audiodiff.upsampler import BandwidthExtender, Upsampler, band_limit, log_spectral_distance
-from audiodiff.vocoder.discriminators import Discriminators
 from audiodiff.vocoder.training import gan_step, random_gain
 
 __all__ = ["UpsamplerTask"]
 
 
-class UpsamplerTask:
+class UpsamplerTask(GANTask):
     def __init__(self, config: UpsamplerRunConfig, verbose: bool = True):
         self.config = config
         items, self.report = scan_items(config.data)
@@ -33,25 +33,11 @@ class UpsamplerTask:
         self.preview_items = items[:: max(1, len(items) // 4)][:4]
         self.multiple = math.lcm(config.mel.hop_length, config.model.hop_length)  # segments are whole frames of both
 
-    def collate(self, rows: list[dict]) -> dict:
-        return collate(rows)
-
     def build(self, device: torch.device, cfg: TrainConfig) -> None:
         config = self.config
         self.device = device
         self.generator = BandwidthExtender(config.model).to(device)
-        self.discriminators = Discriminators(tuple(config.discriminators), config.discriminator_options).to(device)
-        self.g_net: nn.Module = self.generator
-        self.d_net: nn.Module = self.discriminators
-        self.optim_g = adamw(self.generator.parameters(), cfg)
-        self.optim_d = adamw(self.discriminators.parameters(), cfg)
-        self.modules = {"generator": self.generator, "discriminators": self.discriminators}
-        self.optimizers = {"generator": self.optim_g, "discriminators": self.optim_d}
-        self.ema_module = self.generator
-
-    def wrap(self, wrap_fn) -> None:
-        self.g_net = wrap_fn(self.generator)
-        self.d_net = wrap_fn(self.discriminators)
+        self.join_discriminators(config.discriminators, config.discriminator_options, device, cfg)
 
     def _crop(self, audio: torch.Tensor) -> torch.Tensor:
         return audio[..., : audio.shape[-1] // self.multiple * self.multiple]

@@ -24,7 +24,7 @@ from audiodiff.vocoder.generators import SourceFilterGenerator, build_generator
 from audiodiff.vocoder.losses import mel_l1_loss
 from audiodiff.vocoder.training import gan_step, random_gain
 
-__all__ = ["VocoderTask"]
+__all__ = ["GANTask", "VocoderTask"]
 
 
 def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tuple[VocoderRunConfig, nn.Module]:
@@ -59,7 +59,29 @@ def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tup
     return dataclasses.replace(config, model=model, mel=source.mel_spec), source.generator
 
 
-class VocoderTask:
+class GANTask:
+    """What the GAN tasks (vocoders, upsamplers) share: a generator (`self.generator`, built by
+    the task) beside discriminators, one AdamW each, the generator averaged and exported."""
+
+    def collate(self, rows: list[dict]) -> dict:
+        return collate(rows)
+
+    def join_discriminators(self, names, options: dict, device: torch.device, cfg: TrainConfig) -> None:
+        self.discriminators = Discriminators(tuple(names), options).to(device)
+        self.g_net: nn.Module = self.generator
+        self.d_net: nn.Module = self.discriminators
+        self.optim_g = adamw(self.generator.parameters(), cfg)
+        self.optim_d = adamw(self.discriminators.parameters(), cfg)
+        self.modules = {"generator": self.generator, "discriminators": self.discriminators}
+        self.optimizers = {"generator": self.optim_g, "discriminators": self.optim_d}
+        self.ema_module = self.generator
+
+    def wrap(self, wrap_fn) -> None:
+        self.g_net = wrap_fn(self.generator)
+        self.d_net = wrap_fn(self.discriminators)
+
+
+class VocoderTask(GANTask):
     def __init__(self, config: VocoderRunConfig, verbose: bool = True):
         self.source = None
         if config.train.init_from:
@@ -80,9 +102,6 @@ class VocoderTask:
         self.num_workers = config.data.num_workers
         self.preview_items = items[:: max(1, len(items) // 4)][:4]
 
-    def collate(self, rows: list[dict]) -> dict:
-        return collate(rows)
-
     def build(self, device: torch.device, cfg: TrainConfig) -> None:
         model = self.config.model
         self.device = device
@@ -95,18 +114,7 @@ class VocoderTask:
                     f"train.init_from={cfg.init_from!r}: its weights are folded (weight norm removed) and do not match "
                     f"a trainable {model.generator} generator; start from an unfolded checkpoint (a run directory)"
                 ) from None
-        self.discriminators = Discriminators(tuple(model.discriminators), model.discriminator_options).to(device)
-        self.g_net: nn.Module = self.generator
-        self.d_net: nn.Module = self.discriminators
-        self.optim_g = adamw(self.generator.parameters(), cfg)
-        self.optim_d = adamw(self.discriminators.parameters(), cfg)
-        self.modules = {"generator": self.generator, "discriminators": self.discriminators}
-        self.optimizers = {"generator": self.optim_g, "discriminators": self.optim_d}
-        self.ema_module = self.generator
-
-    def wrap(self, wrap_fn) -> None:
-        self.g_net = wrap_fn(self.generator)
-        self.d_net = wrap_fn(self.discriminators)
+        self.join_discriminators(model.discriminators, model.discriminator_options, device, cfg)
 
     def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:
         audio = batch["x"].to(self.device)  # [batch, 1, samples]
