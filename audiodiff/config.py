@@ -210,6 +210,7 @@ class DataConfig:
     random_crop: bool = True
     normalize: Literal["none", "peak", "loudness"] = "peak"  # one gain per file, from the whole file
     gain: float = 1.0  # wave models: the model sees audio x gain (one fixed factor, so levels stay comparable)
+    mu_law: float = 0.0  # wave models: compand samples with mu-law (mu, e.g. 255) before the gain; 0 = linear
     label_from_folder: bool = False  # plain folders: the parent folder names the label
     number_fields: list[str] = dataclasses.field(default_factory=list)  # manifest fields used as numbers
     curves: list[str] = dataclasses.field(default_factory=list)  # control curves measured from each item (f0, loudness)
@@ -229,6 +230,10 @@ class DataConfig:
             raise ConfigError(
                 f"data.gain={self.gain}: a positive factor, for representation=wave only "
                 "(mels are normalised and latents carry their autoencoder's latent_scale)"
+            )
+        if not self.mu_law >= 0 or (self.mu_law and self.representation != "wave"):
+            raise ConfigError(
+                f"data.mu_law={self.mu_law}: mu >= 0 (0 = linear samples, 255 = telephony's), for representation=wave only"
             )
         if self.channels not in (1, 2):
             raise ConfigError(f"data.channels={self.channels}: use 1 (mono) or 2 (stereo)")

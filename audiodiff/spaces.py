@@ -144,30 +144,50 @@ class Space:
 class Wave(Space):
     """Raw samples: the model's clips are the audio times a fixed `gain` (`data.gain`), which
     brings quiet data (drum one-shots kept at their recorded levels) near the unit variance the
-    noise schedule assumes without a gain per clip."""
+    noise schedule assumes without a gain per clip.
+
+    `mu_law` (`data.mu_law`, e.g. 255) compands each sample first, y = sign(x) ln(1 + mu|x|) /
+    ln(1 + mu), as telephony's mu-law does. Decay tails and silences then sit far above the noise
+    levels at which a waveform network stops removing noise, and decoding expands whatever noise
+    is left there by the slope of the inverse at zero, ln(1 + mu) / mu (1/46, -33 dB, at mu = 255),
+    while near full scale an error grows in proportion to the signal, where it is masked."""
 
     name = "wave"
     description = "waveform"
 
-    def __init__(self, sample_rate: int, channels: int = 1, gain: float = 1.0):
+    def __init__(self, sample_rate: int, channels: int = 1, gain: float = 1.0, mu_law: float = 0.0):
         super().__init__(sample_rate, channels)
         self.gain = float(gain)
+        self.mu_law = float(mu_law)
+        if self.mu_law:
+            self.description = f"mu-law ({self.mu_law:g}) waveform"
 
     @classmethod
     def build(cls, data, mel_spec: MelSpec | None = None, vocoder=None, autoencoder=None) -> Wave:
-        return cls(data.sample_rate, data.channels, getattr(data, "gain", 1.0))
+        return cls(data.sample_rate, data.channels, getattr(data, "gain", 1.0), getattr(data, "mu_law", 0.0))
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        if self.mu_law:
+            audio = torch.sign(audio) * torch.log1p(self.mu_law * audio.abs()) / torch.log1p(torch.tensor(self.mu_law))
         return audio * self.gain if self.gain != 1.0 else audio
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         return self.encode(audio)
 
     def decode(self, x: torch.Tensor, frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return (x / self.gain if self.gain != 1.0 else x), None
+        x = x / self.gain if self.gain != 1.0 else x
+        if self.mu_law:
+            # |y| <= 1.25 bounds a stray sample at 4x full scale instead of (1 + mu)^|y|
+            y = x.clamp(-1.25, 1.25)
+            x = torch.sign(y) * torch.expm1(y.abs() * torch.log1p(torch.tensor(self.mu_law))) / self.mu_law
+        return x, None
 
     def settings(self) -> dict:
-        return {**super().settings(), **({"gain": self.gain} if self.gain != 1.0 else {})}
+        return {
+            **super().settings(),
+            **({"gain": self.gain} if self.gain != 1.0 else {}),
+            **({"mu_law": self.mu_law} if self.mu_law else {}),
+        }
 
 
 class Mel(Space):

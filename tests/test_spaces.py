@@ -1,6 +1,7 @@
 """Spaces own the representation: shapes, encode/decode and masks, mono and stereo, and nothing
 outside them tests which representation a model has."""
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -86,6 +87,25 @@ def test_wave_gain_scales_into_the_model_and_back(tmp_path):
         DataConfig(representation="mel", gain=2.0)
     with pytest.raises(ConfigError, match="data.gain"):
         DataConfig(representation="wave", gain=0.0)
+
+
+def test_wave_mu_law_round_trips_and_shrinks_noise_left_in_silence():
+    from audiodiff.config import ConfigError, DataConfig
+
+    space = space_for(DataConfig(representation="wave", gain=2.0, mu_law=255.0))
+    audio = torch.cat([torch.linspace(-1, 1, 401), torch.zeros(400)]).reshape(1, 1, -1)
+    x = space.encode(audio)
+    assert torch.allclose(space.decode(x)[0], audio, atol=1e-5)  # invertible over full scale
+    assert float(x[0, 0, 0]) == pytest.approx(-2.0) and float(x[0, 0, 300]) > 2 * 0.5  # quiet samples raised
+    # noise of std s left in the model's space over silence comes back shrunk by ln(1 + mu) / mu
+    noise = torch.randn(1, 1, 100_000) * 0.001
+    shrink = float(space.decode(noise)[0].std() / (noise.std() / 2.0))
+    assert shrink == pytest.approx(math.log1p(255) / 255, rel=0.02)
+    assert space.decode(torch.full((1, 1, 4), 1e3))[0].max() < 4.1  # a stray value stays bounded
+    assert space.settings()["mu_law"] == 255.0 and "mu_law" not in Wave(16000).settings()
+    assert "mu-law" in space.description
+    with pytest.raises(ConfigError, match="data.mu_law"):
+        DataConfig(representation="mel", mu_law=255.0)
 
 
 def test_mel_space_round_trips_through_its_vocoder_per_channel():
