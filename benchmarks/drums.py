@@ -10,6 +10,7 @@ generated spectrograms per class beside a real one. Targets (issue 41): class >=
 >= 0.8.
 
     python benchmarks/drums.py --model runs/drums [--data data/drums] [--count 60] [--classifier DIR]
+                               [--vocoder runs/vocoder-44k]   (mel models)
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     parser.add_argument("--classifier", help="a drums evaluation classifier")
+    parser.add_argument(
+        "--vocoder", help="mel models: a vocoder (run folder or bundled name) instead of the model's own"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--figure", default="docs/examples/drums-grid.png")
     parser.add_argument("--out", default="benchmarks/results/drums.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = Pipeline.from_pretrained(args.model)
+    pipe = Pipeline.from_pretrained(args.model, **({"vocoder": args.vocoder} if args.vocoder else {}))
     data = Path(args.data)
     rows = held_out(data, args.count, pipe.labels)
     requests = [asked(pipe, row) for row in rows]
@@ -111,6 +115,7 @@ def main() -> None:
             "command": command(),
             "machine": machine_info(),
             "model": args.model,
+            "vocoder": args.vocoder,
             "training_step": (pipe.info.get("training") or {}).get("step"),
             "settings": settings.to_dict() if settings else None,
             "figure": args.figure,

@@ -154,6 +154,15 @@ def test_drums_recipe_is_stereo_at_44k_and_takes_its_descriptors(tmp_path, data)
     generate_one(run, label="snare", velocity=100, decay=0.2, brightness=0.5)
 
 
+def test_drums_mel_recipe_is_a_stereo_44k_mel_model(tmp_path, data):
+    run = train_recipe(
+        "drums", data("drums"), tmp_path, "model.channels=16", "model.head_channels=16", config="mel.yaml"
+    )
+    pipe = Pipeline.from_pretrained(run)
+    assert pipe.sample_rate == 44100 and pipe.space.channels == 2 and pipe.mel_spec.n_mels == 128
+    generate_one(run, label="kick", velocity=100, decay=0.2, brightness=0.5)
+
+
 def test_quickstart_recipe(tmp_path, data):
     run = train_recipe("quickstart", data("synth"), tmp_path)
     generate_one(run, label="high")
