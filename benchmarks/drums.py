@@ -5,7 +5,8 @@ that clip's class, velocity, decay and brightness; the generated hit is measured
 own descriptors (`audiodiff.data.builders.real.describe`). Reports the Pearson correlation of asked
 against measured decay and brightness, and of asked velocity against the measured peak level; with
 `--classifier` (an `audiodiff eval train-classifier` on the drums set) the share of hits classified
-as the asked class, beside the same classifier on the real held-out clips. Draws a grid of
+as the asked class, beside the same classifier on the real held-out clips; and the median fall from
+each hit's loudest 10 ms to its last quarter (a noise floor shows as a small fall). Draws a grid of
 generated spectrograms per class beside a real one. Targets (issue 41): class >= 90%, correlations
 >= 0.8.
 
@@ -50,6 +51,16 @@ def asked(pipe: Pipeline, row: dict) -> dict:
     return out
 
 
+def tail_drop_db(clip: torch.Tensor, rate: int) -> float:
+    """How far a hit falls from its loudest 10 ms frame to its last quarter (RMS, dB): a noise floor
+    shows as a small drop."""
+    hop = rate // 100
+    mono = clip.mean(0)[: clip.shape[-1] // hop * hop].reshape(-1, hop)
+    rms = mono.pow(2).mean(1).sqrt() + 1e-9
+    tail = rms[int(len(rms) * 0.75) :]
+    return float(20 * torch.log10(rms.max() / tail.pow(2).mean().sqrt()))
+
+
 def correlation(a: list[float], b: list[float]) -> float | None:
     if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
         return None
@@ -89,6 +100,11 @@ def main() -> None:
         result["correlation"][name] = correlation(*map(list, zip(*pairs))) if pairs else None
     pairs = [(request["velocity"], m["peak_db"]) for request, m in zip(requests, measured) if "velocity" in request]
     result["correlation"]["velocity_vs_peak_db"] = correlation(*map(list, zip(*pairs))) if pairs else None
+    real = [load_audio(data / row["path"], pipe.sample_rate, 2)[0] for row in rows]
+    result["tail_drop_db_median"] = {
+        name: round(float(np.median([tail_drop_db(clip, pipe.sample_rate) for clip in clips])), 1)
+        for name, clips in (("generated", generated), ("real_held_out", real))
+    }
     if args.classifier:
         from audiodiff.audio import resample
         from audiodiff.metrics import AudioClassifier
@@ -101,7 +117,6 @@ def main() -> None:
             length = max(c.shape[-1] for c in mono)
             return torch.stack([torch.nn.functional.pad(c, (0, length - c.shape[-1])) for c in mono])
 
-        real = [load_audio(data / row["path"], pipe.sample_rate, 2)[0] for row in rows]
         labels = [row["label"] for row in rows]
         for name, clips in (("generated", generated), ("real_held_out", real)):
             predicted = classifier.predict(batch(clips))
