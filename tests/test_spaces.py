@@ -108,6 +108,23 @@ def test_wave_mu_law_round_trips_and_shrinks_noise_left_in_silence():
         DataConfig(representation="mel", mu_law=255.0)
 
 
+def test_denoise_by_level_scores_a_silent_network_at_cos_squared(tmp_path):
+    """benchmarks/denoise_by_level.py on a U-Net that predicts nothing (its head starts at zero):
+    in silence v = cos(θ) ε, so the loss there is cos²θ at every level; loud samples add σ² x²."""
+    from benchmarks.denoise_by_level import measure
+
+    config = tiny_config(tmp_path, tmp_path / "run", dims=1, data={"mu_law": 255.0, "gain": 4.0})
+    pipe = Pipeline(build_model(config), config)
+    torch.manual_seed(0)
+    audio = torch.zeros(4, 1, 4000)
+    audio[:, :, :1000] = torch.randn(4, 1, 1000) * 0.5  # a loud hit, then 3000 silent samples
+    rows = measure(pipe, audio, quiet_db=-50.0)
+    for row in rows:
+        assert row["v_loss_quiet"] == pytest.approx(math.cos(row["t"] * math.pi / 2) ** 2, rel=0.05)
+        if row["t"] >= 0.2:  # where sigma^2 x^2 outweighs the noise's own spread
+            assert row["v_loss_loud"] > 1.5 * row["v_loss_quiet"]
+
+
 def test_mel_space_round_trips_through_its_vocoder_per_channel():
     from audiodiff.vocoder import GriffinLimVocoder
 

@@ -1,0 +1,111 @@
+"""How well a waveform model removes noise at each noise level, where the clip is quiet and where
+it is loud: the measurement behind a noise floor in generated one-shots.
+
+For training clips of a wave model's data, each is noised at a fixed level t (θ = t π/2) and the
+model's v-prediction is scored against the true v, split by the audio's envelope: "quiet" samples
+are within 10 ms of nothing above `--quiet-db` dBFS. Predicting nothing scores about 1.0 at low t;
+where the clip is quiet the exact answer is easy (the noise is x_t / σ), so a loss near 1 there
+means the last sampling steps leave the noise in every tail.
+
+    python benchmarks/denoise_by_level.py --model runs/drums [--data data/drums] [--count 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+if __package__ in (None, ""):  # run as a file
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiodiff.audio import load_audio
+from audiodiff.diffusion.objective import HALF_PI, noised, v_target
+from audiodiff.pipeline import Pipeline
+from benchmarks.machine import command, machine_info, now, write_result
+
+LEVELS = (0.01, 0.03, 0.06, 0.1, 0.2, 0.4, 0.7)
+BATCH = 8
+
+
+def training_clips(pipe: Pipeline, data: Path, count: int) -> torch.Tensor:
+    rows = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if row.get("split", "train") == "train"][:count]
+    samples = round(pipe.config.data.segment_seconds * pipe.sample_rate)
+    clips = [load_audio(data / row["path"], pipe.sample_rate, pipe.space.channels)[0][:, :samples] for row in rows]
+    return torch.stack([F.pad(clip, (0, samples - clip.shape[-1])) for clip in clips])
+
+
+def measure(pipe: Pipeline, audio: torch.Tensor, quiet_db: float, seed: int = 0) -> list[dict]:
+    if pipe.space.name != "wave":
+        raise SystemExit(f"{pipe.info.get('path', 'the model')}: a {pipe.space.name} model; this measures wave models")
+    generator = torch.Generator().manual_seed(seed)
+    x = pipe.space.encode(audio)
+    envelope = F.max_pool1d(audio.abs().amax(1, keepdim=True), 441 * 2 + 1, 1, 441)[..., : x.shape[-1]]
+    quiet = (envelope < 10 ** (quiet_db / 20)).expand_as(x)
+    network = pipe._network()
+    rows = []
+    for t in LEVELS:
+        theta = torch.full((x.shape[0],), t * HALF_PI)
+        noise = torch.randn(x.shape, generator=generator)
+        x_t = noised(x, theta, noise)
+        with torch.no_grad():
+            v = torch.cat(
+                [network(x_t[i : i + BATCH], theta[i : i + BATCH] / HALF_PI, {}) for i in range(0, len(x), BATCH)]
+            )
+        error = (v - v_target(x, theta, noise)) ** 2
+        rows.append(
+            {
+                "t": t,
+                "sigma": round(math.sin(t * HALF_PI), 4),
+                "v_loss": round(float(error.mean()), 4),
+                "v_loss_quiet": round(float(error[quiet].mean()), 4) if quiet.any() else None,
+                "v_loss_loud": round(float(error[~quiet].mean()), 4) if (~quiet).any() else None,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="drums")
+    parser.add_argument("--data", default="data/drums")
+    parser.add_argument("--count", type=int, default=48)
+    parser.add_argument("--quiet-db", type=float, default=-50.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/denoise_by_level.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    pipe = Pipeline.from_pretrained(args.model)
+    audio = training_clips(pipe, Path(args.data), args.count)
+    x_quiet = float(
+        (F.max_pool1d(audio.abs().amax(1, keepdim=True), 883, 1, 441) < 10 ** (args.quiet_db / 20)).float().mean()
+    )
+    rows = measure(pipe, audio, args.quiet_db)
+    write_result(
+        {
+            "benchmark": "denoise_by_level",
+            "date": now(),
+            "command": command(),
+            "machine": machine_info(),
+            "model": args.model,
+            "training_step": (pipe.info.get("training") or {}).get("step"),
+            "space": pipe.space.description,
+            "clips": len(audio),
+            "note": "training clips (not held out): this measures what the network learned to denoise",
+            "quiet_share": round(x_quiet, 3),
+            "levels": rows,
+        },
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()
