@@ -8,6 +8,7 @@ where the clip is quiet the exact answer is easy (the noise is x_t / σ), so a l
 means the last sampling steps leave the noise in every tail.
 
     python benchmarks/denoise_by_level.py --model runs/drums [--data data/drums] [--count 48]
+        [--compare benchmarks/results/denoise_by_level_linear.json] [--figure docs/examples/denoise-by-level.png]
 """
 
 from __future__ import annotations
@@ -72,6 +73,33 @@ def measure(pipe: Pipeline, audio: torch.Tensor, quiet_db: float, seed: int = 0)
     return rows
 
 
+def figure(results: list[dict], path: str) -> None:
+    """v-loss against the noise level, quiet and loud samples, one colour per result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for index, result in enumerate(results):
+        colour = f"C{index}"
+        name = f"{result['space']}, step {result['training_step']}"
+        levels = result["levels"]
+        sigmas = [row["sigma"] for row in levels]
+        ax.plot(sigmas, [row["v_loss_quiet"] for row in levels], "o-", color=colour, label=f"{name}: quiet")
+        ax.plot(sigmas, [row["v_loss_loud"] for row in levels], "s--", color=colour, label=f"{name}: loud")
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("noise level sigma")
+    ax.set_ylabel("v-loss (1.0: predicts nothing at low sigma)")
+    ax.set_title("What the network denoises, by noise level (training clips)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="drums")
@@ -80,6 +108,8 @@ def main() -> None:
     parser.add_argument("--quiet-db", type=float, default=-50.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/denoise_by_level.json")
+    parser.add_argument("--compare", action="append", default=[], help="earlier results of this script to plot beside")
+    parser.add_argument("--figure", help="a plot of this run's levels and --compare's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -89,22 +119,23 @@ def main() -> None:
         (F.max_pool1d(audio.abs().amax(1, keepdim=True), 883, 1, 441) < 10 ** (args.quiet_db / 20)).float().mean()
     )
     rows = measure(pipe, audio, args.quiet_db)
-    write_result(
-        {
-            "benchmark": "denoise_by_level",
-            "date": now(),
-            "command": command(),
-            "machine": machine_info(),
-            "model": args.model,
-            "training_step": (pipe.info.get("training") or {}).get("step"),
-            "space": pipe.space.description,
-            "clips": len(audio),
-            "note": "training clips (not held out): this measures what the network learned to denoise",
-            "quiet_share": round(x_quiet, 3),
-            "levels": rows,
-        },
-        args.out,
-    )
+    result = {
+        "benchmark": "denoise_by_level",
+        "date": now(),
+        "command": command(),
+        "machine": machine_info(),
+        "model": args.model,
+        "training_step": (pipe.info.get("training") or {}).get("step"),
+        "space": pipe.space.description,
+        "clips": len(audio),
+        "note": "training clips (not held out): this measures what the network learned to denoise",
+        "quiet_share": round(x_quiet, 3),
+        "levels": rows,
+    }
+    write_result(result, args.out)
+    if args.figure:
+        figure([json.loads(Path(other).read_text()) for other in args.compare] + [result], args.figure)
+        print(f"figure: {args.figure}")
 
 
 if __name__ == "__main__":
