@@ -7,6 +7,7 @@ its plots. Every case starts from the same noise (seed per clip); the floor is r
 as many per label, scored the same way.
 
     python -m benchmarks.tradeoffs [--teacher digits] [--students digits-fast] [--per-label 4]
+        [--student-steps 1,2,4]
         [--classifier runs/classifier-digits] [--reference data/digits] [--steps 1,2,4,8,16,32,64]
 """
 
@@ -143,6 +144,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", default="digits")
     parser.add_argument("--students", default="digits-fast", help="comma-separated ('' for none)")
+    parser.add_argument(
+        "--student-steps",
+        default="",
+        help="comma-separated step counts for every student (e.g. 1,2,4: the cost of sharpness in recall); "
+        "default: each at its own",
+    )
     parser.add_argument("--classifier", default="runs/classifier-digits")
     parser.add_argument("--reference", default="data/digits")
     parser.add_argument(
@@ -200,7 +207,10 @@ def main() -> None:
     cases.append((f"{args.teacher}, {default_sampler}, Griffin-Lim", teacher, {"vocoder_name": "griffin_lim"}))
     for name in filter(None, args.students.split(",")):
         student = Pipeline.from_pretrained(name)
-        cases.append((f"{name} (student)", student, {"vocoder_name": None}))  # at its own sampler and steps
+        if not args.student_steps:
+            cases.append((f"{name} (student)", student, {"vocoder_name": None}))  # at its own sampler and steps
+        for steps in (int(s) for s in filter(None, args.student_steps.split(","))):
+            cases.append((f"{name} (student)", student, {"steps": steps, "vocoder_name": None}))
     rows = []
     griffin_lim = Pipeline.from_pretrained(args.teacher, vocoder="griffin_lim")
     warm: set[int] = set()
