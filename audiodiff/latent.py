@@ -106,18 +106,21 @@ class Autoencoder:
             hasher.update(tensor.detach().float().cpu().numpy().tobytes())
         return hasher.hexdigest()[:16]
 
-    def check_joins(self, mel_spec: MelSpec, in_channels: int, where: str) -> None:
-        """Refuse a diffusion model whose MelSpec or input channels do not match these latents."""
+    def check_joins(self, mel_spec: MelSpec, in_channels: int, where: str, channels: int = 1) -> None:
+        """Refuse a diffusion model whose MelSpec or input channels (`channels` audio channels, each
+        its own latents) do not match these latents."""
         differences = mel_spec.diff(self.mel_spec)
         if differences:
             raise ConfigError(
                 f"{where}: the model and its autoencoder use different mel settings ({'; '.join(differences)}); "
                 "set `mel:` to the autoencoder's, or train an autoencoder with this MelSpec"
             )
-        if in_channels != self.config.latent_channels:
+        expected = self.config.latent_channels * channels
+        if in_channels != expected:
+            per = f" for {channels} audio channels" if channels > 1 else ""
             raise ConfigError(
                 f"{where}: model.in_channels={in_channels}, but the autoencoder's latents have "
-                f"{self.config.latent_channels} channels; set model.in_channels={self.config.latent_channels}"
+                f"{self.config.latent_channels} channels{per}; set model.in_channels={expected}"
             )
 
     # -- checkpoints

@@ -374,7 +374,7 @@ class Latent(Mel):
 
         if autoencoder is None:
             raise CheckpointError(f"{where}: a latent model needs its autoencoder (Pipeline(..., autoencoder=))")
-        autoencoder.check_joins(config.mel, config.model.in_channels // max(1, config.data.channels), where)
+        autoencoder.check_joins(config.mel, config.model.in_channels, where, config.data.channels)
         return super().join(config, vocoder, autoencoder, where)
 
     @property

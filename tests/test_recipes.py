@@ -103,7 +103,11 @@ def train_recipe(name: str, data_path: Path, out: Path, *overrides: str, config:
             "train.preview_every=0",
             "train.log_every=1",
             "train.precision=fp32",
-            *([] if name.startswith(("vocoder", "mel-vae", "upsampler")) else ["sampling.griffin_lim_iters=4"]),
+            *(
+                []
+                if name.startswith(("vocoder", "mel-vae", "upsampler")) or config == "autoencoder.yaml"
+                else ["sampling.griffin_lim_iters=4"]
+            ),
             *overrides,
         ]
     )
@@ -161,6 +165,17 @@ def test_drums_mel_recipe_is_a_stereo_44k_mel_model(tmp_path, data):
     pipe = Pipeline.from_pretrained(run)
     assert pipe.sample_rate == 44100 and pipe.space.channels == 2 and pipe.mel_spec.n_mels == 128
     generate_one(run, label="kick", velocity=100, decay=0.2, brightness=0.5)
+
+
+def test_drums_latent_recipes_autoencoder_then_latent_u_net(tmp_path, data):
+    autoencoder = train_recipe("drums", data("drums"), tmp_path / "ae", "model.channels=8", config="autoencoder.yaml")
+    run = train_recipe(
+        "drums", data("drums"), tmp_path / "latent", f"data.autoencoder={autoencoder}", "model.channels=16",
+        "model.head_channels=16", config="latent.yaml",
+    )  # fmt: skip
+    pipe = Pipeline.from_pretrained(run)
+    assert pipe.sample_rate == 44100 and pipe._shape(1, None) == (1, 8, 32, 22)
+    generate_one(run, label="snare", velocity=100, decay=0.2, brightness=0.5)
 
 
 def test_quickstart_recipe(tmp_path, data):

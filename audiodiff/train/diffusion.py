@@ -74,7 +74,9 @@ def load_autoencoder(config: DiffusionRunConfig, given=None):
             given = Autoencoder.from_pretrained(config.data.autoencoder)
         except CheckpointError as error:
             raise ConfigError(f"data.autoencoder={config.data.autoencoder!r}: {error}") from None
-    given.check_joins(config.mel, config.model.in_channels, f"data.autoencoder={config.data.autoencoder!r}")
+    given.check_joins(
+        config.mel, config.model.in_channels, f"data.autoencoder={config.data.autoencoder!r}", config.data.channels
+    )
     return given
 
 
