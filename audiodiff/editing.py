@@ -361,6 +361,7 @@ class Editing:
         sample_rate: int | None = None,
         source_guidance: float = 1.0,
         iterations: int = 3,
+        away_from_source: bool = False,
         request: GenerationRequest | None = None,
         **options,
     ) -> GenerateOutput:
@@ -368,7 +369,9 @@ class Editing:
         1 is the plain conditional ODE) up to noise level `strength`, then sample back with DDIM
         on the same grid under the `target` conditions (at the request's guidance). What the
         target does not change (timing; on curve models the pitch line, given as a curve) stays
-        the clip's. `options` are sampling options (guidance=, seed=, ...)."""
+        the clip's. `away_from_source=True` guides from the source conditions towards the target
+        ones (the source as the negative) instead of from none, so guidance pushes along exactly
+        what the edit changes. `options` are sampling options (guidance=, seed=, negative_*=, ...)."""
         from audiodiff.diffusion.inversion import inversion_angles
 
         request = GenerationRequest.of(request, steps=steps, **options).check()
@@ -377,7 +380,13 @@ class Editing:
         batch = self._audio_batch(audio, sample_rate)  # read once; invert takes it at the model's rate
         noise = self.invert(batch, steps, self.sample_rate, strength, iterations, request=inverting)
         length = batch.shape[-1]
-        wanted = GenerationRequest.of(plain, sampler="ddim", **dict(target or {}))
+        negatives = {f"negative_{name}": value for name, value in (source or {}).items()} if away_from_source else {}
+        wanted = GenerationRequest.of(
+            dataclasses.replace(plain, negatives=dict(request.negatives)),
+            sampler="ddim",
+            **dict(target or {}),
+            **negatives,
+        )
         wanted = self._curve_shorthand(wanted, self.space.shape(noise.shape[0], length))
         run = self._run(self.resolve(wanted, noise.shape[0]), wanted)
         angles = inversion_angles(run.settings.steps, run.settings.shift, float(strength)).flip(0)

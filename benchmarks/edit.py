@@ -1,6 +1,7 @@
 """Editing by inversion against noising, at matched strength: held-out notes of one instrument
 family asked to become another (`Pipeline.edit(source={"label": A}, target={"label": B})`), and
-the same clips through `vary(strength, label=B)` (noise the input, sample back under B).
+the same clips through `vary(strength, label=B)` (noise the input, sample back under B); and the
+edit guided away from the source (`away_from_source=True`: the source conditions as the negative).
 
 Scores per method: the share of edits the evaluation classifier hears as the target family; the
 onset kept (the first frame within 20 dB of the loudest, in the edit against the clip; share within
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--strength", type=float, default=0.7)
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--methods", default="inversion,inversion_away_from_source,noise")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/edit.json")
     args = parser.parse_args()
@@ -83,23 +85,30 @@ def main() -> None:
     rows = [json.loads(line) for line in (Path(args.data) / "manifest.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r["split"] == "test" and r["label"] in PAIRS and r.get("gesture", "none") == "none"]
     rows = rows[:: max(1, len(rows) // args.count)][: args.count]
-    scores = {method: {"target": [], "onset_ms": [], "f0": [0, 0]} for method in ("inversion", "noise")}
+    methods = tuple(args.methods.split(","))
+    scores = {method: {"target": [], "onset_ms": [], "f0": [0, 0]} for method in methods}
     for index, row in enumerate(tqdm(rows, desc="editing")):
         clip = load_audio(Path(args.data) / row["path"], pipe.sample_rate, 1)[0]
         clip = clip[..., : pipe.space.whole_frames(clip.shape[-1])]
         target = PAIRS[row["label"]]
         kept = {"pitch": row["pitch"], "velocity": row["velocity"]}
         edits = {
-            "inversion": pipe.edit(
+            "inversion": lambda: pipe.edit(
                 clip, {"label": row["label"], **kept}, {"label": target, **kept}, strength=args.strength,
                 steps=args.steps, sample_rate=pipe.sample_rate, guidance=args.guidance, seed=index,
             ),
-            "noise": pipe.vary(
+            "inversion_away_from_source": lambda: pipe.edit(
+                clip, {"label": row["label"], **kept}, {"label": target, **kept}, strength=args.strength,
+                steps=args.steps, sample_rate=pipe.sample_rate, guidance=args.guidance, seed=index,
+                away_from_source=True,
+            ),
+            "noise": lambda: pipe.vary(
                 clip, args.strength, pipe.sample_rate, steps=args.steps, guidance=args.guidance, seed=index,
                 label=target, **kept,
             ),
         }  # fmt: skip
-        for method, out in edits.items():
+        for method in methods:
+            out = edits[method]()
             audio = out.audio[0][..., : clip.shape[-1]]
             scores[method]["target"].append(classifier.predict(audio)[0] == target)
             scores[method]["onset_ms"].append(1000 * abs(onset(audio) - onset(clip)))

@@ -74,6 +74,19 @@ def test_edit_with_the_same_conditions_returns_the_clip_and_with_others_changes_
     assert other.settings.conditions == {"label": "b"} and other.settings.sampler == "ddim"
 
 
+def test_edit_away_from_source_guides_along_the_change_only(wave_pipe):
+    """With the source as the negative, guidance scales only what differs between source and
+    target: asked for no change, any guidance gives the clip back (plain guidance would not)."""
+    clip = wave_pipe.generate(label="a", steps=8, seed=5, sampler="ddim", guidance=1.0).audio
+    kwargs = {"steps": 8, "sample_rate": 16000, "guidance": 3.0}
+    away = wave_pipe.edit(clip, {"label": "a"}, {"label": "a"}, away_from_source=True, **kwargs)
+    plain = wave_pipe.edit(clip, {"label": "a"}, {"label": "a"}, **kwargs)
+    assert (away.audio - clip).abs().mean() < 1e-3 * clip.abs().mean()
+    assert (plain.audio - clip).abs().mean() > 10 * (away.audio - clip).abs().mean()
+    other = wave_pipe.edit(clip, {"label": "a"}, {"label": "b"}, away_from_source=True, **kwargs)
+    assert other.settings.negatives == {"label": "a"} and other.settings.conditions == {"label": "b"}
+
+
 def test_vary_by_inversion_moves_away_from_the_input_with_strength(wave_pipe):
     clip = wave_pipe.generate(label="a", steps=8, seed=6, sampler="ddim").audio
     distances = [
