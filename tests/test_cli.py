@@ -264,7 +264,21 @@ def test_edit_commands_write_wavs(trained):
         "--out",
         trained / "c.wav",
     )
-    assert soundfile.info(str(trained / "v.wav")).frames == base
+    run_cli(
+        "vary", "--checkpoint", trained / "run", source, "--strength", "0.3", "--mode", "inversion", "--steps", "3",
+        "--out", trained / "vi.wav",
+    )  # fmt: skip
+    run_cli(
+        "edit", "--checkpoint", trained / "run", source, "--source", "label=low", "--label", "high", "--strength",
+        "0.8", "--away-from-source", "--steps", "3", "--out", trained / "e.wav",
+    )  # fmt: skip
+    sidecar = json.loads((trained / "e.json").read_text())
+    assert sidecar["edit"] == {"source": {"label": "low"}, "target": {"label": "high"}, "strength": 0.8,
+                               "away_from_source": True}  # fmt: skip
+    assert sidecar["settings"]["negatives"] == {"label": "low"} and sidecar["settings"]["steps"] == 3
+    assert json.loads((trained / "vi.json").read_text())["edit"]["mode"] == "inversion"
+    for name in ("v.wav", "vi.wav", "e.wav"):
+        assert soundfile.info(str(trained / name)).frames == base
     assert soundfile.info(str(trained / "i.wav")).frames == base
     assert abs(soundfile.info(str(trained / "c.wav")).frames - (base + 8000)) <= 256
 

@@ -47,7 +47,7 @@ def parsed(argv: list[str]):
 def reads(args) -> list[str]:
     if args.command == "generate" and args.settings:
         return [args.settings]
-    return [args.input] if args.command in ("vary", "inpaint", "continue", "vocode") else []
+    return [args.input] if args.command in ("vary", "edit", "inpaint", "continue", "vocode") else []
 
 
 def writes(args) -> list[str]:

@@ -1,4 +1,4 @@
-"""`audiodiff vary`, `inpaint` and `continue`: editing a file. Beside the edited clip goes a
+"""`audiodiff vary`, `edit`, `inpaint` and `continue`: editing a file. Beside the edited clip goes a
 JSON sidecar, as `audiodiff generate` writes: the model, the command, its edit arguments, the
 input file and every sampling setting the call used (`out.settings`)."""
 
@@ -12,6 +12,7 @@ from audiodiff.cli.generate import (
     _add_model_args,
     _add_sampling_args,
     _load_pipeline,
+    _parse_conditions,
     _request,
     _write_clips,
 )
@@ -51,13 +52,55 @@ def _write_edit(args: argparse.Namespace, out, edit: dict) -> int:
 def _vary_args(parser: argparse.ArgumentParser) -> None:
     _edit_args(parser)
     parser.add_argument("--strength", type=float, default=0.5, help="0 returns the input, 1 ignores it")
+    parser.add_argument(
+        "--mode",
+        choices=("noise", "inversion"),
+        default="noise",
+        help="noise: noise the input and sample back (SDEdit); inversion: turn the input's inverted noise "
+        "towards fresh noise by --strength (keeps timing at small strengths)",
+    )
 
 
 @command("vary", "audio-to-audio variation of a file")(_vary_args)
 def run_vary(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
-    edit = {"strength": args.strength}
+    edit = {"strength": args.strength, "mode": args.mode}
     return _write_edit(args, pipe.vary(args.input, **edit, request=_request(args, pipe)), edit)
+
+
+def _invert_edit_args(parser: argparse.ArgumentParser) -> None:
+    _edit_args(parser)
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="what the input is, e.g. --source label=flute --source pitch=67 (repeatable); the target is "
+        "--label/--cond/--number as for generate",
+    )
+    parser.add_argument("--strength", type=float, default=1.0, help="how far to invert: 1 is all the way to noise")
+    parser.add_argument(
+        "--away-from-source",
+        action="store_true",
+        help="guide from the source conditions towards the target ones instead of from none",
+    )
+
+
+@command("edit", "edit a file by inversion: invert under its --source conditions, sample back under the target ones")(
+    _invert_edit_args
+)
+def run_invert_edit(args: argparse.Namespace) -> int:
+    pipe = _load_pipeline(args)
+    request = _request(args, pipe)
+    source = _parse_conditions(args.source, pipe.condition_specs(), "--source")
+    edit = {
+        "source": source,
+        "target": dict(request.conditions),
+        "strength": args.strength,
+        "away_from_source": args.away_from_source,
+    }
+    out = pipe.edit(args.input, **edit, steps=request.steps or 32, request=request)
+    return _write_edit(args, out, edit)
 
 
 def _inpaint_args(parser: argparse.ArgumentParser) -> None:
