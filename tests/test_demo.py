@@ -2,6 +2,7 @@
 `gradio_client` (the API a page uses) and through a real browser (Debian chromium + Playwright)."""
 
 import math
+import re
 import socket
 from pathlib import Path
 
@@ -47,6 +48,20 @@ def checkpoint(tmp_path_factory):
             "numbers": {"pitch": "auto"},
             "curves": {"f0": {}, "loudness": {}},
         },
+        sampling={"steps": 3, "griffin_lim_iters": 4},
+        train={"steps": 2, "ckpt_every": 2},
+    )
+    Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def unlabelled(checkpoint, tmp_path_factory):
+    """A model without labels (nor any other condition) on the same data, trained for two steps."""
+    root = tmp_path_factory.mktemp("unlabelled")
+    config = tiny_config(
+        checkpoint.parent / "data",
+        root / "run",
         sampling={"steps": 3, "griffin_lim_iters": 4},
         train={"steps": 2, "ckpt_every": 2},
     )
@@ -173,6 +188,38 @@ def test_continuation_adds_the_asked_seconds(client, source_wav):
         "run", handle_file(str(source_wav)), 0.25, 2, 1, label="low", pitch=70.0, api_name="/continue"
     )
     assert abs(soundfile.info(result).frames - (soundfile.info(str(source_wav)).frames + SAMPLE_RATE // 4)) <= HOP
+
+
+def test_edit_by_inversion_keeps_the_length_and_names_source_and_target(checkpoint, source_wav):
+    actions = DemoActions(ModelStore({"run": str(checkpoint)}), LIMITS)
+    result, before, after, status = actions.edit_by_inversion(
+        "run", str(source_wav), "low", 1.0, 2, 0, away_from_source=True, label="high", pitch=70.0
+    )
+    assert soundfile.info(result).frames == soundfile.info(str(source_wav)).frames
+    assert status.startswith("edit by inversion: low -> high (strength 1, away from the source):")
+
+
+def test_edit_by_inversion_changes_only_the_label(checkpoint, source_wav, monkeypatch):
+    """The source is the target with the chosen label: the pitch (and every other condition) stays."""
+    actions = DemoActions(ModelStore({"run": str(checkpoint)}), LIMITS)
+    pipe, asked = actions.store.get("run"), {}
+
+    def edit(audio, **options):
+        asked.update(options)
+        return original(audio, **options)
+
+    original = pipe.edit
+    monkeypatch.setattr(pipe, "edit", edit)
+    actions.edit_by_inversion("run", str(source_wav), "low", 0.5, 2, 0, label="high", pitch=70.0)
+    assert asked["source"] == {"label": "low", "pitch": 70.0} and asked["target"] == {"label": "high", "pitch": 70.0}
+    assert asked["request"].conditions == asked["target"] and asked["strength"] == 0.5 and asked["steps"] == 2
+
+
+def test_edit_by_inversion_on_a_model_without_labels_says_which_to_pick(unlabelled, source_wav):
+    actions = DemoActions(ModelStore({"plain": str(unlabelled)}), LIMITS)
+    assert actions.inversion_source("plain")["choices"] == []
+    with pytest.raises(gr.Error, match="plain has no labels, so there is no source label to invert from; pick a model"):
+        actions.edit_by_inversion("plain", str(source_wav), None, 1.0, 2, 0)
 
 
 @pytest.mark.parametrize(
@@ -351,7 +398,7 @@ def test_about_names_the_models_guidance_defaults(checkpoint):
 
 def test_the_api_names_every_input_and_output(checkpoint):
     info = build_app([checkpoint], LIMITS).get_api_info()["named_endpoints"]
-    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/curves", "/vocode"} | {
+    assert set(info) == {"/generate", "/vary", "/inpaint", "/continue", "/edit", "/curves", "/vocode"} | {
         "/kit",
         "/regenerate_pad",
         "/vary_hit",
@@ -400,6 +447,19 @@ def test_browser_generates_and_shows_audio_and_spectrogram(server):
         source = page.locator(".result-audio audio[src]").first.get_attribute("src")
         page.screenshot(path=str(artifacts / "demo_generate.png"), full_page=True)
     assert source and (source.startswith("blob:") or ".wav" in source)
+
+
+@needs_chromium
+def test_browser_edits_an_upload_by_inversion(server, source_wav):
+    with browser_page(server[1], height=1400) as (page, _):
+        page.get_by_role("tab", name="Edit", exact=True).click()
+        page.locator("#edit-audio input[type=file]").set_input_files(str(source_wav))
+        page.locator("#edit-audio audio[src]").wait_for(state="attached", timeout=30_000)  # uploaded
+        page.get_by_role("tab", name="Edit by inversion").click()
+        page.locator("#edit-by-inversion").click()
+        # the page opens on the first model, its first label in both the form and the source dropdown
+        done = re.compile(r"edit by inversion: (\w+) -> \1 \(strength 1\): 0.51 s in, 0.51 s out")
+        page.locator("#edit-status", has_text=done).wait_for(timeout=60_000)
 
 
 def tiny_upsampler(input_rate=SAMPLE_RATE):

@@ -105,7 +105,8 @@ class DemoActions(DrumActions):
         specs = {name: self.store.specs(name) for name in self.store.names}
         taken = {"model_note", "about", "config"} | {
             parameter.name
-            for handler in (self.generate, self.vary, self.inpaint, self.continue_, self.curves, self.form_updates)
+            for handler in (self.generate, self.vary, self.inpaint, self.continue_, self.edit_by_inversion)
+            + (self.curves, self.form_updates)
             + (self.drum_kit, self.regenerate_pad, self.vary_hit, self.mix_labels)
             for parameter in inspect.signature(handler).parameters.values()
             if parameter.kind is not inspect.Parameter.VAR_KEYWORD
@@ -371,6 +372,60 @@ class DemoActions(DrumActions):
             return pipe.continue_(audio, seconds=float(seconds), sample_rate=pipe.sample_rate, request=request)
 
         what = f"continuation by {float(seconds):g} s"
+        return self._edit(model, audio_path, conditions, steps, seed, full_band, progress, run, what)
+
+    def inversion_source(self, model: str) -> dict:
+        """Settings of Edit by inversion's source dropdown for `model`: its labels, the first
+        chosen; for a model without labels, none, and a note saying so."""
+        with _user_errors():
+            labels = self.store.get(model).labels
+        if not labels:
+            return dict(choices=[], value=None, info=f"{model} has no labels: pick a model with labels for this edit")
+        return dict(choices=labels, value=labels[0], info="the label the clip is inverted under")
+
+    def edit_by_inversion(
+        self,
+        model: str,
+        audio_path: str | None,
+        source_label: str | None,
+        strength: float,
+        steps: float,
+        seed: float,
+        away_from_source: bool = False,
+        full_band: bool = False,
+        progress: gr.Progress = gr.Progress(),
+        **conditions,
+    ) -> list[Any]:
+        """Edit by inversion (`Pipeline.edit`): invert the audio up to noise level `strength`
+        under what it is now, then sample it back under the form's conditions (the target),
+        keeping its timing. The source is the target with `source_label` as its label, so only
+        the label changes ("this flute note into brass": the pitch stays). `away_from_source`
+        guides from the source towards the target instead of from no conditions."""
+        target_label = conditions.get("label") or "no label"
+
+        def run(pipe, audio, request):
+            if not pipe.labels:
+                raise gr.Error(
+                    f"{model} has no labels, so there is no source label to invert from; pick a model trained "
+                    "with labels (digits, notes), or use Variation with the inversion method"
+                )
+            if not source_label:
+                raise gr.Error(f"no source label: pick what the clip is now, one of {pipe.labels}")
+            target = dict(request.conditions)
+            source = {name: value for name, value in target.items() if name != "label"} | {"label": source_label}
+            return pipe.edit(
+                audio,
+                source=source,
+                target=target,
+                strength=float(strength),
+                steps=request.steps,
+                sample_rate=pipe.sample_rate,
+                away_from_source=bool(away_from_source),
+                request=request,
+            )
+
+        away = ", away from the source" if away_from_source else ""
+        what = f"edit by inversion: {source_label} -> {target_label} (strength {float(strength):g}{away})"
         return self._edit(model, audio_path, conditions, steps, seed, full_band, progress, run, what)
 
     # -- control curves

@@ -79,7 +79,7 @@ def _build_page(actions: DemoActions, default: str) -> None:
         with gr.Tab("Generate"):
             generate = _generate_tab(actions, initial, rows)
         with gr.Tab("Edit"):
-            _edit_tab(actions, model, conditions, compute)
+            _edit_tab(actions, model, conditions, compute, actions.inversion_source(default))
         with gr.Tab("Curves"):
             _curves_tab(actions, model, conditions, compute)
         with gr.Tab("Drums"):
@@ -190,13 +190,16 @@ def _full_band_box() -> gr.Checkbox:
     )
 
 
-def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict) -> None:
+def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict, inversion: dict) -> None:
+    """Variation, inpainting, continuation and edit by inversion of one upload; `inversion` is
+    the source label dropdown's settings for the first model (`DemoActions.inversion_source`)."""
     limits = actions.limits
     with gr.Row():
         source = gr.Audio(
             sources=["upload", "microphone"],
             type="filepath",
             label=f"audio to edit (upload or record; up to {limits.max_upload_seconds:g} s)",
+            elem_id="edit-audio",
         )
         before = gr.Image(label="before", type="filepath", interactive=False)
     with gr.Row():
@@ -232,10 +235,26 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, comput
                 0.1, limits.max_seconds, value=1.0, step=0.1, label=f"continue by (s, at most {limits.max_seconds:g})"
             )
             extend = gr.Button("Continue", variant="primary")
+        with gr.Tab("Edit by inversion"):
+            gr.Markdown(
+                "Invert the clip under what it is now, then sample it back under the conditions above: the "
+                "label changes, the timing (and the other conditions, such as the pitch) stay."
+            )
+            with gr.Row():
+                source_label = gr.Dropdown(label="what the clip is now", allow_custom_value=True, **inversion)
+                inversion_strength = gr.Slider(
+                    0.05, 1.0, value=1.0, step=0.05, label="how far to invert (1 = all the way to noise)"
+                )
+                away = gr.Checkbox(
+                    value=False,
+                    label="guide away from the source",
+                    info="guidance from the source label towards the target instead of from none",
+                )
+            invert = gr.Button("Edit by inversion", variant="primary", elem_id="edit-by-inversion")
     with gr.Row():
         result = gr.Audio(label="result", type="filepath", interactive=False, buttons=["download"])
         after = gr.Image(label="after", type="filepath", interactive=False)
-    status = gr.Markdown(label="status")
+    status = gr.Markdown(label="status", elem_id="edit-status")
     outputs = [result, before, after, status]
     head, named = [model, source], dict(inputs_kwargs=conditions, **compute)
     vary.click(actions.vary, head + [strength, steps, seed, method, full_band], outputs, api_name="vary", **named)
@@ -243,6 +262,16 @@ def _edit_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, comput
         actions.inpaint, head + [start, end, region, steps, seed, full_band], outputs, api_name="inpaint", **named
     )
     extend.click(actions.continue_, head + [seconds, steps, seed, full_band], outputs, api_name="continue", **named)
+    invert.click(
+        actions.edit_by_inversion,
+        head + [source_label, inversion_strength, steps, seed, away, full_band],
+        outputs,
+        api_name="edit",
+        **named,
+    )
+    model.change(
+        lambda name: gr.update(**actions.inversion_source(name)), [model], source_label, api_visibility="private"
+    )
 
 
 def _curves_tab(actions: DemoActions, model: gr.Dropdown, conditions: dict, compute: dict) -> None:
