@@ -146,3 +146,13 @@ def read_conditions(
             value = spec.parse_text(value.strip()) if spec else value.strip()
         (negatives if field.negative else conditions)[field.name] = value
     return conditions, negatives
+
+
+def full_band_box() -> gr.Checkbox:
+    """The "full band" option of the Generate and Edit tabs: the result through the upsampler."""
+    return gr.Checkbox(
+        value=False,
+        label="full band (44.1 kHz upsampler)",
+        info="extend the result to 44.1 kHz with the bundled upsampler; for 16 kHz models",
+        scale=2,
+    )
