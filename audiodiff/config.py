@@ -471,6 +471,7 @@ class VocoderLossConfig:
     feature_matching: float = 2.0
     adversarial: float = 1.0
     stft: float = 0.0  # multi-resolution STFT loss weight (0 = off)
+    phase: float = 0.0  # APNet's phase losses (instantaneous phase + group delay + angular frequency) at the MelSpec's STFT (0 = off)
     pitch: float = 1.0  # a source-filter generator's F0 and voicing loss (other generators have none); 0: no F0 targets, the source follows the pitch head
     discriminator_start: int = 0  # steps of reconstruction-only warm-up before the GAN losses
 

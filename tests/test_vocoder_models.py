@@ -9,7 +9,7 @@ import torch
 from audiodiff.audio import MelSpec
 from audiodiff.vocoder.discriminators import DISCRIMINATORS, Discriminators
 from audiodiff.vocoder.generators import GENERATORS, build_generator, derive_upsample_rates
-from audiodiff.vocoder.losses import LossWeights, mel_l1_loss, multi_resolution_stft_loss
+from audiodiff.vocoder.losses import LossWeights, anti_wrapping, mel_l1_loss, multi_resolution_stft_loss, phase_losses
 from audiodiff.vocoder.training import gan_step
 
 MEL_SPEC = MelSpec()
@@ -178,6 +178,47 @@ def test_losses_are_zero_for_identical_audio():
     audio = tone(4096)
     assert mel_l1_loss(audio, audio, MEL_SPEC).item() == 0.0
     assert multi_resolution_stft_loss(audio, audio).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_anti_wrapping_counts_whole_turns_as_nothing():
+    values = torch.tensor([0.3 + 2 * math.pi, -0.3 - 4 * math.pi, math.pi - 0.1, math.pi + 0.1])
+    assert torch.allclose(anti_wrapping(values), torch.tensor([0.3, 0.3, math.pi - 0.1, math.pi - 0.1]), atol=1e-5)
+
+
+def rotated(audio: torch.Tensor, angle: float) -> torch.Tensor:
+    """Every frequency of `audio` turned by `angle` (DC and Nyquist kept): the same magnitudes."""
+    spectrum = torch.fft.rfft(audio)
+    turned = spectrum * torch.exp(torch.tensor(1j * angle))
+    turned[..., 0], turned[..., -1] = spectrum[..., 0], spectrum[..., -1]
+    return torch.fft.irfft(turned, n=audio.shape[-1])
+
+
+def test_phase_losses_measure_phase_and_its_derivatives():
+    """APNet's losses on known cases: a constant turn of every frequency is all instantaneous phase
+    (its value) and no group delay or angular frequency; a one-sample delay is a phase ramp (mean
+    pi/2 over bins) with near-constant derivatives; unrelated noise differs in all three."""
+    torch.manual_seed(0)
+    audio = torch.randn(1, 1, 16384)
+    assert all(value.item() == 0.0 for value in phase_losses(audio, audio, 1024, 256).values())
+    for angle in (0.5, 2.0):
+        losses = phase_losses(rotated(audio, angle), audio, 1024, 256)
+        assert losses["ip"].item() == pytest.approx(angle, abs=0.01)
+        assert losses["gd"].item() < 0.05 and losses["iaf"].item() < 0.05
+    delayed = phase_losses(torch.roll(audio, 1, -1), audio, 1024, 256)
+    assert delayed["ip"].item() == pytest.approx(math.pi / 2, rel=0.05) and delayed["iaf"].item() < 0.05
+    unrelated = phase_losses(torch.randn(1, 1, 16384), audio, 1024, 256)
+    assert min(unrelated["gd"].item(), unrelated["iaf"].item()) > 1.0
+
+
+def test_phase_weight_adds_the_phase_losses_to_a_warm_up_step():
+    generator = build_generator("istft", MEL_SPEC, **SMALL["istft"])
+    optim = torch.optim.AdamW(generator.parameters(), 2e-4)
+    audio = tone(8 * 256)
+    losses = gan_step(
+        generator, generator, optim, optim, MEL_SPEC(audio[:, 0]), audio, MEL_SPEC, LossWeights(phase=1.0),
+        adversarial=False,
+    )  # fmt: skip
+    assert 0.0 < losses["phase"] < 3 * math.pi and math.isfinite(losses["generator"])
 
 
 def test_istft_generator_overfits_one_clip():

@@ -1,4 +1,5 @@
-"""Vocoder losses: least-squares GAN, feature matching, mel L1, multi-resolution STFT.
+"""Vocoder losses: least-squares GAN, feature matching, mel L1, multi-resolution STFT, and
+APNet's anti-wrapping phase losses.
 
 Audio is `[batch, 1, samples]` (or `[batch, samples]`); logits and feature maps are the lists a
 `Discriminators` returns. Each loss is an unweighted scalar; `gan_step` weights them by a
@@ -19,6 +20,8 @@ __all__ = [
     "generator_adversarial_loss",
     "mel_l1_loss",
     "multi_resolution_stft_loss",
+    "anti_wrapping",
+    "phase_losses",
 ]
 
 
@@ -83,3 +86,29 @@ def multi_resolution_stft_loss(
 def _mono(audio: torch.Tensor) -> torch.Tensor:
     """`[batch, 1, samples]` -> `[batch, samples]`; `[batch, samples]` passes through."""
     return audio[:, 0] if audio.dim() == 3 else audio
+
+
+def anti_wrapping(x: torch.Tensor) -> torch.Tensor:
+    """APNet's f_AW(x) = |x - 2 pi round(x / 2 pi)|: the distance of a phase difference from the
+    nearest whole turn, so that phases 2 pi apart count as equal."""
+    return torch.abs(x - 2 * torch.pi * torch.round(x / (2 * torch.pi)))
+
+
+def phase_losses(
+    fake_audio: torch.Tensor, real_audio: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None = None
+) -> dict[str, torch.Tensor]:
+    """APNet's three phase losses (Ai & Ling 2023, "APNet: an all-frame-level neural vocoder
+    incorporating direct prediction of amplitude and phase spectra", eqs. 8-10), between the STFT
+    phases of generated and real audio: instantaneous phase (`ip`: the phases themselves), group
+    delay (`gd`: their differences along frequency) and instantaneous angular frequency (`iaf`:
+    along time), each the mean anti-wrapped difference. Magnitude losses leave phase free; these
+    teach a generator coherent phase without a discriminator. Computed on the STFT of the waveform,
+    so they apply to any generator (APNet takes them on its predicted phase spectrum, which the
+    ISTFT generator's STFT reproduces where the spectrum is consistent)."""
+    fake = torch.angle(stft(_mono(fake_audio).float(), n_fft, hop_length, win_length))
+    real = torch.angle(stft(_mono(real_audio).float(), n_fft, hop_length, win_length))
+    return {
+        "ip": anti_wrapping(fake - real).mean(),
+        "gd": anti_wrapping(torch.diff(fake, dim=-2) - torch.diff(real, dim=-2)).mean(),
+        "iaf": anti_wrapping(torch.diff(fake, dim=-1) - torch.diff(real, dim=-1)).mean(),
+    }

@@ -22,6 +22,7 @@ from audiodiff.vocoder.losses import (
     generator_adversarial_loss,
     mel_l1_loss,
     multi_resolution_stft_loss,
+    phase_losses,
 )
 
 __all__ = ["gan_step", "random_gain"]
@@ -54,7 +55,7 @@ def gan_step(
     (HiFi-GAN used a full-band one); by default it is `mel_spec`. `f0` `[batch, frames]` (Hz, 0
     unvoiced, NaN unknown) is the measured pitch a source-filter generator is driven by and learns
     to predict (`generator(mel, f0) -> (audio, pitch loss)`, weighted by `weights.pitch`).
-    Keys: generator (total), mel, [stft], [pitch], and with `adversarial`: discriminator, adversarial,
+    Keys: generator (total), mel, [stft], [phase], [pitch], and with `adversarial`: discriminator, adversarial,
     feature_matching; `skipped_updates` counts updates skipped for a non-finite loss or gradient.
     """
     weights = weights or VocoderLossConfig()
@@ -99,6 +100,11 @@ def gan_step(
         loss_stft = multi_resolution_stft_loss(fake, audio)
         loss_g = loss_g + weights.stft * loss_stft
         losses["stft"] = loss_stft.item()
+    if weights.phase:
+        parts = phase_losses(fake, audio, mel_spec.n_fft, mel_spec.hop_length, mel_spec.win_length)
+        loss_phase = parts["ip"] + parts["gd"] + parts["iaf"]
+        loss_g = loss_g + weights.phase * loss_phase
+        losses["phase"] = loss_phase.item()
     if adversarial:
         plain = getattr(discriminators, "module", discriminators)  # bypass DDP: no reduction for frozen params
         plain.requires_grad_(False)
