@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--data", default="data/drums")
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    parser.add_argument("--sampler", help="sampler (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
     parser.add_argument("--classifier", help="a drums evaluation classifier")
     parser.add_argument(
         "--vocoder", help="mel models: a vocoder (run folder or bundled name) instead of the model's own"
@@ -90,7 +92,9 @@ def main() -> None:
     for start in tqdm(range(0, len(rows), BATCH), desc="generating"):
         chunk = requests[start : start + BATCH]
         conditions = {key: [request[key] for request in chunk] for key in chunk[0] if all(key in r for r in chunk)}
-        out = pipe.generate(n=len(chunk), seed=start, steps=args.steps, **conditions)
+        out = pipe.generate(
+            n=len(chunk), seed=start, steps=args.steps, sampler=args.sampler, guidance=args.guidance, **conditions
+        )
         generated.extend(out.audio)
         settings = out.settings
     measured = [describe(clip.numpy(), pipe.sample_rate) for clip in generated]
