@@ -80,3 +80,36 @@ def test_a_first_level_narrower_than_a_patch_is_refused():
     with pytest.raises(ValueError, match="width 64 .* below the 128 values of a patch.*lower model.patch_size"):
         UNetConfig(dims=1, in_channels=2, channels=64, patch_size=64)
     UNetConfig(dims=1, in_channels=2, channels=64, patch_size=32)  # 64 values: within reach
+
+
+def _interior_spread(model: UNet, x: torch.Tensor) -> float:
+    """How much the output varies along time, away from the edges, for an input constant in time."""
+    with torch.no_grad():
+        out = model(x, torch.full((x.shape[0],), 0.5))
+    middle = out[..., out.shape[-1] // 4 : 3 * out.shape[-1] // 4]
+    return float((middle - middle.mean(-1, keepdim=True)).abs().max())
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_position_features_tell_the_network_where_it_is(dims):
+    """Without position features the U-Net is translation-equivariant away from the edges (its
+    attention has no order), so a constant input gives a constant output there; with them, the
+    output can depend on the distance from the window's start."""
+    shape = (1, 1, 256) if dims == 1 else (1, 1, 16, 256)
+    x = torch.ones(shape) * 0.3
+    torch.manual_seed(0)
+    plain = UNet(UNetConfig(dims=dims, **SMALL))
+    torch.nn.init.normal_(plain.head[-1].weight, std=0.1)
+    assert _interior_spread(plain, x) < 1e-4
+    torch.manual_seed(0)
+    placed = UNet(UNetConfig(dims=dims, position_features=16, **SMALL))
+    torch.nn.init.normal_(placed.head[-1].weight, std=0.1)
+    assert _interior_spread(placed, x) < 1e-4  # the position layer starts at zero: no change at first
+    torch.nn.init.normal_(placed.position.weight, std=0.5)
+    assert _interior_spread(placed, x) > 1e-3
+    assert placed(torch.randn(shape), torch.rand(1)).shape == shape
+
+
+def test_position_features_are_checked():
+    with pytest.raises(ValueError, match="position_features"):
+        UNetConfig(dims=1, position_features=7, **SMALL)

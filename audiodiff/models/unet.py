@@ -25,6 +25,7 @@ from audiodiff.models.curves import LocalSpec
 __all__ = ["UNet", "UNetConfig"]
 
 MAX_LEVELS, MAX_RES_BLOCKS = 16, 64  # far beyond any useful U-Net; guards against absurd configs
+MAX_POSITION_FEATURES, POSITION_MAX_PERIOD = 256, 8192.0  # the longest period, in first-level positions
 
 
 @dataclasses.dataclass
@@ -44,6 +45,10 @@ class UNetConfig:
     patch_size: int = 1  # fold patch_size (per axis) neighbouring values into channels at the stem
     norm_groups: int = 32
     embed_dim: int = 0  # time/conditioning embedding width; 0 means 4 * channels
+    # sinusoidal features of each position's distance from the window's start, added at the first
+    # level (0: none). Convolutions see a few hundred milliseconds and attention has no order, so
+    # without them a waveform model cannot tell 0.8 s after the onset from 0.1 s: one-shots need them.
+    position_features: int = 0
 
     def __post_init__(self):
         self.channel_mults = tuple(self.channel_mults)
@@ -65,6 +70,10 @@ class UNetConfig:
             for k in ("in_channels", "channels", "head_channels", "norm_groups", "kernel_size", "downsample_factor")
         }
         problems += [f"{name}={value} must be at least 1" for name, value in small.items() if value < 1]
+        if self.position_features < 0 or self.position_features % 2 or self.position_features > MAX_POSITION_FEATURES:
+            problems.append(
+                f"position_features={self.position_features} must be even, from 0 to {MAX_POSITION_FEATURES}"
+            )
         if self.num_res_blocks < 0 or self.embed_dim < 0 or any(mult < 1 for mult in self.channel_mults):
             problems.append("num_res_blocks and embed_dim must be >= 0 and channel_mults >= 1")
         if len(self.channel_mults) > MAX_LEVELS or self.num_res_blocks > MAX_RES_BLOCKS:
@@ -112,6 +121,17 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     args = (t.float() * 1000.0)[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def position_features(count: int, dim: int, device=None) -> torch.Tensor:
+    """Sinusoidal features of positions 0..count-1, periods from 2 to POSITION_MAX_PERIOD
+    positions: `[dim, count]`."""
+    half = dim // 2
+    periods = 2.0 * (POSITION_MAX_PERIOD / 2.0) ** (
+        torch.arange(half, device=device, dtype=torch.float32) / max(half - 1, 1)
+    )
+    args = torch.arange(count, device=device, dtype=torch.float32)[None] * (2 * math.pi / periods)[:, None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=0)
 
 
 class ResBlock(nn.Module):
@@ -226,6 +246,11 @@ class UNet(nn.Module):
         widths = [cfg.channels * m for m in cfg.channel_mults]
         in_ch = cfg.in_channels * cfg.patch_size**cfg.dims
         self.stem = _conv(cfg.dims, in_ch, widths[0], cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.position = None
+        if cfg.position_features:  # starts at zero: the network learns how much to lean on it
+            self.position = _conv(cfg.dims, cfg.position_features, widths[0], 1)
+            nn.init.zeros_(self.position.weight)
+            nn.init.zeros_(self.position.bias)
 
         self.down = nn.ModuleList()
         skips = [widths[0]]
@@ -286,6 +311,10 @@ class UNet(nn.Module):
         local = self.conditioner.local(cond, tuple(size), lambda maps: self._patch(self._pad(maps)))
         if local is not None:
             h = h + local.to(h.dtype)
+        if self.position is not None:  # along time, the last axis (the same for every mel bin)
+            features = position_features(h.shape[-1], cfg.position_features, h.device)
+            features = features.reshape(1, -1, *(1,) * (cfg.dims - 1), h.shape[-1]).to(h.dtype)
+            h = h + self.position(features)
         skips = [h]
         for level in self.down:
             h = level(h, emb, context)
