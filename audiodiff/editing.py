@@ -33,6 +33,7 @@ from audiodiff.request import (
 __all__ = ["Editing", "MAX_PASS_FACTOR"]
 
 MAX_PASS_FACTOR = 4.0  # editing takes at most this many training lengths in one pass
+END_SLACK_SECONDS = 0.02  # inpaint end= this far past the clip means its end (mel models drop a last partial hop)
 
 
 class Editing:
@@ -160,13 +161,15 @@ class Editing:
             seconds = length / self.sample_rate
             begin = 0.0 if start is None else float(start)
             finish = seconds if end is None else float(end)
+            if seconds < finish <= seconds + END_SLACK_SECONDS:  # "to the end" of a clip a frame short of it
+                finish = seconds
             if (
                 not (math.isfinite(begin) and math.isfinite(finish))
                 or not 0 <= round(begin * self.sample_rate) < round(finish * self.sample_rate) <= length
             ):
                 raise RequestError(
-                    f"span {begin:g}..{finish:g} s is outside the audio (0..{seconds:.2f} s) or empty; "
-                    f"give 0 <= start < end <= {seconds:.2f}"
+                    f"span {begin:g}..{finish:g} s is outside the audio (0..{seconds:.3f} s) or empty; "
+                    f"give 0 <= start < end <= {seconds:.3f}"
                 )
             first, last = int(round(begin * self.sample_rate)), int(round(finish * self.sample_rate))
             mask = torch.zeros(length)

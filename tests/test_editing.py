@@ -66,6 +66,17 @@ def test_inpainting_masks_of_the_wrong_size_or_content_are_refused(pipe):
         pipe.inpaint(audio, start=0.2, end=0.9, sample_rate=RATE)
 
 
+def test_inpainting_to_a_hair_past_the_end_means_to_the_end(pipe):
+    """end=1.0 on a clip a frame short of a second (a mel model's own output) reaches its end; a
+    span further past it is still refused."""
+    audio = tone(440, 0.25)
+    seconds = audio.shape[-1] / RATE
+    out = pipe.inpaint(audio, start=0.1, end=seconds + 0.01, sample_rate=RATE, steps=2).audio[0]
+    assert out.shape[-1] == audio.shape[-1] and torch.equal(out[:, : int(0.05 * RATE)], audio[:, : int(0.05 * RATE)])
+    with pytest.raises(ValueError, match="outside the audio"):
+        pipe.inpaint(audio, start=0.1, end=seconds + 0.05, sample_rate=RATE)
+
+
 def test_continuation_keeps_the_input_and_adds_the_asked_length(pipe):
     audio = tone(300, 0.25)
     out = pipe.continue_(audio, seconds=0.6, sample_rate=RATE, steps=3).audio[0]

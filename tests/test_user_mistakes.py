@@ -89,7 +89,7 @@ CASES = {
     ),
     "inpaint --start after --end": (
         ["inpaint", *MODEL, "{clip}", "--start", "0.4", "--end", "0.2"],
-        r"span 0.4..0.2 s is outside the audio \(0..0.50 s\) or empty; give 0 <= start < end <= 0.50",
+        r"span 0.4..0.2 s is outside the audio \(0..0.500 s\) or empty; give 0 <= start < end <= 0.500",
     ),
     "inpaint --end past the audio": (
         ["inpaint", *MODEL, "{clip}", "--start", "0.1", "--end", "5"],
