@@ -42,9 +42,10 @@ def training_clips(pipe: Pipeline, data: Path, count: int) -> torch.Tensor:
     return torch.stack([F.pad(clip, (0, samples - clip.shape[-1])) for clip in clips])
 
 
-def quiet_mask(audio: torch.Tensor, quiet_db: float) -> torch.Tensor:
+def quiet_mask(audio: torch.Tensor, rate: int, quiet_db: float) -> torch.Tensor:
     """`[n, 1, samples]`: True within 10 ms of nothing above `quiet_db` dBFS (any channel)."""
-    envelope = F.max_pool1d(audio.abs().amax(1, keepdim=True), 441 * 2 + 1, 1, 441)[..., : audio.shape[-1]]
+    reach = rate // 100
+    envelope = F.max_pool1d(audio.abs().amax(1, keepdim=True), 2 * reach + 1, 1, reach)[..., : audio.shape[-1]]
     return envelope < 10 ** (quiet_db / 20)
 
 
@@ -53,7 +54,7 @@ def measure(pipe: Pipeline, audio: torch.Tensor, quiet_db: float, seed: int = 0)
         raise SystemExit(f"{pipe.info.get('path', 'the model')}: a {pipe.space.name} model; this measures wave models")
     generator = torch.Generator().manual_seed(seed)
     x = pipe.space.encode(audio)
-    quiet = quiet_mask(audio, quiet_db).expand_as(x)
+    quiet = quiet_mask(audio, pipe.sample_rate, quiet_db).expand_as(x)
     network = pipe._network()
     rows = []
     for t in LEVELS:
@@ -120,7 +121,7 @@ def main() -> None:
     torch.manual_seed(0)
     pipe = Pipeline.from_pretrained(args.model)
     audio = training_clips(pipe, Path(args.data), args.count)
-    x_quiet = float(quiet_mask(audio, args.quiet_db).float().mean())
+    x_quiet = float(quiet_mask(audio, pipe.sample_rate, args.quiet_db).float().mean())
     rows = measure(pipe, audio, args.quiet_db)
     result = {
         "benchmark": "denoise_by_level",
