@@ -213,8 +213,8 @@ def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> Path | None
         return None
     plt = _pyplot()
     latest: dict[int, dict] = {}
-    for record in records:  # a resumed run may log a step twice; keep the last
-        latest[int(record["step"])] = record
+    for record in records:  # a resumed run may log a step twice (keep the last); events add fields
+        latest.setdefault(int(record["step"]), {}).update(record)
     steps = sorted(latest)
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for key in keys:

@@ -51,7 +51,11 @@ def real_clips(folder: Path, count: int, sample_rate: int, seconds: float) -> li
 def run_facts(run: Path) -> dict:
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     training = json.loads((list_checkpoints(run)[-1] / "config.json").read_text())["training"]
-    return {"steps": training["step"], "compute_seconds": training["wall_seconds"], "final_loss": log[-1].get("loss")}
+    return {
+        "steps": training["step"],
+        "compute_seconds": training["wall_seconds"],
+        "final_loss": next((r["loss"] for r in reversed(log) if "loss" in r), None),
+    }
 
 
 def main() -> None:

@@ -37,15 +37,19 @@ def teacher(tmp_path_factory, synth_dir):
     return out
 
 
-def distill(teacher, out, synth_dir, method="guidance", stop_at=None, resume=False, **distill_options):
-    config = from_dict(
+def distill_config(teacher, out, synth_dir, method="guidance", train=None, **distill_options) -> DistillRunConfig:
+    return from_dict(
         DistillRunConfig,
         {
             "distill": {"teacher": str(teacher), "method": method, **distill_options},
             "data": {"path": str(synth_dir)},
-            "train": {**TRAIN, "out_dir": str(out)},
+            "train": {**TRAIN, "out_dir": str(out), **(train or {})},
         },
     )
+
+
+def distill(teacher, out, synth_dir, method="guidance", stop_at=None, resume=False, train=None, **distill_options):
+    config = distill_config(teacher, out, synth_dir, method, train, **distill_options)
     trainer = Trainer(DistillTask(config, verbose=False), config.train, resume=resume, progress=False)
     return trainer.fit(stop_at=stop_at)
 
@@ -195,6 +199,73 @@ def test_an_adversarial_student_trains_a_critic_resumes_and_samples_in_its_steps
     pipe = Pipeline.from_pretrained(out)
     assert pipe.config.student.method == "adversarial" and pipe.config.sampling.steps == 1
     assert torch.isfinite(pipe.generate(label="chirp").audio).all()
+
+
+def test_an_adversarial_run_logs_its_students_recall_beside_the_teachers(teacher, synth_dir, tmp_path):
+    out = tmp_path / "watched"
+    distill(teacher, out, synth_dir, method="adversarial", student_steps=1, train={"preview_every": 2})
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    watched = [r for r in records if "watch_recall" in r]
+    assert [r["step"] for r in watched] == [1, 2, 3, 4]  # every preview (a 4-step run previews each step)
+    assert all(0 <= r["watch_recall"] <= 1 and 0 <= r["teacher_recall"] <= 1 for r in watched)
+    health = json.loads((list_checkpoints(out)[-1] / "config.json").read_text())["source"]["health"]
+    assert health["watch"]["step"] == 3  # the last checkpoint is written before the final preview (in the log)
+
+
+class Constant(torch.nn.Module):
+    """A collapsed one-step student: v = -clip, so every sample is `clip` whatever the noise."""
+
+    def __init__(self, clip):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, x, theta, cond=None):
+        return -self.clip.expand_as(x)
+
+
+class Replay(torch.nn.Module):
+    """A one-step student whose samples are real clips (other crops of the data): no collapse."""
+
+    def __init__(self, clips):
+        super().__init__()
+        self.clips = clips
+
+    def forward(self, x, theta, cond=None):
+        return -self.clips[: x.shape[0]]
+
+
+def test_a_collapsing_student_is_warned_in_the_log_and_the_checkpoint(teacher, synth_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from audiodiff.train.distill import CRITIC_PATIENCE, space_features
+
+    config = distill_config(teacher, tmp_path / "x", synth_dir, method="adversarial", student_steps=1)
+    task = DistillTask(config, verbose=False)
+    task.build(torch.device("cpu"), config.train)
+    real, _ = task._watch_set()
+    task.teacher_features = space_features(
+        real + 0.01 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))
+    )
+    healthy = task.watch_collapse(Replay(real.flip(-1)), step=2)
+    assert healthy["teacher_recall"] > 0.9 and healthy["watch_recall"] > 0.5 and not task.warnings
+    collapsed = task.watch_collapse(Constant(real[:1]), step=4)
+    assert collapsed["watch_recall"] < 0.1
+    assert "collapsing" in task.warnings[-1]["warning"] and task.warnings[-1]["step"] == 4
+    assert [e for e in task.events if "warning" in e]  # the trainer writes these to log.jsonl and prints them
+    assert "collapsing" in task.export_config()["source"]["health"]["warnings"][-1]["warning"]
+    for step in range(CRITIC_PATIENCE):
+        task._watch_critic(0.001, SimpleNamespace(step=step))
+    assert "won outright for 200 steps" in task.warnings[-1]["warning"]
+
+
+def test_space_features_summarise_mel_and_waveform_clips():
+    from audiodiff.train.distill import space_features
+
+    mel, wave = torch.randn(3, 1, 80, 40), torch.randn(3, 2, 4000)
+    assert space_features(mel).shape == (3, 2 * 1 * 16)
+    assert space_features(wave).shape == (3, 2 * 2 * 16)
+    louder = space_features(torch.cat([wave[:1], 10 * wave[:1]]))
+    assert not torch.allclose(louder[0], louder[1])
 
 
 def test_an_unknown_method_lists_the_methods(teacher, synth_dir, tmp_path):

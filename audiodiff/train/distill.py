@@ -8,10 +8,9 @@ resume, torchrun) is the diffusion task's and the trainer's.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from audiodiff.config import (
     DiffusionRunConfig,
@@ -26,6 +25,7 @@ from audiodiff.diffusion.adversarial import SpaceDiscriminator, discriminator_lo
 from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
+from audiodiff.metrics.distribution import coverage_metrics
 from audiodiff.models.diffusion import DiffusionModel
 from audiodiff.models.distillation import DistillStep, distill_method
 from audiodiff.train.diffusion import DiffusionTask
@@ -36,6 +36,25 @@ from audiodiff.train.trainer import StepContext, adamw
 __all__ = ["DistillTask", "student_config"]
 
 CRITIC_WINS_BELOW, CRITIC_PATIENCE = 0.01, 200  # a discriminator loss under this, this many steps running
+# the collapse watch: at each preview, recall of this many student samples against as many real
+# clips, beside the teacher's (DDIM, TEACHER_STEPS) on the same noise and conditions
+WATCH_CLIPS, WATCH_K, WATCH_BANDS, TEACHER_STEPS, COLLAPSE_SHARE = 48, 5, 16, 16, 0.5
+WARNINGS_KEPT = 20  # the newest warnings the checkpoint's config keeps
+
+
+def space_features(x: torch.Tensor, bands: int = WATCH_BANDS) -> torch.Tensor:
+    """A clip's summary in the model's own space, for nearest-neighbour recall: per channel and
+    frequency band (`bands` averaged groups), the mean and the spread over time. Mel and latent
+    clips `[B, C, F, T]` are read as they are; a waveform `[B, C, T]` through its log-magnitude
+    spectrum. Returns `[B, 2 * C * bands]`."""
+    x = x.float()
+    if x.dim() == 3:
+        batch, channels, length = x.shape
+        window = torch.hann_window(256, device=x.device)
+        spectrum = torch.stft(x.reshape(batch * channels, length), 256, 64, window=window, return_complex=True)
+        x = torch.log(spectrum.abs() + 1e-5).reshape(batch, channels, *spectrum.shape[1:])
+    pooled = F.adaptive_avg_pool2d(x, (min(bands, x.shape[2]), x.shape[3]))
+    return torch.cat([pooled.mean(-1), pooled.std(-1)], dim=1).flatten(1)
 
 
 def student_config(teacher: DiffusionRunConfig, run: DistillRunConfig) -> DiffusionRunConfig:
@@ -106,6 +125,11 @@ class DistillTask(DiffusionTask):
             self.optimizers["discriminator"] = self.d_optimizer
             self.d_net = self.discriminator
             self.critic_wins = 0
+        self.events: list[dict] = []  # log records for the trainer (warnings, the collapse watch)
+        self.warnings: list[dict] = []
+        self.watch_set = None
+        self.teacher_features = None
+        self.watch = None  # the newest collapse-watch figures
 
     def wrap(self, wrap_fn) -> None:
         super().wrap(wrap_fn)
@@ -173,13 +197,78 @@ class DistillTask(DiffusionTask):
         student then learns nothing from it (lower distill.discriminator_lr, or raise distill_weight)."""
         self.critic_wins = self.critic_wins + 1 if loss_d < CRITIC_WINS_BELOW else 0
         if self.critic_wins and self.critic_wins % CRITIC_PATIENCE == 0:
-            print(
-                f"warning: the discriminator has won outright for {self.critic_wins} steps (loss {loss_d:.4f}); "
+            self._warn(
+                f"the discriminator has won outright for {self.critic_wins} steps (loss {loss_d:.4f}); "
                 "lower distill.discriminator_lr or raise distill.distill_weight",
-                file=sys.stderr,
+                ctx.step + 1,
             )
+
+    def _warn(self, message: str, step: int, **figures) -> None:
+        """A warning for the log (the trainer prints it) and for the checkpoint's config."""
+        event = {"warning": message, **figures}
+        self.events.append(event)
+        self.warnings = [*self.warnings, {"step": step, **event}][-WARNINGS_KEPT:]
+
+    def preview(self, module: nn.Module, out_dir, step: int) -> None:
+        super().preview(module, out_dir, step)
+        if self.discriminator is not None:
+            self.watch_collapse(module, step)
+
+    @torch.no_grad()
+    def watch_collapse(self, module: nn.Module, step: int) -> dict | None:
+        """Recall of the student's few-step samples against real clips, beside the teacher's on the
+        same noise and conditions (features: `space_features`). A student under COLLAPSE_SHARE of the
+        teacher's recall is collapsing onto a few outputs: warned in the log and the checkpoint's
+        config. Returns the figures (None where the data cannot be indexed, e.g. shards)."""
+        if not hasattr(self.dataset, "__getitem__") or len(self.dataset) <= WATCH_K:
+            return None
+        real, cond = self._watch_set()
+        noise = torch.randn(real.shape, generator=torch.Generator().manual_seed(4321)).to(real)
+        shift = self.config.diffusion.shift
+        if self.teacher_features is None:  # the teacher does not change: once per process
+            self.teacher_features = self._sample_features(self.teacher_model, noise, cond, TEACHER_STEPS, shift)
+        student = OBJECTIVES[self.config.diffusion.objective].as_model(module.eval())
+        student_features = self._sample_features(student, noise, cond, self.config.student.steps, shift)
+        real_features = space_features(real)
+        mean, spread = real_features.mean(0), real_features.std(0) + 1e-6
+        scaled = [((f - mean) / spread).cpu().numpy() for f in (real_features, self.teacher_features, student_features)]
+        teacher_recall = coverage_metrics(scaled[0], scaled[1], WATCH_K)["recall"]
+        figures = coverage_metrics(scaled[0], scaled[2], WATCH_K)
+        record = {"watch_recall": figures["recall"], "watch_precision": figures["precision"],
+                  "teacher_recall": teacher_recall}  # fmt: skip
+        self.events.append(record)
+        self.watch = {"step": step, **record}
+        if figures["recall"] < COLLAPSE_SHARE * teacher_recall:
+            self._warn(
+                f"the student's samples are collapsing: recall {figures['recall']:.2f} against the teacher's "
+                f"{teacher_recall:.2f} on {len(real)} preview clips; lower train.lr or distill.discriminator_lr, "
+                "raise distill.distill_weight, or keep an earlier checkpoint",
+                step,
+                **record,
+            )
+        return record
+
+    def _watch_set(self) -> tuple[torch.Tensor, dict]:
+        """WATCH_CLIPS real clips spread over the data (fixed crops) and their conditions, kept."""
+        if self.watch_set is None:
+            count = min(WATCH_CLIPS, len(self.dataset))
+            rows = [self.dataset[(index * len(self.dataset) // count, 1234)] for index in range(count)]
+            batch = self.collate(rows)
+            conditioner = self.model.conditioner
+            keep = torch.ones(count, dtype=torch.bool)
+            cond = {name: c.keep(batch[name], keep, self.device) for name, c in conditioner.conditions.items()}
+            self.watch_set = (batch["x"].to(self.device), cond)
+        return self.watch_set
+
+    def _sample_features(self, model, noise: torch.Tensor, cond: dict, steps: int, shift: float) -> torch.Tensor:
+        cond = dict(cond)
+        if GUIDANCE in cond or GUIDANCE in self.teacher.model.conditioner.conditions:
+            cond[GUIDANCE] = torch.full((noise.shape[0],), self.run.distill.guidance, device=noise.device)
+        return space_features(student_sample(model, noise, cond, steps, shift))
 
     def export_config(self) -> dict:
         data = super().export_config()
         data["source"] = {"distill": to_dict(self.run.distill)}
+        if self.discriminator is not None:  # the run's health: what a model card reports
+            data["source"]["health"] = {"warnings": self.warnings, "watch": self.watch}
         return data

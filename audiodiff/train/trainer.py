@@ -190,6 +190,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after this step, checkpointed
         self.stopped_by: str | None = None  # why fit() returned before train.steps: "budget", "SIGINT", ...
         self.history: list[dict] = []
+        self.log_file = None  # log.jsonl, open while fit() runs (main rank)
         self.wrapped = False  # the task's modules are in DistributedDataParallel (fit(), under torchrun)
 
     def _amp_dtype(self):
@@ -237,6 +238,7 @@ class Trainer:
             unit="step",
         )
         log = self._open_log() if dist.is_main else None
+        self.log_file = log
         last_path = None
         preview_every = self.preview_interval()
         window_start, window_steps = time.perf_counter(), 0
@@ -275,6 +277,7 @@ class Trainer:
                     bar.set_postfix(postfix | clock.budget_postfix(self.step, cfg.max_minutes, cfg.steps))
                     if log:
                         self._write_log(log, record)
+                self._report_events()
                 if preview_every and self.step % preview_every == 0 and self.step < cfg.steps:
                     self._preview()
                 self.elapsed_seconds = clock.elapsed()
@@ -306,6 +309,7 @@ class Trainer:
             if log:
                 with contextlib.suppress(OSError):
                     log.close()
+                self.log_file = None
         dist.barrier()
         return last_path or self.out_dir / "checkpoints" / f"step_{self.step:08d}"
 
@@ -449,7 +453,22 @@ class Trainer:
             self.task.preview(module, folder, self.step)
         except Exception as error:  # a preview must never end a run
             tqdm.write(f"warning: preview at step {self.step} failed: {error}", file=sys.stderr)
+        self._report_events()
         self._plot_losses()
+
+    def _report_events(self) -> None:
+        """A task's `events` (records such as warnings or a preview's figures) go to the log at
+        this step; warnings are printed too."""
+        events = getattr(self.task, "events", None)
+        if not events:
+            return
+        for event in events:
+            record = {"step": self.step, **event}
+            if "warning" in event and self.dist.is_main:
+                tqdm.write(f"warning at step {self.step}: {event['warning']}", file=sys.stderr)
+            if self.log_file is not None:
+                self._write_log(self.log_file, record)
+        events.clear()
 
     def _plot_losses(self, force: bool = False) -> None:
         """Redraw loss.png from log.jsonl, at most every LOSS_PLOT_SECONDS unless `force`
