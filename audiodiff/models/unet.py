@@ -344,10 +344,15 @@ class UNet(nn.Module):
         return rearrange(x, "b (c p q) h w -> b c (h p) (w q)", p=p, q=p)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad each axis to a multiple of the total downsampling; a mel U-Net's axes to at least
+        two multiples. On CPU, torch 2.11's bf16 Conv2d with stride 2 returns wrong values (off by
+        2 or NaN, and not the same twice) where its input is 1 or 2 wide; two multiples keep every
+        downsampling input at least 4 wide (`tests/test_unet.py`)."""
         multiple = self.config.total_downsampling
+        least = 2 * multiple if self.config.dims == 2 and multiple > self.config.patch_size else 0
         pads = []
         for n in reversed(x.shape[2:]):
-            pads += [0, (-n) % multiple]
+            pads += [0, max((-n) % multiple, least - n)]
         return F.pad(x, pads) if any(pads) else x
 
     def num_parameters(self) -> int:
