@@ -7,7 +7,7 @@ import pytest
 import soundfile
 import torch
 
-from audiodiff.audio import AudioError, MelSpec, save_audio
+from audiodiff.audio import AudioError, MelSpec, load_audio, save_audio
 from audiodiff.config import VocoderRunConfig, from_dict
 from audiodiff.data.synth import build_synthetic
 from audiodiff.pipeline import Pipeline, build_model
@@ -204,3 +204,37 @@ def test_mel_matching_moves_audio_towards_its_mel_and_is_saved_with_the_vocoder(
     assert torch.allclose(loaded(mel), vocoder(mel), atol=1e-5)
     with pytest.raises(ValueError, match="match_mel"):
         GANVocoder(build_generator("istft", MEL, **TINY_ISTFT), match_mel=-1)
+
+
+@pytest.mark.parametrize("name", ["vocoder-16k", "vocoder-16k-real"])
+def test_silence_a_full_scale_square_and_dc_vocode_finite_and_bounded(name):
+    voc = Vocoder.from_pretrained(name)
+    rate = voc.mel_spec.sample_rate
+    t = torch.arange(rate) / rate
+    hard = {
+        "silence": torch.zeros(rate),
+        "square": torch.sign(torch.sin(2 * torch.pi * 200 * t)),  # full scale, every harmonic to Nyquist
+        "dc": torch.full((rate,), 0.99),
+    }
+    for kind, audio in hard.items():
+        out = voc.round_trip(audio[None])
+        assert out.shape == (1, 1, rate // voc.mel_spec.hop_length * voc.mel_spec.hop_length), kind
+        assert torch.isfinite(out).all() and out.abs().max() <= 1.0, kind
+    assert voc.round_trip(hard["silence"][None]).abs().max() < 0.01  # silence stays silent
+
+
+def test_a_ten_minute_file_is_vocoded_in_bounded_pieces(tmp_path):
+    """Memory follows the chunk, not the file: no generator call sees more than a chunk and its context."""
+    voc = Vocoder.from_pretrained("vocoder-16k")
+    rate, seconds = voc.mel_spec.sample_rate, 600
+    t = torch.arange(rate * seconds) / rate
+    save_audio(tmp_path / "long.wav", 0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.sin(torch.pi * t / 7) ** 2, rate)
+    audio, _ = load_audio(tmp_path / "long.wav", rate, 1)
+    seen = []
+    forward, chunk = voc.generator.forward, voc._source_filter_chunk  # plain and source-filter generators
+    voc.generator.forward = lambda mel, *a, **k: seen.append(mel.shape[-1]) or forward(mel, *a, **k)
+    voc._source_filter_chunk = lambda mel, *a: seen.append(mel.shape[-1]) or chunk(mel, *a)
+    out = voc.round_trip(audio)
+    frames = rate * seconds // voc.mel_spec.hop_length + 1
+    assert out.shape[-1] >= (frames - 1) * voc.mel_spec.hop_length and torch.isfinite(out).all()
+    assert len(seen) > 30 and max(seen) <= voc.chunk_frames + 2 * voc.context_frames
