@@ -35,8 +35,10 @@ __all__ = [
     "TARGET_GROUPS",
     "adapter_state",
     "attach",
+    "check_scale",
     "load_adapters",
     "merge_adapters",
+    "read_adapter",
     "weights_digest",
 ]
 
@@ -173,7 +175,7 @@ def load_adapters(model: nn.Module, adapters: dict[str, float], base_digest: str
 
     loaded = []
     for index, (path, scale) in enumerate(adapters.items()):
-        scale = _check_scale(path, scale)
+        scale = check_scale(path, scale)
         folder, config = read_adapter(path)
         if config["base_digest"] != base_digest:
             raise AdapterError(
@@ -228,7 +230,8 @@ def merge_adapters(model: nn.Module) -> None:
             module.merge()
 
 
-def _check_scale(path, scale) -> float:
+def check_scale(path, scale) -> float:
+    """`scale` as a float; an AdapterError naming `path` where it is not finite or too large."""
     try:
         value = float(scale)
     except (TypeError, ValueError):

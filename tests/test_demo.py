@@ -507,3 +507,30 @@ def test_full_band_for_a_model_at_another_rate_is_refused_naming_the_rates(check
 def test_full_band_through_the_page_api_uses_the_bundled_upsampler(client):
     outputs = generate(client, batch_size=1, full_band=True)
     assert soundfile.info(value(outputs[0])).samplerate == 44100
+
+
+def test_an_adapter_is_served_on_its_base_as_one_more_model(checkpoint, unlabelled, tmp_path):
+    from audiodiff.adapters import AdapterError
+    from audiodiff.checkpoint import newest_checkpoint
+    from audiodiff.demo import discover_adapters, discover_models
+
+    adapter = {"kind": "lora", "rank": 2, "alpha": 4, "targets": ["attention", "conv"]}
+    config = tiny_config(
+        checkpoint.parent / "data",
+        tmp_path / "lora",
+        sampling={"steps": 3, "griffin_lim_iters": 4},
+        train={"steps": 4, "ckpt_every": 4, "init_from": str(unlabelled), "adapter": adapter, "lr": 2e-2},
+    )
+    Trainer(DiffusionTask(config, verbose=False), config.train, progress=False).fit()
+    extra, attached = discover_adapters({str(tmp_path / "lora"): 0.5})
+    assert list(extra) == ["run + lora x0.5"] and extra["run + lora x0.5"] == str(newest_checkpoint(unlabelled))
+    store = ModelStore(discover_models([unlabelled]) | extra, adapters=attached)
+    adapted, plain = store.get("run + lora x0.5"), store.get("run")
+    assert adapted.info["adapters"][0]["scale"] == 0.5 and "adapters" not in plain.info
+    assert store.config("run + lora x0.5")["kind"] == "diffusion"  # the About tab reads the base's card
+    a, b = (pipe.generate(seed=0, steps=2).audio for pipe in (adapted, plain))
+    assert not torch.allclose(a, b)
+    with pytest.raises(AdapterError, match="not an adapter"):
+        discover_adapters({str(unlabelled): 1.0})
+    with pytest.raises(AdapterError, match="finite"):
+        discover_adapters({str(tmp_path / "lora"): float("nan")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from audiodiff.cli.generate import _add_device_arg, _check_device
+from audiodiff.cli.generate import _adapter_scales, _add_device_arg, _check_device
 from audiodiff.cli.registry import command
 from audiodiff.errors import UserError
 
@@ -17,6 +17,14 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="DIR",
         help="a checkpoint or run directory to serve beside the bundled models (repeatable)",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="PATH[:SCALE]",
+        help="a LoRA/DoRA adapter run, served on the base it names as one more model, at SCALE "
+        "(default 1; repeatable: one entry each)",
     )
     parser.add_argument(
         "--host",
@@ -56,6 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
             port=args.port,
             share=args.share,
             device=args.device,
+            adapters=_adapter_scales(args.adapter),
         )
     except OSError as error:
         if "port" not in str(error):

@@ -19,6 +19,7 @@ from audiodiff.demo.store import (
     NO_MODEL_HELP,
     Limits,
     ModelStore,
+    discover_adapters,
     discover_models,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "ModelStore",
     "NO_MODEL_HELP",
     "build_app",
+    "discover_adapters",
     "discover_models",
     "launch",
 ]

@@ -21,6 +21,7 @@ from audiodiff.demo.store import (
     OUTPUT_MAX_AGE_S,
     Limits,
     ModelStore,
+    discover_adapters,
     discover_models,
 )
 from audiodiff.diffusion.samplers import SAMPLERS
@@ -31,11 +32,15 @@ def build_app(
     limits: Limits | None = None,
     device: str = "cpu",
     store: ModelStore | None = None,
+    adapters: dict[str, float] | None = None,
 ) -> gr.Blocks:
-    """The page for the bundled models and `model_paths` (checkpoint or run directories), with
-    a queue that runs at most `limits.concurrency` model requests at once."""
+    """The page for the bundled models, `model_paths` (checkpoint or run directories) and
+    `adapters` (adapter runs {path: scale}, each served on its base as one more model), with a
+    queue that runs at most `limits.concurrency` model requests at once."""
     limits = limits or Limits()
-    store = store or ModelStore(discover_models(model_paths), device)
+    if store is None:
+        extra, attached = discover_adapters(adapters or {})
+        store = ModelStore(discover_models(model_paths) | extra, device, adapters=attached)
     with gr.Blocks(
         title="audiodiff", analytics_enabled=False, delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)
     ) as app:
@@ -392,11 +397,12 @@ def launch(
     device: str = "cpu",
     prevent_thread_lock: bool = False,
     quiet: bool = False,
+    adapters: dict[str, float] | None = None,
 ) -> gr.Blocks:
     """Serve the page on `host:port` (127.0.0.1 unless told otherwise; port None picks a free
     one from 7860). With `prevent_thread_lock` it returns at once, serving from a thread."""
     limits = limits or Limits()
-    app = build_app(model_paths, limits, device)
+    app = build_app(model_paths, limits, device, adapters=adapters)
     # gradio's own start-up lines suggest `share=True` in `launch()`; ours name the command's flag
     app.launch(
         server_name=host,

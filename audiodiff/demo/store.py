@@ -90,14 +90,40 @@ def discover_models(checkpoints: Sequence[str | os.PathLike] = ()) -> dict[str, 
     return sources
 
 
+def discover_adapters(adapters: dict[str, float]) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """Picker entries for adapter runs {path: scale}, one each: picker name ("notes + my-lora",
+    "x0.8" where the scale is not 1) -> the base the adapter names, and picker name -> the adapter
+    to attach. A folder that is not an adapter, or a scale that is not finite, is an error now."""
+    from audiodiff.adapters import check_scale, read_adapter
+
+    sources, attached = {}, {}
+    for path, scale in adapters.items():
+        scale = check_scale(path, scale)
+        folder, config = read_adapter(path)
+        base = str(config["base"])
+        name = f"{Path(base).name} + {_display_name(folder, Path(path).expanduser())}"
+        name += f" x{scale:g}" if scale != 1 else ""
+        sources[name] = base if bundled_path(base) else str(resolve_checkpoint(base))
+        attached[name] = {str(path): scale}
+    return sources, attached
+
+
 class ModelStore:
     """Loads each model once, on first use (the page's form reads every model's condition specs
     when it is built), and the upsampler once, when a request first asks for full band; safe to
     call from the server's worker threads. `upsampler`: a bundled name, a checkpoint folder or an
-    `audiodiff.upsampler.Upsampler`."""
+    `audiodiff.upsampler.Upsampler`. `adapters`: picker name -> {adapter path: scale} attached to
+    that entry's model (`discover_adapters`)."""
 
-    def __init__(self, sources: dict[str, str], device: str = "cpu", upsampler=UPSAMPLER):
+    def __init__(
+        self,
+        sources: dict[str, str],
+        device: str = "cpu",
+        upsampler=UPSAMPLER,
+        adapters: dict[str, dict[str, float]] | None = None,
+    ):
         self.sources = dict(sources)
+        self.adapters = dict(adapters or {})
         self.device = device
         self.load_count = 0
         self._pipes: dict[str, Pipeline] = {}
@@ -130,7 +156,9 @@ class ModelStore:
     def get(self, name: str) -> Pipeline:
         with self._lock:
             if self._check(name) not in self._pipes:
-                self._pipes[name] = Pipeline.from_pretrained(self.sources[name], device=self.device)
+                self._pipes[name] = Pipeline.from_pretrained(
+                    self.sources[name], device=self.device, adapters=self.adapters.get(name)
+                )
                 self.load_count += 1
             return self._pipes[name]
 
