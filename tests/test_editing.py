@@ -146,3 +146,18 @@ def test_uploads_at_another_rate_or_channel_count_are_converted_and_said_so(tmp_
         pipe.vary(tone(440, 0.25, 22050), strength=0.3, sample_rate=22050, steps=2, label="a")
     with pytest.warns(UserWarning, match="2 channels, mixed down"):
         pipe.vary(tone(440, 0.25).expand(2, -1), strength=0.3, sample_rate=RATE, steps=2, label="a")
+
+
+def test_the_drums_edit_benchmark_asks_towards_the_middle_and_times_onsets_at_any_rate():
+    from benchmarks.drums_edit import moved_target, onset
+
+    dark, bright = {"label": "kick", "brightness": 0.2}, {"label": "ride", "brightness": 0.9}
+    assert moved_target(dark, "brightness", 0.15, (0.1, 0.95))["brightness"] == pytest.approx(0.35)
+    assert moved_target(bright, "brightness", 0.15, (0.1, 0.95))["brightness"] == pytest.approx(0.75)
+    assert moved_target(dark, "brightness", 0.5, (0.1, 0.4))["brightness"] == pytest.approx(0.4)  # kept in range
+    rate = 44100
+    hit = torch.zeros(2, rate)
+    hit[:, int(0.25 * rate) :] = torch.randn(2, rate - int(0.25 * rate)) * torch.exp(
+        -torch.arange(rate - int(0.25 * rate)) / 4000
+    )
+    assert onset(hit, rate) == pytest.approx(0.25, abs=0.011)
