@@ -80,6 +80,9 @@ RENDERERS: dict[str, Callable[[dict, str], list[str]]] = {
     "vocoder_real": render_vocoder_real,
     "upsampler": render_upsampler,
     "tradeoffs": render_tradeoffs,
+    "tradeoffs_students": _retitled(
+        render_tradeoffs, "### Few-step students at 1, 2 and 4 calls: adversarial beside progressive (same run)"
+    ),
     "likelihood": render_likelihood,
     "notes_pitch": render_notes_pitch,
     "notes_pitch_fast": _retitled(

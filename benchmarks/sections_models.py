@@ -119,10 +119,11 @@ def render_likelihood(result: dict, images: str) -> list[str]:
 
 
 def render_tradeoffs(result: dict, images: str) -> list[str]:
+    report = str(result.get("plot") or "tradeoffs.png").rsplit(".", 1)[0] + ".md"  # written beside its plot
     lines = [
         "### Speed and quality: samplers, steps, students, vocoders",
         "",
-        f"Headline rows of [the full report]({images}/tradeoffs.md) ({result.get('num_clips')} clips per case):",
+        f"Headline rows of [the full report]({images}/{report}) ({result.get('num_clips')} clips per case):",
         "",
     ]
     rows = result.get("rows", [])

@@ -249,14 +249,20 @@ class DistillTask(DiffusionTask):
         return record
 
     def _watch_set(self) -> tuple[torch.Tensor, dict]:
-        """WATCH_CLIPS real clips spread over the data (fixed crops) and their conditions, kept."""
+        """WATCH_CLIPS real clips spread over the data (fixed crops), and their labels (captions for
+        a model without labels; every condition for a model with neither), the rest left null.
+        With every condition given, a student that collapses where a user asks for a label alone
+        still looks diverse: its variety would come from the captions."""
         if self.watch_set is None:
             count = min(WATCH_CLIPS, len(self.dataset))
             rows = [self.dataset[(index * len(self.dataset) // count, 1234)] for index in range(count)]
             batch = self.collate(rows)
-            conditioner = self.model.conditioner
-            keep = torch.ones(count, dtype=torch.bool)
-            cond = {name: c.keep(batch[name], keep, self.device) for name, c in conditioner.conditions.items()}
+            conditions = self.model.conditioner.conditions
+            asked = next((name for name in ("label", "text") if name in conditions), None)
+            cond = {  # as a user asks (and the previews do): the label (else the caption) alone
+                name: c.keep(batch[name], torch.full((count,), asked in (None, name)), self.device)
+                for name, c in conditions.items()
+            }
             self.watch_set = (batch["x"].to(self.device), cond)
         return self.watch_set
 
