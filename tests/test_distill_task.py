@@ -205,7 +205,7 @@ def test_an_adversarial_run_logs_its_students_recall_beside_the_teachers(teacher
     out = tmp_path / "watched"
     distill(teacher, out, synth_dir, method="adversarial", student_steps=1, train={"preview_every": 2})
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    watched = [r for r in records if "watch_recall" in r]
+    watched = [r for r in records if "watch_recall" in r and "warning" not in r]  # warnings repeat the figures
     assert [r["step"] for r in watched] == [1, 2, 3, 4]  # every preview (a 4-step run previews each step)
     assert all(0 <= r["watch_recall"] <= 1 and 0 <= r["teacher_recall"] <= 1 for r in watched)
     health = json.loads((list_checkpoints(out)[-1] / "config.json").read_text())["source"]["health"]
@@ -248,14 +248,25 @@ def test_a_collapsing_student_is_warned_in_the_log_and_the_checkpoint(teacher, s
     )
     healthy = task.watch_collapse(Replay(real.flip(-1)), step=2)
     assert healthy["teacher_recall"] > 0.9 and healthy["watch_recall"] > 0.5 and not task.warnings
+    assert healthy["watch_spread"] > 0.5
     collapsed = task.watch_collapse(Constant(real[:1]), step=4)
-    assert collapsed["watch_recall"] < 0.1
+    assert collapsed["watch_recall"] < 0.1 and collapsed["watch_spread"] == 0
     assert "collapsing" in task.warnings[-1]["warning"] and task.warnings[-1]["step"] == 4
     assert [e for e in task.events if "warning" in e]  # the trainer writes these to log.jsonl and prints them
     assert "collapsing" in task.export_config()["source"]["health"]["warnings"][-1]["warning"]
     for step in range(CRITIC_PATIENCE):
         task._watch_critic(0.001, SimpleNamespace(step=step))
     assert "won outright for 200 steps" in task.warnings[-1]["warning"]
+
+
+def test_within_spread_compares_only_clips_asked_the_same_thing():
+    import numpy as np
+
+    from audiodiff.train.distill import within_spread
+
+    features = np.array([[0.0, 0.0], [3.0, 4.0], [100.0, 0.0], [100.0, 0.0]])
+    assert within_spread(features, ["a", "a", "b", "b"]) == 2.5  # (5 + 0) / 2: the 100 apart never counts
+    assert within_spread(features, ["a", "b", "c", "d"]) == 0.0
 
 
 def test_space_features_summarise_mel_and_waveform_clips():

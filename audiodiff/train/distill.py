@@ -8,6 +8,7 @@ resume, torchrun) is the diffusion task's and the trainer's.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,6 +41,18 @@ CRITIC_WINS_BELOW, CRITIC_PATIENCE = 0.01, 200  # a discriminator loss under thi
 # clips, beside the teacher's (DDIM, TEACHER_STEPS) on the same noise and conditions
 WATCH_CLIPS, WATCH_K, WATCH_BANDS, TEACHER_STEPS, COLLAPSE_SHARE = 48, 5, 16, 16, 0.5
 WARNINGS_KEPT = 20  # the newest warnings the checkpoint's config keeps
+
+
+def within_spread(features: np.ndarray, groups: list) -> float:
+    """Mean distance between rows of `features` in the same group (rows asked the same thing),
+    averaged over the groups of two or more rows; 0 where there is no such group."""
+    spreads = []
+    for group in dict.fromkeys(groups):
+        rows = features[[index for index, g in enumerate(groups) if g == group]]
+        if len(rows) > 1:
+            distances = np.sqrt(((rows[:, None] - rows[None]) ** 2).sum(-1))
+            spreads.append(distances.sum() / (len(rows) * (len(rows) - 1)))
+    return float(np.mean(spreads)) if spreads else 0.0
 
 
 def space_features(x: torch.Tensor, bands: int = WATCH_BANDS) -> torch.Tensor:
@@ -128,7 +141,9 @@ class DistillTask(DiffusionTask):
         self.events: list[dict] = []  # log records for the trainer (warnings, the collapse watch)
         self.warnings: list[dict] = []
         self.watch_set = None
+        self.watch_groups: list = []  # what each watch clip asks for (its label, or its caption)
         self.teacher_features = None
+        self.first_recall = None  # the student's recall at this process's first watch
         self.watch = None  # the newest collapse-watch figures
 
     def wrap(self, wrap_fn) -> None:
@@ -216,13 +231,18 @@ class DistillTask(DiffusionTask):
 
     @torch.no_grad()
     def watch_collapse(self, module: nn.Module, step: int) -> dict | None:
-        """Recall of the student's few-step samples against real clips, beside the teacher's on the
-        same noise and conditions (features: `space_features`). A student under COLLAPSE_SHARE of the
-        teacher's recall is collapsing onto a few outputs: warned in the log and the checkpoint's
-        config. Returns the figures (None where the data cannot be indexed, e.g. shards)."""
+        """The student's few-step samples beside the teacher's, on the same noise and conditions
+        (features: `space_features`, scaled by the real clips'): their recall against real clips,
+        and their spread (mean distance between samples asked the same thing). A student under
+        COLLAPSE_SHARE of the teacher's spread, or under COLLAPSE_SHARE of its recall and below its
+        own recall at the first watch (a few-step start from the teacher's weights is blurred, not
+        collapsed), is collapsing onto a few outputs (the spread catches one output per label,
+        which recall can miss): warned in the log and the checkpoint's config. Returns the figures
+        (None where the data cannot be indexed)."""
         if not hasattr(self.dataset, "__getitem__") or len(self.dataset) <= WATCH_K:
             return None
         real, cond = self._watch_set()
+        groups = self.watch_groups
         noise = torch.randn(real.shape, generator=torch.Generator().manual_seed(4321)).to(real)
         shift = self.config.diffusion.shift
         if self.teacher_features is None:  # the teacher does not change: once per process
@@ -234,15 +254,19 @@ class DistillTask(DiffusionTask):
         scaled = [((f - mean) / spread).cpu().numpy() for f in (real_features, self.teacher_features, student_features)]
         teacher_recall = coverage_metrics(scaled[0], scaled[1], WATCH_K)["recall"]
         figures = coverage_metrics(scaled[0], scaled[2], WATCH_K)
+        spreads = [within_spread(features, groups) for features in scaled[1:]]
         record = {"watch_recall": figures["recall"], "watch_precision": figures["precision"],
-                  "teacher_recall": teacher_recall}  # fmt: skip
+                  "teacher_recall": teacher_recall, "watch_spread": spreads[1] / max(spreads[0], 1e-9)}  # fmt: skip
         self.events.append(record)
         self.watch = {"step": step, **record}
-        if figures["recall"] < COLLAPSE_SHARE * teacher_recall:
+        self.first_recall = figures["recall"] if self.first_recall is None else self.first_recall
+        falling = figures["recall"] < min(COLLAPSE_SHARE * teacher_recall, self.first_recall)
+        if falling or record["watch_spread"] < COLLAPSE_SHARE:
             self._warn(
                 f"the student's samples are collapsing: recall {figures['recall']:.2f} against the teacher's "
-                f"{teacher_recall:.2f} on {len(real)} preview clips; lower train.lr or distill.discriminator_lr, "
-                "raise distill.distill_weight, or keep an earlier checkpoint",
+                f"{teacher_recall:.2f}, spread {record['watch_spread']:.2f}x the teacher's, on {len(real)} "
+                "preview clips; lower train.lr or distill.discriminator_lr, raise distill.distill_weight, "
+                "or keep an earlier checkpoint",
                 step,
                 **record,
             )
@@ -264,6 +288,8 @@ class DistillTask(DiffusionTask):
                 for name, c in conditions.items()
             }
             self.watch_set = (batch["x"].to(self.device), cond)
+            values = batch[asked] if asked is not None else [0] * count
+            self.watch_groups = [v.item() if isinstance(v, torch.Tensor) else v for v in values]
         return self.watch_set
 
     def _sample_features(self, model, noise: torch.Tensor, cond: dict, steps: int, shift: float) -> torch.Tensor:
