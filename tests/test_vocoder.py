@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import soundfile
 import torch
@@ -238,3 +239,12 @@ def test_a_ten_minute_file_is_vocoded_in_bounded_pieces(tmp_path):
     frames = rate * seconds // voc.mel_spec.hop_length + 1
     assert out.shape[-1] >= (frames - 1) * voc.mel_spec.hop_length and torch.isfinite(out).all()
     assert len(seen) > 30 and max(seen) <= voc.chunk_frames + 2 * voc.context_frames
+
+
+def test_the_tones_benchmark_finds_a_sines_frequency_to_a_cent():
+    from benchmarks.vocoder_tones import cents, loudest_frequency
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    assert abs(cents(loudest_frequency(np.sin(2 * np.pi * 437.3 * t), rate), 437.3)) < 1.0
+    assert cents(220.0 * 2 ** (100 / 1200), 220.0) == pytest.approx(100.0)
