@@ -151,7 +151,12 @@ def test_vocode_command_resamples_and_writes_the_round_trip(trained, tmp_path):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize(
     "name,options,passes",
-    [("istft", TINY_ISTFT, 0), ("istft", TINY_ISTFT, 2), ("hifigan_v2", {"upsample_initial_channel": 16}, 0)],
+    [
+        ("istft", TINY_ISTFT, 0),
+        ("istft", TINY_ISTFT, 2),
+        ("istft", {**TINY_ISTFT, "phase": "advance"}, 0),
+        ("hifigan_v2", {"upsample_initial_channel": 16}, 0),
+    ],
 )
 def test_export_matches_pytorch(tmp_path, fmt, name, options, passes):
     if fmt == "onnx":

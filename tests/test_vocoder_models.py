@@ -251,3 +251,57 @@ def test_non_finite_loss_skips_the_update():
     losses = gan_step(generator, discriminators, optim_g, optim_d, mel, audio, MEL_SPEC)
     assert losses["skipped_updates"] == 2
     assert all(torch.equal(a, b) for a, b in zip(before, generator.parameters()))
+
+
+def _one_bin_generator(phase: str, bin_index: int):
+    """An istft generator whose head ignores its input: one bin loud, zero phase output."""
+    mel_spec = MelSpec(sample_rate=16000, n_fft=1024, hop_length=256, win_length=1024, n_mels=80)
+    generator = build_generator("istft", mel_spec, dim=32, intermediate_dim=64, num_layers=1, phase=phase)
+    with torch.no_grad():
+        generator.head.out.weight.zero_()
+        generator.head.out.bias.zero_()
+        generator.head.out.bias[: 1024 // 2 + 1] = -20.0
+        generator.head.out.bias[bin_index] = 3.0
+    return generator.eval()
+
+
+def _loudest_hz(audio: torch.Tensor, rate: int = 16000) -> float:
+    middle = audio.reshape(-1)[audio.numel() // 4 : 3 * audio.numel() // 4]
+    spectrum = torch.fft.rfft(middle * torch.hann_window(middle.numel()), n=4 * rate).abs()
+    return float(spectrum.argmax()) / 4
+
+
+def test_a_phase_advance_head_keeps_a_steady_partial_at_its_bins_frequency():
+    """Bin 41 is 640.6 Hz; a head whose absolute phase stays the same from frame to frame puts it at
+    a multiple of the frame rate (62.5 Hz), as the vocoder-44k did; the advance head does not."""
+    mel = torch.zeros(1, 80, 200)
+    with torch.no_grad():
+        absolute = _one_bin_generator("absolute", 41)(mel)
+        advance = _one_bin_generator("advance", 41)(mel)
+    assert _loudest_hz(advance) == pytest.approx(640.6, abs=0.5)
+    assert _loudest_hz(absolute) % 62.5 == pytest.approx(0, abs=0.5)
+
+
+def test_a_phase_advance_vocoder_joins_its_chunks_seamlessly():
+    from audiodiff.vocoder.gan import GANVocoder
+
+    torch.manual_seed(0)
+    mel_spec = MelSpec(sample_rate=16000, n_fft=1024, hop_length=256, win_length=1024, n_mels=80)
+    generator = build_generator("istft", mel_spec, dim=32, intermediate_dim=64, num_layers=2, phase="advance")
+    voc = GANVocoder(generator)
+    mel = torch.randn(1, 80, 300) * 0.3
+    with torch.inference_mode():
+        voc.chunk_frames = 1000
+        whole = voc.generate(mel)
+        voc.chunk_frames = 64
+        chunked = voc.generate(mel)
+    assert chunked.shape == whole.shape
+    assert (chunked - whole).abs().max() < 1e-3 * whole.abs().max()
+
+
+def test_phase_advance_is_for_the_istft_generator_only():
+    mel_spec = MelSpec(sample_rate=16000, n_fft=1024, hop_length=256, win_length=1024, n_mels=80)
+    with pytest.raises(ValueError, match="phase='sideways'"):
+        build_generator("istft", mel_spec, phase="sideways")
+    with pytest.raises(ValueError, match="for the istft generator"):
+        build_generator("source_filter", mel_spec, phase="advance")

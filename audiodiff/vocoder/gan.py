@@ -22,7 +22,7 @@ from audiodiff.checkpoint import (
     write_model,
 )
 from audiodiff.vocoder.base import VOCODER_KINDS, Vocoder
-from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
+from audiodiff.vocoder.generators import GENERATORS, Generator, SourceFilterGenerator, build_generator
 from audiodiff.vocoder.source import excitation_phase
 
 __all__ = ["GANVocoder"]
@@ -66,12 +66,16 @@ class GANVocoder(Vocoder):
         phase = mel.new_zeros(
             mel.shape[0], dtype=torch.float64
         )  # a source-filter excitation's phase (cycles) at `start`
+        running = None  # a phase-advance head's running phase per bin at `start`
         pieces = []
         for start in range(0, frames, chunk):
             end = min(frames, start + chunk)
             low, high = max(0, start - context), min(frames, end + context)
-            if carries_phase:  # start this chunk's pulse train so that it is in phase with the last one's at `start`
+            if isinstance(self.generator, SourceFilterGenerator):
+                # start this chunk's pulse train so that it is in phase with the last one's at `start`
                 audio, phase = self._source_filter_chunk(mel[..., low:high], start - low, end - low, phase)
+            elif carries_phase:  # a phase-advance head: each chunk's running phase continues the last one's
+                audio, running = self.generator.render_chunk(mel[..., low:high], start - low, end - low, running)
             else:
                 audio = self.generator(mel[..., low:high])
             pieces.append(audio[..., (start - low) * hop : (end - low) * hop])

@@ -319,8 +319,15 @@ class IstftGeneratorConfig:
     layer_scale_init: float | None = None  # None: 1 / num_layers
     n_fft: int | None = None
     max_magnitude: float = 1000.0
+    # "absolute": the head predicts each frame's phase. "advance": it predicts each frame's
+    # deviation from its bin centre's advance over a hop, and the phase is their running sum, so a
+    # steady partial keeps its frequency by default (absolute phases that stay the same from frame
+    # to frame put every partial at a multiple of the frame rate: recipes/vocoder-44k/README.md)
+    phase: str = "absolute"
 
     def __post_init__(self):
+        if self.phase not in ("absolute", "advance"):
+            raise ValueError(f"IstftGeneratorConfig: phase={self.phase!r}; choose 'absolute' or 'advance'")
         if self.dim < 1 or self.intermediate_dim < 1 or not 0 <= self.num_layers <= MAX_STAGES:
             raise ValueError(
                 f"IstftGeneratorConfig: dim, intermediate_dim must be positive; num_layers in 0..{MAX_STAGES}"
@@ -347,23 +354,42 @@ class ConvNeXtBlock(nn.Module):
 
 
 class IstftHead(nn.Module):
-    """Features `[batch, frames, dim]` -> audio `[batch, frames * hop]` via a predicted complex spectrum."""
+    """Features `[batch, frames, dim]` -> audio `[batch, frames * hop]` via a predicted complex
+    spectrum. With `advance`, the predicted phase is each frame's deviation from the bin centre's
+    advance over a hop, summed over frames (`running_phase`)."""
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int, max_magnitude: float):
+    def __init__(self, dim: int, n_fft: int, hop_length: int, max_magnitude: float, advance: bool = False):
         super().__init__()
         if n_fft < hop_length or (n_fft - hop_length) % 2:
             raise ValueError(
                 f"ISTFT head: n_fft={n_fft} must be >= hop {hop_length} and differ from it by an even number"
             )
-        self.n_fft, self.hop_length = n_fft, hop_length
+        self.n_fft, self.hop_length, self.advance = n_fft, hop_length, advance
         self.max_log_magnitude = math.log(max_magnitude)
         self.out = nn.Linear(dim, n_fft + 2)  # log-magnitude and phase for n_fft//2 + 1 bins
+        bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+        centre = torch.remainder(2 * math.pi * bins * hop_length / n_fft, 2 * math.pi)
+        self.register_buffer("centre_advance", centre, persistent=False)  # radians a hop, per bin
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-magnitude, phase output) `[batch, n_fft//2+1, frames]` each."""
+        log_magnitude, phase = self.out(x).float().transpose(1, 2).chunk(2, dim=1)
+        return log_magnitude.clamp(max=self.max_log_magnitude), phase
+
+    def running_phase(self, deviation: torch.Tensor) -> torch.Tensor:
+        """Each bin's phase at each frame (float64): the running sum of its centre advance plus
+        the predicted deviation, from 0 before the first frame."""
+        return torch.cumsum(deviation.double() + self.centre_advance[:, None], dim=-1)
+
+    def complex_parts(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        magnitude = torch.exp(log_magnitude)
+        phase = torch.remainder(phase, 2 * math.pi).float()
+        return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
     def spectrum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Real and imaginary parts `[batch, n_fft//2+1, frames]` (exportable: no complex dtype)."""
-        log_magnitude, phase = self.out(x).float().transpose(1, 2).chunk(2, dim=1)  # [b, f, t] each
-        magnitude = torch.exp(log_magnitude.clamp(max=self.max_log_magnitude))
-        return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+        log_magnitude, phase = self.parts(x)
+        return self.complex_parts(log_magnitude, self.running_phase(phase) if self.advance else phase)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         real, imag = self.spectrum(x)
@@ -389,7 +415,13 @@ class IstftGenerator(Generator):
             for _ in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(config.dim)
-        self.head = IstftHead(config.dim, config.n_fft or mel_spec.n_fft, mel_spec.hop_length, config.max_magnitude)
+        self.head = IstftHead(
+            config.dim,
+            config.n_fft or mel_spec.n_fft,
+            mel_spec.hop_length,
+            config.max_magnitude,
+            advance=config.phase == "advance",
+        )
         self.apply(_init_vocos)
 
     def features(self, mel: torch.Tensor) -> torch.Tensor:
@@ -403,6 +435,24 @@ class IstftGenerator(Generator):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(mel))[:, None]
+
+    @property
+    def carries_phase(self) -> bool:
+        """True where the phase is a running sum: GANVocoder then threads it through chunks."""
+        return self.head.advance
+
+    def render_chunk(
+        self, mel: torch.Tensor, first: int, last: int, phase: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A chunk of mel (with context) whose running phase at frame `first` is `phase` (`[batch,
+        bins]`; None: as it comes), and the running phase at frame `last` for the next chunk."""
+        log_magnitude, deviation = self.head.parts(self.features(mel))
+        running = self.head.running_phase(deviation)
+        if phase is not None:
+            running = running + (phase - running[..., first])[..., None]
+        following = running[..., last] if last < running.shape[-1] else None
+        real, imag = self.head.complex_parts(log_magnitude, running)
+        return istft(torch.complex(real, imag), self.head.n_fft, self.head.hop_length)[:, None], following
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +472,10 @@ class SourceFilterConfig(IstftGeneratorConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.phase != "absolute":
+            raise ValueError(
+                "SourceFilterConfig: phase='advance' is for the istft generator; the harmonic source carries its own"
+            )
         PitchGrid(self.f0_min, self.f0_max, self.cents)  # raises on a bad grid
 
 
