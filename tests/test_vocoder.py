@@ -101,6 +101,22 @@ def test_a_vocoder_run_continues_from_a_trained_generator_with_level_augmentatio
     )  # lr ~0: the source's weights
 
 
+def test_a_vocoder_run_may_reread_its_sources_phase_as_an_advance(trained, tmp_path):
+    from audiodiff.train.vocoder import load_source_generator
+
+    source = Vocoder.from_pretrained(trained / "run")
+    config = from_dict(
+        VocoderRunConfig,
+        {
+            "data": {"path": str(trained / "data"), "representation": "wave"},
+            "model": {"generator_config": {"phase": "advance"}},
+            "train": {"out_dir": str(tmp_path / "run"), "init_from": str(trained / "run")},
+        },
+    )
+    adopted, _ = load_source_generator(config, verbose=False)
+    assert adopted.model.generator_config == {**source.generator.config, "phase": "advance"}
+
+
 def test_vocoder_init_from_and_gain_errors_name_the_fix(tmp_path):
     with pytest.raises(Exception, match="gain_db"):
         from_dict(VocoderRunConfig, {"data": {"representation": "wave"}, "gain_db": [0, -10]})

@@ -45,7 +45,11 @@ def load_source_generator(config: VocoderRunConfig, verbose: bool = True) -> tup
         raise InitError(
             f"train.init_from={name!r} is a {source.kind} vocoder with no weights; name a trained GAN vocoder"
         )
-    model = dataclasses.replace(config.model, generator=source.generator.name, generator_config=source.generator.config)
+    generator_config = dict(source.generator.config)
+    if "phase" in config.model.generator_config and source.generator.name == "istft":
+        # how the head's phase outputs are read (absolute or advance): the same weights either way
+        generator_config["phase"] = config.model.generator_config["phase"]
+    model = dataclasses.replace(config.model, generator=source.generator.name, generator_config=generator_config)
     changed = [
         section
         for section, old, new in (("model", config.model, model), ("mel", config.mel, source.mel_spec))
