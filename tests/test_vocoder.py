@@ -115,6 +115,12 @@ def test_a_vocoder_run_may_reread_its_sources_phase_as_an_advance(trained, tmp_p
     )
     adopted, _ = load_source_generator(config, verbose=False)
     assert adopted.model.generator_config == {**source.generator.config, "phase": "advance"}
+    task = VocoderTask(config, verbose=False)
+    task.build(torch.device("cpu"), config.train)
+    bins = task.generator.head.n_fft // 2 + 1
+    out, before = task.generator.head.out, source.generator.head.out
+    assert torch.equal(out.weight[:bins], before.weight[:bins])  # magnitudes as trained
+    assert not out.weight[bins:].any() and not out.bias[bins:].any()  # deviations start at zero
 
 
 def test_vocoder_init_from_and_gain_errors_name_the_fix(tmp_path):
