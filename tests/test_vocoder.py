@@ -259,9 +259,9 @@ def test_a_ten_minute_file_is_vocoded_in_bounded_pieces(tmp_path):
     save_audio(tmp_path / "long.wav", 0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.sin(torch.pi * t / 7) ** 2, rate)
     audio, _ = load_audio(tmp_path / "long.wav", rate, 1)
     seen = []
-    forward, chunk = voc.generator.forward, voc._source_filter_chunk  # plain and source-filter generators
+    forward, chunk = voc.generator.forward, voc.generator.render_chunk  # plain and phase-carrying generators
     voc.generator.forward = lambda mel, *a, **k: seen.append(mel.shape[-1]) or forward(mel, *a, **k)
-    voc._source_filter_chunk = lambda mel, *a: seen.append(mel.shape[-1]) or chunk(mel, *a)
+    voc.generator.render_chunk = lambda mel, *a: seen.append(mel.shape[-1]) or chunk(mel, *a)
     out = voc.round_trip(audio)
     frames = rate * seconds // voc.mel_spec.hop_length + 1
     assert out.shape[-1] >= (frames - 1) * voc.mel_spec.hop_length and torch.isfinite(out).all()

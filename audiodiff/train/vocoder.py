@@ -118,15 +118,12 @@ class VocoderTask(GANTask):
                     f"train.init_from={cfg.init_from!r}: its weights are folded (weight norm removed) and do not match "
                     f"a trainable {model.generator} generator; start from an unfolded checkpoint (a run directory)"
                 ) from None
-            head = getattr(self.generator, "head", None)
-            if head is not None and getattr(head, "advance", False) and not getattr(self.source.head, "advance", False):
-                # an absolute head's phase outputs mean nothing as deviations: start them at zero,
-                # every bin at its centre frequency (re-read as they were, 12 minutes left sines
-                # off by up to 800 cents: recipes/vocoder-44k/README.md)
-                with torch.no_grad():
-                    bins = head.n_fft // 2 + 1
-                    head.out.weight[bins:].zero_()
-                    head.out.bias[bins:].zero_()
+            switched = model.generator_config.get("phase") == "advance" and self.source.config.get("phase") != "advance"
+            if switched:
+                # an absolute head's phase outputs mean nothing as deviations: start them at zero
+                # (re-read as they were, 12 minutes left sines off by up to 800 cents:
+                # recipes/vocoder-44k/README.md)
+                self.generator.head.zero_phase()
         self.join_discriminators(model.discriminators, model.discriminator_options, device, cfg)
 
     def train_step(self, batch: dict, ctx: StepContext) -> dict[str, float]:

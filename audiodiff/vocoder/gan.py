@@ -22,8 +22,7 @@ from audiodiff.checkpoint import (
     write_model,
 )
 from audiodiff.vocoder.base import VOCODER_KINDS, Vocoder
-from audiodiff.vocoder.generators import GENERATORS, Generator, SourceFilterGenerator, build_generator
-from audiodiff.vocoder.source import excitation_phase
+from audiodiff.vocoder.generators import GENERATORS, Generator, build_generator
 
 __all__ = ["GANVocoder"]
 
@@ -63,36 +62,17 @@ class GANVocoder(Vocoder):
             return self.generator(mel)
         hop = self.mel_spec.hop_length
         carries_phase = getattr(self.generator, "carries_phase", False)
-        phase = mel.new_zeros(
-            mel.shape[0], dtype=torch.float64
-        )  # a source-filter excitation's phase (cycles) at `start`
-        running = None  # a phase-advance head's running phase per bin at `start`
+        state = None  # a phase-carrying generator's phase at `start` (see its `render_chunk`)
         pieces = []
         for start in range(0, frames, chunk):
             end = min(frames, start + chunk)
             low, high = max(0, start - context), min(frames, end + context)
-            if isinstance(self.generator, SourceFilterGenerator):
-                # start this chunk's pulse train so that it is in phase with the last one's at `start`
-                audio, phase = self._source_filter_chunk(mel[..., low:high], start - low, end - low, phase)
-            elif carries_phase:  # a phase-advance head: each chunk's running phase continues the last one's
-                audio, running = self.generator.render_chunk(mel[..., low:high], start - low, end - low, running)
+            if carries_phase:  # this chunk's phase continues the last one's at `start`
+                audio, state = self.generator.render_chunk(mel[..., low:high], start - low, end - low, state)
             else:
                 audio = self.generator(mel[..., low:high])
             pieces.append(audio[..., (start - low) * hop : (end - low) * hop])
         return torch.cat(pieces, dim=-1)
-
-    def _source_filter_chunk(
-        self, mel: torch.Tensor, first: int, last: int, phase: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Vocode one chunk (with its context) so that the excitation has `phase` at frame `first`;
-        also return its phase at frame `last`, where the next chunk takes over."""
-        generator, hop = self.generator, self.mel_spec.hop_length
-        parts = generator.parts(mel)
-        f0, voicing = generator.pitch(parts)
-        phases = excitation_phase(f0, hop, self.mel_spec.sample_rate)
-        start = phase - phases[:, first * hop]
-        following = phases[:, last * hop] + start if last * hop < phases.shape[-1] else phase
-        return generator.render(parts, f0, voicing, start), following
 
     def fold(self) -> GANVocoder:
         """Fold weight norm into the weights (faster inference; cannot be trained further)."""

@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from audiodiff.audio import MelSpec, istft
-from audiodiff.vocoder.source import PitchGrid, excitation_spectrum
+from audiodiff.vocoder.source import PitchGrid, excitation_phase, excitation_spectrum
 
 __all__ = [
     "GENERATORS",
@@ -371,6 +371,14 @@ class IstftHead(nn.Module):
         centre = torch.remainder(2 * math.pi * bins * hop_length / n_fft, 2 * math.pi)
         self.register_buffer("centre_advance", centre, persistent=False)  # radians a hop, per bin
 
+    @torch.no_grad()
+    def zero_phase(self) -> None:
+        """Set the phase outputs to zero whatever the input: an advance head then puts every bin at
+        its centre frequency (where a head switched from absolute phases starts)."""
+        bins = self.n_fft // 2 + 1
+        self.out.weight[bins:].zero_()
+        self.out.bias[bins:].zero_()
+
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-magnitude, phase output) `[batch, n_fft//2+1, frames]` each."""
         log_magnitude, phase = self.out(x).float().transpose(1, 2).chunk(2, dim=1)
@@ -545,6 +553,21 @@ class SourceFilterGenerator(IstftGenerator):
         return render_source_filter(
             parts, f0, voicing, self.head.n_fft, self.hop_length, self.mel_spec.sample_rate, start
         )
+
+    def render_chunk(
+        self, mel: torch.Tensor, first: int, last: int, phase: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A chunk of mel (with context) whose excitation has `phase` (cycles, `[batch]`; None: 0)
+        at frame `first`, and the excitation's phase at frame `last`, where the next chunk takes over."""
+        if phase is None:
+            phase = mel.new_zeros(mel.shape[0], dtype=torch.float64)
+        hop = self.hop_length
+        parts = self.parts(mel)
+        f0, voicing = self.pitch(parts)
+        phases = excitation_phase(f0, hop, self.mel_spec.sample_rate)
+        start = phase - phases[:, first * hop]
+        following = phases[:, last * hop] + start if last * hop < phases.shape[-1] else phase
+        return self.render(parts, f0, voicing, start), following
 
     def pitch_loss(self, parts: SourceFilterParts, f0: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the pitch classes against a Gaussian at the measured F0 (voiced frames)
