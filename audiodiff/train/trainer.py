@@ -237,8 +237,7 @@ class Trainer:
             dynamic_ncols=True,
             unit="step",
         )
-        log = self._open_log() if dist.is_main else None
-        self.log_file = log
+        self.log_file = self._open_log() if dist.is_main else None
         last_path = None
         preview_every = self.preview_interval()
         window_start, window_steps = time.perf_counter(), 0
@@ -275,8 +274,7 @@ class Trainer:
                     self.history.append(record)
                     postfix = {k: f"{v:.4f}" for k, v in losses.items()} | {"it/s": record["steps_per_sec"]}
                     bar.set_postfix(postfix | clock.budget_postfix(self.step, cfg.max_minutes, cfg.steps))
-                    if log:
-                        self._write_log(log, record)
+                    self._write_log(record)
                 self._report_events()
                 if preview_every and self.step % preview_every == 0 and self.step < cfg.steps:
                     self._preview()
@@ -306,9 +304,9 @@ class Trainer:
             self._restore_signals(previous_handlers)
             bar.close()
             self.batches.close()
-            if log:
+            if self.log_file is not None:
                 with contextlib.suppress(OSError):
-                    log.close()
+                    self.log_file.close()
                 self.log_file = None
         dist.barrier()
         return last_path or self.out_dir / "checkpoints" / f"step_{self.step:08d}"
@@ -377,10 +375,13 @@ class Trainer:
         except OSError as error:
             raise self._log_error(error) from None
 
-    def _write_log(self, log, record: dict) -> None:
+    def _write_log(self, record: dict) -> None:
+        """One record to log.jsonl (nothing where no log is open: ranks other than the main one)."""
+        if self.log_file is None:
+            return
         try:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
         except OSError as error:
             raise self._log_error(error) from None
 
@@ -466,8 +467,7 @@ class Trainer:
             record = {"step": self.step, **event}
             if "warning" in event and self.dist.is_main:
                 tqdm.write(f"warning at step {self.step}: {event['warning']}", file=sys.stderr)
-            if self.log_file is not None:
-                self._write_log(self.log_file, record)
+            self._write_log(record)
         events.clear()
 
     def _plot_losses(self, force: bool = False) -> None:
