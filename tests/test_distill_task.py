@@ -262,7 +262,7 @@ def test_a_collapsing_student_is_warned_in_the_log_and_the_checkpoint(teacher, s
 def test_within_spread_compares_only_clips_asked_the_same_thing():
     import numpy as np
 
-    from audiodiff.train.distill import within_spread
+    from audiodiff.metrics.distribution import within_spread
 
     features = np.array([[0.0, 0.0], [3.0, 4.0], [100.0, 0.0], [100.0, 0.0]])
     assert within_spread(features, ["a", "a", "b", "b"]) == 2.5  # (5 + 0) / 2: the 100 apart never counts

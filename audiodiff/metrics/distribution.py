@@ -26,6 +26,7 @@ __all__ = [
     "inception_score",
     "memorisation",
     "modified_inception_score",
+    "within_spread",
 ]
 
 _EPS = 1e-12  # probability floor before logs
@@ -126,6 +127,21 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances `[len(a), len(b)]`."""
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.sqrt(np.clip(squared, 0.0, None))
+
+
+def within_spread(features, groups: list) -> float:
+    """Mean distance between rows of `features` `[n, dim]` in the same group (`groups`: one key a
+    row, e.g. what each clip was asked for), averaged over the groups of two or more rows; 0 where
+    there is none. A set that makes one output per request has no spread."""
+    features = _as_matrix(features, "features")
+    spreads = []
+    for group in dict.fromkeys(groups):
+        rows = features[[index for index, g in enumerate(groups) if g == group]]
+        if len(rows) > 1:
+            # differences, not _distances' expansion: identical rows must come out exactly 0 apart
+            distances = np.sqrt(((rows[:, None] - rows[None]) ** 2).sum(-1))
+            spreads.append(distances.sum() / (len(rows) * (len(rows) - 1)))
+    return float(np.mean(spreads)) if spreads else 0.0
 
 
 def _kth_neighbour_radius(features: np.ndarray, k: int) -> np.ndarray:

@@ -8,11 +8,11 @@ resume, torchrun) is the diffusion task's and the trainer's.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from audiodiff.audio import stft
 from audiodiff.config import (
     DiffusionRunConfig,
     DistillRunConfig,
@@ -26,7 +26,7 @@ from audiodiff.diffusion.adversarial import SpaceDiscriminator, discriminator_lo
 from audiodiff.diffusion.distill import GUIDANCE
 from audiodiff.diffusion.objective import OBJECTIVES
 from audiodiff.diffusion.samplers import guided
-from audiodiff.metrics.distribution import coverage_metrics
+from audiodiff.metrics.distribution import coverage_metrics, within_spread
 from audiodiff.models.diffusion import DiffusionModel
 from audiodiff.models.distillation import DistillStep, distill_method
 from audiodiff.train.diffusion import DiffusionTask
@@ -43,18 +43,6 @@ WATCH_CLIPS, WATCH_K, WATCH_BANDS, TEACHER_STEPS, COLLAPSE_SHARE = 48, 5, 16, 16
 WARNINGS_KEPT = 20  # the newest warnings the checkpoint's config keeps
 
 
-def within_spread(features: np.ndarray, groups: list) -> float:
-    """Mean distance between rows of `features` in the same group (rows asked the same thing),
-    averaged over the groups of two or more rows; 0 where there is no such group."""
-    spreads = []
-    for group in dict.fromkeys(groups):
-        rows = features[[index for index, g in enumerate(groups) if g == group]]
-        if len(rows) > 1:
-            distances = np.sqrt(((rows[:, None] - rows[None]) ** 2).sum(-1))
-            spreads.append(distances.sum() / (len(rows) * (len(rows) - 1)))
-    return float(np.mean(spreads)) if spreads else 0.0
-
-
 def space_features(x: torch.Tensor, bands: int = WATCH_BANDS) -> torch.Tensor:
     """A clip's summary in the model's own space, for nearest-neighbour recall: per channel and
     frequency band (`bands` averaged groups), the mean and the spread over time. Mel and latent
@@ -62,10 +50,7 @@ def space_features(x: torch.Tensor, bands: int = WATCH_BANDS) -> torch.Tensor:
     spectrum. Returns `[B, 2 * C * bands]`."""
     x = x.float()
     if x.dim() == 3:
-        batch, channels, length = x.shape
-        window = torch.hann_window(256, device=x.device)
-        spectrum = torch.stft(x.reshape(batch * channels, length), 256, 64, window=window, return_complex=True)
-        x = torch.log(spectrum.abs() + 1e-5).reshape(batch, channels, *spectrum.shape[1:])
+        x = torch.log(stft(x, 256, 64).abs() + 1e-5)
     pooled = F.adaptive_avg_pool2d(x, (min(bands, x.shape[2]), x.shape[3]))
     return torch.cat([pooled.mean(-1), pooled.std(-1)], dim=1).flatten(1)
 
