@@ -36,18 +36,10 @@ from audiodiff.audio import load_audio, resample
 from audiodiff.data.builders.real import describe
 from audiodiff.pipeline import Pipeline
 from benchmarks.drums import asked, held_out
+from benchmarks.edit import onset
 from benchmarks.machine import command, machine_info, now, write_result
 
 METHODS = ("inversion", "inversion_away_from_source", "noise", "round_trip")
-
-
-def onset(audio: torch.Tensor, rate: int, threshold_db: float = 20.0) -> float:
-    """Seconds to the first 10 ms frame within `threshold_db` of the loudest (channels mixed)."""
-    hop = rate // 100
-    mono = audio.reshape(-1, audio.shape[-1]).mean(0)
-    frames = mono[: mono.numel() // hop * hop].reshape(-1, hop).pow(2).mean(1) + 1e-12
-    loud = torch.nonzero(frames >= frames.max() * 10 ** (-threshold_db / 10))
-    return float(loud[0]) * hop / rate
 
 
 def moved_target(request: dict, name: str, delta: float, span: tuple[float, float]) -> dict:

@@ -42,15 +42,15 @@ PAIRS = {
     "guitar": "mallet",
     "mallet": "guitar",
 }
-HOP = 160  # 10 ms at 16 kHz
 
 
-def onset(audio: torch.Tensor, threshold_db: float = 20.0) -> float:
-    """Seconds to the first 10 ms frame within `threshold_db` of the loudest."""
-    mono = audio.reshape(-1)
-    frames = mono[: mono.numel() // HOP * HOP].reshape(-1, HOP).pow(2).mean(1) + 1e-12
+def onset(audio: torch.Tensor, rate: int = 16000, threshold_db: float = 20.0) -> float:
+    """Seconds to the first 10 ms frame within `threshold_db` of the loudest (channels mixed)."""
+    hop = rate // 100
+    mono = audio.reshape(-1, audio.shape[-1]).mean(0)
+    frames = mono[: mono.numel() // hop * hop].reshape(-1, hop).pow(2).mean(1) + 1e-12
     loud = torch.nonzero(frames >= frames.max() * 10 ** (-threshold_db / 10))
-    return float(loud[0]) * HOP / 16000
+    return float(loud[0]) * hop / rate
 
 
 def f0_kept(edit: torch.Tensor, clip: torch.Tensor) -> tuple[int, int]:
